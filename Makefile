@@ -1,0 +1,37 @@
+# Two commands a newcomer needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SEED   ?= 1
+JOBS   ?= 2
+SAMPLE := data/sample
+
+.PHONY: demo test venv sample clean-venv
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## demo: install into .venv and run the furthest pipeline stage on the bundled sample
+demo: $(STAMP)
+	$(BIN)/trigger demo
+
+## test: install into .venv and run the test suite
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS) || { rc=$$?; [ $$rc -eq 5 ] && echo "no tests collected"; [ $$rc -eq 5 ] || exit $$rc; }
+
+## sample: regenerate the bundled sample (about 1.5 h on 2 cores)
+sample: $(STAMP)
+	$(BIN)/trigger generate --process sm-cocktail --events 100000 --seed $(SEED) --jobs $(JOBS) -o $(SAMPLE)/sm_cocktail.h5 --overwrite
+	$(BIN)/trigger generate --process ato4l      --events 10000 --seed $(SEED) --jobs $(JOBS) -o $(SAMPLE)/ato4l.h5 --overwrite
+	$(BIN)/trigger generate --process leptoquark --events 10000 --seed $(SEED) --jobs $(JOBS) -o $(SAMPLE)/leptoquark.h5 --overwrite
+	$(BIN)/trigger generate --process htautau    --events 10000 --seed $(SEED) --jobs $(JOBS) -o $(SAMPLE)/htautau.h5 --overwrite
+	$(BIN)/trigger generate --process htaunu     --events 10000 --seed $(SEED) --jobs $(JOBS) -o $(SAMPLE)/htaunu.h5 --overwrite
+
+clean-venv:
+	rm -rf $(VENV)

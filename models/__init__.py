@@ -1,0 +1,1 @@
+"""Quantization-aware autoencoders, training and evaluation (not yet implemented)."""

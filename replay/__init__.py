@@ -1,0 +1,1 @@
+"""ZeroMQ replay pipeline (not yet implemented)."""

@@ -1,0 +1,51 @@
+"""Shared fixtures: small synthetic events in the ADC2021 layout, written to tmp_path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from trigger.events import EventWriter  # noqa: E402
+from trigger.schema import BLOCKS, CLASS, ETA, PHI, PT  # noqa: E402
+
+
+def synthetic_events(n: int, seed: int = 0) -> np.ndarray:
+    """Valid, pT-ordered, zero-padded events (float32) with random multiplicities."""
+    rng = np.random.default_rng(seed)
+    events = np.zeros((n, 19, 4), np.float32)
+    for block in BLOCKS:
+        counts = np.ones(n, int) if block.name == "met" else rng.integers(0, block.size + 1, n)
+        if block.name == "electrons":
+            counts = np.maximum(counts, 1)  # every event has a trigger electron
+        for slot in range(block.size):
+            on = counts > slot
+            rows = np.flatnonzero(on)
+            pt = rng.exponential(20.0, len(rows)) + 3.0
+            events[rows, block.start + slot, PT] = pt
+            eta = 0.0 if block.name == "met" else rng.uniform(-block.max_abs_eta, block.max_abs_eta)
+            events[rows, block.start + slot, ETA] = np.float32(eta) * np.ones(len(rows), np.float32)
+            events[rows, block.start + slot, PHI] = rng.uniform(-np.pi, np.pi, len(rows))
+            events[rows, block.start + slot, CLASS] = block.class_code
+        rows = events[:, block.rows]
+        order = np.argsort(-rows[..., PT], axis=1, kind="stable")
+        events[:, block.rows] = np.take_along_axis(rows, order[..., None], axis=1)
+    events[:, 1, PT] += 25.0  # leading electron above the trigger threshold
+    return events
+
+
+@pytest.fixture
+def events() -> np.ndarray:
+    return synthetic_events(1000, seed=1)
+
+
+@pytest.fixture
+def event_file(tmp_path: Path, events: np.ndarray) -> Path:
+    path = tmp_path / "events.h5"
+    with EventWriter(path, attrs={"process": "synthetic"}) as writer:
+        writer.append(events)
+    return path

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from trigger.cli import SUBCOMMANDS, main
+
+
+def test_no_subcommand_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert "generate" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", list(SUBCOMMANDS))
+def test_every_subcommand_explains_itself(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    assert "usage: trigger " + command in capsys.readouterr().out
+
+
+def test_console_script_reports_user_errors_in_one_line(tmp_path) -> None:  # noqa: ANN001
+    out = tmp_path / "x.h5"
+    out.write_bytes(b"")
+    done = subprocess.run(
+        [sys.executable, "-m", "trigger.cli", "generate", "--process", "w", "--events", "5",
+         "-o", str(out)], capture_output=True, text=True, check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"trigger generate: error: {out} exists; pass --resume to "
+                                   "continue it or --overwrite to replace it")
+
+
+def test_missing_sample_is_a_clear_error(tmp_path, monkeypatch, capsys) -> None:  # noqa: ANN001
+    monkeypatch.setenv("TRIGGER_SAMPLE_DIR", str(tmp_path))
+    assert main(["demo"]) == 2
+    assert "bundled sample file missing; run `make sample`" in capsys.readouterr().err

@@ -1,0 +1,54 @@
+"""The ``trigger`` command: one subcommand per module, dispatched from here."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from trigger import __version__
+from trigger.errors import TriggerError
+
+__all__ = ("main",)
+
+#: subcommand -> (module under trigger.cli, one-line help)
+SUBCOMMANDS = {
+    "demo": ("demo", "run the furthest pipeline stage that exists on the bundled sample"),
+    "generate": ("generate", "generate stand-in events with Pythia8 in the ADC2021 layout"),
+    "inspect": ("inspect", "summarise an event file and check its layout"),
+    "validate": ("inspect", "check an event file's layout; exit status 1 on any violation"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="trigger",
+        description="Anomaly-detection trigger toolkit: event data, models, firmware, reports.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        module = importlib.import_module(f"trigger.cli.{module_name}")
+        sp = sub.add_parser(name, help=help_text, description=help_text,
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        module.add_arguments(sp, name)
+        sp.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.run(args))
+    except TriggerError as err:
+        print(f"trigger {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"trigger {args.command}: interrupted", file=sys.stderr)
+        return 130
+

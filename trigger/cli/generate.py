@@ -1,0 +1,42 @@
+"""``trigger generate``: Pythia8 stand-in events in the ADC2021 layout."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from trigger.generator import COCKTAIL, PROCESSES, GenerationPlan, generate
+
+__all__ = ("add_arguments", "run")
+
+
+def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    parser.epilog = (
+        "Processes: " + ", ".join(f"{p.name} ({p.description})" for p in (COCKTAIL, *PROCESSES.values()))
+        + ". Counts are of events that pass the single-lepton trigger. The same seed and "
+        "chunk size give byte-identical events for any --jobs."
+    )
+    parser.add_argument("--process", required=True, choices=[COCKTAIL.name, *PROCESSES],
+                        metavar="NAME", help="process to generate (see the list below)")
+    parser.add_argument("--events", type=int, required=True, help="events to keep")
+    parser.add_argument("--seed", type=int, default=1, help="master random seed")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes")
+    parser.add_argument("--chunk-size", type=int, default=500,
+                        help="events per independently seeded chunk (part of what the seed means)")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="output HDF5 file")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--resume", action="store_true",
+                      help="continue an interrupted file made with the same settings")
+    mode.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    plan = GenerationPlan(args.process, args.events, args.seed, args.chunk_size)
+    result = generate(plan, args.output, jobs=args.jobs, resume=args.resume,
+                      overwrite=args.overwrite, show_progress=not args.quiet)
+    tried = sum(result.tried.values())
+    print(f"{result.path}: {result.events} events of {args.process} "
+          f"({result.events / max(tried, 1):.1%} of {tried} generated passed the trigger) "
+          f"in {result.seconds:.0f} s" + ("" if result.complete else " [incomplete: use --resume]"))
+    return 0 if result.complete else 130

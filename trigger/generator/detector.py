@@ -1,0 +1,187 @@
+"""A simple detector: turn generator-level particles into one ADC2021 event row block.
+
+Pure numpy, no Pythia: the inputs are arrays of visible final-state particles and of
+anti-kt jets. Objects follow the ADC2021 definitions (arXiv:2107.02157): isolated
+electrons (|eta| < 3) and muons (|eta| < 2.1) above 3 GeV, anti-kt R = 0.4 jets above
+15 GeV with |eta| < 4, MET from the visible particles; Gaussian smearing stands in for
+the detector response. An event is kept when it passes a single-lepton trigger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from trigger.schema import BLOCKS, CLASS, ETA, N_FEATURES, N_OBJECTS, PHI, PT
+
+__all__ = ("DetectorConfig", "Particles", "reconstruct")
+
+F64 = NDArray[np.float64]
+
+
+class Particles(NamedTuple):
+    """Columns of a set of particles (or jets): PDG id, pT [GeV], eta, phi."""
+
+    pid: NDArray[np.int64]
+    pt: F64
+    eta: F64
+    phi: F64
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Every number of the stand-in detector; stored in each generated file."""
+
+    electron_pt_min: float = 3.0
+    electron_eta_max: float = 3.0
+    muon_pt_min: float = 3.0
+    muon_eta_max: float = 2.1
+    isolation_cone: float = 0.3  # Delta R of the lepton isolation cone
+    isolation_max: float = 0.25  # sum pT in the cone / lepton pT
+    trigger_lepton_pt_min: float = 23.0  # single isolated e or mu
+    jet_r: float = 0.4  # anti-kt
+    jet_pt_min: float = 15.0
+    jet_eta_max: float = 4.0
+    jet_truth_pt_min: float = 10.0  # clustered above this, cut at jet_pt_min after smearing
+    jet_lepton_overlap_dr: float = 0.4  # jets this close to a selected lepton are removed
+    visible_eta_max: float = 4.9  # calorimeter acceptance for jets and MET
+    electron_pt_resolution: float = 0.02  # sigma(pT)/pT, Gaussian
+    muon_pt_resolution: float = 0.015
+    lepton_angle_resolution: float = 0.002  # sigma of eta and phi
+    jet_pt_stochastic: float = 1.0  # sigma(pT)/pT = stochastic/sqrt(pT) (+) constant
+    jet_pt_constant: float = 0.05
+    jet_angle_resolution: float = 0.02
+    met_resolution: float = 0.6  # sigma(MET_x,y) = met_resolution * sqrt(sum E_T) [GeV]
+
+    def as_attrs(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _wrap_phi(phi: F64) -> F64:
+    return (phi + np.pi) % (2 * np.pi) - np.pi
+
+
+def _delta_r(eta1: F64, phi1: F64, eta2: F64, phi2: F64) -> F64:
+    dphi = _wrap_phi(phi1 - phi2)
+    return np.hypot(eta1 - eta2, dphi)
+
+
+def _leptons(
+    final: Particles, abs_pid: int, resolution: float, pt_min: float, eta_max: float,
+    rng: np.random.Generator, cfg: DetectorConfig,
+) -> Particles:
+    """Isolated, smeared leptons of one flavour passing the acceptance, pT-ordered."""
+    is_flavour = np.abs(final.pid) == abs_pid
+    candidates = np.flatnonzero(is_flavour & (final.pt > pt_min) & (np.abs(final.eta) < eta_max + 0.1))
+    keep = []
+    for i in candidates:
+        dr = _delta_r(final.eta, final.phi, final.eta[i], final.phi[i])
+        cone = (dr < cfg.isolation_cone) & (np.arange(len(dr)) != i)
+        if final.pt[cone].sum() < cfg.isolation_max * final.pt[i]:
+            keep.append(i)
+    idx = np.asarray(keep, dtype=np.int64)
+    n = len(idx)
+    pt = final.pt[idx] * (1.0 + resolution * rng.standard_normal(n))
+    eta = final.eta[idx] + cfg.lepton_angle_resolution * rng.standard_normal(n)
+    phi = _wrap_phi(final.phi[idx] + cfg.lepton_angle_resolution * rng.standard_normal(n))
+    ok = (pt > pt_min) & (np.abs(eta) < eta_max)
+    order = np.argsort(-pt[ok], kind="stable")
+    return Particles(final.pid[idx][ok][order], pt[ok][order], eta[ok][order], phi[ok][order])
+
+
+def _smear_jets(truth_jets: Particles, rng: np.random.Generator, cfg: DetectorConfig) -> Particles:
+    """Jets after the detector response and acceptance, pT-ordered."""
+    n = len(truth_jets.pt)
+    sigma = np.hypot(cfg.jet_pt_stochastic / np.sqrt(np.maximum(truth_jets.pt, 1e-9)),
+                     cfg.jet_pt_constant)
+    pt = truth_jets.pt * (1.0 + sigma * rng.standard_normal(n))
+    eta = truth_jets.eta + cfg.jet_angle_resolution * rng.standard_normal(n)
+    phi = _wrap_phi(truth_jets.phi + cfg.jet_angle_resolution * rng.standard_normal(n))
+    ok = (pt > cfg.jet_pt_min) & (np.abs(eta) < cfg.jet_eta_max)
+    order = np.argsort(-pt[ok], kind="stable")
+    return Particles(truth_jets.pid[ok][order], pt[ok][order], eta[ok][order], phi[ok][order])
+
+
+def _take(objects: Particles, keep: NDArray[np.bool_]) -> Particles:
+    return Particles(*(column[keep] for column in objects))
+
+
+def _remove_overlaps(jets: Particles, leptons: Particles, cfg: DetectorConfig) -> Particles:
+    keep = np.ones(len(jets.pt), dtype=bool)
+    for lep_eta, lep_phi in zip(leptons.eta, leptons.phi, strict=True):
+        keep &= _delta_r(jets.eta, jets.phi, lep_eta, lep_phi) >= cfg.jet_lepton_overlap_dr
+    return _take(jets, keep)
+
+
+def _fake_electron(jets: Particles, electrons: Particles, rng: np.random.Generator,
+                   cfg: DetectorConfig) -> tuple[Particles, Particles] | None:
+    """Let one jet that could fire the trigger be reconstructed as an electron."""
+    eligible = np.flatnonzero((jets.pt > cfg.trigger_lepton_pt_min)
+                              & (np.abs(jets.eta) < cfg.electron_eta_max))
+    if len(eligible) == 0:
+        return None
+    chosen = int(rng.choice(eligible))
+    fake = Particles(np.array([11]), jets.pt[[chosen]], jets.eta[[chosen]], jets.phi[[chosen]])
+    merged = Particles(*(np.concatenate(pair) for pair in zip(electrons, fake, strict=True)))
+    order = np.argsort(-merged.pt, kind="stable")
+    not_chosen = np.arange(len(jets.pt)) != chosen
+    return _take(merged, order), _take(jets, not_chosen)
+
+
+def _met(final: Particles, rng: np.random.Generator, cfg: DetectorConfig) -> tuple[float, float]:
+    inside = np.abs(final.eta) < cfg.visible_eta_max
+    pt, phi = final.pt[inside], final.phi[inside]
+    sigma = cfg.met_resolution * np.sqrt(pt.sum())
+    mx = -np.sum(pt * np.cos(phi)) + sigma * rng.standard_normal()
+    my = -np.sum(pt * np.sin(phi)) + sigma * rng.standard_normal()
+    return float(np.hypot(mx, my)), float(np.arctan2(my, mx))
+
+
+def _select_leptons(final: Particles, rng: np.random.Generator,
+                    cfg: DetectorConfig) -> tuple[Particles, Particles]:
+    electrons = _leptons(final, 11, cfg.electron_pt_resolution, cfg.electron_pt_min,
+                         cfg.electron_eta_max, rng, cfg)
+    muons = _leptons(final, 13, cfg.muon_pt_resolution, cfg.muon_pt_min, cfg.muon_eta_max, rng, cfg)
+    return electrons, muons
+
+
+def _passes_trigger(electrons: Particles, muons: Particles, cfg: DetectorConfig) -> bool:
+    lead = max(electrons.pt[:1].tolist() + muons.pt[:1].tolist(), default=0.0)
+    return lead > cfg.trigger_lepton_pt_min
+
+
+def reconstruct(final: Particles, truth_jets: Callable[[], Particles], rng: np.random.Generator,
+                cfg: DetectorConfig, fake_electron: bool = False) -> NDArray[np.float32] | None:
+    """The (19, 4) ADC2021 row block of an event, or None if it fails the lepton trigger.
+
+    ``truth_jets`` is called only for events that can still pass, as clustering is costly.
+    With ``fake_electron`` an event without a triggering lepton has one of its jets
+    above the trigger threshold reconstructed as an electron (a lepton-enriched QCD template).
+    """
+    electrons, muons = _select_leptons(final, rng, cfg)
+    triggered = _passes_trigger(electrons, muons, cfg)
+    if not triggered and not fake_electron:
+        return None
+    jets = _smear_jets(truth_jets(), rng, cfg)
+    if not triggered:
+        faked = _fake_electron(jets, electrons, rng, cfg)
+        if faked is None:
+            return None
+        electrons, jets = faked
+    leptons = Particles(*(np.concatenate(pair) for pair in zip(electrons, muons, strict=True)))
+    jets = _remove_overlaps(jets, leptons, cfg)
+    met_pt, met_phi = _met(final, rng, cfg)
+    met = Particles(np.zeros(1, np.int64), np.array([met_pt]), np.zeros(1), np.array([met_phi]))
+    event = np.zeros((N_OBJECTS, N_FEATURES), dtype=np.float32)
+    for block, objects in zip(BLOCKS, (met, electrons, muons, jets), strict=True):
+        n = min(block.size, len(objects.pt))
+        rows = slice(block.start, block.start + n)
+        event[rows, PT] = objects.pt[:n]
+        event[rows, ETA] = objects.eta[:n]
+        event[rows, PHI] = objects.phi[:n]
+        event[rows, CLASS] = block.class_code
+    return event

@@ -1,0 +1,45 @@
+"""The bundled sample: Pythia8 stand-in events shipped in ``data/sample`` of the repository.
+
+``make sample`` regenerates it. Set ``TRIGGER_SAMPLE_DIR`` to use another directory
+with the same file names (for instance a larger sample made the same way).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from trigger.errors import InputFileError
+
+__all__ = ("BACKGROUND", "SIGNALS", "Sample", "bundled_sample")
+
+BACKGROUND = "sm_cocktail.h5"
+#: signal name -> file name; the names follow the public ADC2021 signals
+SIGNALS = {
+    "ato4l": "ato4l.h5",
+    "leptoquark": "leptoquark.h5",
+    "htautau": "htautau.h5",
+    "htaunu": "htaunu.h5",
+}
+
+
+@dataclass(frozen=True)
+class Sample:
+    background: Path
+    signals: dict[str, Path]
+
+
+def sample_dir() -> Path:
+    override = os.environ.get("TRIGGER_SAMPLE_DIR")
+    return Path(override) if override else Path(__file__).resolve().parents[1] / "data" / "sample"
+
+
+def bundled_sample() -> Sample:
+    """Paths of the bundled SM and signal files; a clear error if any is missing."""
+    root = sample_dir()
+    sample = Sample(root / BACKGROUND, {name: root / file for name, file in SIGNALS.items()})
+    for path in (sample.background, *sample.signals.values()):
+        if not path.is_file():
+            raise InputFileError(path, "bundled sample file missing; run `make sample` to make it")
+    return sample
