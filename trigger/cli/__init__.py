@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -17,6 +18,9 @@ SUBCOMMANDS = {
     "demo": ("demo", "run the furthest pipeline stage that exists on the bundled sample"),
     "generate": ("generate", "generate stand-in events with Pythia8 in the ADC2021 layout"),
     "inspect": ("inspect", "summarise an event file and check its layout"),
+    "train": ("train", "train a quantized autoencoder and its float twin on SM events"),
+    "evaluate": ("evaluate", "ROC AUC and signal efficiency at fixed SM FPR, per signal"),
+    "calibrate": ("calibrate", "calibrate a model's threshold to a trigger accept rate"),
     "validate": ("inspect", "check an event file's layout; exit status 1 on any violation"),
 }
 
@@ -38,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up noise
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

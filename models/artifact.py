@@ -1,0 +1,194 @@
+"""A trained model as one self-describing directory, and :func:`load_artifact` to score with it.
+
+Layout::
+
+    manifest.json          format, version, files with their sha256, data hashes, package versions
+    config.json            the model and training configuration (models.config)
+    scaler.json            the preprocessing fitted on SM training events
+    quantized.weights.h5   the QKeras model (absent for float-only baselines)
+    float.weights.h5       its float twin
+    thresholds.json        per variant: the calibrated threshold and its uncertainty
+    history.json           per variant: loss per epoch
+    metrics.json           evaluation numbers written at training time
+
+Networks are rebuilt from ``config.json`` and get their weights from the files, so no
+custom-object deserialisation is involved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from models.config import Config
+from models.networks import Networks, build_networks
+from models.scores import anomaly_score
+from trigger.errors import ArtifactError, TriggerError
+from trigger.preprocess import Scaler, filled_mask
+from trigger.thresholds import ThresholdEstimate
+
+__all__ = ("Artifact", "file_sha256", "load_artifact", "package_versions", "save_artifact")
+
+FORMAT = "trigger.artifact"
+VERSION = 1
+PACKAGES = ("trigger-anomaly", "numpy", "tensorflow", "keras", "qkeras", "hls4ml", "h5py", "scikit-learn")
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+@dataclass
+class Artifact:
+    """A loaded model directory: scores batches of raw ``Particles`` events."""
+
+    path: Path
+    config: Config
+    scaler: Scaler
+    networks: dict[str, Networks]
+    thresholds: dict[str, ThresholdEstimate] = field(default_factory=dict)
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def variants(self) -> list[str]:
+        """``["quantized", "float"]``, or ``["float"]`` for a float-only baseline."""
+        return list(self.networks)
+
+    @property
+    def default_variant(self) -> str:
+        return self.variants[0]
+
+    def inputs(self, particles: NDArray[np.floating]) -> NDArray[np.float32]:
+        return self.scaler.transform(particles)
+
+    def score(self, particles: NDArray[np.floating], variant: str | None = None,
+              batch_size: int = 8192) -> NDArray[np.float64]:
+        """Anomaly scores of a batch of (N, 19, 4) events."""
+        variant = variant or self.default_variant
+        if variant not in self.networks:
+            raise TriggerError(f"{self.path}: no {variant!r} model; it has {', '.join(self.variants)}")
+        x = self.inputs(particles)
+        if len(x) == 0:
+            return np.zeros(0)
+        outputs = self.networks[variant].scorer.predict(x, batch_size=batch_size, verbose=0)
+        return anomaly_score(self.config.model.score, x, outputs, filled_mask(particles))
+
+    def threshold(self, variant: str | None = None) -> float:
+        variant = variant or self.default_variant
+        if variant not in self.thresholds:
+            raise TriggerError(f"{self.path}: no calibrated threshold for {variant!r}; "
+                               "run `trigger calibrate`")
+        return self.thresholds[variant].threshold
+
+    def accept(self, particles: NDArray[np.floating], variant: str | None = None) -> NDArray[np.bool_]:
+        """The trigger decision: score above the calibrated threshold."""
+        return self.score(particles, variant) > self.threshold(variant)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
+
+
+def save_artifact(path: str | Path, config: Config, scaler: Scaler, networks: dict[str, Networks],
+                  thresholds: dict[str, ThresholdEstimate], history: dict[str, Any],
+                  metrics: dict[str, Any], data: dict[str, Any]) -> Path:
+    """Write a complete artifact directory (weights files may already be there from checkpoints)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    for variant, nets in networks.items():
+        nets.trainable.save_weights(path / f"{variant}.weights.h5")
+    _write_json(path / "config.json", config.as_dict())
+    scaler.save(path / "scaler.json")
+    _write_json(path / "thresholds.json", {v: t.as_dict() for v, t in thresholds.items()})
+    _write_json(path / "history.json", history)
+    _write_json(path / "metrics.json", metrics)
+    update_manifest(path, variants=list(networks), data=data)
+    return path
+
+
+def update_manifest(path: Path, **fields_: Any) -> None:
+    """(Re)write manifest.json with fresh hashes of every file, keeping earlier fields."""
+    manifest_path = path / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    files = sorted(p.name for p in path.iterdir() if p.is_file() and p.name != "manifest.json")
+    manifest.update(fields_)
+    manifest.update({
+        "format": FORMAT,
+        "version": VERSION,
+        "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "packages": package_versions(),
+        "files": {name: file_sha256(path / name) for name in files},
+    })
+    _write_json(manifest_path, manifest)
+
+
+def save_thresholds(artifact: Artifact, thresholds: dict[str, ThresholdEstimate]) -> None:
+    artifact.thresholds = thresholds
+    _write_json(artifact.path / "thresholds.json", {v: t.as_dict() for v, t in thresholds.items()})
+    update_manifest(artifact.path)
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    if not path.is_dir():
+        raise ArtifactError(f"{path}: not a model artifact directory")
+    try:
+        manifest = json.loads((path / "manifest.json").read_text())
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: no manifest.json, not a model artifact") from None
+    except ValueError as err:
+        raise ArtifactError(f"{path}/manifest.json: damaged ({err})") from err
+    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+        raise ArtifactError(f"{path}: artifact format {manifest.get('format')!r} version "
+                            f"{manifest.get('version')!r}; this trigger reads {FORMAT!r} version {VERSION}")
+    for name, digest in manifest.get("files", {}).items():
+        if not (path / name).is_file():
+            raise ArtifactError(f"{path}: {name} is missing")
+        if file_sha256(path / name) != digest:
+            raise ArtifactError(f"{path}: {name} is damaged or was changed (sha256 mismatch)")
+    return manifest
+
+
+def load_artifact(path: str | Path) -> Artifact:
+    """Load an artifact directory; any damage or incompatibility is an :class:`ArtifactError`."""
+    path = Path(path)
+    manifest = _read_manifest(path)
+    try:
+        config = Config.from_dict(json.loads((path / "config.json").read_text()))
+        thresholds = {v: ThresholdEstimate.from_dict(t)
+                      for v, t in json.loads((path / "thresholds.json").read_text()).items()}
+    except (ValueError, KeyError, TypeError, TriggerError) as err:
+        raise ArtifactError(f"{path}: unusable configuration or thresholds ({err})") from err
+    scaler = Scaler.load(path / "scaler.json")
+    networks = {}
+    for variant in manifest.get("variants", []):
+        nets = build_networks(config.model, quantized=variant == "quantized")
+        try:
+            nets.trainable.load_weights(path / f"{variant}.weights.h5")
+        except (OSError, ValueError) as err:
+            raise ArtifactError(f"{path}: cannot load {variant}.weights.h5 ({err})") from err
+        networks[variant] = nets
+    if not networks:
+        raise ArtifactError(f"{path}: the manifest lists no models")
+    return Artifact(path, config, scaler, networks, thresholds, manifest)

@@ -1,0 +1,162 @@
+"""Model and training configuration: a TOML file plus ``key=value`` overrides, frozen and checked.
+
+A configuration file has two tables, ``[model]`` and ``[training]``; see
+``models/configs/*.toml``. Unknown keys are errors, not silent defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from trigger.errors import UsageError
+from trigger.fixed import FixedType
+
+__all__ = ("Config", "ModelConfig", "TrainingConfig", "load_config")
+
+Kind = Literal["ae", "vae", "ffn-baseline"]
+Score = Literal["mse", "masked_mse", "ffn", "mu2", "kl"]
+KINDS: tuple[str, ...] = ("ae", "vae", "ffn-baseline")
+SCORES_BY_KIND = {"ae": ("mse", "masked_mse"), "vae": ("mu2", "kl"), "ffn-baseline": ("ffn",)}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture, quantization and preprocessing of one model (and its float twin)."""
+
+    name: str = "dense-ae"
+    kind: Kind = "ae"
+    encoder: tuple[int, ...] = (32, 16)
+    latent: int = 3
+    decoder: tuple[int, ...] = (16, 32)
+    quantized: bool = True  # False: a float model only (the seed baselines)
+    weight_bits: int = 8  # QKeras quantized_bits(bits, integer, alpha=1) for kernels and biases
+    weight_integer: int = 1
+    activation_bits: int = 8  # quantized_relu(bits, integer) -> ap_ufixed<bits, integer>
+    activation_integer: int = 3
+    float_activation: str = "relu"  # of the float twin ("leaky_relu" = LeakyReLU(0.3), seed 003)
+    input_type: str = "ap_fixed<16,6>"  # the firmware's input grid; "" for none
+    scaling: str = "standard"
+    log_pt: bool = True
+    loss: Literal["mse", "masked_mse"] = "mse"
+    score: Score = "mse"
+    kl_weight: float = 1.0  # VAE: beta of the KL term
+    l2: float = 1e-4
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise UsageError(f"model.kind {self.kind!r}: choose one of {', '.join(KINDS)}")
+        if self.score not in SCORES_BY_KIND[self.kind]:
+            raise UsageError(f"model.score {self.score!r} does not fit kind {self.kind!r}; "
+                             f"choose one of {', '.join(SCORES_BY_KIND[self.kind])}")
+        if self.latent < 1 or any(w < 1 for w in (*self.encoder, *self.decoder)):
+            raise UsageError("layer widths and model.latent must be >= 1")
+        if self.kind == "ffn-baseline" and self.quantized:
+            raise UsageError("the ffn-baseline is a float model: set model.quantized = false")
+        if not 2 <= self.weight_bits <= 16 or not 2 <= self.activation_bits <= 16:
+            raise UsageError("bit widths must be between 2 and 16")
+        if self.float_activation not in ("relu", "leaky_relu"):
+            raise UsageError("model.float_activation: choose relu or leaky_relu")
+        if self.input_type:
+            FixedType.parse(self.input_type)
+
+    @property
+    def parameters_hint(self) -> str:
+        widths = (57, *self.encoder, self.latent, *self.decoder, 57)
+        return "-".join(str(w) for w in widths)
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How to train: splits of the SM file, optimiser and the seed-003 schedule."""
+
+    seed: int = 1
+    max_events: int = 0  # 0: every event of the file
+    validation_fraction: float = 0.2
+    test_fraction: float = 0.2  # held out for thresholds and evaluation, never trained on
+    epochs: int = 100
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    early_stopping_patience: int = 10  # epochs without a better validation loss
+    lr_patience: int = 5  # then the learning rate is halved
+    lr_factor: float = 0.5
+    accept_rate: str = "1kHz"  # the working point the stored threshold is calibrated to
+    bx_rate: str = "40MHz"
+
+    def __post_init__(self) -> None:
+        if not (0 < self.validation_fraction < 1 and 0 < self.test_fraction < 1
+                and self.validation_fraction + self.test_fraction < 1):
+            raise UsageError("training fractions must be in (0, 1) and leave events to train on")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise UsageError("training.epochs and training.batch_size must be >= 1")
+
+
+@dataclass(frozen=True)
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"model": asdict(self.model), "training": asdict(self.training)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), indent=1)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Config:
+        unknown = set(data) - {"model", "training"}
+        if unknown:
+            raise UsageError(f"unknown configuration table(s): {', '.join(sorted(unknown))}")
+        return cls(_build(ModelConfig, data.get("model", {}), "model"),
+                   _build(TrainingConfig, data.get("training", {}), "training"))
+
+
+def _build(kind: type, values: Mapping[str, Any], table: str) -> Any:
+    known = {f.name: f for f in fields(kind)}
+    unknown = set(values) - set(known)
+    if unknown:
+        raise UsageError(f"unknown key(s) in [{table}]: {', '.join(sorted(unknown))}; "
+                         f"known: {', '.join(known)}")
+    converted = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    try:
+        return kind(**converted)
+    except TypeError as err:
+        raise UsageError(f"[{table}]: {err}") from err
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text  # a bare string such as relu
+
+
+def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:
+    """Read a TOML configuration and apply ``table.key=value`` overrides (values in JSON)."""
+    data: dict[str, dict[str, Any]] = {"model": {}, "training": {}}
+    if path is not None:
+        try:
+            loaded = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise UsageError(f"{path}: no such configuration file") from None
+        except tomllib.TOMLDecodeError as err:
+            raise UsageError(f"{path}: not valid TOML ({err})") from err
+        for table, values in loaded.items():
+            data.setdefault(table, {}).update(values if isinstance(values, dict) else {})
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        table, dot, name = key.strip().partition(".")
+        if not sep or not dot:
+            raise UsageError(f"override {item!r}: expected table.key=value, e.g. model.latent=4")
+        data.setdefault(table, {})[name] = _parse_value(value.strip())
+    return Config.from_dict(data)
+
+
+def replace(config: Config, **model_changes: Any) -> Config:
+    """A copy with some model fields changed (used by tests and sweeps)."""
+    return Config(dataclasses.replace(config.model, **model_changes), config.training)

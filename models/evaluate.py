@@ -1,0 +1,122 @@
+"""Physics performance of trained models: ROC AUC and signal efficiency at fixed SM FPR.
+
+Background scores come from SM events the model never trained on: the held-out test
+split when the background file is the training file, otherwise the whole file. Every
+efficiency carries a Clopper-Pearson interval, and an FPR that the number of SM events
+cannot resolve is reported as such instead of as a number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sklearn.metrics import roc_auc_score
+
+from models.artifact import Artifact, file_sha256
+from trigger.events import open_events
+from trigger.thresholds import ThresholdEstimate, clopper_pearson, threshold_for
+
+__all__ = ("FPR_POINTS", "background_events", "evaluate", "signal_name", "summarise_signal")
+
+FPR_POINTS = (1e-2, 1e-3, 1e-4, 1e-5)
+F = NDArray[np.float64]
+
+
+def signal_name(path: str | Path) -> str:
+    """The generator's process name from the file attributes, else the file name."""
+    with open_events(path) as events:
+        process = events.attrs.get("process")
+    return str(process) if process else Path(path).stem
+
+
+def background_events(artifact: Artifact, path: str | Path,
+                      max_events: int | None = None) -> tuple[NDArray[np.floating], str]:
+    """SM events for evaluation and a note saying which ones they are."""
+    data = artifact.manifest.get("data", {})
+    with open_events(path) as events:
+        if data.get("sha256") and data["sha256"] == file_sha256(path):
+            start, stop = data["split"]["test"]
+            note = f"held-out test split [{start}, {stop}) of the training file"
+        else:
+            start, stop = 0, events.n_events
+            note = "all events of the file (not the training file)"
+        if max_events:
+            stop = min(stop, start + max_events)
+        return events.read(start, stop), note
+
+
+def hanley_mcneil_error(auc: float, n_signal: int, n_background: int) -> float:
+    """Standard error of an AUC (Hanley and McNeil, Radiology 143 (1982) 29)."""
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+    var = (auc * (1 - auc) + (n_signal - 1) * (q1 - auc * auc)
+           + (n_background - 1) * (q2 - auc * auc)) / (n_signal * n_background)
+    return float(np.sqrt(max(var, 0.0)))
+
+
+def _efficiency(signal: F, cut: ThresholdEstimate) -> dict[str, Any]:
+    k = int(np.count_nonzero(signal > cut.threshold))
+    low, high = clopper_pearson(k, len(signal))
+    return {
+        "tpr": k / len(signal), "tpr_low": low, "tpr_high": high,
+        "threshold": cut.threshold, "fpr_achieved": cut.achieved.fpr,
+        "fpr_low": cut.achieved.fpr_low, "fpr_high": cut.achieved.fpr_high,
+        "supported": cut.supported, "note": cut.note,
+    }
+
+
+def summarise_signal(background: F, signal: F, fpr_points: Sequence[float],
+                     working_fpr: float) -> dict[str, Any]:
+    """AUC with its error, TPR at each resolvable FPR and at the trigger working point."""
+    labels = np.r_[np.zeros(len(background)), np.ones(len(signal))]
+    auc = float(roc_auc_score(labels, np.r_[background, signal]))
+    tpr_at_fpr: dict[str, Any] = {}
+    for fpr in fpr_points:
+        cut = threshold_for(background, fpr)
+        tpr_at_fpr[f"{fpr:g}"] = _efficiency(signal, cut) if cut.expected_above >= 1 else {
+            "tpr": None, "supported": False, "note": cut.note}
+    return {
+        "auc": auc,
+        "auc_error": hanley_mcneil_error(auc, len(signal), len(background)),
+        "tpr_at_fpr": tpr_at_fpr,
+        "working_point": {"fpr": working_fpr, **_efficiency(signal, threshold_for(background, working_fpr))},
+        "events": len(signal),
+    }
+
+
+def evaluate(artifacts: Sequence[Artifact], background_path: str | Path,
+             signal_paths: Sequence[str | Path], working_fpr: float,
+             fpr_points: Sequence[float] = FPR_POINTS, max_events: int | None = None) -> dict[str, Any]:
+    """Evaluate every variant of every artifact on the same events; a JSON-ready dict."""
+    signals = {signal_name(p): Path(p) for p in signal_paths}
+    signal_events = {}
+    for name, path in signals.items():
+        with open_events(path) as events:
+            signal_events[name] = events.read(0, min(events.n_events, max_events or events.n_events))
+    models: dict[str, Any] = {}
+    background_info: dict[str, Any] = {}
+    for artifact in artifacts:
+        background, note = background_events(artifact, background_path, max_events)
+        for variant in artifact.variants:
+            label = f"{artifact.config.model.name}/{variant}"
+            bkg = artifact.score(background, variant)
+            models[label] = {
+                "path": str(artifact.path), "variant": variant, "kind": artifact.config.model.kind,
+                "score": artifact.config.model.score, "background_events": len(bkg),
+                "background": note,
+                "signals": {name: summarise_signal(bkg, artifact.score(events, variant), fpr_points,
+                                                   working_fpr)
+                            for name, events in signal_events.items()},
+            }
+            background_info[label] = note
+    first = next(iter(models.values()))
+    return {
+        "background_file": Path(background_path).name,
+        "working_point_fpr": working_fpr,
+        "signals": {name: {"auc": s["auc"], "tpr_at_fpr": s["tpr_at_fpr"]}
+                    for name, s in first["signals"].items()},
+        "models": models,
+    }

@@ -1,0 +1,114 @@
+"""Keras/QKeras networks built from a :class:`ModelConfig`: the quantized model and its float twin.
+
+Only layers hls4ml converts exactly are used: Dense/QDense, ReLU/quantized_relu and a
+quantized linear bottleneck; no BatchNorm (it left small C-sim differences, DESIGN 4).
+A VAE is trained whole; only its encoder (57 -> mu) is meant for the firmware.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from models.config import ModelConfig
+from trigger.schema import N_INPUTS
+
+__all__ = ("Networks", "build_networks")
+
+
+class Networks(NamedTuple):
+    """``trainable`` maps inputs to reconstructions; ``scorer`` to what the score needs."""
+
+    trainable: Any  # keras.Model
+    scorer: Any  # keras.Model: the same model (AE) or the encoder (VAE: [mu, log_var])
+
+
+def _keras() -> Any:
+    import tensorflow as tf
+
+    return tf.keras
+
+
+def _sampling_layer() -> Any:
+    keras = _keras()
+    import tensorflow as tf
+
+    class Sampling(keras.layers.Layer):
+        """z = mu + exp(log_var / 2) * eps; adds the weighted KL divergence to the loss."""
+
+        def __init__(self, kl_weight: float = 1.0, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.kl_weight = kl_weight
+
+        def call(self, inputs: Any) -> Any:
+            mu, log_var = inputs
+            kl = -0.5 * tf.reduce_mean(tf.reduce_sum(1 + log_var - tf.square(mu) - tf.exp(log_var), 1))
+            self.add_loss(self.kl_weight * kl / N_INPUTS)  # per input, like the MSE term
+            self.add_metric(kl, name="kl")
+            eps = tf.random.normal(tf.shape(mu))
+            return mu + tf.exp(0.5 * log_var) * eps
+
+        def get_config(self) -> dict[str, Any]:
+            return {**super().get_config(), "kl_weight": self.kl_weight}
+
+    return Sampling
+
+
+class _LayerFactory:
+    """Dense layers and activations, quantized (QKeras) or float, named for hls4ml."""
+
+    def __init__(self, cfg: ModelConfig, quantized: bool) -> None:
+        self.cfg, self.quantized = cfg, quantized
+        self.keras = _keras()
+        self.l2 = self.keras.regularizers.l2(cfg.l2) if cfg.l2 > 0 else None
+
+    def dense(self, units: int, name: str) -> Any:
+        if not self.quantized:
+            return self.keras.layers.Dense(units, name=name, kernel_regularizer=self.l2)
+        from qkeras import QDense, quantized_bits
+
+        q = quantized_bits(self.cfg.weight_bits, self.cfg.weight_integer, alpha=1)
+        return QDense(units, name=name, kernel_quantizer=q, bias_quantizer=q,
+                      kernel_regularizer=self.l2)
+
+    def relu(self, name: str) -> Any:
+        if not self.quantized:
+            if self.cfg.float_activation == "leaky_relu":
+                return self.keras.layers.LeakyReLU(0.3, name=name)
+            return self.keras.layers.ReLU(name=name)
+        from qkeras import QActivation, quantized_relu
+
+        return QActivation(quantized_relu(self.cfg.activation_bits, self.cfg.activation_integer),
+                           name=name)
+
+    def linear(self, name: str) -> Any:
+        """A bottleneck kept linear; quantized onto a signed grid in the quantized model."""
+        if not self.quantized:
+            return self.keras.layers.Activation("linear", name=name)
+        from qkeras import QActivation, quantized_bits
+
+        return QActivation(quantized_bits(self.cfg.activation_bits, self.cfg.activation_integer + 1,
+                                          alpha=1), name=name)
+
+
+def build_networks(cfg: ModelConfig, quantized: bool) -> Networks:
+    """The networks of ``cfg``; ``quantized=False`` gives the float twin of the same shape."""
+    keras = _keras()
+    make = _LayerFactory(cfg, quantized and cfg.quantized)
+    inputs = keras.Input((N_INPUTS,), name="inputs")
+    x = inputs
+    for i, width in enumerate(cfg.encoder, 1):
+        x = make.relu(f"enc_act{i}")(make.dense(width, f"enc_dense{i}")(x))
+    if cfg.kind == "vae":
+        mu = make.dense(cfg.latent, "z_mean")(x)
+        log_var = make.dense(cfg.latent, "z_log_var")(x)
+        z = _sampling_layer()(cfg.kl_weight, name="sampling")([mu, log_var])
+        encoder = keras.Model(inputs, [mu, log_var], name=f"{cfg.name}_encoder")
+        x = z
+    else:
+        x = make.linear("latent_act")(make.dense(cfg.latent, "latent")(x))
+    for i, width in enumerate(cfg.decoder, 1):
+        x = make.relu(f"dec_act{i}")(make.dense(width, f"dec_dense{i}")(x))
+    outputs = make.dense(N_INPUTS, "outputs")(x)
+    model = keras.Model(inputs, outputs, name=cfg.name + ("" if make.quantized else "_float"))
+    return Networks(model, encoder if cfg.kind == "vae" else model)
+

@@ -1,0 +1,41 @@
+"""Anomaly scores from network outputs. Pure numpy: the networks run elsewhere."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from trigger.schema import N_OBJECTS
+
+__all__ = ("SCORES", "anomaly_score")
+
+F = NDArray[np.floating]
+
+#: score name -> what it measures
+SCORES = {
+    "mse": "reconstruction MSE over the 57 inputs",
+    "masked_mse": "reconstruction MSE over the inputs of filled slots only",
+    "ffn": "seed-003 score: mean over the 19 slots of |dpT| + deta^2 + dphi^2",
+    "mu2": "VAE encoder: sum of mu^2 over the latent space (AXOL1TL)",
+    "kl": "VAE encoder: KL divergence of the latent distribution from N(0, 1)",
+}
+
+
+def anomaly_score(score: str, inputs: F, outputs: F | Sequence[F], mask: NDArray[np.bool_]) -> F:
+    """Per-event anomaly score (float64) from the scorer network's ``outputs``."""
+    if score in ("mu2", "kl"):
+        mu, log_var = (np.asarray(o, np.float64) for o in outputs)
+        if score == "mu2":
+            return np.sum(mu * mu, axis=1)
+        return -0.5 * np.sum(1 + log_var - mu * mu - np.exp(log_var), axis=1)
+    diff = np.asarray(inputs, np.float64) - np.asarray(outputs, np.float64)
+    if score == "mse":
+        return np.mean(diff * diff, axis=1)
+    if score == "masked_mse":
+        return np.sum(mask * diff * diff, axis=1) / np.maximum(mask.sum(axis=1), 1)
+    if score == "ffn":
+        per_slot = diff.reshape(len(diff), N_OBJECTS, 3)
+        return np.mean(np.abs(per_slot[..., 0]) + per_slot[..., 1] ** 2 + per_slot[..., 2] ** 2, axis=1)
+    raise ValueError(f"unknown score {score!r}; known: {', '.join(SCORES)}")

@@ -1,0 +1,161 @@
+"""Train a model (and its float twin) on SM events and write the artifact directory.
+
+The SM file is split in file order into train / validation / test; the test part is
+never trained on and calibrates the threshold. The schedule follows seed 003: Adam,
+learning rate halved after ``lr_patience`` epochs without a better validation loss,
+early stopping after ``early_stopping_patience``, and the best epoch is kept.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from models.artifact import Artifact, file_sha256, load_artifact, save_artifact
+from models.config import Config
+from models.networks import Networks, build_networks
+from trigger.errors import UsageError
+from trigger.events import open_events
+from trigger.preprocess import Scaler, filled_mask
+from trigger.rates import fpr_for_rate, parse_rate
+from trigger.thresholds import threshold_for
+
+__all__ = ("Split", "split_events", "train")
+
+
+@dataclass(frozen=True)
+class Split:
+    """Event ranges [start, stop) of the SM file used for each purpose."""
+
+    train: tuple[int, int]
+    validation: tuple[int, int]
+    test: tuple[int, int]
+
+    def as_dict(self) -> dict[str, list[int]]:
+        return {"train": list(self.train), "validation": list(self.validation), "test": list(self.test)}
+
+
+def split_events(n_events: int, validation_fraction: float, test_fraction: float) -> Split:
+    n_test = int(round(n_events * test_fraction))
+    n_val = int(round(n_events * validation_fraction))
+    n_train = n_events - n_val - n_test
+    if min(n_train, n_val, n_test) < 1:
+        raise UsageError(f"{n_events} events are too few to split into train/validation/test")
+    return Split((0, n_train), (n_train, n_train + n_val), (n_train + n_val, n_events))
+
+
+def _loss(name: str) -> Any:
+    import tensorflow as tf
+
+    if name == "mse":
+        return "mse"
+
+    def masked_mse(y_true: Any, y_pred: Any) -> Any:
+        x, mask = y_true[:, : y_pred.shape[1]], y_true[:, y_pred.shape[1]:]
+        return tf.reduce_sum(mask * tf.square(x - y_pred), 1) / tf.maximum(tf.reduce_sum(mask, 1), 1.0)
+
+    return masked_mse
+
+
+def _targets(name: str, x: NDArray[np.float32], mask: NDArray[np.bool_]) -> NDArray[np.float32]:
+    return x if name == "mse" else np.concatenate([x, mask.astype(np.float32)], axis=1)
+
+
+def _epoch_logger(variant: str, epochs: int, out: Any) -> Any:
+    import tensorflow as tf
+
+    class EpochLogger(tf.keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self.start = time.monotonic()
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            logs = logs or {}
+            lr = float(tf.keras.backend.get_value(self.model.optimizer.learning_rate))
+            print(f"  [{variant}] epoch {epoch + 1:>3}/{epochs}  loss {logs.get('loss', np.nan):.5f}  "
+                  f"val_loss {logs.get('val_loss', np.nan):.5f}  lr {lr:.2g}  "
+                  f"({time.monotonic() - self.start:.1f} s)", file=out, flush=True)
+
+    return EpochLogger()
+
+
+def _fit(config: Config, variant: str, data: dict[str, tuple[Any, Any]], out_dir: Path,
+         log: Any) -> tuple[Networks, dict[str, list[float]]]:
+    import tensorflow as tf
+
+    tc, mc = config.training, config.model
+    tf.keras.utils.set_random_seed(tc.seed)
+    nets = build_networks(mc, quantized=variant == "quantized")
+    nets.trainable.compile(optimizer=tf.keras.optimizers.Adam(tc.learning_rate), loss=_loss(mc.loss))
+    checkpoint = out_dir / f"{variant}.weights.h5"
+    callbacks = [
+        tf.keras.callbacks.EarlyStopping(patience=tc.early_stopping_patience),
+        tf.keras.callbacks.ReduceLROnPlateau(factor=tc.lr_factor, patience=tc.lr_patience, verbose=0),
+        tf.keras.callbacks.ModelCheckpoint(str(checkpoint), save_best_only=True, save_weights_only=True),
+        _epoch_logger(variant, tc.epochs, log),
+    ]
+    fit = nets.trainable.fit(*data["train"], validation_data=data["validation"], epochs=tc.epochs,
+                             batch_size=tc.batch_size, shuffle=True, callbacks=callbacks, verbose=0)
+    nets.trainable.load_weights(checkpoint)  # the best epoch, whether or not training stopped early
+    history = {k: [float(v) for v in values] for k, values in fit.history.items()}
+    return nets, history
+
+
+def train(config: Config, data_path: str | Path, out_dir: str | Path, log: Any = sys.stdout) -> Artifact:
+    """Train every variant of ``config`` on the SM events of ``data_path``; write ``out_dir``."""
+    out_dir = Path(out_dir)
+    tc, mc = config.training, config.model
+    with open_events(data_path) as events:
+        n = events.n_events if tc.max_events <= 0 else min(tc.max_events, events.n_events)
+        split = split_events(n, tc.validation_fraction, tc.test_fraction)
+        parts = {name: events.read(*span) for name, span in
+                 (("train", split.train), ("validation", split.validation), ("test", split.test))}
+        source_attrs = events.attrs
+    print(f"training {mc.name} ({mc.kind}, {mc.parameters_hint}) on {split.train[1]} SM events, "
+          f"validating on {split.validation[1] - split.validation[0]}, "
+          f"holding out {split.test[1] - split.test[0]}", file=log, flush=True)
+    scaler = Scaler(mc.scaling, mc.log_pt, mc.input_type or None).fit(parts["train"])
+    data = {}
+    for name in ("train", "validation"):
+        x = scaler.transform(parts[name])
+        data[name] = (x, _targets(mc.loss, x, filled_mask(parts[name])))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    variants = ("quantized", "float") if mc.quantized else ("float",)
+    networks, history, seconds = {}, {}, {}
+    for variant in variants:
+        start = time.monotonic()
+        networks[variant], history[variant] = _fit(config, variant, data, out_dir, log)
+        seconds[variant] = time.monotonic() - start
+    artifact = Artifact(out_dir, config, scaler, networks)
+    fpr = fpr_for_rate(parse_rate(tc.accept_rate), parse_rate(tc.bx_rate))
+    thresholds, metrics = {}, {"test_events": len(parts["test"]), "target_fpr": fpr}
+    for variant in variants:
+        scores = artifact.score(parts["test"], variant)
+        thresholds[variant] = threshold_for(scores, fpr)
+        metrics[variant] = {
+            "parameters": int(networks[variant].trainable.count_params()),
+            "epochs": len(history[variant]["loss"]),
+            "best_val_loss": float(np.min(history[variant]["val_loss"])),
+            "train_seconds": round(seconds[variant], 1),
+            "test_score_quantiles": dict(zip(("50%", "90%", "99%"),
+                                             np.quantile(scores, [0.5, 0.9, 0.99]).tolist(), strict=True)),
+        }
+    data_info = {
+        "file": Path(data_path).name,
+        "sha256": file_sha256(data_path),
+        "events_used": n,
+        "split": split.as_dict(),
+        "source_process": source_attrs.get("process"),
+        "source_seed": source_attrs.get("seed"),
+    }
+    save_artifact(out_dir, config, scaler, networks, thresholds, history, metrics, data_info)
+    for variant in variants:
+        t = thresholds[variant]
+        print(f"  [{variant}] threshold {t.threshold:.5g} for {tc.accept_rate} of {tc.bx_rate} "
+              f"(FPR {fpr:.2g}): {t.note}", file=log)
+    return load_artifact(out_dir)

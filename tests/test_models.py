@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import synthetic_events
+from models.artifact import load_artifact
+from models.config import load_config
+from models.evaluate import evaluate
+from trigger.cli import main
+from trigger.errors import ArtifactError, UsageError
+from trigger.events import EventWriter
+
+pytest.importorskip("qkeras")
+
+TINY = ["model.encoder=[8]", "model.latent=2", "model.decoder=[8]", "training.epochs=2",
+        "training.batch_size=128"]
+
+
+def _write(path: Path, events: np.ndarray, process: str) -> Path:
+    with EventWriter(path, attrs={"process": process}) as writer:
+        writer.append(events)
+    return path
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("data")
+    signal = synthetic_events(400, seed=9)
+    signal[:, 9:, 0] *= 3.0  # harder jets
+    return {"sm": _write(root / "sm.h5", synthetic_events(1500, seed=8), "sm-cocktail"),
+            "signal": _write(root / "sig.h5", signal, "hardjets")}
+
+
+@pytest.fixture(scope="module")
+def artifact_dir(files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("art") / "ae"
+    assert main(["train", "--data", str(files["sm"]), "--out", str(out),
+                 *[a for o in TINY for a in ("--set", o)]]) == 0
+    return out
+
+
+def test_artifact_round_trips_with_identical_scores(artifact_dir: Path, files: dict[str, Path]) -> None:
+    first = load_artifact(artifact_dir)
+    assert first.variants == ["quantized", "float"]
+    events = synthetic_events(300, seed=2)
+    again = load_artifact(artifact_dir)
+    for variant in first.variants:
+        np.testing.assert_array_equal(first.score(events, variant), again.score(events, variant))
+    manifest = json.loads((artifact_dir / "manifest.json").read_text())
+    assert {"config.json", "scaler.json", "thresholds.json", "history.json", "metrics.json",
+            "quantized.weights.h5", "float.weights.h5"} <= set(manifest["files"])
+    assert manifest["data"]["file"] == "sm.h5" and len(manifest["data"]["sha256"]) == 64
+    assert manifest["packages"]["tensorflow"].startswith("2.14")
+    assert len(json.loads((artifact_dir / "history.json").read_text())["quantized"]["loss"]) == 2
+    decisions = first.accept(events)
+    assert decisions.dtype == bool and decisions.shape == (300,)
+
+
+def test_evaluation_json_has_the_documented_keys(artifact_dir: Path, files: dict[str, Path],
+                                                 tmp_path: Path) -> None:
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", "--model", str(artifact_dir), "--background", str(files["sm"]),
+                 "--signal", str(files["signal"]), "--json", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert set(results["signals"]) == {"hardjets"}
+    assert set(results["signals"]["hardjets"]) == {"auc", "tpr_at_fpr"}
+    assert 0.0 <= results["signals"]["hardjets"]["auc"] <= 1.0
+    assert set(results["models"]) == {"dense-ae/quantized", "dense-ae/float"}
+    point = results["models"]["dense-ae/float"]["signals"]["hardjets"]["tpr_at_fpr"]["0.01"]
+    assert point["tpr_low"] <= point["tpr"] <= point["tpr_high"]
+    assert results["models"]["dense-ae/float"]["signals"]["hardjets"]["tpr_at_fpr"]["1e-05"]["tpr"] is None
+    assert "held-out test split" in results["models"]["dense-ae/float"]["background"]
+
+
+def test_evaluation_separates_an_obvious_signal(artifact_dir: Path, files: dict[str, Path]) -> None:
+    results = evaluate([load_artifact(artifact_dir)], files["sm"], [files["signal"]], 2.5e-5)
+    assert results["signals"]["hardjets"]["auc"] > 0.6
+
+
+def test_calibrate_stores_a_new_working_point(artifact_dir: Path, files: dict[str, Path],
+                                              tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(artifact_dir, copy)
+    assert main(["calibrate", "--model", str(copy), "--background", str(files["sm"]),
+                 "--accept-rate", "400kHz"]) == 0
+    calibrated = load_artifact(copy)
+    assert calibrated.thresholds["quantized"].target_fpr == pytest.approx(0.01)
+    accepted = calibrated.accept(synthetic_events(3000, seed=5)).mean()
+    assert 0.0 < accepted < 0.05
+
+
+@pytest.mark.parametrize("damage", ["weights", "manifest", "version", "missing"])
+def test_damaged_artifacts_give_clear_errors(artifact_dir: Path, tmp_path: Path, damage: str) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(artifact_dir, copy)
+    if damage == "weights":
+        data = bytearray((copy / "float.weights.h5").read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        (copy / "float.weights.h5").write_bytes(bytes(data))
+        message = "float.weights.h5 is damaged"
+    elif damage == "manifest":
+        (copy / "manifest.json").unlink()
+        message = "no manifest.json"
+    elif damage == "version":
+        manifest = json.loads((copy / "manifest.json").read_text())
+        manifest["version"] = 99
+        (copy / "manifest.json").write_text(json.dumps(manifest))
+        message = "version 99"
+    else:
+        (copy / "scaler.json").unlink()
+        message = "scaler.json is missing"
+    with pytest.raises(ArtifactError, match=message):
+        load_artifact(copy)
+
+
+def test_config_rejects_typos_and_mismatches(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="unknown key.*laten"):
+        load_config(None, ["model.laten=3"])
+    with pytest.raises(UsageError, match="does not fit kind"):
+        load_config(None, ["model.kind=vae"])
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[model\nname = 1")
+    with pytest.raises(UsageError, match="not valid TOML"):
+        load_config(bad)
+    config = load_config(Path(__file__).parents[1] / "models/configs/vae.toml", ["model.latent=4"])
+    assert config.model.kind == "vae" and config.model.latent == 4 and config.model.score == "mu2"
+
+
+@pytest.mark.parametrize("config", ["vae.toml", "ffn_baseline.toml"])
+def test_every_bundled_config_trains(config: str, files: dict[str, Path], tmp_path: Path) -> None:
+    from models.train import train
+
+    path = Path(__file__).parents[1] / "models/configs" / config
+    artifact = train(load_config(path, ["training.epochs=1", "training.max_events=600"]), files["sm"],
+                     tmp_path / "a")
+    scores = artifact.score(synthetic_events(50, seed=3))
+    assert np.all(np.isfinite(scores)) and np.all(scores >= 0)

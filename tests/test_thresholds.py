@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trigger.errors import UsageError
+from trigger.rates import format_rate, fpr_for_rate, parse_rate
+from trigger.thresholds import clopper_pearson, rate_at, threshold_for
+
+
+@pytest.mark.parametrize("fpr", [1e-2, 1e-3, 2.5e-4])
+def test_threshold_hits_the_requested_fpr(fpr: float) -> None:
+    scores = np.random.default_rng(3).exponential(size=400_000)
+    est = threshold_for(scores, fpr)
+    assert est.supported
+    assert est.achieved.fpr == pytest.approx(fpr, rel=1e-3)  # the count above is exact
+    assert est.threshold == pytest.approx(-np.log(fpr), rel=0.05)  # exponential tail: P(>t) = e^-t
+    assert est.threshold_low < est.threshold < est.threshold_high
+    fresh = np.random.default_rng(4).exponential(size=400_000)
+    check = rate_at(fresh, est.threshold)  # on independent events, within the statistics
+    assert abs(check.accepted - fpr * len(fresh)) < 5 * np.sqrt(fpr * len(fresh))
+
+
+def test_small_samples_are_flagged_not_trusted() -> None:
+    scores = np.random.default_rng(0).normal(size=20_000)
+    limited = threshold_for(scores, 2.5e-4)  # 5 expected
+    assert not limited.supported and "statistically limited" in limited.note
+    tiny = threshold_for(scores, 2.5e-5)  # 0.5 expected
+    assert not tiny.supported and "sample too small" in tiny.note and "400000" in tiny.note
+    assert tiny.threshold == scores.max() and tiny.achieved.accepted == 0
+    assert tiny.achieved.fpr_high > 2.5e-5  # the interval says how little is known
+
+
+def test_clopper_pearson_matches_known_values() -> None:
+    low, high = clopper_pearson(0, 10, level=0.95)
+    assert low == 0.0 and high == pytest.approx(0.3085, abs=1e-4)
+    low, high = clopper_pearson(5, 10, level=0.95)
+    assert (low, high) == (pytest.approx(0.1871, abs=1e-4), pytest.approx(0.8129, abs=1e-4))
+    with pytest.raises(ValueError):
+        clopper_pearson(11, 10)
+
+
+def test_rates_parse_and_map_to_fpr() -> None:
+    assert parse_rate("1kHz") == 1e3 and parse_rate("40MHz") == 40e6 and parse_rate("2.5e3 Hz") == 2500
+    assert fpr_for_rate(parse_rate("1kHz"), parse_rate("40MHz")) == pytest.approx(2.5e-5)
+    assert format_rate(40e6) == "40 MHz"
+    for bad in ("40", "fast", "-1kHz", "1 kB"):
+        with pytest.raises(UsageError, match="rate"):
+            parse_rate(bad)
+    with pytest.raises(UsageError, match="at most the bunch-crossing rate"):
+        fpr_for_rate(50e6, 40e6)

@@ -1,0 +1,61 @@
+"""``trigger evaluate``: ROC AUC and TPR at fixed FPR per signal, quantized and float side by side."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from trigger.rates import fpr_for_rate, parse_rate
+
+__all__ = ("add_arguments", "format_table", "run")
+
+
+def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    parser.add_argument("--model", type=Path, action="append", required=True, metavar="DIR",
+                        help="artifact directory; repeat to compare models on the same events")
+    parser.add_argument("--background", type=Path, required=True, help="SM events")
+    parser.add_argument("--signal", type=Path, action="append", required=True, metavar="FILE",
+                        help="signal events; repeatable")
+    parser.add_argument("--accept-rate", default="1kHz", help="trigger budget of the working point")
+    parser.add_argument("--bx-rate", default="40MHz", help="bunch-crossing rate")
+    parser.add_argument("--max-events", type=int, default=None, help="cap events read per file")
+    parser.add_argument("--json", type=Path, help="write the full results here")
+
+
+def _cell(point: dict[str, Any] | None) -> str:
+    if not point or point.get("tpr") is None:
+        return "n/a"
+    text = f"{point['tpr']:.3f}"
+    return text if point.get("supported") else text + "*"
+
+
+def format_table(results: dict[str, Any]) -> str:
+    fprs = list(next(iter(next(iter(results["models"].values()))["signals"].values()))["tpr_at_fpr"])
+    wp = results["working_point_fpr"]
+    head = f"{'model':<28}{'signal':<12}{'AUC':>15}" + "".join(f"{'TPR@' + f:>11}" for f in fprs)
+    lines = [head + f"{'TPR@WP ' + format(wp, '.2g'):>15}"]
+    for label, model in results["models"].items():
+        for name, s in model["signals"].items():
+            auc = f"{s['auc']:.4f}±{s['auc_error']:.4f}"
+            row = f"{label:<28}{name:<12}{auc:>15}" + "".join(f"{_cell(s['tpr_at_fpr'][f]):>11}" for f in fprs)
+            lines.append(row + f"{_cell(s['working_point']):>15}")
+    lines.append("* statistically limited: fewer than 10 SM events expected above the threshold")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from models.artifact import load_artifact
+    from models.evaluate import evaluate
+
+    fpr = fpr_for_rate(parse_rate(args.accept_rate), parse_rate(args.bx_rate))
+    artifacts = [load_artifact(path) for path in args.model]
+    results = evaluate(artifacts, args.background, args.signal, fpr, max_events=args.max_events)
+    results["working_point"] = {"accept_rate": args.accept_rate, "bx_rate": args.bx_rate}
+    print(format_table(results))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+        print(f"results written to {args.json}")
+    return 0

@@ -1,0 +1,124 @@
+"""Score threshold <-> accept-rate calibration on SM events. Pure numpy; files are read elsewhere.
+
+The threshold for a target false-positive rate (FPR) is the score above which a fraction
+FPR of held-out SM events lies. Its statistical uncertainty comes from the binomial
+spread of that count (order statistics); the FPR actually achieved carries a
+Clopper-Pearson interval. With fewer than ``MIN_EXPECTED`` SM events expected above the
+threshold the estimate is flagged: the sample cannot support the requested rate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.stats import beta
+
+from trigger.errors import UsageError
+
+__all__ = ("MIN_EXPECTED", "RateEstimate", "ThresholdEstimate", "clopper_pearson", "rate_at",
+           "threshold_for")
+
+MIN_EXPECTED = 10  # SM events above threshold needed for a supported estimate (about 30 % error)
+ONE_SIGMA = 0.6827
+
+
+def clopper_pearson(k: int | NDArray[np.int64], n: int | NDArray[np.int64],
+                    level: float = ONE_SIGMA) -> tuple[Any, Any]:
+    """Exact binomial (Clopper-Pearson 1934) interval for the fraction k/n at ``level``."""
+    k, n = np.asarray(k), np.asarray(n)
+    if np.any(n <= 0) or np.any(k < 0) or np.any(k > n):
+        raise ValueError(f"need 0 <= k <= n and n > 0, got k={k}, n={n}")
+    alpha = 1.0 - level
+    with np.errstate(invalid="ignore"):
+        low = np.where(k == 0, 0.0, beta.ppf(alpha / 2, k, n - k + 1))
+        high = np.where(k == n, 1.0, beta.ppf(1 - alpha / 2, k + 1, n - k))
+    return (float(low), float(high)) if low.ndim == 0 else (low, high)
+
+
+@dataclass(frozen=True)
+class RateEstimate:
+    """How many of ``total`` SM events score above a threshold, with a 68 % CL interval."""
+
+    threshold: float
+    accepted: int
+    total: int
+    fpr: float
+    fpr_low: float
+    fpr_high: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def rate_at(scores: NDArray[np.floating], threshold: float) -> RateEstimate:
+    """Accepted count, total and Clopper-Pearson bounds of the FPR at ``threshold`` (score > t)."""
+    scores = np.asarray(scores)
+    k = int(np.count_nonzero(scores > threshold))
+    low, high = clopper_pearson(k, len(scores))
+    return RateEstimate(float(threshold), k, len(scores), k / len(scores), low, high)
+
+
+@dataclass(frozen=True)
+class ThresholdEstimate:
+    """A calibrated threshold: events with score > ``threshold`` are accepted."""
+
+    target_fpr: float
+    threshold: float
+    threshold_low: float  # 68 % interval from the binomial spread of the count above it
+    threshold_high: float
+    achieved: RateEstimate
+    expected_above: float  # target_fpr * number of SM events
+    supported: bool
+    note: str
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["achieved"] = self.achieved.as_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ThresholdEstimate:
+        return cls(**{**data, "achieved": RateEstimate(**data["achieved"])})
+
+
+def threshold_for(scores: NDArray[np.floating], target_fpr: float) -> ThresholdEstimate:
+    """The threshold at which a fraction ``target_fpr`` of the SM ``scores`` is accepted."""
+    scores = np.sort(np.asarray(scores, dtype=np.float64))
+    n = len(scores)
+    if n == 0:
+        raise UsageError("cannot calibrate a threshold on zero SM events")
+    if not np.all(np.isfinite(scores)):
+        raise UsageError("SM scores contain NaN or inf; cannot calibrate")
+    if not 0 < target_fpr < 1:
+        raise UsageError(f"target FPR must be in (0, 1), got {target_fpr}")
+    expected = target_fpr * n
+
+    def at_count(count: float) -> float:
+        # score with `count` events strictly above it (threshold = that order statistic)
+        index = int(np.clip(np.ceil(n - count) - 1, 0, n - 1))
+        return float(scores[index])
+
+    threshold = at_count(expected)
+    spread = np.sqrt(expected * (1 - target_fpr))
+    if expected >= MIN_EXPECTED:
+        note = f"supported: {expected:.0f} SM events expected above the threshold"
+    elif expected >= 1:
+        note = (f"statistically limited: only {expected:.1f} SM events expected above the threshold; "
+                f"{int(np.ceil(MIN_EXPECTED / target_fpr))} SM events would support it")
+    else:
+        note = (f"sample too small: {n} SM events cannot resolve FPR {target_fpr:.2g} "
+                f"(expected {expected:.2f} above); the threshold is the highest SM score, and "
+                f"{int(np.ceil(MIN_EXPECTED / target_fpr))} SM events would support it")
+    return ThresholdEstimate(
+        target_fpr=target_fpr,
+        threshold=threshold,
+        threshold_low=at_count(expected + spread),
+        threshold_high=at_count(max(expected - spread, 0.0)),
+        achieved=rate_at(scores, threshold),
+        expected_above=expected,
+        supported=expected >= MIN_EXPECTED,
+        note=note,
+    )
