@@ -7,7 +7,7 @@ SEED   ?= 1
 JOBS   ?= 2
 SAMPLE := data/sample
 
-.PHONY: demo test venv sample clean-venv
+.PHONY: demo test venv sample models clean-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,15 @@ sample: $(STAMP)
 	$(BIN)/trigger generate --process leptoquark --events 10000 --seed $(SEED) --jobs $(JOBS) -o $(SAMPLE)/leptoquark.h5 --overwrite
 	$(BIN)/trigger generate --process htautau    --events 10000 --seed $(SEED) --jobs $(JOBS) -o $(SAMPLE)/htautau.h5 --overwrite
 	$(BIN)/trigger generate --process htaunu     --events 10000 --seed $(SEED) --jobs $(JOBS) -o $(SAMPLE)/htaunu.h5 --overwrite
+
+## models: retrain the bundled models on the bundled sample and evaluate them (minutes on CPU)
+ARTIFACTS := models/artifacts
+SIGNALS   := $(foreach s,ato4l leptoquark htautau htaunu,--signal $(SAMPLE)/$(s).h5)
+models: $(STAMP)
+	$(BIN)/trigger train --config models/configs/dense_ae.toml --data $(SAMPLE)/sm_cocktail.h5 --out $(ARTIFACTS)/dense-ae --overwrite
+	$(BIN)/trigger train --config models/configs/vae.toml --data $(SAMPLE)/sm_cocktail.h5 --out $(ARTIFACTS)/vae --overwrite
+	$(BIN)/trigger train --config models/configs/ffn_baseline.toml --data $(SAMPLE)/sm_cocktail.h5 --out $(ARTIFACTS)/ffn-baseline --overwrite
+	$(BIN)/trigger evaluate --model $(ARTIFACTS)/dense-ae --model $(ARTIFACTS)/vae --model $(ARTIFACTS)/ffn-baseline --background $(SAMPLE)/sm_cocktail.h5 $(SIGNALS) --json $(ARTIFACTS)/evaluation.json
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,7 +1,8 @@
 """Keras/QKeras networks built from a :class:`ModelConfig`: the quantized model and its float twin.
 
 Only layers hls4ml converts exactly are used: Dense/QDense, ReLU/quantized_relu and a
-quantized linear bottleneck; no BatchNorm (it left small C-sim differences, DESIGN 4).
+linear bottleneck; no BatchNorm (it left small C-sim differences, DESIGN 4), and no
+quantized linear activation (hls4ml drops it, keeping the accumulator precision).
 A VAE is trained whole; only its encoder (57 -> mu) is meant for the firmware.
 """
 
@@ -80,15 +81,6 @@ class _LayerFactory:
         return QActivation(quantized_relu(self.cfg.activation_bits, self.cfg.activation_integer),
                            name=name)
 
-    def linear(self, name: str) -> Any:
-        """A bottleneck kept linear; quantized onto a signed grid in the quantized model."""
-        if not self.quantized:
-            return self.keras.layers.Activation("linear", name=name)
-        from qkeras import QActivation, quantized_bits
-
-        return QActivation(quantized_bits(self.cfg.activation_bits, self.cfg.activation_integer + 1,
-                                          alpha=1), name=name)
-
 
 def build_networks(cfg: ModelConfig, quantized: bool) -> Networks:
     """The networks of ``cfg``; ``quantized=False`` gives the float twin of the same shape."""
@@ -105,7 +97,8 @@ def build_networks(cfg: ModelConfig, quantized: bool) -> Networks:
         encoder = keras.Model(inputs, [mu, log_var], name=f"{cfg.name}_encoder")
         x = z
     else:
-        x = make.linear("latent_act")(make.dense(cfg.latent, "latent")(x))
+        # A linear bottleneck: hls4ml keeps its full-precision accumulator, as QKeras does.
+        x = make.dense(cfg.latent, "latent")(x)
     for i, width in enumerate(cfg.decoder, 1):
         x = make.relu(f"dec_act{i}")(make.dense(width, f"dec_dense{i}")(x))
     outputs = make.dense(N_INPUTS, "outputs")(x)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from trigger.errors import InputFileError
 
-__all__ = ("BACKGROUND", "SIGNALS", "Sample", "bundled_sample")
+__all__ = ("BACKGROUND", "DEFAULT_MODEL", "SIGNALS", "Sample", "bundled_sample", "default_model")
 
 BACKGROUND = "sm_cocktail.h5"
 #: signal name -> file name; the names follow the public ADC2021 signals
@@ -22,6 +22,17 @@ SIGNALS = {
     "htautau": "htautau.h5",
     "htaunu": "htaunu.h5",
 }
+
+
+#: the model `make demo` and `replay` use unless told otherwise, trained by `make models`
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "artifacts" / "dense-ae"
+
+
+def default_model() -> Path:
+    """The bundled default model directory; a clear error if it is missing."""
+    if not (DEFAULT_MODEL / "manifest.json").is_file():
+        raise InputFileError(DEFAULT_MODEL, "bundled default model missing; run `make models`")
+    return DEFAULT_MODEL
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """``trigger demo``: run the furthest stage of the pipeline that exists on the bundled sample.
 
-Stages so far: event data (validation of every bundled file) and preprocessing (scaling
-fitted on SM events, inputs projected onto the firmware's ap_fixed grid). Models,
-firmware, replay and reports join the demo as they land.
+Stages so far: event data (validation of every bundled file), preprocessing (scaling
+fitted on SM events, inputs projected onto the firmware's ap_fixed grid) and the bundled
+default model (scores, threshold at the trigger working point, efficiencies). Firmware,
+replay and reports join the demo as they land.
 """
 
 from __future__ import annotations
@@ -15,13 +16,12 @@ import numpy as np
 from trigger.cli.inspect import format_report
 from trigger.events import open_events
 from trigger.preprocess import Scaler, filled_mask
-from trigger.sample import bundled_sample
+from trigger.sample import bundled_sample, default_model
 from trigger.validate import validate_file
 
 __all__ = ("add_arguments", "run")
 
-PENDING = ("models (train/evaluate)", "firmware (hls4ml, bit-exact emulator)",
-           "replay (replay --rate 40MHz-sim)", "reports")
+PENDING = ("firmware (hls4ml, bit-exact emulator)", "replay (replay --rate 40MHz-sim)", "reports")
 
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
@@ -62,6 +62,17 @@ def run(args: argparse.Namespace) -> int:
         saturated = np.mean((x[mask] <= grid.min_value) | (x[mask] >= grid.max_value))
         print(f"{name:<16}{len(events):>8}{mask.mean():>15.1%}{saturated:>11.2%}"
               f"{np.abs(x[mask]).mean():>10.3f}")
-    print(f"\nDemo reached the preprocessing stage in {time.monotonic() - start:.1f} s. "
+    print("\n== stage 3: the bundled default model on held-out SM events and the signals")
+    from models.artifact import load_artifact
+    from models.evaluate import evaluate
+    from trigger.cli.evaluate import format_table
+
+    artifact = load_artifact(default_model())
+    for variant, t in artifact.thresholds.items():
+        print(f"[{variant}] threshold {t.threshold:.5g}: {t.note}")
+    results = evaluate([artifact], sample.background, list(sample.signals.values()),
+                       artifact.thresholds[artifact.default_variant].target_fpr)
+    print(format_table(results))
+    print(f"\nDemo reached the model stage in {time.monotonic() - start:.1f} s. "
           f"Not yet implemented: {', '.join(PENDING)}.")
     return 0 if ok else 1
