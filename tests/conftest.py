@@ -49,3 +49,35 @@ def event_file(tmp_path: Path, events: np.ndarray) -> Path:
     with EventWriter(path, attrs={"process": "synthetic"}) as writer:
         writer.append(events)
     return path
+
+
+TINY_MODEL = ["model.encoder=[8]", "model.latent=2", "model.decoder=[8]", "training.epochs=2",
+              "training.batch_size=128"]
+
+
+def write_events(path: Path, events: np.ndarray, process: str) -> Path:
+    with EventWriter(path, attrs={"process": process}) as writer:
+        writer.append(events)
+    return path
+
+
+@pytest.fixture(scope="session")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A small SM file and a signal with harder jets."""
+    root = tmp_path_factory.mktemp("data")
+    signal = synthetic_events(400, seed=9)
+    signal[:, 9:, 0] *= 3.0
+    return {"sm": write_events(root / "sm.h5", synthetic_events(1500, seed=8), "sm-cocktail"),
+            "signal": write_events(root / "sig.h5", signal, "hardjets")}
+
+
+@pytest.fixture(scope="session")
+def artifact_dir(files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny dense AE trained for two epochs through the command line."""
+    pytest.importorskip("qkeras")
+    from trigger.cli import main
+
+    out = tmp_path_factory.mktemp("art") / "ae"
+    assert main(["train", "--data", str(files["sm"]), "--out", str(out),
+                 *[a for o in TINY_MODEL for a in ("--set", o)]]) == 0
+    return out

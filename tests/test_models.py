@@ -13,36 +13,8 @@ from models.config import load_config
 from models.evaluate import evaluate
 from trigger.cli import main
 from trigger.errors import ArtifactError, UsageError
-from trigger.events import EventWriter
 
 pytest.importorskip("qkeras")
-
-TINY = ["model.encoder=[8]", "model.latent=2", "model.decoder=[8]", "training.epochs=2",
-        "training.batch_size=128"]
-
-
-def _write(path: Path, events: np.ndarray, process: str) -> Path:
-    with EventWriter(path, attrs={"process": process}) as writer:
-        writer.append(events)
-    return path
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("data")
-    signal = synthetic_events(400, seed=9)
-    signal[:, 9:, 0] *= 3.0  # harder jets
-    return {"sm": _write(root / "sm.h5", synthetic_events(1500, seed=8), "sm-cocktail"),
-            "signal": _write(root / "sig.h5", signal, "hardjets")}
-
-
-@pytest.fixture(scope="module")
-def artifact_dir(files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("art") / "ae"
-    assert main(["train", "--data", str(files["sm"]), "--out", str(out),
-                 *[a for o in TINY for a in ("--set", o)]]) == 0
-    return out
-
 
 def test_artifact_round_trips_with_identical_scores(artifact_dir: Path, files: dict[str, Path]) -> None:
     first = load_artifact(artifact_dir)

@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "train": ("train", "train a quantized autoencoder and its float twin on SM events"),
     "evaluate": ("evaluate", "ROC AUC and signal efficiency at fixed SM FPR, per signal"),
     "calibrate": ("calibrate", "calibrate a model's threshold to a trigger accept rate"),
+    "firmware": ("firmware", "hls4ml conversion, C-simulation and the bit-exact emulator check"),
     "validate": ("inspect", "check an event file's layout; exit status 1 on any violation"),
 }
 

@@ -1,0 +1,68 @@
+"""Score the same events three ways (QKeras, hls4ml C-simulation, emulator) and count differences."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from firmware.emulator import Emulator
+from models.artifact import Artifact
+from models.scores import anomaly_score
+from trigger.errors import TriggerError
+from trigger.preprocess import filled_mask
+
+__all__ = ("PairComparison", "compare_paths", "firmware_scores")
+
+
+def firmware_scores(artifact: Artifact, outputs: NDArray[np.floating], inputs: NDArray[np.floating],
+                    particles: NDArray[np.floating]) -> NDArray[np.float64]:
+    """The anomaly score from the firmware network's outputs (reconstruction, or VAE mu)."""
+    score = artifact.config.model.score
+    if score == "kl":
+        raise TriggerError("the VAE 'kl' score needs log_var, which is not on chip; use score mu2")
+    if score == "mu2":
+        return anomaly_score(score, inputs, (outputs, np.zeros_like(outputs)), filled_mask(particles))
+    return anomaly_score(score, inputs, outputs, filled_mask(particles))
+
+
+@dataclass(frozen=True)
+class PairComparison:
+    first: str
+    second: str
+    events: int
+    scores_differ: int
+    decisions_differ: int
+    max_abs_difference: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def compare_paths(artifact: Artifact, hls_model: Any, particles: NDArray[np.floating],
+                  batch_size: int = 8192) -> tuple[list[PairComparison], dict[str, NDArray[np.float64]]]:
+    """Scores of QKeras, C-sim and emulator on ``particles`` and their pairwise differences."""
+    from firmware.convert import firmware_network
+
+    network = firmware_network(artifact)
+    emulator = Emulator.from_hls_model(hls_model)
+    x = artifact.inputs(particles)
+    x64 = x.astype(np.float64)
+    outputs = {
+        "qkeras": network.predict(x, batch_size=batch_size, verbose=0),
+        "csim": hls_model.predict(np.ascontiguousarray(x64)).reshape(len(x), -1),
+        "emulator": emulator.predict(x64),
+    }
+    scores = {name: firmware_scores(artifact, out, x64, particles) for name, out in outputs.items()}
+    threshold = artifact.threshold("quantized")
+    pairs = []
+    for a, b in combinations(scores, 2):
+        diff = np.abs(scores[a] - scores[b])
+        pairs.append(PairComparison(
+            a, b, len(x), int(np.count_nonzero(diff)),
+            int(np.count_nonzero((scores[a] > threshold) != (scores[b] > threshold))),
+            float(diff.max(initial=0.0))))
+    return pairs, scores

@@ -1,0 +1,75 @@
+"""Artifact -> hls4ml model: Vitis backend, io_parallel, latency strategy, C-simulation via g++.
+
+Precisions come from the QKeras quantizers (hls4ml's ``config_from_keras_model`` with
+``granularity="name"``); the input precision is the grid the preprocessing projects onto,
+so the firmware sees exactly the inputs the model was trained and scored on. For a VAE
+only the encoder (inputs -> mu) goes to firmware: the score sum(mu^2) needs nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+from models.artifact import Artifact
+from trigger.errors import TriggerError
+
+__all__ = ("DEFAULT_PART", "firmware_network", "hls_config", "to_hls")
+
+DEFAULT_PART = "xcvu9p-flga2104-2L-e"
+DEFAULT_CLOCK_NS = 5.0
+
+
+def firmware_network(artifact: Artifact) -> Any:
+    """The Keras model whose outputs the FPGA computes: the AE, or the VAE's mu branch."""
+    if "quantized" not in artifact.networks:
+        raise TriggerError(f"{artifact.path}: a float-only model has no firmware; train a quantized one")
+    nets = artifact.networks["quantized"]
+    if artifact.config.model.kind == "vae":
+        import tensorflow as tf
+
+        mu = nets.scorer.get_layer("z_mean").output
+        return tf.keras.Model(nets.scorer.input, mu, name=f"{artifact.config.model.name}_mu")
+    return nets.trainable
+
+
+def hls_config(artifact: Artifact, network: Any) -> dict[str, Any]:
+    import hls4ml
+
+    config = hls4ml.utils.config_from_keras_model(network, granularity="name", backend="Vitis",
+                                                  default_precision="ap_fixed<16,6>")
+    config["Model"]["Strategy"] = "Latency"
+    input_type = artifact.scaler.input_type
+    if input_type is None:
+        raise TriggerError(f"{artifact.path}: the model has no fixed-point input grid "
+                           "(model.input_type); firmware needs one")
+    input_layer = network.layers[0].name
+    config["LayerName"][input_layer]["Precision"]["result"] = (
+        f"{'ap_fixed' if input_type.signed else 'ap_ufixed'}<{input_type.width},{input_type.integer}>")
+    return config
+
+
+def to_hls(artifact: Artifact, out_dir: str | Path, part: str = DEFAULT_PART,
+           clock_ns: float = DEFAULT_CLOCK_NS, compile: bool = True) -> Any:
+    """Convert the artifact's quantized network; write the HLS project and build the C-sim."""
+    import hls4ml
+
+    network = firmware_network(artifact)
+    out_dir = Path(out_dir)
+    cwd = os.getcwd()
+    with warnings.catch_warnings():  # Keras warns, when serialising, that quantizers are not constraints
+        warnings.filterwarnings("ignore", message=".*keras.constraints.serialize", category=UserWarning)
+        model = hls4ml.converters.convert_from_keras_model(
+            network, hls_config=hls_config(artifact, network), output_dir=str(out_dir),
+            backend="Vitis", io_type="io_parallel", part=part, clock_period=clock_ns,
+            project_name=artifact.config.model.name.replace("-", "_"))
+        try:
+            if compile:
+                model.compile()  # writes the project and builds the C-simulation library with g++
+            else:
+                model.write()
+        finally:
+            os.chdir(cwd)
+    return model

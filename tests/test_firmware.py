@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import synthetic_events
+from firmware.check import compare_paths
+from firmware.convert import to_hls
+from firmware.emulator import Emulator
+from models.artifact import load_artifact
+from trigger.cli import main
+
+pytest.importorskip("hls4ml")
+
+
+@pytest.fixture(scope="module")
+def hls_model(artifact_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """Converted and compiled once per module (g++ takes about 10 s)."""
+    return to_hls(load_artifact(artifact_dir), tmp_path_factory.mktemp("fw") / "hls")
+
+
+def test_emulator_matches_csim_bit_for_bit(artifact_dir: Path, hls_model) -> None:  # noqa: ANN001
+    artifact = load_artifact(artifact_dir)
+    x = artifact.inputs(synthetic_events(3000, seed=11)).astype(np.float64)
+    x[:5] = np.array([32.0, -32.0, 31.999, 1e-4, -1e-4])[:, None]  # saturated and tiny inputs too
+    csim = hls_model.predict(np.ascontiguousarray(x)).reshape(len(x), -1)
+    np.testing.assert_array_equal(Emulator.from_hls_model(hls_model).predict(x), csim)
+
+
+def test_three_paths_agree_on_scores_and_decisions(artifact_dir: Path, hls_model) -> None:  # noqa: ANN001
+    pairs, scores = compare_paths(load_artifact(artifact_dir), hls_model, synthetic_events(2000, seed=12))
+    exact = {(p.first, p.second): p for p in pairs}
+    assert exact[("csim", "emulator")].scores_differ == 0
+    assert exact[("qkeras", "csim")].decisions_differ <= 2  # >= 99.9 % identical decisions
+    assert scores["emulator"].shape == (2000,)
+
+
+def test_emulator_reads_types_from_the_model(hls_model) -> None:  # noqa: ANN001
+    emulator = Emulator.from_hls_model(hls_model)
+    assert str(emulator.input_type) == "ap_fixed<16,6,AP_TRN,AP_WRAP>"
+    relus = [s for s in emulator.steps if type(s).__name__ == "ReLU"]
+    assert relus and all(str(s.result) == "ap_ufixed<8,3,AP_RND_CONV,AP_SAT>" for s in relus)
+
+
+@pytest.mark.slow
+def test_firmware_check_command_reports_zero_differences(artifact_dir: Path, files: dict[str, Path],
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["firmware", "check", "--model", str(artifact_dir), "--data", str(files["sm"]),
+                 "--events", "1000"]) == 0
+    out = capsys.readouterr().out
+    assert "csim vs emulator" in out and "1000 events" in out
