@@ -1,12 +1,17 @@
 """A batched numpy emulator of an hls4ml network, bit-exact with its fixed-point C-simulation.
 
-Why exact is possible: a fixed-point value is an integer times 2**-F, so a Dense layer is an
-integer matrix product, which float64 computes exactly while every partial sum stays below
-2**53 (checked when the emulator is built). After the product come the casts hls4ml's
-latency Dense makes: each product and the bias into ``accum_t``, the sum wrapped in
-``accum_t``, then ``result_t`` with its rounding and overflow modes. ReLU casts
-max(x, 0) to its ``result_t``. Every type and mode is read from the converted model
-graph, never assumed.
+Why exact is possible: a fixed-point value is an integer mantissa times 2**-F, so a Dense
+layer is an integer matrix product, which floating point computes exactly while every
+partial sum stays below 2**53 (float64) or 2**24 (float32). After the product come the
+casts hls4ml's latency Dense makes: each product and the bias into ``accum_t``, the sum
+wrapped in ``accum_t``, then ``result_t``; an activation then casts (max(x, 0) for ReLU)
+to its own ``result_t`` with that type's rounding and overflow. Every type and mode is
+read from the converted model graph, never assumed.
+
+Speed: each Dense and the activation after it run as one kernel on mantissas. The power-
+of-two scale into the activation's grid is folded into the weights, integer bounds are
+carried through the network so overflow handling is skipped where no value can overflow,
+and float32 is used wherever the bounds prove it exact.
 """
 
 from __future__ import annotations
@@ -18,12 +23,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from trigger.errors import TriggerError
-from trigger.fixed import FixedType, Overflow, Rounding
+from trigger.fixed import FixedType, Overflow, Rounding, round_scaled
 
-__all__ = ("Dense", "Emulator", "ReLU", "fixed_type")
+__all__ = ("Emulator", "Kernel", "fixed_type")
 
 F64 = NDArray[np.float64]
-EXACT_BITS = 53  # float64 mantissa
+Bounds = tuple[F64, F64]  # per-feature min and max of integer mantissas
 
 
 def fixed_type(precision: Any) -> FixedType:
@@ -37,104 +42,137 @@ def fixed_type(precision: Any) -> FixedType:
     return FixedType(precision.width, precision.integer, precision.signed, rounding, overflow)
 
 
+def _round(values: NDArray[Any], mode: Rounding) -> NDArray[Any]:
+    """Round to integers, in place for the two modes hls4ml uses most."""
+    if mode is Rounding.TRN:
+        return np.floor(values, out=values)
+    if mode is Rounding.RND_CONV:
+        return np.rint(values, out=values)
+    return round_scaled(values, mode)
+
+
 @dataclass(frozen=True)
-class Dense:
-    """y = cast<result_t>(wrap<accum_t>(sum_i cast<accum_t>(x_i w_ij) + cast<accum_t>(b_j)))."""
+class Kernel:
+    """Dense (mantissas in, ``accum_t``) then the cast to ``result`` (ReLU first if ``relu``)."""
 
     name: str
-    weight: F64  # values on the weight grid
-    weight_type: FixedType
-    bias: F64  # bias already cast to accum_t
+    weight: NDArray[Any]  # integer weights times 2**(result.frac - product frac), float32/64
+    bias: NDArray[Any]  # bias in the same units
     accum: FixedType
+    accum_scale: float  # accum mantissa = value here * accum_scale
+    accum_may_wrap: bool
+    relu: bool
     result: FixedType
+    may_overflow: bool  # False when the bounds prove every result is in range
+    out_bounds: Bounds
 
-    def __call__(self, x: F64, x_type: FixedType) -> F64:
-        product_frac = x_type.fractional + self.weight_type.fractional
-        if product_frac <= self.accum.fractional:
-            acc = x @ self.weight  # every product lands on the accum grid exactly
-        else:  # each product is cast to accum_t before the sum: do it one by one
-            acc = self.accum.quantize(x[:, :, None] * self.weight[None, :, :]).sum(axis=1)
-        # a wrapping sum equals the wrapped total; (a saturating accum would need the running sum)
-        return self.result.quantize(self.accum.quantize(acc + self.bias))
-
-
-@dataclass(frozen=True)
-class ReLU:
-    name: str
-    result: FixedType
-
-    def __call__(self, x: F64, x_type: FixedType) -> F64:
-        return self.result.quantize(np.maximum(x, 0.0))
-
-
-@dataclass(frozen=True)
-class Linear:
-    name: str
-    result: FixedType
-
-    def __call__(self, x: F64, x_type: FixedType) -> F64:
-        return self.result.quantize(x)
-
-
-Step = Dense | ReLU | Linear
+    def __call__(self, q: NDArray[Any]) -> NDArray[Any]:
+        x = q.astype(self.weight.dtype, copy=False)
+        out = x @ self.weight
+        out += self.bias
+        if self.accum_may_wrap:  # rare: the accumulator itself can overflow
+            acc = self.accum.wrap_or_saturate(np.asarray(out, np.float64) * self.accum_scale)
+            out = (acc / self.accum_scale).astype(self.weight.dtype)
+        if self.relu:
+            np.maximum(out, 0, out=out)
+        out = _round(out, self.result.rounding)
+        return self.result.wrap_or_saturate(out) if self.may_overflow else out
 
 
 @dataclass(frozen=True)
 class Emulator:
-    """The layers of an hls4ml model in order; ``predict`` runs a batch through them."""
+    """The network as a chain of kernels; ``predict`` runs a batch through them."""
 
     input_type: FixedType
-    steps: tuple[Step, ...]
+    kernels: tuple[Kernel, ...]
 
     @classmethod
     def from_hls_model(cls, model: Any) -> Emulator:
         """Read layers, weights and precisions from a converted hls4ml ``ModelGraph``."""
-        steps: list[Step] = []
-        input_type: FixedType | None = None
-        current: FixedType | None = None
-        for layer in model.get_layers():
-            result = fixed_type(layer.get_output_variable().type.precision)
-            kind = layer.class_name
-            if kind == "Input":
-                input_type = current = result
-                continue
-            if current is None:
-                raise TriggerError("hls4ml model has no Input layer first")
-            if kind == "Dense":
-                steps.append(_dense(layer, current, result))
-            elif kind in ("Activation", "ReLU") and layer.get_attr("activation") == "relu":
-                steps.append(ReLU(layer.name, result))
-            elif kind in ("Activation", "Linear") and layer.get_attr("activation") in ("linear", None):
-                steps.append(Linear(layer.name, result))
-            else:
-                raise TriggerError(f"cannot emulate layer {layer.name} ({kind}, "
-                                   f"activation {layer.get_attr('activation')})")
-            current = result
-        assert input_type is not None
-        return cls(input_type, tuple(steps))
+        layers = list(model.get_layers())
+        if not layers or layers[0].class_name != "Input":
+            raise TriggerError("hls4ml model has no Input layer first")
+        input_type = fixed_type(layers[0].get_output_variable().type.precision)
+        current = input_type
+        bounds = (np.full(1, float(input_type.int_min)), np.full(1, float(input_type.int_max)))
+        kernels = []
+        i = 1
+        while i < len(layers):
+            layer = layers[i]
+            if layer.class_name != "Dense":
+                raise TriggerError(f"cannot emulate layer {layer.name} ({layer.class_name}) here: "
+                                   "expected Dense, optionally followed by one activation")
+            dense_result = fixed_type(layer.get_output_variable().type.precision)
+            activation, result = None, dense_result
+            if i + 1 < len(layers) and layers[i + 1].class_name != "Dense":
+                activation = layers[i + 1]
+                name = activation.get_attr("activation")
+                if name not in ("relu", "linear", None):
+                    raise TriggerError(f"cannot emulate activation {name!r} of {activation.name}")
+                result = fixed_type(activation.get_output_variable().type.precision)
+            kernel = _kernel(layer, current, bounds, dense_result, activation, result)
+            kernels.append(kernel)
+            current, bounds = result, kernel.out_bounds
+            i += 2 if activation is not None else 1
+        return cls(input_type, tuple(kernels))
 
     @property
     def output_type(self) -> FixedType:
-        return self.steps[-1].result if self.steps else self.input_type
+        return self.kernels[-1].result if self.kernels else self.input_type
 
     def predict(self, x: NDArray[np.floating]) -> F64:
         """Outputs for a batch of float inputs, cast to the input type first as the C-sim does."""
-        values = self.input_type.quantize(np.asarray(x, dtype=np.float64))
-        value_type = self.input_type
-        for step in self.steps:
-            values = step(values, value_type)
-            value_type = step.result
-        return values
+        t = self.input_type
+        q = _round(np.asarray(x, dtype=np.float64) * 2.0**t.fractional, t.rounding)
+        if len(q) and (q.min() < t.int_min or q.max() > t.int_max):
+            q = t.wrap_or_saturate(q)
+        for kernel in self.kernels:
+            q = kernel(q)
+        return np.asarray(q, dtype=np.float64) * self.output_type.lsb
 
 
-def _dense(layer: Any, x_type: FixedType, result: FixedType) -> Dense:
+def _kernel(layer: Any, x_type: FixedType, bounds: Bounds, dense_result: FixedType,
+            activation: Any, result: FixedType) -> Kernel:
     weight_type = fixed_type(layer.weights["weight"].type.precision)
     bias_type = fixed_type(layer.weights["bias"].type.precision)
     accum = fixed_type(layer.get_attr("accum_t").precision)
-    weight = weight_type.quantize(layer.weights["weight"].data)
-    bias = accum.quantize(bias_type.quantize(layer.weights["bias"].data))
-    n_in = weight.shape[0]
-    bits = x_type.width + weight_type.width + int(np.ceil(np.log2(max(n_in, 1)))) + 1
-    if bits > EXACT_BITS:
-        raise TriggerError(f"layer {layer.name}: {bits}-bit sums are not exact in float64")
-    return Dense(layer.name, weight, weight_type, bias, accum, result)
+    w_int = weight_type.to_integers(layer.weights["weight"].data).astype(np.float64)
+    product_frac = x_type.fractional + weight_type.fractional
+    if product_frac > accum.fractional:
+        raise TriggerError(f"layer {layer.name}: accum_t {accum} truncates each product; "
+                           "widen accum_t (hls4ml's auto precision does) to emulate it")
+    if dense_result != accum and not (dense_result.fractional >= accum.fractional
+                                      and dense_result.width - dense_result.fractional
+                                      >= accum.width - accum.fractional):
+        raise TriggerError(f"layer {layer.name}: result_t {dense_result} narrower than accum_t {accum}")
+    # bias cast to accum_t, in product units
+    bias_acc = accum.to_integers(bias_type.quantize(layer.weights["bias"].data)).astype(np.float64)
+    bias_prod = bias_acc * 2.0 ** (product_frac - accum.fractional)
+    low, high = np.broadcast_to(bounds[0], (w_int.shape[0],)), np.broadcast_to(bounds[1], (w_int.shape[0],))
+    acc_low = np.minimum(w_int * low[:, None], w_int * high[:, None]).sum(0) + bias_prod
+    acc_high = np.maximum(w_int * low[:, None], w_int * high[:, None]).sum(0) + bias_prod
+    magnitude = max(np.abs(acc_low).max(), np.abs(acc_high).max(), 1.0)
+    if magnitude >= 2.0**53:
+        raise TriggerError(f"layer {layer.name}: sums of {np.log2(magnitude):.0f} bits are not exact")
+    dtype = np.float32 if magnitude < 2.0**24 and np.abs(bounds).max() < 2.0**24 else np.float64
+    accum_limit = 2.0 ** (accum.width - 1) * 2.0 ** (product_frac - accum.fractional)
+    may_wrap = bool(acc_low.min() < -accum_limit or acc_high.max() >= accum_limit)
+    scale = 2.0 ** (result.fractional - product_frac)  # product units -> result mantissas
+    relu = activation is not None and activation.get_attr("activation") == "relu"
+    out_low = np.floor((np.maximum(acc_low, 0) if relu else acc_low) * scale) - 1
+    out_high = np.ceil((np.maximum(acc_high, 0) if relu else acc_high) * scale) + 1
+    symmetric = result.overflow is Overflow.SAT_SYM and result.signed
+    may_overflow = bool(out_low.min() < result.int_min + symmetric or out_high.max() > result.int_max)
+    return Kernel(
+        name=layer.name,
+        weight=(w_int * scale).astype(dtype),
+        bias=(bias_prod * scale).astype(dtype),
+        accum=accum,
+        accum_scale=2.0 ** (accum.fractional - result.fractional),
+        accum_may_wrap=may_wrap,
+        relu=relu,
+        result=result,
+        may_overflow=may_overflow,
+        out_bounds=(np.clip(out_low, result.int_min, result.int_max),
+                    np.clip(out_high, result.int_min, result.int_max)),
+    )

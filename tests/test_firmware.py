@@ -40,8 +40,9 @@ def test_three_paths_agree_on_scores_and_decisions(artifact_dir: Path, hls_model
 def test_emulator_reads_types_from_the_model(hls_model) -> None:  # noqa: ANN001
     emulator = Emulator.from_hls_model(hls_model)
     assert str(emulator.input_type) == "ap_fixed<16,6,AP_TRN,AP_WRAP>"
-    relus = [s for s in emulator.steps if type(s).__name__ == "ReLU"]
-    assert relus and all(str(s.result) == "ap_ufixed<8,3,AP_RND_CONV,AP_SAT>" for s in relus)
+    relus = [k for k in emulator.kernels if k.relu]
+    assert len(relus) == 2 and all(str(k.result) == "ap_ufixed<8,3,AP_RND_CONV,AP_SAT>" for k in relus)
+    assert [k.relu for k in emulator.kernels] == [True, False, True, False]  # 57-8-2-8-57
 
 
 @pytest.mark.slow

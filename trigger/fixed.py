@@ -16,7 +16,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from trigger.errors import UsageError
 
-__all__ = ("FixedType", "Overflow", "Rounding")
+__all__ = ("FixedType", "Overflow", "Rounding", "round_scaled")
 
 
 class Rounding(str, Enum):
@@ -55,6 +55,23 @@ def _mode(enum: type[Rounding] | type[Overflow], text: str | None, default: Enum
     except ValueError:
         known = ", ".join(m.value for m in enum)
         raise UsageError(f"unknown {enum.__name__.lower()} mode {text!r}; expected one of {known}") from None
+
+
+def round_scaled(scaled: NDArray[np.floating], mode: Rounding) -> NDArray[np.floating]:
+    """Round values already scaled by 2**F to integers with a quantization mode."""
+    if mode is Rounding.TRN:
+        return np.floor(scaled)
+    if mode is Rounding.TRN_ZERO:
+        return np.trunc(scaled)
+    if mode is Rounding.RND:
+        return np.floor(scaled + 0.5)
+    if mode is Rounding.RND_MIN_INF:
+        return np.ceil(scaled - 0.5)
+    if mode is Rounding.RND_ZERO:
+        return np.sign(scaled) * np.ceil(np.abs(scaled) - 0.5)
+    if mode is Rounding.RND_INF:
+        return np.sign(scaled) * np.floor(np.abs(scaled) + 0.5)
+    return np.rint(scaled)  # RND_CONV: ties to even
 
 
 @dataclass(frozen=True)
@@ -113,23 +130,8 @@ class FixedType:
     def max_value(self) -> float:
         return self.int_max * self.lsb
 
-    def _round(self, scaled: NDArray[np.float64]) -> NDArray[np.float64]:
-        r = self.rounding
-        if r is Rounding.TRN:
-            return np.floor(scaled)
-        if r is Rounding.TRN_ZERO:
-            return np.trunc(scaled)
-        if r is Rounding.RND:
-            return np.floor(scaled + 0.5)
-        if r is Rounding.RND_MIN_INF:
-            return np.ceil(scaled - 0.5)
-        if r is Rounding.RND_ZERO:
-            return np.sign(scaled) * np.ceil(np.abs(scaled) - 0.5)
-        if r is Rounding.RND_INF:
-            return np.sign(scaled) * np.floor(np.abs(scaled) + 0.5)
-        return np.rint(scaled)  # RND_CONV: ties to even
-
-    def _overflow(self, q: NDArray[np.float64]) -> NDArray[np.float64]:
+    def wrap_or_saturate(self, q: NDArray[np.floating]) -> NDArray[np.floating]:
+        """Apply the overflow mode to integer mantissas ``q``."""
         lo, hi = self.int_min, self.int_max
         o = self.overflow
         if o is Overflow.SAT:
@@ -143,9 +145,9 @@ class FixedType:
     def to_integers(self, x: ArrayLike) -> NDArray[np.int64]:
         """The integer mantissas ``q`` with ``quantize(x) == q * lsb``."""
         scaled = np.asarray(x, dtype=np.float64) * 2.0**self.fractional
-        return self._overflow(self._round(scaled)).astype(np.int64)
+        return self.wrap_or_saturate(round_scaled(scaled, self.rounding)).astype(np.int64)
 
     def quantize(self, x: ArrayLike) -> NDArray[np.float64]:
         """``x`` cast to this type, as float64 (exact: at most 52 significant bits)."""
         scaled = np.asarray(x, dtype=np.float64) * 2.0**self.fractional
-        return self._overflow(self._round(scaled)) * self.lsb
+        return self.wrap_or_saturate(round_scaled(scaled, self.rounding)) * self.lsb

@@ -1,0 +1,88 @@
+"""Events per second of the firmware emulator, hls4ml's C-simulation and QKeras, side by side.
+
+One run, one thread each (BLAS and TensorFlow limited to one), the same events, and the
+emulator's exactness against the C-sim checked on all of them. Ratios, not absolute
+numbers, are what to compare across machines.
+
+    python benchmarks/emulator.py [--model DIR] [--events N] [--batch 8192]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+
+def _rate(fn, x: np.ndarray, batch: int, repeat: int = 3) -> tuple[float, np.ndarray]:  # noqa: ANN001
+    best, out = np.inf, None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        out = np.concatenate([fn(x[i:i + batch]) for i in range(0, len(x), batch)])
+        best = min(best, time.perf_counter() - start)
+    return len(x) / best, out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=None, help="artifact (default: the bundled model)")
+    parser.add_argument("--data", type=Path, default=None, help="events (default: the bundled SM sample)")
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--csim-events", type=int, default=20_000, help="the C-sim is slow: fewer events")
+    parser.add_argument("--batch", type=int, default=8192)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    from firmware.convert import firmware_network, to_hls
+    from firmware.emulator import Emulator
+    from models.artifact import load_artifact
+    from trigger.events import open_events
+    from trigger.sample import bundled_sample, default_model
+
+    artifact = load_artifact(args.model or default_model())
+    with open_events(args.data or bundled_sample().background) as events:
+        particles = events.read(0, min(args.events, events.n_events))
+    x = np.ascontiguousarray(artifact.inputs(particles), dtype=np.float64)
+    reps = -(-args.events // len(x))
+    x = np.concatenate([x] * reps)[: args.events]
+    with tempfile.TemporaryDirectory() as tmp, threadpool_limits(1):
+        hls_model = to_hls(artifact, Path(tmp) / "hls")
+        emulator = Emulator.from_hls_model(hls_model)
+        network = firmware_network(artifact)
+        emu_rate, emu_out = _rate(emulator.predict, x, args.batch)
+        xc = x[: args.csim_events]
+        csim_rate, csim_out = _rate(lambda b: hls_model.predict(np.ascontiguousarray(b)).reshape(len(b), -1),
+                                    xc, args.batch, repeat=1)
+        qk_rate, _ = _rate(lambda b: network(b.astype(np.float32), training=False).numpy(), x, args.batch)
+    exact = int(np.all(emu_out[: len(xc)] == csim_out, axis=1).sum())
+    result = {
+        "model": str(artifact.path), "batch": args.batch, "events": len(x), "csim_events": len(xc),
+        "emulator_events_per_s": emu_rate, "csim_events_per_s": csim_rate, "qkeras_events_per_s": qk_rate,
+        "emulator_over_csim": emu_rate / csim_rate, "emulator_over_qkeras": emu_rate / qk_rate,
+        "emulator_exact_events": exact,
+    }
+    print(f"emulator {emu_rate:,.0f} ev/s | C-sim {csim_rate:,.0f} ev/s | QKeras {qk_rate:,.0f} ev/s "
+          f"(one thread, batch {args.batch})")
+    print(f"emulator / C-sim = {emu_rate / csim_rate:.1f}x, emulator / QKeras = {emu_rate / qk_rate:.1f}x; "
+          f"bit-exact on {exact}/{len(xc)} events")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+    return 0 if exact == len(xc) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
