@@ -118,6 +118,7 @@ def _init_worker(progress_queue: Any) -> None:
     global _progress_queue
     _progress_queue = progress_queue
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # and ends workers with SIGTERM
 
 
 class _ProgressBatcher:
@@ -291,11 +292,13 @@ def _run_parallel(todo: list[Chunk], jobs: int, write: Any, on_progress: Any) ->
             while not handle.ready():
                 _drain(ticks, on_progress, timeout=0.2)
             write(handle.get())
-        _drain(ticks, on_progress, timeout=0.0)
         pool.close()
-    finally:
+        pool.join()
+        _drain(ticks, on_progress, timeout=0.0)
+    except BaseException:
         pool.terminate()
         pool.join()
+        raise
 
 
 def _drain(ticks: Any, on_progress: Any, timeout: float) -> None:
