@@ -9,7 +9,6 @@ only the encoder (inputs -> mu) goes to firmware: the score sum(mu^2) needs noth
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -59,17 +58,15 @@ def to_hls(artifact: Artifact, out_dir: str | Path, part: str = DEFAULT_PART,
     network = firmware_network(artifact)
     out_dir = Path(out_dir)
     cwd = os.getcwd()
-    with warnings.catch_warnings():  # Keras warns, when serialising, that quantizers are not constraints
-        warnings.filterwarnings("ignore", message=".*keras.constraints.serialize", category=UserWarning)
-        model = hls4ml.converters.convert_from_keras_model(
-            network, hls_config=hls_config(artifact, network), output_dir=str(out_dir),
-            backend="Vitis", io_type="io_parallel", part=part, clock_period=clock_ns,
-            project_name=artifact.config.model.name.replace("-", "_"))
-        try:
-            if compile:
-                model.compile()  # writes the project and builds the C-simulation library with g++
-            else:
-                model.write()
-        finally:
-            os.chdir(cwd)
+    model = hls4ml.converters.convert_from_keras_model(
+        network, hls_config=hls_config(artifact, network), output_dir=str(out_dir),
+        backend="Vitis", io_type="io_parallel", part=part, clock_period=clock_ns,
+        project_name=artifact.config.model.name.replace("-", "_"))
+    try:
+        if compile:
+            model.compile()  # writes the project and builds the C-simulation library with g++
+        else:
+            model.write()
+    finally:
+        os.chdir(cwd)
     return model

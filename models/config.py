@@ -6,7 +6,6 @@ A configuration file has two tables, ``[model]`` and ``[training]``; see
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -156,7 +155,3 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
         data.setdefault(table, {})[name] = _parse_value(value.strip())
     return Config.from_dict(data)
 
-
-def replace(config: Config, **model_changes: Any) -> Config:
-    """A copy with some model fields changed (used by tests and sweeps)."""
-    return Config(dataclasses.replace(config.model, **model_changes), config.training)

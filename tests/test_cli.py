@@ -36,3 +36,17 @@ def test_missing_sample_is_a_clear_error(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("TRIGGER_SAMPLE_DIR", str(tmp_path))
     assert main(["demo"]) == 2
     assert "bundled sample file missing; run `make sample`" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_demo_runs_every_stage_on_the_bundled_sample(capsys) -> None:  # noqa: ANN001
+    from trigger.sample import DEFAULT_MODEL, sample_dir
+
+    if not (sample_dir() / "htaunu.h5").is_file() or not (DEFAULT_MODEL / "manifest.json").is_file():
+        pytest.fail("the bundled sample or default model is missing from the repository")
+    assert main(["demo", "--firmware-events", "2000"]) == 0
+    out = capsys.readouterr().out
+    for stage in ("stage 1", "stage 2", "stage 3", "stage 4"):
+        assert stage in out
+    assert "csim vs emulator  scores differ in 0 events" in out
+    assert "Not yet implemented" in out

@@ -6,6 +6,7 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 from trigger import __version__
@@ -44,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up noise
+    # Keras, serialising a QKeras layer, warns that its quantizer is not a constraint: harmless
+    warnings.filterwarnings("ignore", message=".*keras.constraints.serialize", category=UserWarning)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -2,14 +2,16 @@
 
 Stages so far: event data (validation of every bundled file), preprocessing (scaling
 fitted on SM events, inputs projected onto the firmware's ap_fixed grid) and the bundled
-default model (scores, threshold at the trigger working point, efficiencies). Firmware,
-replay and reports join the demo as they land.
+default model (scores, threshold at the trigger working point, efficiencies), and its
+firmware (hls4ml C-simulation against the bit-exact emulator). Replay and reports join
+the demo as they land.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 import numpy as np
 
@@ -21,7 +23,7 @@ from trigger.validate import validate_file
 
 __all__ = ("add_arguments", "run")
 
-PENDING = ("firmware (hls4ml, bit-exact emulator)", "replay (replay --rate 40MHz-sim)", "reports")
+PENDING = ("firmware synthesis and estimates", "replay (replay --rate 40MHz-sim)", "reports")
 
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
@@ -29,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
                         help="fixed-point grid the firmware inputs are projected onto")
     parser.add_argument("--train-fraction", type=float, default=0.8,
                         help="share of the SM sample the scaler is fitted on")
+    parser.add_argument("--firmware-events", type=int, default=10_000,
+                        help="held-out SM events scored by QKeras, the C-sim and the emulator")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,6 +77,26 @@ def run(args: argparse.Namespace) -> int:
     results = evaluate([artifact], sample.background, list(sample.signals.values()),
                        artifact.thresholds[artifact.default_variant].target_fpr)
     print(format_table(results))
-    print(f"\nDemo reached the model stage in {time.monotonic() - start:.1f} s. "
+    ok &= _firmware_stage(artifact, held_out[: args.firmware_events])
+    print(f"\nDemo reached the firmware-emulation stage in {time.monotonic() - start:.1f} s. "
           f"Not yet implemented: {', '.join(PENDING)}.")
     return 0 if ok else 1
+
+
+def _firmware_stage(artifact: Any, particles: np.ndarray) -> bool:
+    """Convert the model with hls4ml, build the C-sim and compare it with the emulator."""
+    import tempfile
+    from pathlib import Path
+
+    from firmware.check import compare_paths
+    from firmware.convert import to_hls
+
+    print(f"\n== stage 4: firmware (hls4ml Vitis, io_parallel, latency) on {len(particles)} SM events")
+    with tempfile.TemporaryDirectory() as tmp:
+        model = to_hls(artifact, Path(tmp) / "hls")
+        pairs, _ = compare_paths(artifact, model, particles)
+    for p in pairs:
+        print(f"{p.first:>8} vs {p.second:<9} scores differ in {p.scores_differ} events, decisions in "
+              f"{p.decisions_differ}; largest difference {p.max_abs_difference:.3g}")
+    exact = next(p for p in pairs if {p.first, p.second} == {"csim", "emulator"})
+    return exact.scores_differ == 0

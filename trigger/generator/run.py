@@ -192,6 +192,8 @@ def _file_attrs(plan: GenerationPlan) -> dict[str, Any]:
     members = COCKTAIL_FRACTIONS if process is COCKTAIL else {plan.process: 1.0}
     return {
         "generator": f"trigger generate {__version__} with Pythia8 (pythia8mc {pythia_version()})",
+        "trigger_version": __version__,
+        "pythia_version": pythia_version(),
         "generation": plan.as_attrs(),
         "process": plan.process,
         "description": process.description,
