@@ -100,8 +100,11 @@ def evaluate(artifacts: Sequence[Artifact], background_path: str | Path,
     background_info: dict[str, Any] = {}
     for artifact in artifacts:
         background, note = background_events(artifact, background_path, max_events)
+        name = artifact.config.model.name
+        if any(label.startswith(name + "/") for label in models):  # two models of one name
+            name = f"{name}@{artifact.path.name}"
         for variant in artifact.variants:
-            label = f"{artifact.config.model.name}/{variant}"
+            label = f"{name}/{variant}"
             bkg = artifact.score(background, variant)
             models[label] = {
                 "path": str(artifact.path), "variant": variant, "kind": artifact.config.model.kind,
