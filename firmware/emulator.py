@@ -76,7 +76,11 @@ class Kernel:
         if self.relu:
             np.maximum(out, 0, out=out)
         out = _round(out, self.result.rounding)
-        return self.result.wrap_or_saturate(out) if self.may_overflow else out
+        if not self.may_overflow:
+            return out
+        if self.result.overflow is Overflow.SAT:  # in place: the common case
+            return np.clip(out, self.result.int_min, self.result.int_max, out=out)
+        return self.result.wrap_or_saturate(out)
 
 
 @dataclass(frozen=True)

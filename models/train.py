@@ -1,7 +1,9 @@
 """Train a model (and its float twin) on SM events and write the artifact directory.
 
 The SM file is split in file order into train / validation / test; the test part is
-never trained on and calibrates the threshold. The schedule follows seed 003: Adam,
+never trained on and calibrates the threshold. The float twin is trained first and the
+quantized model is then trained quantization-aware starting from its weights, so the two
+stay the same function up to quantization. The schedule follows seed 003: Adam,
 learning rate halved after ``lr_patience`` epochs without a better validation loss,
 early stopping after ``early_stopping_patience``, and the best epoch is kept.
 """
@@ -85,12 +87,14 @@ def _epoch_logger(variant: str, epochs: int, out: Any) -> Any:
 
 
 def _fit(config: Config, variant: str, data: dict[str, tuple[Any, Any]], out_dir: Path,
-         log: Any) -> tuple[Networks, dict[str, list[float]]]:
+         log: Any, start_from: Networks | None = None) -> tuple[Networks, dict[str, list[float]]]:
     import tensorflow as tf
 
     tc, mc = config.training, config.model
     tf.keras.utils.set_random_seed(tc.seed)
     nets = build_networks(mc, quantized=variant == "quantized")
+    if start_from is not None:  # quantization-aware fine-tuning of the trained float twin
+        nets.trainable.set_weights(start_from.trainable.get_weights())
     nets.trainable.compile(optimizer=tf.keras.optimizers.Adam(tc.learning_rate), loss=_loss(mc.loss))
     checkpoint = out_dir / f"{variant}.weights.h5"
     callbacks = [
@@ -127,10 +131,12 @@ def train(config: Config, data_path: str | Path, out_dir: str | Path, log: Any =
     out_dir.mkdir(parents=True, exist_ok=True)
     variants = ("quantized", "float") if mc.quantized else ("float",)
     networks, history, seconds = {}, {}, {}
-    for variant in variants:
+    for variant in reversed(variants):  # the float twin first: the quantized model starts from it
         start = time.monotonic()
-        networks[variant], history[variant] = _fit(config, variant, data, out_dir, log)
+        networks[variant], history[variant] = _fit(config, variant, data, out_dir, log,
+                                                   start_from=networks.get("float"))
         seconds[variant] = time.monotonic() - start
+    networks = {variant: networks[variant] for variant in variants}  # the quantized model first
     artifact = Artifact(out_dir, config, scaler, networks)
     fpr = fpr_for_rate(parse_rate(tc.accept_rate), parse_rate(tc.bx_rate))
     thresholds, metrics = {}, {"test_events": len(parts["test"]), "target_fpr": fpr}

@@ -27,8 +27,8 @@ def synthetic_events(n: int, seed: int = 0) -> np.ndarray:
             rows = np.flatnonzero(on)
             pt = rng.exponential(20.0, len(rows)) + 3.0
             events[rows, block.start + slot, PT] = pt
-            eta = 0.0 if block.name == "met" else rng.uniform(-block.max_abs_eta, block.max_abs_eta)
-            events[rows, block.start + slot, ETA] = np.float32(eta) * np.ones(len(rows), np.float32)
+            eta = rng.uniform(-block.max_abs_eta, block.max_abs_eta, len(rows))  # MET: 0
+            events[rows, block.start + slot, ETA] = eta
             events[rows, block.start + slot, PHI] = rng.uniform(-np.pi, np.pi, len(rows))
             events[rows, block.start + slot, CLASS] = block.class_code
         rows = events[:, block.rows]

@@ -37,8 +37,9 @@ def _set(event: int, row: int, col: int, value: float) -> Callable[[np.ndarray],
 
 
 def _swap_jets(x: np.ndarray) -> None:
-    x[42, 9:11] = x[42, 9:11][::-1].copy()
-    x[42, 9:11, 0] = [10.0, 50.0]  # both filled, rising pT
+    x[42, 9:19] = 0.0
+    x[42, 9] = [10.0, 0.1, 0.2, 4.0]
+    x[42, 10] = [50.0, 0.3, 0.4, 4.0]  # both filled, rising pT
 
 
 def _gap(x: np.ndarray) -> None:
