@@ -1,6 +1,5 @@
-"""Firmware: hls4ml conversion and C-simulation, the bit-exact batched emulator, the exactness check.
-
-Synthesis scripts, vendor report parsing and open-source resource estimates are still to come.
+"""Firmware: hls4ml conversion and C-simulation, the bit-exact batched emulator, the exactness check
+and parsers for vendor reports. Synthesis runs and open-source resource estimates are still to come.
 """
 
 from __future__ import annotations
