@@ -52,3 +52,35 @@ def test_firmware_check_command_reports_zero_differences(artifact_dir: Path, fil
                  "--events", "1000"]) == 0
     out = capsys.readouterr().out
     assert "csim vs emulator" in out and "1000 events" in out
+
+
+def test_synth_without_vendor_tools_writes_the_project_and_says_what_to_run(
+        artifact_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    out = tmp_path / "fw"
+    assert main(["firmware", "synth", "--model", str(artifact_dir), "--out", str(out)]) == 3
+    text = capsys.readouterr().out
+    assert "vitis-run (AMD Vitis) is not on PATH" in text
+    assert f"cd {out} && vitis-run --tcl build_prj.tcl --mode hls" in text
+    assert (out / "build_prj.tcl").is_file()
+    assert "vsynth     1" in (out / "build_opt.tcl").read_text()
+
+
+def test_synth_runs_the_vendor_build_and_parses_its_report(
+        artifact_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A stand-in vitis-run that leaves a csynth report where Vitis does."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fixture = Path(__file__).parent / "data" / "reports" / "vitis_csynth.xml"
+    script = bin_dir / "vitis-run"
+    script.write_text("#!/bin/sh\n[ \"$*\" = \"--tcl build_prj.tcl --mode hls\" ] || exit 9\n"
+                      "mkdir -p tiny_prj/solution1/syn/report\n"
+                      f"cp {fixture} tiny_prj/solution1/syn/report/tiny_csynth.xml\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    out = tmp_path / "fw"
+    assert main(["firmware", "synth", "--model", str(artifact_dir), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "latency 9 cycles = 45.0 ns" in text and "LUT" in text

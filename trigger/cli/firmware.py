@@ -1,4 +1,4 @@
-"""``trigger firmware convert|check``: hls4ml conversion and the three-way exactness check."""
+"""``trigger firmware convert|check|synth``: hls4ml conversion, exactness check, vendor synthesis."""
 
 from __future__ import annotations
 
@@ -10,17 +10,27 @@ from pathlib import Path
 __all__ = ("add_arguments", "run")
 
 
+_VERBS = {
+    "convert": "write the HLS project and build the C-simulation",
+    "synth": "write the HLS/Vivado project and run it if the vendor tools exist",
+    "check": "compare QKeras, hls4ml C-sim and the emulator event by event",
+}
+
+
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    from firmware.convert import DEFAULT_CLOCK_NS, DEFAULT_PART
+
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
-    convert = verbs.add_parser("convert", help="write the HLS project and build the C-simulation",
-                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    convert.add_argument("--model", type=Path, required=True, metavar="DIR", help="artifact directory")
-    convert.add_argument("--out", type=Path, required=True, metavar="FW_DIR", help="HLS project directory")
-    convert.add_argument("--part", default="xcvu9p-flga2104-2L-e", help="FPGA part")
-    convert.add_argument("--clock-ns", type=float, default=5.0, help="clock period")
-    check = verbs.add_parser("check", help="compare QKeras, hls4ml C-sim and the emulator event by event",
-                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    check.add_argument("--model", type=Path, required=True, metavar="DIR", help="artifact directory")
+    sub = {verb: verbs.add_parser(verb, help=text, description=text,
+                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+           for verb, text in _VERBS.items()}
+    for verb in _VERBS:
+        sub[verb].add_argument("--model", type=Path, required=True, metavar="DIR", help="artifact directory")
+    for verb in ("convert", "synth"):
+        sub[verb].add_argument("--out", type=Path, required=True, metavar="FW_DIR", help="project directory")
+        sub[verb].add_argument("--part", default=DEFAULT_PART, help="FPGA part")
+        sub[verb].add_argument("--clock-ns", type=float, default=DEFAULT_CLOCK_NS, help="clock period")
+    check = sub["check"]
     check.add_argument("--data", type=Path, required=True, help="events to score")
     check.add_argument("--events", type=int, default=10_000, help="how many events")
     check.add_argument("--fw-dir", type=Path, default=None, help="HLS project dir (default: temporary)")
@@ -36,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
         model = to_hls(artifact, args.out, args.part, args.clock_ns)
         print(f"HLS project written to {args.out}; C-simulation built ({model.config.get_project_name()})")
         return 0
+    if args.verb == "synth":
+        return _synth(artifact, args)
     from firmware.check import compare_paths
     from trigger.events import open_events
 
@@ -53,3 +65,25 @@ def run(args: argparse.Namespace) -> int:
         args.json.write_text(json.dumps([p.as_dict() for p in pairs], indent=1) + "\n")
     exact = next(p for p in pairs if {p.first, p.second} == {"csim", "emulator"})
     return 0 if exact.scores_differ == 0 else 1
+
+
+def _synth(artifact: object, args: argparse.Namespace) -> int:
+    from firmware.convert import to_hls
+    from firmware.synth import BUILD_COMMAND, synthesize
+
+    to_hls(artifact, args.out, args.part, args.clock_ns, compile=False)
+    result = synthesize(args.out)
+    if not result.ran:
+        print(f"HLS/Vivado project written to {args.out}, not synthesized: {BUILD_COMMAND[0]} (AMD Vitis) "
+              f"is not on PATH. On a machine with Vitis, run:\n  {result.command}\n"
+              f"then `trigger firmware synth` parses the reports it leaves in {args.out}.")
+        return 3
+    hls = result.reports.get("hls")
+    if hls is None:
+        print(f"the build ran but left no csynth report in {args.out}; see {args.out / 'build.log'}")
+        return 1
+    print(f"latency {hls.latency_worst} cycles = {hls.latency_ns:.1f} ns at {hls.target_clock_ns} ns, "
+          f"II {hls.interval_max}")
+    for name in ("LUT", "FF", "DSP", "BRAM_18K"):
+        print(f"  {name:<9}{hls.resources.get(name, 0):>9}  {hls.fraction(name):7.2%} of {args.part}")
+    return 0
