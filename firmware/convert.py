@@ -34,7 +34,9 @@ def firmware_network(artifact: Artifact) -> Any:
     return nets.trainable
 
 
-def hls_config(artifact: Artifact, network: Any) -> dict[str, Any]:
+def hls_config(artifact: Artifact, network: Any,
+               result_precisions: dict[str, str] | None = None) -> dict[str, Any]:
+    """hls4ml's per-layer configuration; ``result_precisions`` overrides layers' result types."""
     import hls4ml
 
     config = hls4ml.utils.config_from_keras_model(network, granularity="name", backend="Vitis",
@@ -47,11 +49,17 @@ def hls_config(artifact: Artifact, network: Any) -> dict[str, Any]:
     input_layer = network.layers[0].name
     config["LayerName"][input_layer]["Precision"]["result"] = (
         f"{'ap_fixed' if input_type.signed else 'ap_ufixed'}<{input_type.width},{input_type.integer}>")
+    for layer, precision in (result_precisions or {}).items():
+        if layer not in config["LayerName"]:
+            raise TriggerError(f"no layer {layer!r} to set a precision on; layers: "
+                               f"{', '.join(config['LayerName'])}")
+        config["LayerName"][layer]["Precision"]["result"] = precision
     return config
 
 
 def to_hls(artifact: Artifact, out_dir: str | Path, part: str = DEFAULT_PART,
-           clock_ns: float = DEFAULT_CLOCK_NS, compile: bool = True) -> Any:
+           clock_ns: float = DEFAULT_CLOCK_NS, compile: bool = True,
+           result_precisions: dict[str, str] | None = None) -> Any:
     """Convert the artifact's quantized network; write the HLS project and build the C-sim."""
     import hls4ml
 
@@ -59,7 +67,7 @@ def to_hls(artifact: Artifact, out_dir: str | Path, part: str = DEFAULT_PART,
     out_dir = Path(out_dir)
     cwd = os.getcwd()
     model = hls4ml.converters.convert_from_keras_model(
-        network, hls_config=hls_config(artifact, network), output_dir=str(out_dir),
+        network, hls_config=hls_config(artifact, network, result_precisions), output_dir=str(out_dir),
         backend="Vitis", io_type="io_parallel", part=part, clock_period=clock_ns,
         project_name=artifact.config.model.name.replace("-", "_"))
     try:

@@ -51,16 +51,30 @@ def _round(values: NDArray[Any], mode: Rounding) -> NDArray[Any]:
     return round_scaled(values, mode)
 
 
+def _cast(out: NDArray[Any], t: FixedType, may_overflow: bool) -> NDArray[Any]:
+    """Round scaled values to ``t``'s mantissas, then its overflow mode where needed."""
+    out = _round(out, t.rounding)
+    if not may_overflow:
+        return out
+    if t.overflow is Overflow.SAT:  # in place: the common case
+        return np.clip(out, t.int_min, t.int_max, out=out)
+    return t.wrap_or_saturate(out)
+
+
 @dataclass(frozen=True)
 class Kernel:
-    """Dense (mantissas in, ``accum_t``) then the cast to ``result`` (ReLU first if ``relu``)."""
+    """Dense (mantissas in, ``accum_t``), its ``result_t`` when that loses bits (``mid``), then
+    the activation's cast to ``result`` (ReLU first if ``relu``)."""
 
     name: str
-    weight: NDArray[Any]  # integer weights times 2**(result.frac - product frac), float32/64
+    weight: NDArray[Any]  # integer weights times 2**(first-stage frac - product frac), float32/64
     bias: NDArray[Any]  # bias in the same units
     accum: FixedType
-    accum_scale: float  # accum mantissa = value here * accum_scale
+    accum_scale: float  # accum mantissa = first-stage value * accum_scale
     accum_may_wrap: bool
+    mid: FixedType | None  # the Dense result_t, when narrower than accum_t and an activation follows
+    mid_may_overflow: bool
+    mid_to_result: float  # 2**(result.frac - mid.frac)
     relu: bool
     result: FixedType
     may_overflow: bool  # False when the bounds prove every result is in range
@@ -73,14 +87,12 @@ class Kernel:
         if self.accum_may_wrap:  # rare: the accumulator itself can overflow
             acc = self.accum.wrap_or_saturate(np.asarray(out, np.float64) * self.accum_scale)
             out = (acc / self.accum_scale).astype(self.weight.dtype)
+        if self.mid is not None:
+            out = _cast(out, self.mid, self.mid_may_overflow)
+            out *= self.mid_to_result
         if self.relu:
             np.maximum(out, 0, out=out)
-        out = _round(out, self.result.rounding)
-        if not self.may_overflow:
-            return out
-        if self.result.overflow is Overflow.SAT:  # in place: the common case
-            return np.clip(out, self.result.int_min, self.result.int_max, out=out)
-        return self.result.wrap_or_saturate(out)
+        return _cast(out, self.result, self.may_overflow)
 
 
 @dataclass(frozen=True)
@@ -145,10 +157,9 @@ def _kernel(layer: Any, x_type: FixedType, bounds: Bounds, dense_result: FixedTy
     if product_frac > accum.fractional:
         raise TriggerError(f"layer {layer.name}: accum_t {accum} truncates each product; "
                            "widen accum_t (hls4ml's auto precision does) to emulate it")
-    if dense_result != accum and not (dense_result.fractional >= accum.fractional
-                                      and dense_result.width - dense_result.fractional
-                                      >= accum.width - accum.fractional):
-        raise TriggerError(f"layer {layer.name}: result_t {dense_result} narrower than accum_t {accum}")
+    lossless = (dense_result.fractional >= accum.fractional
+                and dense_result.integer >= accum.integer and dense_result.signed >= accum.signed)
+    mid = dense_result if activation is not None and not lossless else None
     # bias cast to accum_t, in product units
     bias_acc = accum.to_integers(bias_type.quantize(layer.weights["bias"].data)).astype(np.float64)
     bias_prod = bias_acc * 2.0 ** (product_frac - accum.fractional)
@@ -161,22 +172,36 @@ def _kernel(layer: Any, x_type: FixedType, bounds: Bounds, dense_result: FixedTy
     dtype = np.float32 if magnitude < 2.0**24 and np.abs(bounds).max() < 2.0**24 else np.float64
     accum_limit = 2.0 ** (accum.width - 1) * 2.0 ** (product_frac - accum.fractional)
     may_wrap = bool(acc_low.min() < -accum_limit or acc_high.max() >= accum_limit)
-    scale = 2.0 ** (result.fractional - product_frac)  # product units -> result mantissas
+    first = mid or result
+    scale = 2.0 ** (first.fractional - product_frac)  # product units -> first-stage mantissas
+    low_1, high_1 = np.floor(acc_low * scale) - 1, np.ceil(acc_high * scale) + 1
+    mid_may_overflow, mid_to_result = False, 1.0
+    if mid is not None:
+        mid_may_overflow = _may_overflow(low_1, high_1, mid)
+        mid_to_result = 2.0 ** (result.fractional - mid.fractional)
+        low_1 = np.clip(low_1, mid.int_min, mid.int_max) * mid_to_result - 1
+        high_1 = np.clip(high_1, mid.int_min, mid.int_max) * mid_to_result + 1
     relu = activation is not None and activation.get_attr("activation") == "relu"
-    out_low = np.floor((np.maximum(acc_low, 0) if relu else acc_low) * scale) - 1
-    out_high = np.ceil((np.maximum(acc_high, 0) if relu else acc_high) * scale) + 1
-    symmetric = result.overflow is Overflow.SAT_SYM and result.signed
-    may_overflow = bool(out_low.min() < result.int_min + symmetric or out_high.max() > result.int_max)
+    out_low = np.floor(np.maximum(low_1, 0) if relu else low_1)
+    out_high = np.ceil(np.maximum(high_1, 0) if relu else high_1)
     return Kernel(
         name=layer.name,
         weight=(w_int * scale).astype(dtype),
         bias=(bias_prod * scale).astype(dtype),
         accum=accum,
-        accum_scale=2.0 ** (accum.fractional - result.fractional),
+        accum_scale=2.0 ** (accum.fractional - first.fractional),
         accum_may_wrap=may_wrap,
+        mid=mid,
+        mid_may_overflow=mid_may_overflow,
+        mid_to_result=mid_to_result,
         relu=relu,
         result=result,
-        may_overflow=may_overflow,
+        may_overflow=_may_overflow(out_low, out_high, result),
         out_bounds=(np.clip(out_low, result.int_min, result.int_max),
                     np.clip(out_high, result.int_min, result.int_max)),
     )
+
+
+def _may_overflow(low: F64, high: F64, t: FixedType) -> bool:
+    symmetric = t.overflow is Overflow.SAT_SYM and t.signed
+    return bool(low.min() < t.int_min + symmetric or high.max() > t.int_max)

@@ -84,3 +84,25 @@ def test_synth_runs_the_vendor_build_and_parses_its_report(
     assert main(["firmware", "synth", "--model", str(artifact_dir), "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "latency 9 cycles = 45.0 ns" in text and "LUT" in text
+
+
+@pytest.mark.slow
+def test_emulator_follows_every_rounding_and_overflow_mode_it_is_given(artifact_dir: Path,
+                                                                      tmp_path: Path) -> None:
+    """Narrow result types with non-default modes: rounding ties, saturation and wrap all occur."""
+    overrides = {
+        "enc_act1": "ap_ufixed<5,1,AP_RND,AP_WRAP>",  # ReLU output wrapping above 2
+        "latent": "ap_fixed<8,2,AP_RND_ZERO,AP_SAT_SYM>",  # Dense result, symmetric saturation
+        "outputs": "ap_fixed<6,-2,AP_RND_INF,AP_SAT>",  # [-1/8, 1/8): saturates
+    }
+    artifact = load_artifact(artifact_dir)
+    model = to_hls(artifact, tmp_path / "hls", result_precisions=overrides)
+    emulator = Emulator.from_hls_model(model)
+    assert str(emulator.kernels[0].result) == "ap_ufixed<5,1,AP_RND,AP_WRAP>"
+    # hls4ml keeps a linear activation after the narrowed Dense: two casts in a row
+    assert str(emulator.kernels[1].mid) == "ap_fixed<8,2,AP_RND_ZERO,AP_SAT_SYM>"
+    x = artifact.inputs(synthetic_events(3000, seed=13)).astype(np.float64) * 4.0  # push into overflow
+    csim = model.predict(np.ascontiguousarray(x)).reshape(len(x), -1)
+    out = emulator.predict(x)
+    np.testing.assert_array_equal(out, csim)
+    assert np.any(out == 0.125 - 2**-8) and np.any(out == -0.125)  # saturated at both ends
