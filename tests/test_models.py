@@ -59,11 +59,11 @@ def test_calibrate_stores_a_new_working_point(artifact_dir: Path, files: dict[st
     copy = tmp_path / "copy"
     shutil.copytree(artifact_dir, copy)
     assert main(["calibrate", "--model", str(copy), "--background", str(files["sm"]),
-                 "--accept-rate", "400kHz"]) == 0
+                 "--accept-rate", "4MHz"]) == 0  # FPR 0.1: 30 of the 300 held-out events
     calibrated = load_artifact(copy)
-    assert calibrated.thresholds["quantized"].target_fpr == pytest.approx(0.01)
+    assert calibrated.thresholds["quantized"].target_fpr == pytest.approx(0.1)
     accepted = calibrated.accept(synthetic_events(3000, seed=5)).mean()
-    assert 0.0 < accepted < 0.05
+    assert 0.04 < accepted < 0.2  # about 0.1 on fresh events of the same kind
 
 
 @pytest.mark.parametrize("damage", ["weights", "manifest", "version", "missing"])
