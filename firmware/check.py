@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from itertools import combinations
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,7 +17,7 @@ from models.scores import anomaly_score
 from trigger.errors import TriggerError
 from trigger.preprocess import filled_mask
 
-__all__ = ("PairComparison", "compare_paths", "firmware_scores")
+__all__ = ("PairComparison", "check_firmware", "compare_paths", "csim_vs_emulator", "firmware_scores")
 
 
 def firmware_scores(artifact: Artifact, outputs: NDArray[np.floating], inputs: NDArray[np.floating],
@@ -66,3 +68,19 @@ def compare_paths(artifact: Artifact, hls_model: Any, particles: NDArray[np.floa
             int(np.count_nonzero((scores[a] > threshold) != (scores[b] > threshold))),
             float(diff.max(initial=0.0))))
     return pairs, scores
+
+
+def check_firmware(artifact: Artifact, particles: NDArray[np.floating],
+                   fw_dir: str | Path | None = None) -> list[PairComparison]:
+    """Convert the artifact (in a temporary directory unless ``fw_dir``) and compare the paths."""
+    from firmware.convert import to_hls
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model = to_hls(artifact, fw_dir or Path(tmp) / "hls")
+        pairs, _ = compare_paths(artifact, model, particles)
+    return pairs
+
+
+def csim_vs_emulator(pairs: list[PairComparison]) -> PairComparison:
+    """The comparison that must be exact."""
+    return next(p for p in pairs if {p.first, p.second} == {"csim", "emulator"})

@@ -17,6 +17,7 @@ custom-object deserialisation is involved.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -43,6 +44,13 @@ PACKAGES = ("trigger-anomaly", "numpy", "tensorflow", "keras", "qkeras", "hls4ml
 
 
 def file_sha256(path: str | Path) -> str:
+    """sha256 of a file; remembered while the file keeps its size and modification time."""
+    stat = Path(path).stat()
+    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

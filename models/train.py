@@ -164,4 +164,4 @@ def train(config: Config, data_path: str | Path, out_dir: str | Path, log: Any =
         t = thresholds[variant]
         print(f"  [{variant}] threshold {t.threshold:.5g} for {tc.accept_rate} of {tc.bx_rate} "
               f"(FPR {fpr:.2g}): {t.note}", file=log)
-    return load_artifact(out_dir)
+    return load_artifact(out_dir)  # what the caller gets is what was written, checked

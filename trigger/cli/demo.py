@@ -85,18 +85,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _firmware_stage(artifact: Any, particles: np.ndarray) -> bool:
     """Convert the model with hls4ml, build the C-sim and compare it with the emulator."""
-    import tempfile
-    from pathlib import Path
-
-    from firmware.check import compare_paths
-    from firmware.convert import to_hls
+    from firmware.check import check_firmware, csim_vs_emulator
 
     print(f"\n== stage 4: firmware (hls4ml Vitis, io_parallel, latency) on {len(particles)} SM events")
-    with tempfile.TemporaryDirectory() as tmp:
-        model = to_hls(artifact, Path(tmp) / "hls")
-        pairs, _ = compare_paths(artifact, model, particles)
+    pairs = check_firmware(artifact, particles)
     for p in pairs:
         print(f"{p.first:>8} vs {p.second:<9} scores differ in {p.scores_differ} events, decisions in "
               f"{p.decisions_differ}; largest difference {p.max_abs_difference:.3g}")
-    exact = next(p for p in pairs if {p.first, p.second} == {"csim", "emulator"})
-    return exact.scores_differ == 0
+    return csim_vs_emulator(pairs).scores_differ == 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from pathlib import Path
 
 __all__ = ("add_arguments", "run")
@@ -48,14 +47,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.verb == "synth":
         return _synth(artifact, args)
-    from firmware.check import compare_paths
+    from firmware.check import check_firmware, csim_vs_emulator
     from trigger.events import open_events
 
     with open_events(args.data) as events:
         particles = events.read(0, min(args.events, events.n_events))
-    with tempfile.TemporaryDirectory() as tmp:
-        model = to_hls(artifact, args.fw_dir or Path(tmp) / "hls")
-        pairs, _ = compare_paths(artifact, model, particles)
+    pairs = check_firmware(artifact, particles, args.fw_dir)
     print(f"{len(particles)} events of {args.data.name}, threshold {artifact.threshold('quantized'):.6g}")
     print(f"{'pair':<22}{'scores differ':>15}{'decisions differ':>18}{'largest |diff|':>16}")
     for p in pairs:
@@ -63,8 +60,7 @@ def run(args: argparse.Namespace) -> int:
               f"{p.max_abs_difference:>16.3g}")
     if args.json:
         args.json.write_text(json.dumps([p.as_dict() for p in pairs], indent=1) + "\n")
-    exact = next(p for p in pairs if {p.first, p.second} == {"csim", "emulator"})
-    return 0 if exact.scores_differ == 0 else 1
+    return 0 if csim_vs_emulator(pairs).scores_differ == 0 else 1
 
 
 def _synth(artifact: object, args: argparse.Namespace) -> int:
