@@ -1,0 +1,203 @@
+"""``trigger report`` on a tiny model, with replay and firmware inputs written by the tests."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from trigger.cli import main
+from trigger.errors import InputFileError
+from trigger.report.collect import pareto_front
+from trigger.report.html import SECTIONS
+from trigger.report.inputs import read_firmware, read_replay
+
+REPORTS = Path(__file__).parent / "data" / "reports"
+LATENCY = {"p50": 1.5, "p90": 2.5, "p99": 4.0, "max": 6.0}
+
+
+def replay_summary(**changes: Any) -> dict[str, Any]:
+    summary = {
+        "rate": "40MHz-sim", "mode": "simulated", "target_rate_hz": 4e7, "events_in": 1000,
+        "events_decided": 990, "events_quarantined": 10, "events_accepted": 3, "accounting_ok": True,
+        "accept_rate_hz_at_bx": 1200.0, "events_per_second": 54321.0, "real_time_factor": 0.0014,
+        "reference_backend": "qkeras", "reference_events": 500, "reference_disagreements": 1,
+        "deadline_misses": 2, "batch_latency_ms": LATENCY, "quarantine_reasons": {"BAD_SHAPE": 10},
+        "wall_seconds": 0.02, "workers": 2, "model": "ae", "threshold": 0.5,
+    }
+    return {**summary, **changes}
+
+
+def write_run(path: Path, latencies: bool = True, **changes: Any) -> Path:
+    path.mkdir(parents=True)
+    (path / "summary.json").write_text(json.dumps(replay_summary(**changes)))
+    if latencies:
+        np.save(path / "batch_latency_ms.npy", np.random.default_rng(0).lognormal(0.4, 0.3, 200))
+    return path
+
+
+def write_estimate(path: Path) -> Path:
+    path.mkdir(parents=True)
+    estimate = {
+        "label": "open-source estimate (yosys, test)", "part": "xcvu9p", "clock_ns": 5.0,
+        "latency_cycles": 7, "latency_ns": 35.0,
+        "resources": {"LUT": 1234, "FF": 567, "DSP": 0, "BRAM_36K": 0},
+        "available": {"LUT": 1182240, "FF": 2364480, "DSP": 6840, "BRAM_36K": 2160},
+        "fractions": {"LUT": 1234 / 1182240, "FF": 567 / 2364480, "DSP": 0.0, "BRAM_36K": 0.0},
+        "rtl_check": {"simulator": "iverilog", "events": 100, "mismatches": 0},
+        "targets": [{"name": "latency_ns", "limit": 100, "value": 35.0, "met": True}],
+        "tools": {"yosys": "0.40"},
+    }
+    (path / "estimate.json").write_text(json.dumps(estimate))
+    return path
+
+
+@pytest.fixture(scope="module")
+def baseline_dir(files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny float-only seed-003 baseline."""
+    from models.config import load_config
+    from models.train import train
+
+    config = Path(__file__).parents[1] / "models/configs/ffn_baseline.toml"
+    out = tmp_path_factory.mktemp("base") / "ffn"
+    train(load_config(config, ["model.encoder=[8]", "model.latent=2", "model.decoder=[8]",
+                               "training.epochs=1", "training.max_events=600"]), files["sm"], out)
+    return out
+
+
+def report_args(artifact_dir: Path, files: dict[str, Path], out: Path, *extra: str) -> list[str]:
+    return ["report", "--model", str(artifact_dir), "--background", str(files["sm"]),
+            "--signal", str(files["signal"]), "--out", str(out), *extra]
+
+
+def decoded_images(page: str) -> list[np.ndarray]:
+    from PIL import Image
+
+    sources = re.findall(r'<img [^>]*src="([^"]*)"', page)
+    images = []
+    for src in sources:
+        assert src.startswith("data:image/png;base64,")
+        with Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1], validate=True))) as image:
+            images.append(np.asarray(image))
+    return images
+
+
+def test_report_renders_page_json_and_figures(artifact_dir: Path, baseline_dir: Path, files: dict[str, Path],
+                                              tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "report"
+    run = write_run(tmp_path / "run")
+    fw = write_estimate(tmp_path / "fw")
+    assert main(report_args(artifact_dir, files, out, "--model", str(baseline_dir), "--replay", str(run),
+                            "--firmware", str(fw), "--check-events", "200")) == 0
+    assert capsys.readouterr().out.strip().endswith(str(out / "report.html"))
+
+    data = json.loads((out / "report.json").read_text())
+    assert {"title", "working_point", "signals", "models", "comparison", "replay", "images"} <= set(data)
+    ae, base = data["models"].values()
+    assert set(ae["variants"]) == {"quantized", "float", "emulator"} and set(base["variants"]) == {"float"}
+    assert base["baseline"] == "seed-003 FFN baseline" and base["exactness"] is None
+    signal = ae["variants"]["quantized"]["signals"]["hardjets"]
+    assert {"auc", "auc_error", "working_point", "tpr_at_fpr", "roc"} <= set(signal)
+    assert ae["background_events"] == 300  # the held-out 20 % of 1500 SM training events
+    assert ae["exactness"]["events"] == 200 and ae["exactness"]["csim_vs_emulator_exact"]
+    assert ae["agreement"]["quantized vs emulator"]["decisions_differ"] == 0
+    assert ae["firmware"]["label"] == "open-source estimate (yosys, test)"
+    assert ae["firmware"]["resources"]["LUT"] == 1234
+    assert base["firmware"]["source"] is None
+    assert data["replay"]["accounting"]["holds"] and data["replay"]["latency_histogram"]["batches"] == 200
+    assert [r["model"] for r in data["comparison"]["rows"]] == list(data["models"])
+
+    page = (out / "report.html").read_text()
+    assert "<title>Anomaly-detection trigger report</title>" in page
+    for heading in SECTIONS.values():
+        assert f"<h2>{heading}</h2>" in page
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+    assert f"{signal['auc']:.4f} ± {signal['auc_error']:.4f}" in page
+    assert "open-source estimate (yosys, test)" in page and "bit-exact" in page
+    assert "not applicable: float-only model" in page
+    images = decoded_images(page)
+    assert len(images) == len(data["images"]) == len(list(out.glob("*.png")))
+    assert {"roc_hardjets.png", "replay_latency.png", "comparison_pareto.png"} <= set(data["images"])
+    assert all(image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100 and image.std() > 0
+               for image in images)
+
+
+def test_report_without_replay_or_latencies_says_so(artifact_dir: Path, files: dict[str, Path],
+                                                    tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    run = write_run(tmp_path / "run", latencies=False)
+    assert main(report_args(artifact_dir, files, out, "--check-events", "0", "--replay", str(run))) == 0
+    page = (out / "report.html").read_text()
+    assert "No batch_latency_ms.npy in the run" in page and "check not run" in page
+    assert "not available (no --firmware given)" in page and "One model given" in page
+    data = json.loads((out / "report.json").read_text())
+    assert data["comparison"] is None and data["models"]["dense-ae"]["exactness"] is None
+    assert len(decoded_images(page)) == len(data["images"]) == 3  # ROC, scores, agreement
+
+
+def test_vendor_reports_take_precedence_over_an_estimate(tmp_path: Path) -> None:
+    fw = write_estimate(tmp_path / "fw")
+    report_dir = fw / "prj" / "solution1" / "syn" / "report"
+    report_dir.mkdir(parents=True)
+    shutil.copy(REPORTS / "vitis_csynth.xml", report_dir / "top_csynth.xml")
+    info = read_firmware(fw)
+    assert info["source"] == "vendor report" and info["label"].startswith("vendor report")
+    assert (info["latency_cycles"], info["latency_ns"], info["resources"]["LUT"]) == (9, 45.0, 18844)
+    assert info["fractions"]["LUT"] == pytest.approx(18844 / 1182240)
+    shutil.copy(REPORTS / "vivado_synth.rpt", fw / "vivado_synth.rpt")
+    assert read_firmware(fw)["resources"]["LUT"] == 17402  # post-synthesis numbers win
+
+
+def test_firmware_dir_without_results_is_not_available(tmp_path: Path) -> None:
+    assert read_firmware(tmp_path)["source"] is None
+    with pytest.raises(InputFileError, match="not a firmware directory"):
+        read_firmware(tmp_path / "absent")
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: d, "not a replay run directory"),
+        (lambda d: d.mkdir(), "summary.json: missing"),
+        (lambda d: write_run(d, events_in="many"), "'events_in' is 'many', expected int"),
+        (lambda d: write_run(d, batch_latency_ms={"p50": 1.0}), "batch_latency_ms lacks number"),
+        (lambda d: (d.mkdir(), (d / "summary.json").write_text("{oops")), "not readable JSON"),
+    ],
+)
+def test_bad_replay_input_is_a_one_line_error(tmp_path: Path, make: Any, message: str) -> None:
+    make(tmp_path / "run")
+    with pytest.raises(InputFileError, match=re.escape(message)):
+        read_replay(tmp_path / "run")
+
+
+def test_missing_summary_key_is_named(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run")
+    summary = replay_summary()
+    del summary["accounting_ok"]
+    (run / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(InputFileError, match="missing key.s. accounting_ok"):
+        read_replay(run)
+
+
+def test_command_refuses_bad_inputs(artifact_dir: Path, files: dict[str, Path], tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "report"
+    assert main(report_args(artifact_dir, files, out, "--replay", str(tmp_path / "nowhere"))) == 2
+    assert "not a replay run directory" in capsys.readouterr().err
+    (out / "old.txt").write_text("keep me")
+    assert main(report_args(artifact_dir, files, out)) == 2
+    assert "--overwrite" in capsys.readouterr().err and (out / "old.txt").is_file()
+    fw = str(tmp_path)
+    assert main(report_args(artifact_dir, files, tmp_path / "r2", "--firmware", fw, "--firmware", fw)) == 2
+    assert "2 --firmware directories for 1 models" in capsys.readouterr().err
+
+
+def test_pareto_front_keeps_points_nothing_beats() -> None:
+    assert pareto_front([1, 2, 3, 3], [0.1, 0.3, 0.2, 0.3]) == [True, True, False, False]

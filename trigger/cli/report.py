@@ -1,0 +1,38 @@
+"""``trigger report``: one self-contained HTML page plus report.json and PNG figures."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ("add_arguments", "run")
+
+
+def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    parser.add_argument("--model", type=Path, action="append", required=True, metavar="ARTIFACT_DIR",
+                        help="model artifact directory; repeat to compare models")
+    parser.add_argument("--background", type=Path, required=True, metavar="SM.h5",
+                        help="SM events (the held-out split when it is the training file)")
+    parser.add_argument("--signal", type=Path, action="append", required=True, metavar="FILE",
+                        help="signal events; repeatable")
+    parser.add_argument("--replay", type=Path, metavar="RUN_DIR", help="replay run with summary.json")
+    parser.add_argument("--firmware", type=Path, action="append", default=[], metavar="FW_DIR",
+                        help="vendor reports or estimate.json; repeat in --model order")
+    parser.add_argument("--out", type=Path, required=True, metavar="REPORT_DIR", help="output directory")
+    parser.add_argument("--overwrite", action="store_true", help="replace a report already in REPORT_DIR")
+    parser.add_argument("--check-events", type=int, default=2000,
+                        help="held-out SM events for the C-simulation vs emulator check (0: skip)")
+    parser.add_argument("--accept-rate", default="1kHz", help="trigger budget of the working point")
+    parser.add_argument("--bx-rate", default="40MHz", help="bunch-crossing rate")
+    parser.add_argument("--max-events", type=int, default=None, help="cap events read per file")
+
+
+def run(args: argparse.Namespace) -> int:
+    from trigger.report import write_report
+
+    page = write_report(args.out, args.model, args.background, args.signal, replay=args.replay,
+                        firmware=args.firmware, check_events=args.check_events,
+                        accept_rate=args.accept_rate, bx_rate=args.bx_rate, max_events=args.max_events,
+                        overwrite=args.overwrite)
+    print(f"report written: {page}")
+    return 0

@@ -1,0 +1,269 @@
+"""The self-contained HTML page: tables from the collected dict, figures as base64 ``<img>``s.
+
+No templates and no network: one string with inline CSS; every text is escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Iterable, Sequence
+from html import escape
+from typing import Any
+
+from models.evaluate import FPR_POINTS
+from trigger.report.inputs import RESOURCES
+from trigger.report.plots import figure_name
+
+__all__ = ("SECTIONS", "render_html")
+
+#: section id -> heading, in page order
+SECTIONS = {
+    "inputs": "Inputs and working point",
+    "performance": "Physics performance",
+    "roc": "ROC curves",
+    "scores": "Score distributions",
+    "agreement": "Float vs fixed point",
+    "firmware": "Firmware",
+    "replay": "Replay",
+    "comparison": "Model comparison",
+}
+NA = "not available"
+CSS = """
+body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.9em}
+th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}
+img{max-width:100%;border:1px solid #eee;margin:.3em}
+.note{color:#555;font-size:.9em}.bad{color:#b00;font-weight:bold}.good{color:#070;font-weight:bold}
+nav a{margin-right:1em}
+"""
+
+
+def _num(value: Any, spec: str = ".4g") -> str:
+    if value is None:
+        return NA
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return format(value, spec)
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    head = "".join(f"<th>{escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _p(text: str, css: str = "note") -> str:
+    return f'<p class="{css}">{escape(text)}</p>'
+
+
+def _img(images: dict[str, bytes], name: str, alt: str) -> str:
+    if name not in images:
+        return ""
+    data = base64.b64encode(images[name]).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{escape(alt)}" title="{escape(name)}">'
+
+
+def _verdict(ok: bool, good: str, bad: str) -> str:
+    return f'<span class="{"good" if ok else "bad"}">{escape(good if ok else bad)}</span>'
+
+
+def _model_name(label: str, model: dict[str, Any]) -> str:
+    return f"{label} ({model['baseline']})" if model["baseline"] else label
+
+
+def _efficiency(point: dict[str, Any]) -> str:
+    if point.get("tpr") is None:
+        return NA
+    text = f"{point['tpr']:.4f} [{point['tpr_low']:.4f}, {point['tpr_high']:.4f}]"
+    return text if point["supported"] else text + " *"
+
+
+def _variant_rows(data: dict[str, Any]) -> Iterable[tuple[str, str, dict[str, Any]]]:
+    for label, model in data["models"].items():
+        for variant, summary in model["variants"].items():
+            yield _model_name(label, model), variant, summary["signals"]
+
+
+def _inputs(data: dict[str, Any]) -> str:
+    wp = data["working_point"]
+    rows = [(_model_name(label, m), m["path"], m["architecture"], m["precision"],
+             ", ".join(f"{v} {n:,}" for v, n in m["parameters"].items()), m["score_meaning"],
+             f"{m['background_events']:,}: {m['background']}") for label, m in data["models"].items()]
+    signals = [(name, s["file"], s["events"]) for name, s in data["signals"].items()]
+    return (_p(f"Working point: {wp['accept_rate']} of {wp['bx_rate']} bunch crossings, i.e. an SM "
+               f"false-positive rate of {wp['fpr']:.3g}. Background: {data['background_file']}.", "")
+            + _table(("model", "directory", "layers", "precision", "parameters", "score",
+                      "held-out SM events"), rows)
+            + _table(("signal", "file", "events"), signals))
+
+
+def _performance(data: dict[str, Any]) -> str:
+    signals = list(data["signals"])
+    rows = list(_variant_rows(data))
+    def table(cell: Callable[[dict[str, Any]], str]) -> str:
+        return _table(("model", "variant", *signals),
+                      [(m, v, *(cell(s[n]) for n in signals)) for m, v, s in rows])
+
+    auc = table(lambda s: f"{s['auc']:.4f} ± {s['auc_error']:.4f}")
+    wp = table(lambda s: _efficiency(s["working_point"]))
+    notes = sorted({s[n]["working_point"]["note"] for _, _, s in rows for n in signals
+                    if not s[n]["working_point"]["supported"]})
+    out = ("<h3>ROC AUC (Hanley-McNeil standard error)</h3>" + auc
+           + f"<h3>Efficiency at the working point (FPR {data['working_point']['fpr']:.3g}), "
+             "68 % Clopper-Pearson interval</h3>" + wp)
+    if notes:
+        out += _p("* not supported by the SM statistics: " + "; ".join(n.rstrip(".") for n in notes)
+                  + ". The intervals cover the signal statistics only.")
+    supported = [f"{f:g}" for f in FPR_POINTS
+                 if all(s[n]["tpr_at_fpr"][f"{f:g}"]["supported"] for _, _, s in rows for n in signals)]
+    if supported:
+        key = supported[-1]
+        out += (f"<h3>Efficiency at FPR {key}, the lowest FPR the held-out SM events support</h3>"
+                + table(lambda s: _efficiency(s["tpr_at_fpr"][key])))
+    return out
+
+
+def _figures(images: dict[str, bytes], kind: str, names: Iterable[str]) -> str:
+    return "".join(_img(images, figure_name(kind, n), f"{kind} {n}") for n in names)
+
+
+def _agreement(data: dict[str, Any], images: dict[str, bytes]) -> str:
+    rows, checks, figures = [], [], []
+    for label, model in data["models"].items():
+        for pair, a in model["agreement"].items():
+            rows.append((label, pair, a["events"], f"{a['identical_decisions']:.4%}", a["decisions_differ"],
+                         a["scores_differ"], f"{a['max_abs_difference']:.3g}"))
+        check = model["exactness"]
+        if check:
+            verdict = _verdict(check["csim_vs_emulator_exact"], "bit-exact", "NOT exact")
+            checks.append(f"<h3>{escape(label)}: C-simulation vs emulator on {check['events']:,} held-out SM "
+                          f"events: {verdict}</h3>"
+                          + _table(("pair", "events", "scores differ", "decisions differ",
+                                    "largest |difference|"),
+                                   [(f"{p['first']} vs {p['second']}", p["events"], p["scores_differ"],
+                                     p["decisions_differ"], f"{p['max_abs_difference']:.3g}")
+                                    for p in check["pairs"]]))
+        elif model["scatter"]:
+            checks.append(_p(f"{label}: C-simulation check not run (--check-events 0)."))
+        figures.append(_img(images, figure_name("agreement", label), f"agreement {label}"))
+    if not rows:
+        return _p("No quantized model given: nothing to compare.")
+    return (_p("All held-out SM and signal events; each path decides at its own calibrated threshold "
+               "(the emulator at the quantized one).")
+            + _table(("model", "pair", "events", "identical decisions", "decisions differ", "scores differ",
+                      "largest |difference|"), rows)
+            + "".join(checks) + "".join(figures))
+
+
+def _resource(fw: dict[str, Any], name: str) -> str:
+    resources, fractions = fw.get("resources") or {}, fw.get("fractions") or {}
+    if name == "BRAM_36K" and name not in resources and "BRAM_18K" in resources:
+        name = "BRAM_18K"
+    if name not in resources:
+        return NA
+    share = f" ({fractions[name]:.2%})" if name in fractions else ""
+    return f"{resources[name]:,}{share}" + (" 18K" if name == "BRAM_18K" else "")
+
+
+def _firmware(data: dict[str, Any]) -> str:
+    rows, extra = [], []
+    for label, model in data["models"].items():
+        fw = model["firmware"]
+        if fw["source"] is None:
+            rows.append((label, fw["label"], *(["–"] * (4 + len(RESOURCES)))))
+            continue
+        rows.append((label, fw["label"], fw.get("part") or NA, _num(fw.get("clock_ns")),
+                     _num(fw.get("latency_cycles")), _num(fw.get("latency_ns")),
+                     *(_resource(fw, r) for r in RESOURCES)))
+        if fw.get("rtl_check"):
+            rtl = fw["rtl_check"]
+            extra.append(_p(f"{label}: RTL simulation ({rtl.get('simulator')}) on {rtl.get('events')} "
+                            f"events: {rtl.get('mismatches')} mismatches.", ""))
+        if fw.get("targets"):
+            extra.append(_table(("target", "limit", "value", "met"),
+                                [(t.get("name"), t.get("limit"), t.get("value"), _num(t.get("met")))
+                                 for t in fw["targets"]]))
+        if fw.get("timing"):
+            t = fw["timing"]
+            extra.append(_p(f"{label}: Vivado timing WNS {t['wns_ns']} ns, WHS {t['whs_ns']} ns: "
+                            f"{'met' if t['met'] else 'NOT met'}.", ""))
+    header = ("model", "source", "part", "clock [ns]", "latency [cycles]", "latency [ns]",
+              *(f"{r} (% of part)" for r in RESOURCES))
+    return _table(header, rows) + "".join(extra)
+
+
+def _replay(data: dict[str, Any], images: dict[str, bytes]) -> str:
+    replay = data["replay"]
+    if replay is None:
+        return _p("No replay run given (--replay RUN_DIR).")
+    s, acc = replay["summary"], replay["accounting"]
+    lat = s["batch_latency_ms"]
+    rows = [
+        ("run", f"{replay['run_dir']}: {s['rate']} ({s['mode']}), {s['workers']} workers"),
+        ("model and threshold", f"{s['model']}, score > {s['threshold']:.6g}"),
+        ("events in / decided / quarantined / accepted",
+         " / ".join(f"{s[k]:,}" for k in ("events_in", "events_decided", "events_quarantined",
+                                          "events_accepted"))),
+        ("throughput", f"{s['events_per_second']:,.0f} events/s over {s['wall_seconds']:.3g} s"),
+        ("real-time factor", f"{s['real_time_factor']:.4g} (target {s['target_rate_hz']:.4g} Hz)"),
+        ("accept rate at the bunch-crossing rate", f"{s['accept_rate_hz_at_bx']:.4g} Hz"),
+        ("batch latency p50 / p90 / p99 / max",
+         " / ".join(f"{lat[k]:.3g}" for k in ("p50", "p90", "p99", "max")) + " ms"),
+        ("deadline misses", f"{s['deadline_misses']:,}"),
+        ("reference disagreements",
+         f"{s['reference_disagreements']:,} of {s['reference_events']:,} events ({s['reference_backend']})"),
+        ("quarantine reasons", ", ".join(f"{k}: {v}" for k, v in s["quarantine_reasons"].items()) or "none"),
+    ]
+    holds = acc["holds"] and acc["reported_ok"]
+    invariant = (f"<p>Accounting invariant events in = decided + quarantined: {acc['events_in']:,} vs "
+                 f"{acc['decided_plus_quarantined']:,} (run reports accounting_ok={acc['reported_ok']}): "
+                 + _verdict(holds, "holds", "VIOLATED") + "</p>")
+    figure = _p("No batch_latency_ms.npy in the run: no latency histogram.")
+    if replay["latency_histogram"]:
+        figure = _img(images, figure_name("replay_latency"), "replay batch latency")
+    return _table(("quantity", "value"), rows) + invariant + figure
+
+
+def _comparison(data: dict[str, Any], images: dict[str, bytes]) -> str:
+    if not data["comparison"]:
+        return _p("One model given: nothing to compare.")
+    signals = list(data["signals"])
+    rows = [(r["model"] + (f" ({r['baseline']})" if r["baseline"] else ""), r["variant"], r["precision"],
+             f"{r['parameters']:,}", f"{r['mean_auc']:.4f}",
+             *(f"{r['tpr_at_wp'][n]:.4f}" for n in signals),
+             f"{r['mean_tpr_at_wp']:.4f}" + ("" if r["wp_supported"] else " *"),
+             _num(r["lut"]), _num(r["latency_ns"]), r["firmware_source"],
+             ", ".join(c for c in ("parameters", "lut") if r.get(f"pareto_{c}")) or "no")
+            for r in data["comparison"]["rows"]]
+    header = ("model", "variant", "precision", "parameters", "mean AUC", *(f"TPR@WP {n}" for n in signals),
+              "mean TPR@WP", "LUT", "latency [ns]", "firmware numbers", "Pareto-optimal in")
+    return (_table(header, rows) + _p("* working point not supported by the SM statistics (see above).")
+            + _img(images, figure_name("comparison_pareto"), "Pareto plot"))
+
+
+def render_html(data: dict[str, Any], images: dict[str, bytes]) -> str:
+    """The whole page as one string."""
+    body = {
+        "inputs": _inputs(data),
+        "performance": _performance(data),
+        "roc": _p("Solid: quantized; dashed: float twin; dotted: firmware emulation. Dots: the working "
+                  "point. Grey band: fewer than 10 held-out SM events above threshold.")
+               + _figures(images, "roc", data["signals"]),
+        "scores": _figures(images, "scores", data["models"]),
+        "agreement": _agreement(data, images),
+        "firmware": _firmware(data),
+        "replay": _replay(data, images),
+        "comparison": _comparison(data, images),
+    }
+    nav = "".join(f'<a href="#{key}">{escape(title)}</a>' for key, title in SECTIONS.items())
+    sections = "".join(f'<section id="{key}"><h2>{escape(SECTIONS[key])}</h2>{html}</section>'
+                       for key, html in body.items())
+    title = escape(data["title"])
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+            f"<style>{CSS}</style></head><body><h1>{title}</h1>"
+            + _p(f"Written {data['created']} by trigger {data['trigger_version']}. Every number on this page "
+                 "is in report.json next to it.")
+            + f"<nav>{nav}</nav>{sections}</body></html>\n")

@@ -1,0 +1,209 @@
+"""The report's figures, drawn from the collected dict alone, as PNG bytes (matplotlib, Agg).
+
+Figures are built with :class:`matplotlib.figure.Figure` (no pyplot state), so drawing
+is safe from any thread and never opens a window. mplhep's CMS style is used if installed.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import matplotlib.style
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import LogLocator, NullFormatter, StrMethodFormatter
+
+__all__ = ("figure_name", "render_all")
+
+LINESTYLES = {"quantized": "-", "float": "--", "emulator": ":"}
+SIZE = (7.0, 5.0)
+DPI = 110
+
+
+def figure_name(kind: str, name: str = "") -> str:
+    """File name of a figure: ``roc_ato4l.png``; unsafe characters become ``_``."""
+    stem = f"{kind}_{name}" if name else kind
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", stem) + ".png"
+
+
+@contextmanager
+def _style() -> Iterator[None]:
+    try:
+        import mplhep
+
+        style: Any = mplhep.style.CMS
+    except ImportError:
+        style = {"axes.grid": True, "grid.alpha": 0.3, "font.size": 10, "legend.fontsize": 8}
+    with matplotlib.style.context(style):
+        yield
+
+
+def _png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+def _model_colors(data: dict[str, Any]) -> dict[str, str]:
+    return {label: f"C{i % 10}" for i, label in enumerate(data["models"])}
+
+
+def _wp_label(wp: dict[str, Any]) -> str:
+    return f"working point {wp['accept_rate']} of {wp['bx_rate']} (FPR {wp['fpr']:.2g})"
+
+
+def roc_figure(data: dict[str, Any], signal: str) -> Figure:
+    """ROC of every model and variant for one signal, log-log, working point and statistics marked."""
+    wp = data["working_point"]
+    fig = Figure(figsize=(10.0, 5.0), layout="constrained")
+    ax = fig.add_subplot()
+    colors = _model_colors(data)
+    resolvable = min(m["statistics"]["min_resolvable_fpr"] for m in data["models"].values())
+    supported = max(m["statistics"]["min_supported_fpr"] for m in data["models"].values())
+    n_sm = max(m["background_events"] for m in data["models"].values())
+    low = min(resolvable, wp["fpr"] / 2)
+    ax.axvspan(low, supported, color="0.85", alpha=0.6, lw=0,
+               label=f"< 10 SM events above threshold ({n_sm} held-out SM events)")
+    ax.plot([low, 1], [low, 1], color="0.5", lw=0.8, ls="-.", label="random (TPR = FPR)")
+    for label, model in data["models"].items():
+        for variant, summary in model["variants"].items():
+            s = summary["signals"][signal]
+            ax.plot(s["roc"]["fpr"], s["roc"]["tpr"], color=colors[label], ls=LINESTYLES.get(variant, "-"),
+                    lw=1.6, label=f"{label} {variant} (AUC {s['auc']:.3f})")
+            if variant == model["default_variant"] and s["working_point"]["tpr"]:
+                ax.plot([wp["fpr"]], [s["working_point"]["tpr"]], "o", color=colors[label], ms=5)
+    ax.axvline(wp["fpr"], color="crimson", lw=1.2, label=_wp_label(wp))
+    ax.set(xscale="log", yscale="log", xlim=(low, 1), ylim=(max(low, 1e-4), 1.05),
+           xlabel="SM false-positive rate (fraction of held-out SM events accepted)",
+           ylabel=f"signal efficiency (TPR, {signal})", title=f"ROC: {signal} vs held-out SM")
+    bx = wp["bx_rate_hz"]
+    top = ax.secondary_xaxis("top", functions=(lambda f: f * bx / 1e3, lambda r: r * 1e3 / bx))
+    top.set_xlabel(f"trigger accept rate at {wp['bx_rate']} [kHz]")
+    ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
+    return fig
+
+
+def score_figure(data: dict[str, Any], label: str) -> Figure:
+    """Score distributions of SM and every signal for a model's default variant; the threshold line."""
+    model = data["models"][label]
+    variant = model["default_variant"]
+    summary = model["variants"][variant]
+    hist = summary["histogram"]
+    edges = np.asarray(hist["edges"])
+    fig = Figure(figsize=SIZE, layout="constrained")
+    ax = fig.add_subplot()
+    for i, (sample, counts) in enumerate(hist["counts"].items()):
+        fraction = np.asarray(counts, np.float64) / hist["events"][sample]
+        ax.stairs(fraction, edges, color="black" if i == 0 else f"C{i - 1}", lw=2.0 if i == 0 else 1.4,
+                  label=f"{sample} ({hist['events'][sample]} events)")
+    ax.axvline(summary["threshold"], color="crimson", ls="--", lw=1.2,
+               label=f"threshold {summary['threshold']:.4g} ({data['working_point']['accept_rate']})")
+    ax.set(xscale="log" if hist["log_bins"] else "linear", yscale="log",
+           xlabel=f"anomaly score: {model['score_meaning']} (dimensionless)",
+           ylabel="fraction of events per bin", title=f"{label} ({variant}): score distributions")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def agreement_figure(data: dict[str, Any], label: str) -> Figure:
+    """Quantized vs float-twin score per event, with both thresholds and the diagonal."""
+    model = data["models"][label]
+    agreement = model["agreement"]["quantized vs float"]
+    fig = Figure(figsize=(6.0, 5.6), layout="constrained")
+    ax = fig.add_subplot()
+    values = []
+    for i, (sample, points) in enumerate(model["scatter"].items()):
+        ax.scatter(points["float"], points["quantized"], s=4, alpha=0.5, lw=0,
+                   color="black" if i == 0 else f"C{i - 1}", label=sample, rasterized=True)
+        values += points["float"] + points["quantized"]
+    positive = min((v for v in values if v > 0), default=1e-6)
+    low, high = positive, max(values + [positive * 10])
+    log = min(values) > 0 and high / low > 100
+    ax.plot([low, high], [low, high], color="0.4", lw=0.8, label="equal scores")
+    ax.axvline(model["variants"]["float"]["threshold"], color="crimson", ls=":", lw=1,
+               label="float threshold")
+    ax.axhline(model["variants"]["quantized"]["threshold"], color="crimson", ls="--", lw=1,
+               label="quantized threshold")
+    scale = "log" if log else "linear"
+    ax.set(xscale=scale, yscale=scale, xlabel="float-twin score (dimensionless)",
+           ylabel="quantized (fixed-point) score (dimensionless)",
+           title=f"{label}: identical decisions {agreement['identical_decisions']:.4%} "
+                 f"of {agreement['events']} events")
+    ax.legend(fontsize=8, markerscale=3)
+    return fig
+
+
+def latency_figure(replay: dict[str, Any]) -> Figure:
+    """Histogram of per-batch latencies of the replay run, with its percentiles."""
+    hist = replay["latency_histogram"]
+    percentiles = replay["summary"]["batch_latency_ms"]
+    fig = Figure(figsize=SIZE, layout="constrained")
+    ax = fig.add_subplot()
+    ax.stairs(hist["counts"], hist["edges_ms"], fill=True, alpha=0.6, label=f"{hist['batches']} batches")
+    for (name, value), style in zip(percentiles.items(), ("-", "--", "-.", ":"), strict=False):
+        ax.axvline(value, color="crimson", ls=style, lw=1, label=f"{name} {value:.3g} ms")
+    summary = replay["summary"]
+    ax.set(xscale="log" if hist["log_bins"] else "linear", yscale="log", xlabel="batch latency [ms]",
+           ylabel="batches per bin", title=f"replay {summary['rate']} ({summary['mode']})")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _pareto_panel(ax: Axes, rows: list[dict[str, Any]], cost: str, xlabel: str,
+                  colors: dict[str, str]) -> None:
+    have = [r for r in rows if r[cost] is not None]
+    if not have:
+        ax.text(0.5, 0.5, "no firmware resource numbers\n(no vendor report or estimate given)",
+                ha="center", va="center", transform=ax.transAxes)
+        ax.set(xlabel=xlabel, xticks=[])
+        return
+    for row in have:
+        marker = "*" if row[f"pareto_{cost}"] else "o"
+        ax.plot([row[cost]], [row["mean_tpr_at_wp"]], marker, ms=11 if marker == "*" else 7,
+                color=colors[row["model"]], label=f"{row['model']} ({row['variant']})")
+        ax.annotate(row["model"], (row[cost], row["mean_tpr_at_wp"]), textcoords="offset points",
+                    xytext=(6, 4), fontsize=8)
+    front = sorted((r[cost], r["mean_tpr_at_wp"]) for r in have if r[f"pareto_{cost}"])
+    ax.step([c for c, _ in front], [g for _, g in front], where="post", color="0.4", lw=0.8, ls="--",
+            label="Pareto front")
+    ax.set(xscale="log", xlabel=xlabel)
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.margins(x=0.3, y=0.2)
+
+
+def pareto_figure(data: dict[str, Any]) -> Figure:
+    """Mean efficiency at the working point against model size and against LUTs."""
+    rows = data["comparison"]["rows"]
+    colors = _model_colors(data)
+    fig = Figure(figsize=(11.0, 4.8), layout="constrained")
+    left, right = fig.subplots(1, 2, sharey=True)
+    _pareto_panel(left, rows, "parameters", "trained parameters", colors)
+    _pareto_panel(right, rows, "lut", "LUTs (firmware)", colors)
+    left.set_ylabel(f"mean signal efficiency at {data['working_point']['accept_rate']}")
+    left.legend(fontsize=8, loc="best")
+    fig.suptitle("efficiency vs cost (stars: Pareto-optimal)")
+    return fig
+
+
+def render_all(data: dict[str, Any]) -> dict[str, bytes]:
+    """Every figure the data supports: file name -> PNG bytes."""
+    images: dict[str, bytes] = {}
+    with _style():
+        for signal in data["signals"]:
+            images[figure_name("roc", signal)] = _png(roc_figure(data, signal))
+        for label, model in data["models"].items():
+            images[figure_name("scores", label)] = _png(score_figure(data, label))
+            if model["scatter"]:
+                images[figure_name("agreement", label)] = _png(agreement_figure(data, label))
+        if data["replay"] and data["replay"]["latency_histogram"]:
+            images[figure_name("replay_latency")] = _png(latency_figure(data["replay"]))
+        if data["comparison"]:
+            images[figure_name("comparison_pareto")] = _png(pareto_figure(data))
+    return images
