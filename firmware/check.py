@@ -13,8 +13,7 @@ from numpy.typing import NDArray
 
 from firmware.emulator import Emulator
 from models.artifact import Artifact
-from models.scores import anomaly_score
-from trigger.errors import TriggerError
+from models.scores import firmware_score
 from trigger.preprocess import filled_mask
 
 __all__ = ("PairComparison", "check_firmware", "compare_paths", "csim_vs_emulator", "firmware_scores")
@@ -23,12 +22,7 @@ __all__ = ("PairComparison", "check_firmware", "compare_paths", "csim_vs_emulato
 def firmware_scores(artifact: Artifact, outputs: NDArray[np.floating], inputs: NDArray[np.floating],
                     particles: NDArray[np.floating]) -> NDArray[np.float64]:
     """The anomaly score from the firmware network's outputs (reconstruction, or VAE mu)."""
-    score = artifact.config.model.score
-    if score == "kl":
-        raise TriggerError("the VAE 'kl' score needs log_var, which is not on chip; use score mu2")
-    if score == "mu2":
-        return anomaly_score(score, inputs, (outputs, np.zeros_like(outputs)), filled_mask(particles))
-    return anomaly_score(score, inputs, outputs, filled_mask(particles))
+    return firmware_score(artifact.config.model.score, outputs, inputs, filled_mask(particles))
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,9 @@ and float32 is used wherever the bounds prove it exact.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,6 +28,8 @@ from trigger.errors import TriggerError
 from trigger.fixed import FixedType, Overflow, Rounding, round_scaled
 
 __all__ = ("Emulator", "Kernel", "fixed_type")
+
+FORMAT = "trigger.Emulator/1"
 
 F64 = NDArray[np.float64]
 Bounds = tuple[F64, F64]  # per-feature min and max of integer mantissas
@@ -132,6 +136,43 @@ class Emulator:
             i += 2 if activation is not None else 1
         return cls(input_type, tuple(kernels))
 
+    def save(self, path: str | Path) -> None:
+        """Write the kernels to one ``.npz`` (arrays plus a JSON description; no pickle)."""
+        arrays: dict[str, NDArray[Any]] = {}
+        kernels = []
+        for n, kernel in enumerate(self.kernels):
+            described: dict[str, Any] = {}
+            for f in fields(kernel):
+                value = getattr(kernel, f.name)
+                if isinstance(value, np.ndarray):
+                    arrays[f"{n}.{f.name}"] = value
+                elif f.name == "out_bounds":
+                    arrays[f"{n}.low"], arrays[f"{n}.high"] = value
+                else:
+                    described[f.name] = str(value) if isinstance(value, FixedType) else value
+            kernels.append(described)
+        meta = {"format": FORMAT, "input_type": str(self.input_type), "kernels": kernels}
+        np.savez(path, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Emulator:
+        """Read what :meth:`save` wrote; anything else is a :class:`TriggerError`."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(data["meta"].tobytes())
+                if meta.get("format") != FORMAT:
+                    raise TriggerError(f"{path}: not an emulator file ({meta.get('format')!r}, expected {FORMAT})")
+                kernels = []
+                for n, described in enumerate(meta["kernels"]):
+                    kw = {k: FixedType.parse(v) if k in ("accum", "mid", "result") and v else v
+                          for k, v in described.items()}
+                    kw.update(weight=data[f"{n}.weight"], bias=data[f"{n}.bias"],
+                              out_bounds=(data[f"{n}.low"], data[f"{n}.high"]))
+                    kernels.append(Kernel(**kw))
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise TriggerError(f"{path}: cannot read emulator ({e})") from None
+        return cls(FixedType.parse(meta["input_type"]), tuple(kernels))
+
     @property
     def output_type(self) -> FixedType:
         return self.kernels[-1].result if self.kernels else self.input_type
@@ -142,6 +183,10 @@ class Emulator:
         q = _round(np.asarray(x, dtype=np.float64) * 2.0**t.fractional, t.rounding)
         if len(q) and (q.min() < t.int_min or q.max() > t.int_max):
             q = t.wrap_or_saturate(q)
+        return self.predict_mantissas(q)
+
+    def predict_mantissas(self, q: NDArray[np.floating]) -> F64:
+        """Outputs for inputs given as integer mantissas of ``input_type`` (already in range)."""
         for kernel in self.kernels:
             q = kernel(q)
         return np.asarray(q, dtype=np.float64) * self.output_type.lsb

@@ -7,9 +7,10 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from trigger.errors import TriggerError
 from trigger.schema import N_OBJECTS
 
-__all__ = ("SCORES", "anomaly_score")
+__all__ = ("SCORES", "anomaly_score", "firmware_score")
 
 F = NDArray[np.floating]
 
@@ -39,3 +40,12 @@ def anomaly_score(score: str, inputs: F, outputs: F | Sequence[F], mask: NDArray
         per_slot = diff.reshape(len(diff), N_OBJECTS, 3)
         return np.mean(np.abs(per_slot[..., 0]) + per_slot[..., 1] ** 2 + per_slot[..., 2] ** 2, axis=1)
     raise ValueError(f"unknown score {score!r}; known: {', '.join(SCORES)}")
+
+
+def firmware_score(score: str, outputs: F, inputs: F, mask: NDArray[np.bool_]) -> F:
+    """The score from the firmware network's outputs: the reconstruction, or the VAE's mu only."""
+    if score == "kl":
+        raise TriggerError("the VAE 'kl' score needs log_var, which is not on chip; use score mu2")
+    if score == "mu2":
+        return anomaly_score(score, inputs, (outputs, np.zeros_like(outputs)), mask)
+    return anomaly_score(score, inputs, outputs, mask)

@@ -1,0 +1,239 @@
+"""The ``replay`` command: the whole pipeline on one machine, or one role of it per host.
+
+    replay --rate 40MHz-sim                       # bundled sample, default model, 2 workers
+    replay --rate 100kHz --input sm.h5 --events 200000 --workers 2 --out runs/paced
+    replay source    --rate 40MHz-sim --input sm.h5 --bind 0.0.0.0:5555 --collector hostB:5558
+    replay worker    --model DIR --source hostA:5555 --collector hostB:5558
+    replay reference --model DIR --source hostA:5555 --collector hostB:5558
+    replay collector --model DIR --bind 0.0.0.0:5558 --source hostA:5555 --out RUN_DIR
+
+Ports: the source binds PORT (tasks), PORT+1 (control) and PORT+2 (reference feed); the
+collector binds its PORT (results). Roles on one host default to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from trigger.errors import TriggerError, UsageError
+
+__all__ = ("main",)
+
+ROLES = {
+    "source": "read and pace the events, hand batches to workers, re-send lost ones, write the summary",
+    "worker": "score batches on the bit-exact emulated firmware path and decide",
+    "reference": "score batches with the float twin (TensorFlow on a GPU, or numpy)",
+    "collector": "join decisions with reference scores, write accepted events, account for every event",
+}
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65530:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+def _rate_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rate", default="40MHz-sim",
+                        help="40MHz-sim: simulated 25 ns bunch-crossing clock, as fast as possible; "
+                             "or a wall-clock rate (100kHz, 1MHz) with deadline-miss counting")
+    parser.add_argument("--batch-size", type=int, default=8192, help="events per batch (paced runs use less)")
+    parser.add_argument("--deadline-ms", type=float, default=100.0,
+                        help="paced runs: an event must be decided this long after its BX time")
+
+
+def _input_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", type=Path, action="append", metavar="FILE.h5",
+                        help="events in the ADC2021 layout (repeatable; default: the bundled SM sample)")
+    count = parser.add_mutually_exclusive_group()
+    count.add_argument("--events", type=int, help="stop after N events (the inputs are cycled if needed)")
+    count.add_argument("--loop", action="store_true", help="cycle the inputs until Ctrl-C")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    parser = argparse.ArgumentParser(prog="replay", formatter_class=fmt, description=(
+        "Replay HDF5 event streams through the trigger decision path: a source, K workers running "
+        "the bit-exact firmware emulator, a float reference path and a collector, over ZeroMQ. "
+        "Without a role it runs the whole pipeline here."), epilog=__doc__.split("\n\n", 1)[1],
+    )
+    _rate_options(parser)
+    _input_options(parser)
+    parser.add_argument("--model", type=Path, help="model artifact directory (default: the bundled dense AE)")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes")
+    parser.add_argument("--reference-backend", default="auto", choices=("auto", "tensorflow", "numpy", "none"),
+                        help="float reference path; auto = tensorflow when a GPU is visible, else numpy")
+    parser.add_argument("--out", type=Path, help="run directory (default: runs/replay-DATE-TIME)")
+    parser.add_argument("--transport", default="ipc", choices=("ipc", "tcp"), help="socket transport")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("--quiet", action="store_true", help="no live progress line")
+    roles = parser.add_subparsers(dest="role", metavar="ROLE", help="run one role (multi-host)")
+    for role, text in ROLES.items():
+        sub = roles.add_parser(role, help=text, description=text, formatter_class=fmt)
+        sub.add_argument("--model", type=Path, help="model artifact directory (default: the bundled dense AE)")
+        if role == "source":
+            _rate_options(sub)
+            _input_options(sub)
+            sub.add_argument("--bind", type=_host_port, default=("127.0.0.1", 5555), help="HOST:PORT to bind")
+            sub.add_argument("--collector", type=_host_port, required=True, help="the collector's HOST:PORT")
+            sub.add_argument("--no-reference", action="store_true", help="no reference role will connect")
+            sub.add_argument("--out", type=Path, help="where summary.json goes")
+        else:
+            sub.add_argument("--source", type=_host_port, required=True, help="the source's HOST:PORT")
+        if role in ("worker", "reference"):
+            sub.add_argument("--collector", type=_host_port, required=True, help="the collector's HOST:PORT")
+        if role == "reference":
+            sub.add_argument("--backend", default="auto", choices=("auto", "tensorflow", "numpy"))
+        if role == "collector":
+            sub.add_argument("--bind", type=_host_port, default=("127.0.0.1", 5558), help="HOST:PORT to bind")
+            sub.add_argument("--out", type=Path, required=True, help="run directory for accepted events")
+            sub.add_argument("--no-reference", action="store_true", help="no reference role will connect")
+    return parser
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from replay.config import ReplayConfig, parse_replay_rate
+
+    return ReplayConfig(rate=parse_replay_rate(getattr(args, "rate", "40MHz-sim")),
+                        batch_size=getattr(args, "batch_size", 8192),
+                        deadline_s=getattr(args, "deadline_ms", 100.0) / 1000)
+
+
+def _defaults(args: argparse.Namespace) -> None:
+    from trigger.sample import bundled_sample, default_model
+
+    if getattr(args, "model", None) is None:
+        args.model = default_model()
+    if hasattr(args, "input") and not args.input:
+        args.input = [bundled_sample().background]
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    from trigger.rates import format_rate
+
+    s = summary
+    lat = s["batch_latency_ms"]
+    print(f"events in {s['events_in']:,} = decided {s['events_decided']:,} + quarantined "
+          f"{s['events_quarantined']:,}: accounting {'OK' if s['accounting_ok'] else 'VIOLATED'}")
+    print(f"accepted {s['events_accepted']:,} (accept rate {format_rate(s['accept_rate_hz_at_bx'])} at 40 MHz, "
+          f"threshold {s['threshold']:.5g})")
+    print(f"throughput {s['events_per_second']:,.0f} events/s in {s['wall_seconds']:.2f} s, "
+          f"real-time factor {s['real_time_factor']:.4f} of 40 MHz ({s['workers']} workers, {s['mode']})")
+    if lat["p50"] is not None:
+        print(f"batch latency p50 {lat['p50']:.2f} ms, p90 {lat['p90']:.2f} ms, p99 {lat['p99']:.2f} ms, "
+              f"max {lat['max']:.2f} ms")
+    if s["reference_backend"] != "none":
+        print(f"reference ({s['reference_backend']}): {s['reference_events']:,} events compared, "
+              f"{s['reference_disagreements']} decisions differ, largest score difference "
+              f"{s['reference_max_abs_score_difference']:.3g}")
+    if s["mode"] == "paced":
+        print(f"deadline misses: {s['deadline_misses']:,} events later than {s['deadline_s'] * 1000:.0f} ms")
+    src = s["source"]
+    if src["resent_batches"] or src["workers_lost"] or s["duplicate_batches"]:
+        print(f"recovered: {src['workers_lost']} worker(s) lost, {src['resent_batches']} batch(es) re-sent, "
+              f"{s['duplicate_batches']} duplicate(s) dropped")
+    if s["quarantine_reasons"] or s["rejected_frames"]:
+        print(f"quarantine: {s['quarantine_reasons']}; rejected frames: {s['rejected_frames']}")
+    if src["interrupted"]:
+        print(f"interrupted: {src['events_abandoned']} events in flight abandoned")
+
+
+def _run_local(args: argparse.Namespace) -> int:
+    from replay.pipeline import ReplayRun, run_replay
+
+    out = args.out or Path("runs") / time.strftime("replay-%Y%m%d-%H%M%S")
+    if out.exists() and any(out.iterdir()):
+        raise UsageError(f"{out} is not empty; choose another --out")
+    run = ReplayRun(tuple(args.input), args.model, out, _config(args), args.events, args.loop, args.workers,
+                    args.reference_backend, args.transport)
+    summary = run_replay(run, progress=None if args.quiet or args.json else sys.stderr)
+    if args.json:
+        print(json.dumps(summary, indent=1))
+    else:
+        _print_summary(summary)
+        print(f"summary: {out / 'summary.json'}; accepted events: {out / 'accepted.h5'}")
+    return 0 if summary["accounting_ok"] else 1
+
+
+def _endpoints(host_port: tuple[str, int], collector: tuple[str, int]) -> Any:
+    from replay.config import Endpoints
+
+    (host, port), (chost, cport) = host_port, collector
+    return Endpoints(f"tcp://{host}:{port}", f"tcp://{host}:{port + 1}", f"tcp://{host}:{port + 2}",
+                     f"tcp://{chost}:{cport}")
+
+
+def _run_role(args: argparse.Namespace) -> int:
+    from replay.paths import resolve_backend, write_bundle
+
+    config = _config(args)
+    out = getattr(args, "out", None) or Path("runs") / time.strftime(f"{args.role}-%Y%m%d-%H%M%S")
+    bundle_dir = out / "model"
+    if args.role != "source":
+        bundle = write_bundle(args.model, bundle_dir)
+    if args.role == "worker":
+        from replay.worker import run_worker
+
+        ends = _endpoints(args.source, args.collector)
+        print(f"worker: scored {run_worker(ends.tasks, ends.results, bundle_dir, config)} batches")
+    elif args.role == "reference":
+        from replay.reference import run_reference
+
+        ends = _endpoints(args.source, args.collector)
+        backend = resolve_backend(args.backend)
+        n = run_reference(ends.reference, ends.acks, ends.results, bundle_dir, backend, config)
+        print(f"reference: scored {n} batches")
+    elif args.role == "collector":
+        from replay.collector import run_collector
+
+        ends = _endpoints(args.source, args.bind)
+        counts = run_collector(ends.results, ends.acks, out,
+                               bundle["threshold"], None if args.no_reference else bundle["reference_threshold"],
+                               config)
+        print(json.dumps({k: v for k, v in counts.items() if k != "batch_latency_ms"}))
+    else:
+        return _run_source_role(args, config, out)
+    return 0
+
+
+def _run_source_role(args: argparse.Namespace, config: Any, out: Path) -> int:
+    from replay.pipeline import ReplayRun, summarize
+    from replay.source import run_source
+    from replay.stream import EventStream
+
+    ends = _endpoints(args.bind, args.collector)
+    stream = EventStream(args.input, config.effective_batch_size, args.events, args.loop)
+    try:
+        stats = run_source(ends, stream, config, reference=not args.no_reference)
+    finally:
+        stream.close()
+    out.mkdir(parents=True, exist_ok=True)
+    run = ReplayRun(tuple(args.input), args.model, out, config)
+    summary = summarize(run, stats, {}, "remote")
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    _print_summary(summary)
+    return 0 if summary["accounting_ok"] else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    warnings.filterwarnings("ignore", message=".*keras.constraints.serialize", category=UserWarning)
+    args = build_parser().parse_args(argv)
+    try:
+        _defaults(args)
+        return _run_role(args) if args.role else _run_local(args)
+    except TriggerError as err:
+        print(f"replay{' ' + args.role if args.role else ''}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("replay: interrupted", file=sys.stderr)
+        return 130

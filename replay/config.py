@@ -1,0 +1,103 @@
+"""Replay settings, parsed once at the edge and frozen: the rate, endpoints, limits, timeouts."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from trigger.errors import UsageError
+from trigger.rates import BX_RATE_HZ, format_rate, parse_rate
+
+__all__ = ("Endpoints", "ReplayConfig", "ReplayRate", "parse_replay_rate")
+
+
+@dataclass(frozen=True)
+class ReplayRate:
+    """``hz`` events per second; ``simulated``: BX clock only, the pipeline runs flat out."""
+
+    text: str
+    hz: float
+    simulated: bool
+
+    @property
+    def mode(self) -> str:
+        return "simulated" if self.simulated else "paced"
+
+
+def parse_replay_rate(text: str) -> ReplayRate:
+    """``40MHz-sim`` (simulated bunch-crossing clock) or a wall-clock rate such as ``100kHz``."""
+    simulated = bool(re.search(r"-sim\s*$", text, re.IGNORECASE))
+    body = re.sub(r"-sim\s*$", "", text, flags=re.IGNORECASE)
+    try:
+        hz = parse_rate(body)
+    except UsageError:
+        raise UsageError(f"cannot read rate {text!r}; expected e.g. 40MHz-sim (simulated bunch crossings, "
+                         "as fast as possible) or 100kHz / 1MHz (paced on the wall clock)") from None
+    if simulated and hz != BX_RATE_HZ:
+        raise UsageError(f"a simulated clock runs at the bunch-crossing rate; use 40MHz-sim, not {text!r}")
+    return ReplayRate(text, hz, simulated)
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the roles meet. ``tasks``: source ROUTER (workers connect); ``acks``: source PULL
+    (collector connects); ``reference``: source PUSH (reference connects); ``results``:
+    collector PULL (workers, reference and source connect)."""
+
+    tasks: str
+    acks: str
+    reference: str
+    results: str
+
+    @classmethod
+    def ipc(cls, directory: str | Path | None = None) -> Endpoints:
+        d = Path(directory or tempfile.mkdtemp(prefix="replay-"))
+        return cls(*(f"ipc://{d / name}.sock" for name in ("tasks", "acks", "reference", "results")))
+
+    @classmethod
+    def tcp(cls, host: str = "127.0.0.1", base_port: int = 5555) -> Endpoints:
+        return cls(*(f"tcp://{host}:{base_port + i}" for i in range(4)))
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    """Pipeline limits and timeouts; impossible values are rejected here."""
+
+    rate: ReplayRate = field(default_factory=lambda: parse_replay_rate("40MHz-sim"))
+    batch_size: int = 8192
+    credits: int = 2  # batches a worker may hold at once
+    hwm: int = 8  # messages queued per socket before a send blocks
+    max_events_per_frame: int = 65536
+    ack_timeout_s: float = 10.0  # a batch not decided this long after sending is sent again
+    heartbeat_s: float = 0.5
+    liveness: int = 6  # missed heartbeats before a worker is presumed dead
+    ready_timeout_s: float = 60.0  # how long to wait for the roles to come up
+    deadline_s: float = 0.1  # paced mode: an event must be decided this long after its BX time
+    progress_s: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.batch_size <= self.max_events_per_frame:
+            raise UsageError(f"batch size {self.batch_size} must be between 1 and {self.max_events_per_frame}")
+        for name in ("credits", "hwm", "liveness"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"{name} must be at least 1")
+        for name in ("ack_timeout_s", "heartbeat_s", "ready_timeout_s", "deadline_s", "progress_s"):
+            if not getattr(self, name) > 0:
+                raise UsageError(f"{name} must be positive")
+
+    @property
+    def max_frame_bytes(self) -> int:
+        return self.max_events_per_frame * 19 * 4 * 8
+
+    @property
+    def effective_batch_size(self) -> int:
+        """Paced runs form batches at >= 100 per second so the deadline can be met."""
+        if self.rate.simulated:
+            return self.batch_size
+        return max(1, min(self.batch_size, int(self.rate.hz / 100)))
+
+    def describe(self) -> str:
+        how = "simulated BX clock, as fast as possible" if self.rate.simulated else "paced on the wall clock"
+        return f"{format_rate(self.rate.hz)} ({how}), batches of {self.effective_batch_size}"

@@ -1,0 +1,176 @@
+"""The replay's two scoring paths and the model bundle the roles load them from.
+
+- :class:`EmulatedPath`: the trigger decision. Raw events -> the firmware's input mantissas
+  (the artifact's scaling and fixed-point grid, fused into one pass and identical to
+  ``Scaler.transform``) -> the bit-exact firmware emulator -> the on-chip score -> threshold.
+- :class:`ReferencePath`: the float twin at full precision, on TensorFlow (GPU when one is
+  visible) or numpy on CPU, with the float model's own threshold.
+
+``write_bundle`` runs once in the process that starts the replay (it needs TensorFlow and
+hls4ml to read the artifact); workers and the reference role then load only numpy files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from firmware.emulator import Emulator
+from models.numpy_forward import NumpyNetwork
+from models.scores import anomaly_score, firmware_score
+from trigger.errors import ArtifactError, TriggerError
+from trigger.preprocess import Scaler, filled_mask
+from trigger.schema import N_INPUTS, PT
+
+__all__ = ("BACKENDS", "EmulatedPath", "ReferencePath", "ScoringPath", "load_emulated", "load_reference",
+           "resolve_backend", "write_bundle")
+
+BACKENDS = ("auto", "tensorflow", "numpy", "none")
+F64 = NDArray[np.float64]
+_MANIFEST = "bundle.json"
+
+
+class ScoringPath(Protocol):
+    threshold: float
+
+    def scores(self, particles: NDArray[np.floating]) -> F64: ...
+
+
+@dataclass(frozen=True)
+class EmulatedPath:
+    """Scaling onto the input grid, the firmware emulator, the on-chip score and its threshold."""
+
+    scaler: Scaler
+    emulator: Emulator
+    score: str
+    threshold: float
+
+    def __post_init__(self) -> None:
+        grid, fw = self.scaler.input_type, self.emulator.input_type
+        if grid is None or (grid.width, grid.integer, grid.signed) != (fw.width, fw.integer, fw.signed):
+            raise ArtifactError(f"scaler grid {grid} differs from the firmware input {fw}")
+
+    def mantissas(self, particles: NDArray[np.floating]) -> F64:
+        """Input mantissas, equal to ``scaler.transform(particles) * 2**F`` (tested), in one pass."""
+        grid = self.scaler.input_type
+        assert grid is not None
+        x = np.empty((len(particles), N_INPUTS))
+        x[:] = np.asarray(particles)[..., :3].reshape(len(particles), N_INPUTS)
+        if self.scaler.log_pt:
+            pt = x[:, PT::3]
+            np.maximum(pt, 0.0, out=pt)
+            np.log1p(pt, out=pt)
+        x -= self.scaler.center
+        x /= self.scaler.scale
+        x *= filled_mask(particles)
+        x *= 2.0**grid.fractional
+        np.floor(x, out=x)  # the grid rounds toward minus infinity and saturates (preprocess.py)
+        return np.clip(x, grid.int_min, grid.int_max, out=x)
+
+    def scores(self, particles: NDArray[np.floating]) -> F64:
+        if len(particles) == 0:
+            return np.zeros(0)
+        q = self.mantissas(particles)
+        outputs = self.emulator.predict_mantissas(q)
+        q *= self.emulator.input_type.lsb
+        return firmware_score(self.score, outputs, q, filled_mask(particles))
+
+
+class ReferencePath:
+    """The float twin on ``backend`` ("numpy" or "tensorflow") with the float threshold."""
+
+    def __init__(self, scaler: Scaler, network: Any, score: str, threshold: float, backend: str) -> None:
+        self.scaler, self.network, self.score, self.threshold, self.backend = (
+            scaler, network, score, threshold, backend)
+
+    def scores(self, particles: NDArray[np.floating]) -> F64:
+        if len(particles) == 0:
+            return np.zeros(0)
+        x = self.scaler.transform(particles)
+        if self.backend == "numpy":
+            outputs = self.network.predict(x)
+        else:
+            outputs = self.network.predict(x, batch_size=len(x), verbose=0)
+        if isinstance(outputs, list) and len(outputs) == 1:
+            outputs = outputs[0]
+        return anomaly_score(self.score, x, outputs, filled_mask(particles))
+
+
+def gpu_visible() -> bool:
+    """Whether TensorFlow could use a GPU; checked without importing TensorFlow when there is none."""
+    if not (Path("/proc/driver/nvidia").exists() or os.environ.get("CUDA_VISIBLE_DEVICES")):
+        return False
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def resolve_backend(requested: str) -> str:
+    """``auto`` -> tensorflow when a GPU is visible, numpy otherwise."""
+    if requested not in BACKENDS:
+        raise TriggerError(f"unknown reference backend {requested!r}; expected one of {', '.join(BACKENDS)}")
+    if requested == "auto":
+        return "tensorflow" if gpu_visible() else "numpy"
+    return requested
+
+
+def write_bundle(artifact_dir: str | Path, out: str | Path) -> dict[str, Any]:
+    """Read the artifact once (TensorFlow, hls4ml) and write what the roles load with numpy."""
+    from firmware.convert import firmware_network, to_hls
+    from models.artifact import load_artifact
+
+    artifact = load_artifact(artifact_dir)
+    if "quantized" not in artifact.networks:
+        raise TriggerError(f"{artifact_dir}: a float-only model has no firmware to replay; "
+                           "give a quantized model (--model)")
+    firmware_network(artifact)  # fails early for models the firmware cannot take
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    emulator = Emulator.from_hls_model(to_hls(artifact, out / "hls", compile=False))
+    emulator.save(out / "emulator.npz")
+    artifact.scaler.save(out / "scaler.json")
+    manifest: dict[str, Any] = {
+        "model": str(artifact_dir), "name": artifact.config.model.name, "score": artifact.config.model.score,
+        "threshold": artifact.threshold("quantized"), "reference_threshold": None,
+    }
+    if "float" in artifact.networks:
+        NumpyNetwork.from_keras(artifact.networks["float"].scorer).save(out / "reference.npz")
+        manifest["reference_threshold"] = artifact.threshold("float")
+    (out / _MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def _manifest(bundle: Path) -> dict[str, Any]:
+    try:
+        return json.loads((bundle / _MANIFEST).read_text())
+    except (OSError, ValueError) as e:
+        raise ArtifactError(f"{bundle}: no readable replay bundle ({e})") from None
+
+
+def load_emulated(bundle: str | Path) -> EmulatedPath:
+    bundle = Path(bundle)
+    m = _manifest(bundle)
+    return EmulatedPath(Scaler.load(bundle / "scaler.json"), Emulator.load(bundle / "emulator.npz"),
+                        m["score"], float(m["threshold"]))
+
+
+def load_reference(bundle: str | Path, backend: str) -> ReferencePath:
+    """The float twin for ``backend``; TensorFlow loads the artifact the bundle was made from."""
+    bundle = Path(bundle)
+    m = _manifest(bundle)
+    if m["reference_threshold"] is None:
+        raise TriggerError(f"{m['model']}: no float twin to use as the reference; use --reference-backend none")
+    scaler = Scaler.load(bundle / "scaler.json")
+    if backend == "tensorflow":
+        from models.artifact import load_artifact
+
+        network: Any = load_artifact(m["model"]).networks["float"].scorer
+    else:
+        network = NumpyNetwork.load(bundle / "reference.npz")
+    return ReferencePath(scaler, network, m["score"], float(m["reference_threshold"]), backend)

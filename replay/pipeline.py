@@ -1,0 +1,179 @@
+"""A whole replay on one machine: start the roles as processes, run the source, write the summary.
+
+The model is read once here (``write_bundle``); the collector, K workers and the
+reference path start as separate processes (spawned, so no TensorFlow state is
+inherited) and meet on ipc sockets (or tcp on 127.0.0.1). The source runs in this
+process and prints live progress. At the end the run summary combines the source's
+and the collector's counts and checks the accounting invariant
+``events_in == events_decided + events_quarantined``.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import shutil
+import socket
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from replay.collector import collector_main
+from replay.config import Endpoints, ReplayConfig
+from replay.paths import resolve_backend, write_bundle
+from replay.reference import reference_main
+from replay.source import RoleError, SourceStats, run_source
+from replay.stream import EventStream
+from replay.worker import worker_main
+from trigger.errors import UsageError
+from trigger.rates import BX_RATE_HZ
+
+__all__ = ("ReplayRun", "run_replay", "summarize")
+
+
+@dataclass(frozen=True)
+class ReplayRun:
+    """What to replay and how."""
+
+    inputs: Sequence[Path]
+    model: Path
+    out: Path
+    config: ReplayConfig
+    events: int | None = None
+    loop: bool = False
+    workers: int = 2
+    reference_backend: str = "auto"
+    transport: str = "ipc"
+
+
+def free_tcp_base(count: int = 4) -> int:
+    """A base port with ``count`` free consecutive ports on 127.0.0.1."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1]
+        if base + count < 65536 and all(_port_free(base + i) for i in range(count)):
+            return base
+    raise RoleError("no free tcp ports on 127.0.0.1")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+class _Roles:
+    """The local role processes; ``problem`` names one that died."""
+
+    def __init__(self) -> None:
+        self.ctx = multiprocessing.get_context("spawn")
+        self.procs: dict[str, multiprocessing.process.BaseProcess] = {}
+
+    def start(self, name: str, target: Any, *args: Any) -> None:
+        proc = self.ctx.Process(target=target, args=args, name=f"replay-{name}", daemon=True)
+        proc.start()
+        self.procs[name] = proc
+
+    def problem(self) -> str | None:
+        for name, proc in self.procs.items():
+            if proc.exitcode not in (None, 0):
+                return f"the {name} process exited with status {proc.exitcode} (see the messages above)"
+        return None
+
+    def stop(self, timeout: float = 5.0) -> None:
+        for proc in self.procs.values():
+            proc.join(timeout)
+        for proc in self.procs.values():
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(2)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+
+
+def run_replay(run: ReplayRun, progress: TextIO | None = sys.stderr, roles: _Roles | None = None) -> dict[str, Any]:
+    """Replay ``run.inputs`` through the pipeline; returns (and writes) the run summary."""
+    if run.workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {run.workers}")
+    backend = resolve_backend(run.reference_backend)
+    stream = EventStream(run.inputs, run.config.effective_batch_size, run.events, run.loop)
+    run.out.mkdir(parents=True, exist_ok=True)
+    bundle = write_bundle(run.model, run.out / "model")
+    use_reference = backend != "none" and bundle["reference_threshold"] is not None
+    tmp = Path(tempfile.mkdtemp(prefix="replay-"))
+    endpoints = Endpoints.ipc(tmp) if run.transport == "ipc" else Endpoints.tcp(base_port=free_tcp_base())
+    roles = roles or _Roles()
+    config = run.config
+    try:
+        roles.start("collector", collector_main, endpoints.results, endpoints.acks, str(run.out),
+                    bundle["threshold"], bundle["reference_threshold"] if use_reference else None, config)
+        for k in range(run.workers):
+            roles.start(f"worker-{k}", worker_main, endpoints.tasks, endpoints.results, str(run.out / "model"), config)
+        if use_reference:
+            roles.start("reference", reference_main, endpoints.reference, endpoints.acks, endpoints.results,
+                        str(run.out / "model"), backend, config)
+        if progress is not None:
+            progress.write(f"replay: {sum(f.n_events for f in stream.files):,} events in {len(run.inputs)} file(s), "
+                           f"{config.describe()}, {run.workers} worker(s), reference: "
+                           f"{backend if use_reference else 'none'}; output in {run.out}\n")
+        stats = run_source(endpoints, stream, config, use_reference, roles.problem, progress)
+    finally:
+        stream.close()
+        roles.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    summary = summarize(run, stats, bundle, backend if use_reference else "none")
+    (run.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
+def summarize(run: ReplayRun, stats: SourceStats, bundle: dict[str, Any], backend: str) -> dict[str, Any]:
+    """The run summary: counts, rates, the accounting check and latency percentiles."""
+    c = stats.collector
+    decided, quarantined = c.get("events_decided", 0), c.get("events_quarantined", 0)
+    latencies = np.load(run.out / "batch_latency_ms.npy") if (run.out / "batch_latency_ms.npy").exists() else []
+    rate = (decided + quarantined) / stats.wall_seconds if stats.wall_seconds > 0 else 0.0
+    percentiles = {f"p{p}": float(np.percentile(latencies, p)) if len(latencies) else None for p in (50, 90, 99)}
+    percentiles["max"] = float(np.max(latencies)) if len(latencies) else None
+    return {
+        "rate": run.config.rate.text,
+        "mode": run.config.rate.mode,
+        "target_rate_hz": run.config.rate.hz,
+        "inputs": [str(p) for p in run.inputs],
+        "model": str(run.model),
+        "threshold": bundle.get("threshold", c.get("threshold")),
+        "reference_threshold": bundle.get("reference_threshold", c.get("reference_threshold")),
+        "workers": run.workers,
+        "transport": run.transport,
+        "batch_size": run.config.effective_batch_size,
+        "events_in": stats.events_in,
+        "events_decided": decided,
+        "events_quarantined": quarantined,
+        "events_accepted": c.get("events_accepted", 0),
+        "accounting_ok": bool(c) and stats.events_in == decided + quarantined,
+        "accept_rate_hz_at_bx": c.get("events_accepted", 0) / decided * BX_RATE_HZ if decided else 0.0,
+        "events_per_second": rate,
+        "real_time_factor": rate / BX_RATE_HZ,
+        "wall_seconds": stats.wall_seconds,
+        "reference_backend": backend,
+        "reference_events": c.get("reference_events", 0),
+        "reference_disagreements": c.get("reference_disagreements", 0),
+        "reference_missing": c.get("reference_missing", 0),
+        "reference_max_abs_score_difference": c.get("max_abs_score_difference", 0.0),
+        "deadline_misses": c.get("deadline_misses", 0),
+        "deadline_s": None if run.config.rate.simulated else run.config.deadline_s,
+        "batch_latency_ms": percentiles,
+        "quarantine_reasons": c.get("quarantine_reasons", {}),
+        "rejected_frames": c.get("rejected_frames", {}),
+        "duplicate_batches": c.get("duplicate_batches", 0),
+        "source": {k: v for k, v in asdict(stats).items() if k != "collector"},
+    }

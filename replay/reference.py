@@ -1,0 +1,68 @@
+"""Reference role: score every batch with the float twin at full precision.
+
+It receives a copy of each new batch from the source (PULL), scores it with TensorFlow (on a
+GPU when one is visible) or numpy, and pushes the float scores to the collector, which
+joins them with the emulated decisions by batch sequence number. It says READY to the
+source once the model is loaded, so the source does not start before it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from replay.config import ReplayConfig
+from replay.paths import ReferencePath, load_reference
+from replay.wire import READY, REFERENCE, STOP, FrameError, encode
+from replay.worker import Limits, finite_scores, parse_task, rejected
+
+__all__ = ("run_reference",)
+
+
+def run_reference(feed: str, acks: str, results: str, bundle: str | Path, backend: str, config: ReplayConfig,
+                  context: zmq.Context[Any] | None = None) -> int:
+    """Serve until STOP or silence; returns the number of batches scored."""
+    path = load_reference(bundle, backend)
+    limits = Limits.of(config)
+    context = context or zmq.Context.instance()
+    done = 0
+    with (context.socket(zmq.PULL) as source, context.socket(zmq.PUSH) as control,
+          context.socket(zmq.PUSH) as collector):
+        for sock in (source, control, collector):
+            sock.linger = 0
+        source.rcvhwm = collector.sndhwm = config.hwm
+        source.connect(feed)
+        control.connect(acks)
+        collector.connect(results)
+        control.send_multipart(encode(READY, {"role": "reference", "backend": backend, "pid": os.getpid()}))
+        idle_since = time.monotonic()
+        while True:
+            if not source.poll(int(config.heartbeat_s * 1000)):
+                if time.monotonic() - idle_since > config.ready_timeout_s * 10:
+                    break
+                continue
+            idle_since = time.monotonic()
+            frames = source.recv_multipart(copy=False)
+            if frames and bytes(frames[0]) == STOP:
+                break
+            collector.send_multipart(_score(path, frames, limits), copy=False)
+            done += 1
+    return done
+
+
+def _score(path: ReferencePath, frames: list[Any], limits: Limits) -> list[Any]:
+    try:
+        header, particles = parse_task(frames, limits)
+    except FrameError as e:
+        return rejected(e, role="reference")
+    return encode(REFERENCE, {"seq": header["seq"], "n": len(particles)}, [finite_scores(path, particles)])
+
+
+def reference_main(feed: str, acks: str, results: str, bundle: str, backend: str, config: ReplayConfig) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    run_reference(feed, acks, results, bundle, backend, config, zmq.Context())

@@ -1,0 +1,379 @@
+"""Source role (the head of a run): pace the stream, hand batches to workers, re-send what is lost.
+
+Sockets: ``tasks`` ROUTER (workers' DEALERs say READY with credits and send HEARTBEATs),
+``acks`` PULL (the collector's READY, ACK, STATS, FINAL; the reference's READY),
+``reference`` PUSH (a copy of each new batch for the reference path) and a PUSH to the
+collector for END. A batch stays in flight until the collector acknowledges it; it is
+sent again, to another worker, when its worker falls silent (missed heartbeats) or when
+no acknowledgement came within ``ack_timeout_s``. The collector drops duplicates.
+
+Every event gets a bunch-crossing id (its position in the stream). With a simulated
+clock (``40MHz-sim``) the event's time is ``bx * 25 ns`` and batches go out as fast as the
+workers take them; with a wall-clock rate a batch leaves when its last event is due and
+carries the time its first event was due, so the collector can count deadline misses.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import numpy as np
+import zmq
+from numpy.typing import NDArray
+
+from replay.config import Endpoints, ReplayConfig
+from replay.stream import EventStream
+from replay.wire import (
+    ACK, END, FINAL, HEARTBEAT, READY, STATS, STOP, TASK, FrameError, decode_header, encode, message_kind,
+)
+from trigger.errors import TriggerError
+from trigger.rates import BX_RATE_HZ, format_rate
+
+__all__ = ("RoleError", "SourceStats", "run_source")
+
+
+class RoleError(TriggerError):
+    """A pipeline role that did not come up, or died."""
+
+
+@dataclass
+class SourceStats:
+    events_in: int = 0
+    batches: int = 0
+    resent_batches: int = 0
+    workers_seen: int = 0
+    workers_lost: int = 0
+    reference_batches: int = 0
+    reference_stalled: bool = False
+    interrupted: bool = False
+    events_abandoned: int = 0  # in flight when a second Ctrl-C cut the drain short
+    wall_seconds: float = 0.0
+    collector: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Worker:
+    credits: int = 0
+    last_seen: float = 0.0
+    batches: set[int] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """A batch read from the stream, not yet sent; ``due_ns``: when its first event is due (paced)."""
+
+    seq: int
+    bx0: int
+    particles: NDArray[np.floating]
+    due_ns: int | None
+
+    def release_ns(self, rate_hz: float) -> int:
+        assert self.due_ns is not None
+        return self.due_ns + int((len(self.particles) - 1) * 1e9 / rate_hz)
+
+
+@dataclass
+class _InFlight:
+    frames: list[Any]
+    n: int
+    worker: bytes = b""
+    sent_at: float = 0.0
+
+
+class _Interrupt:
+    """First Ctrl-C: stop reading and drain; second: give up on what is in flight."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._previous: Any = None
+
+    def __enter__(self) -> _Interrupt:
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread
+            self._previous = None
+        return self
+
+    def _handle(self, *_: Any) -> None:
+        self.count += 1
+
+    def __exit__(self, *_: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+class _Head:
+    """The source's state machine; ``run`` drives it."""
+
+    def __init__(self, sockets: dict[str, zmq.Socket[Any]], config: ReplayConfig, reference: bool,
+                 alive: Callable[[], str | None], progress: TextIO | None) -> None:
+        self.s, self.config, self.reference, self.alive, self.progress = sockets, config, reference, alive, progress
+        self.stats = SourceStats()
+        self.workers: dict[bytes, _Worker] = {}
+        self.in_flight: dict[int, _InFlight] = {}
+        self.resend: deque[int] = deque()
+        self.ready: set[str] = set()
+        self.collector_stats: dict[str, Any] = {}
+        self.final: dict[str, Any] | None = None
+        self.started = time.monotonic()
+        self._last_progress = 0.0
+        self._rr: deque[bytes] = deque()
+
+    # -- incoming -----------------------------------------------------------------------
+    def receive(self, timeout_ms: int) -> None:
+        poller = zmq.Poller()
+        poller.register(self.s["tasks"], zmq.POLLIN)
+        poller.register(self.s["acks"], zmq.POLLIN)
+        events = dict(poller.poll(timeout_ms))
+        while events:
+            if self.s["tasks"] in events:
+                self._from_worker(self.s["tasks"].recv_multipart())
+            if self.s["acks"] in events:
+                self._from_control(self.s["acks"].recv_multipart())
+            events = dict(poller.poll(0))
+
+    def _from_worker(self, frames: list[bytes]) -> None:
+        identity, body = frames[0], frames[1:]
+        try:
+            kind = message_kind(body)
+            header = decode_header(body, {})
+        except FrameError:
+            return  # counted nowhere useful: a worker only ever sends READY and HEARTBEAT
+        worker = self.workers.get(identity)
+        if worker is None:
+            if kind != READY:
+                return
+            worker = self.workers[identity] = _Worker()
+            self.stats.workers_seen += 1
+            self._rr.append(identity)
+        worker.last_seen = time.monotonic()
+        if kind == READY and type(header.get("credits")) is int and 0 < header["credits"] <= 64:
+            worker.credits += header["credits"]
+        elif kind == HEARTBEAT:
+            pass
+
+    def _from_control(self, frames: list[bytes]) -> None:
+        try:
+            kind = message_kind(frames)
+            header = decode_header(frames, {})
+        except FrameError:
+            return
+        if kind == ACK and type(header.get("seq")) is int:
+            done = self.in_flight.pop(header["seq"], None)
+            if done is not None:
+                owner = self.workers.get(done.worker)
+                if owner is not None:
+                    owner.batches.discard(header["seq"])
+        elif kind == READY and isinstance(header.get("role"), str):
+            self.ready.add(header["role"])
+        elif kind == STATS:
+            self.collector_stats = header
+        elif kind == FINAL:
+            self.final = header
+
+    # -- liveness -----------------------------------------------------------------------
+    def expire(self) -> None:
+        """Presume silent workers dead and queue their batches (and stale ones) again."""
+        now = time.monotonic()
+        for identity, worker in list(self.workers.items()):
+            if now - worker.last_seen > self.config.heartbeat_s * self.config.liveness:
+                self._lose(identity)
+        for seq, item in self.in_flight.items():
+            if item.worker and now - item.sent_at > self.config.ack_timeout_s and seq not in self.resend:
+                self.resend.append(seq)
+
+    def _next_worker(self) -> bytes | None:
+        for _ in range(len(self._rr)):
+            identity = self._rr[0]
+            self._rr.rotate(-1)
+            if self.workers[identity].credits > 0:
+                return identity
+        return None
+
+    # -- outgoing -----------------------------------------------------------------------
+    def send(self, seq: int, item: _InFlight) -> bool:
+        identity = self._next_worker()
+        if identity is None:
+            return False
+        try:
+            self.s["tasks"].send_multipart([identity, *item.frames], copy=False)
+        except zmq.ZMQError:  # the worker's connection is gone: it is lost, the batch waits
+            self._lose(identity)
+            return False
+        worker = self.workers[identity]
+        worker.credits -= 1
+        worker.batches.add(seq)
+        if item.worker:
+            self.stats.resent_batches += 1
+            old = self.workers.get(item.worker)
+            if old is not None:
+                old.batches.discard(seq)
+        item.worker, item.sent_at = identity, time.monotonic()
+        return True
+
+    def _lose(self, identity: bytes) -> None:
+        worker = self.workers.pop(identity)
+        self._rr.remove(identity)
+        self.stats.workers_lost += 1
+        self.resend.extend(seq for seq in sorted(worker.batches) if seq in self.in_flight)
+
+    def send_reference(self, frames: list[Any]) -> None:
+        if not self.reference or self.stats.reference_stalled:
+            return
+        try:
+            self.s["reference"].send_multipart(frames, copy=False)
+            self.stats.reference_batches += 1
+        except zmq.Again:
+            self.stats.reference_stalled = True  # reported; the trigger path goes on without it
+
+    def show(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.progress is None or (not force and now - self._last_progress < self.config.progress_s):
+            return
+        self._last_progress = now
+        c = self.collector_stats
+        decided = c.get("events_decided", 0) + c.get("events_quarantined", 0)
+        rate = decided / max(now - self.started, 1e-9)
+        accept = c.get("events_accepted", 0) / max(c.get("events_decided", 0), 1) * BX_RATE_HZ
+        line = (f"\r{decided:>12,} decided  {format_rate(rate).replace('Hz', 'ev/s'):>12}  "
+                f"RTF {rate / BX_RATE_HZ:6.4f}  accept {format_rate(accept):>10} @40MHz  "
+                f"in flight {len(self.in_flight):>3}  workers {len(self.workers)}  "
+                f"quarantined {c.get('events_quarantined', 0)}  "
+                f"ref.disagree {c.get('reference_disagreements', 0)}")
+        self.progress.write(line)
+        self.progress.flush()
+
+    # -- the run ------------------------------------------------------------------------
+    def wait_ready(self) -> None:
+        """READY from the collector, a worker and (if used) the reference, or a clear error."""
+        deadline = time.monotonic() + self.config.ready_timeout_s
+        while True:
+            missing = [r for r in ("collector", "reference" if self.reference else "") if r and r not in self.ready]
+            if not self.workers:
+                missing.append("worker")
+            if not missing:
+                return
+            problem = self.alive()
+            if problem:
+                raise RoleError(problem)
+            if time.monotonic() > deadline:
+                raise RoleError(f"no READY from the {', '.join(missing)} within {self.config.ready_timeout_s:.0f} s; "
+                                "check that the role is running and its endpoints match")
+            self.receive(100)
+
+    def run(self, stream: Iterator[NDArray[np.floating]], interrupt: _Interrupt) -> SourceStats:
+        config, rate = self.config, self.config.rate
+        batches = iter(stream)
+        pending: _Batch | None = None
+        exhausted, bx, t0 = False, 0, time.monotonic_ns()
+        drain_deadline = None
+        while True:
+            if interrupt.count and not exhausted:  # Ctrl-C: no new batches, drain those in flight
+                exhausted, pending, self.stats.interrupted = True, None, True
+                drain_deadline = time.monotonic() + 2 * config.ack_timeout_s
+            if interrupt.count > 1 or (drain_deadline and time.monotonic() > drain_deadline):
+                self.stats.events_abandoned = sum(i.n for i in self.in_flight.values())
+                break
+            if pending is None and not exhausted:
+                particles = next(batches, None)
+                if particles is None:
+                    exhausted = True
+                else:
+                    due = None if rate.simulated else t0 + int(bx * 1e9 / rate.hz)
+                    pending = _Batch(self.stats.batches, bx, particles, due)
+                    bx += len(particles)
+            sent_any = self._send_resends()
+            wait_ms = int(config.heartbeat_s * 1000)
+            if pending is not None and not self.resend:
+                early_ns = pending.release_ns(rate.hz) - time.monotonic_ns() if pending.due_ns else 0
+                if early_ns > 0:  # paced: a batch leaves when its last event is due
+                    wait_ms = min(wait_ms, early_ns // 1_000_000)
+                elif self._send_new(pending):
+                    pending, sent_any = None, True
+            if exhausted and pending is None and not self.in_flight:
+                break
+            self.receive(0 if sent_any else wait_ms)
+            self.expire()
+            if not self.workers and (problem := self.alive()):
+                raise RoleError(problem)
+            self.show()
+        self.stats.wall_seconds = time.monotonic() - self.started
+        return self.stats
+
+    def _send_resends(self) -> bool:
+        sent = False
+        while self.resend:
+            seq = self.resend[0]
+            if seq in self.in_flight and not self.send(seq, self.in_flight[seq]):
+                break
+            self.resend.popleft()
+            sent = True
+        return sent
+
+    def _send_new(self, batch: _Batch) -> bool:
+        header = {"seq": batch.seq, "bx0": batch.bx0, "n": len(batch.particles), "t_sent": time.monotonic_ns()}
+        if batch.due_ns is not None:
+            header["t_due"] = batch.due_ns
+        item = _InFlight(encode(TASK, header, [batch.particles]), len(batch.particles))
+        if not self.send(batch.seq, item):
+            return False
+        self.in_flight[batch.seq] = item
+        self.send_reference(item.frames)
+        self.stats.batches += 1
+        self.stats.events_in += item.n
+        return True
+
+    def finish(self) -> None:
+        """END to the collector, wait for its FINAL, STOP the workers and the reference."""
+        s = self.stats
+        end = {"events_in": s.events_in, "batches": s.batches, "reference_batches": s.reference_batches}
+        self.s["collector"].send_multipart(encode(END, end))
+        deadline = time.monotonic() + max(self.config.ack_timeout_s, 5.0)
+        while self.final is None and time.monotonic() < deadline:
+            self.receive(100)
+            if self.alive() and self.final is None:
+                break
+        self.show(force=True)
+        if self.progress is not None:
+            self.progress.write("\n")
+        for identity in list(self.workers):
+            self.s["tasks"].send_multipart([identity, STOP])
+        if self.reference and not s.reference_stalled:
+            try:
+                self.s["reference"].send_multipart([STOP], flags=zmq.NOBLOCK)
+            except zmq.Again:
+                pass
+        s.collector = self.final or {}
+
+
+def run_source(endpoints: Endpoints, stream: EventStream, config: ReplayConfig, reference: bool,
+               alive: Callable[[], str | None] = lambda: None, progress: TextIO | None = sys.stderr,
+               context: zmq.Context[Any] | None = None) -> SourceStats:
+    """Bind, wait for the roles, replay the stream, and return the source's and collector's counts."""
+    context = context or zmq.Context.instance()
+    with (context.socket(zmq.ROUTER) as tasks, context.socket(zmq.PULL) as acks,
+          context.socket(zmq.PUSH) as feed, context.socket(zmq.PUSH) as collector):
+        for sock in (tasks, acks, feed, collector):
+            sock.linger = 0
+        tasks.sndhwm = acks.rcvhwm = feed.sndhwm = config.hwm * 4
+        tasks.router_mandatory = True
+        feed.sndtimeo = int(config.ack_timeout_s * 1000)
+        tasks.bind(endpoints.tasks)
+        acks.bind(endpoints.acks)
+        feed.bind(endpoints.reference)
+        collector.linger = 2000
+        collector.connect(endpoints.results)
+        head = _Head({"tasks": tasks, "acks": acks, "reference": feed, "collector": collector}, config,
+                     reference, alive, progress)
+        with _Interrupt() as interrupt:
+            head.wait_ready()
+            head.started = time.monotonic()
+            stats = head.run(stream, interrupt)
+            head.finish()
+        return stats

@@ -1,0 +1,75 @@
+"""The source's event stream: batches from one or more HDF5 files, cycled when asked.
+
+Files are opened (and their layout checked) up front, so a missing, truncated or
+wrong-layout input is a clear error before anything starts. A batch never spans two
+files. When the inputs are cycled and fit in ``cache_bytes`` they are kept in memory
+after the first pass, so a long replay measures the pipeline, not gzip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from trigger.errors import UsageError
+from trigger.events import open_events
+
+__all__ = ("EventStream",)
+
+
+class EventStream:
+    """Batches of at most ``batch_size`` events; ``events`` caps the total, ``loop`` cycles."""
+
+    def __init__(self, paths: Sequence[str | Path], batch_size: int, events: int | None = None,
+                 loop: bool = False, cache_bytes: int = 1 << 30) -> None:
+        if not paths:
+            raise UsageError("no input files")
+        if events is not None and events < 1:
+            raise UsageError(f"--events must be positive, got {events}")
+        self._stack = ExitStack()
+        self.files = [self._stack.enter_context(open_events(p)) for p in paths]
+        self.available = sum(f.n_events for f in self.files)
+        if self.available == 0:
+            raise UsageError(f"the input files hold no events: {', '.join(str(p) for p in paths)}")
+        self.batch_size, self.events, self.loop = batch_size, events, loop
+        self.cycles = loop or (events is not None and events > self.available)
+        self._cache: list[NDArray[np.floating]] | None = (
+            [] if self.cycles and self.available * 19 * 4 * 8 <= cache_bytes else None)
+
+    @property
+    def total(self) -> int | None:
+        """Events the stream will yield; None when it loops until stopped."""
+        if self.loop and self.events is None:
+            return None
+        return self.events if self.events is not None else self.available
+
+    def _one_pass(self) -> Iterator[NDArray[np.floating]]:
+        if self._cache:
+            yield from self._cache
+            return
+        for f in self.files:
+            for batch in f.iter_batches(self.batch_size):
+                if self._cache is not None:
+                    self._cache.append(batch.particles)
+                yield batch.particles
+
+    def __iter__(self) -> Iterator[NDArray[np.floating]]:
+        remaining = self.total
+        while True:
+            for particles in self._one_pass():
+                if remaining is not None:
+                    particles = particles[:remaining]
+                    remaining -= len(particles)
+                if len(particles):
+                    yield np.ascontiguousarray(particles)
+                if remaining == 0:
+                    return
+            if not self.cycles:
+                return
+
+    def close(self) -> None:
+        self._stack.close()

@@ -1,0 +1,140 @@
+"""Worker role: take batches from the source, score them on the emulated firmware path, decide.
+
+Flow control is by credit: the worker's DEALER says READY with the number of batches it may
+hold, and says READY again (one credit) after each result it pushes to the collector, so
+the source never sends more than a worker can take. Between batches it sends HEARTBEATs;
+a worker that falls silent is presumed dead and its batches go to another worker.
+
+``handle_task`` is the whole per-message logic (pure: frames in, frames out) so bad frames
+can be fuzzed without sockets: a message that is not a well-formed batch becomes a
+REJECTED message with its reason, events with NaN/inf are quarantined individually, and
+nothing raises.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zmq
+from numpy.typing import NDArray
+
+from replay.config import ReplayConfig
+from replay.paths import EmulatedPath, ScoringPath, load_emulated
+from replay.wire import (
+    HEARTBEAT, READY, REJECTED, RESULT, STOP, TASK, FrameError, Reject, check_events, decode_arrays, decode_header,
+    encode, message_kind,
+)
+
+__all__ = ("TASK_FIELDS", "Limits", "finite_scores", "handle_task", "parse_task", "rejected", "run_worker")
+
+#: header fields a TASK must carry
+TASK_FIELDS: dict[str, type | tuple[type, ...]] = {"seq": int, "bx0": int, "n": int, "t_sent": int}
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_events: int
+    max_bytes: int
+
+    @classmethod
+    def of(cls, config: ReplayConfig) -> Limits:
+        return cls(config.max_events_per_frame, config.max_frame_bytes)
+
+
+def rejected(error: FrameError, role: str = "worker") -> list[Any]:
+    """A REJECTED message; it names the batch when the header was readable."""
+    header = error.header or {}
+    known = {k: header[k] for k in ("seq", "n", "bx0", "t_sent") if type(header.get(k)) is int}
+    return encode(REJECTED, {"reason": error.reason.value, "detail": str(error)[:200], "role": role, **known})
+
+
+def parse_task(frames: Sequence[Any], limits: Limits) -> tuple[dict[str, Any], NDArray[np.floating]]:
+    """The header and the (n, 19, 4) events of a TASK; anything else raises :class:`FrameError`."""
+    header = None
+    try:
+        if message_kind(frames) != TASK:
+            raise FrameError(Reject.UNKNOWN_KIND, f"{bytes(frames[0])[:8]!r} is not a task")
+        header = decode_header(frames, TASK_FIELDS)
+        arrays = decode_arrays(frames, header, limits.max_bytes)
+        if len(arrays) != 1:
+            raise FrameError(Reject.BAD_SHAPE, f"{len(arrays)} arrays, expected the events only")
+        check_events(arrays[0], limits.max_events)
+        if len(arrays[0]) != header["n"]:
+            raise FrameError(Reject.BAD_SHAPE, f"{len(arrays[0])} events, header says {header['n']}")
+    except FrameError as e:
+        e.header = header
+        raise
+    return header, arrays[0]
+
+
+def finite_scores(path: ScoringPath, particles: NDArray[np.floating]) -> NDArray[np.float64]:
+    """Scores of the events without NaN/inf; NaN for the others (they go to quarantine)."""
+    finite = np.isfinite(particles).all(axis=(1, 2))
+    scores = np.full(len(particles), np.nan)
+    with np.errstate(all="ignore"):
+        scores[finite] = path.scores(particles if finite.all() else particles[finite])
+    return scores
+
+
+def handle_task(path: EmulatedPath, frames: Sequence[Any], limits: Limits, worker: int = 0) -> list[Any]:
+    """One TASK message -> one RESULT (scores, accepted and quarantined events) or REJECTED."""
+    try:
+        header, particles = parse_task(frames, limits)
+    except FrameError as e:
+        return rejected(e)
+    started = time.monotonic_ns()
+    scores = finite_scores(path, particles)
+    accepted = np.flatnonzero(scores > path.threshold)
+    quarantined = np.flatnonzero(np.isnan(scores))
+    out = {k: header[k] for k in (*TASK_FIELDS, "t_due") if k in header}
+    out.update(worker=worker, t_start=started, t_end=time.monotonic_ns(),
+               quarantine_reason=Reject.NON_FINITE.value)
+    return encode(RESULT, out, [scores, accepted, particles[accepted], quarantined, particles[quarantined]])
+
+
+def run_worker(tasks: str, results: str, bundle: str | Path, config: ReplayConfig,
+               context: zmq.Context[Any] | None = None) -> int:
+    """Serve until the source says STOP or falls silent; returns the number of batches scored."""
+    path = load_emulated(bundle)
+    limits = Limits.of(config)
+    worker = os.getpid()
+    context = context or zmq.Context.instance()
+    beat_ms = int(config.heartbeat_s * 1000)
+    done = 0
+    with context.socket(zmq.DEALER) as source, context.socket(zmq.PUSH) as collector:
+        for sock in (source, collector):
+            sock.linger = 0
+        collector.sndhwm = config.hwm
+        source.connect(tasks)
+        collector.connect(results)
+        source.send_multipart(encode(READY, {"credits": config.credits, "worker": worker}))
+        last_heard = time.monotonic()
+        while True:
+            if not source.poll(beat_ms):
+                if time.monotonic() - last_heard > config.heartbeat_s * config.liveness * 4:
+                    break  # the source is gone
+                source.send_multipart(encode(HEARTBEAT, {"worker": worker}))
+                continue
+            frames = source.recv_multipart(copy=False)
+            last_heard = time.monotonic()
+            if frames and bytes(frames[0]) == STOP:
+                break
+            if frames and bytes(frames[0]) == HEARTBEAT:
+                continue
+            collector.send_multipart(handle_task(path, frames, limits, worker), copy=False)
+            source.send_multipart(encode(READY, {"credits": 1, "worker": worker}))
+            done += 1
+    return done
+
+
+def worker_main(tasks: str, results: str, bundle: str, config: ReplayConfig) -> None:
+    """Process entry point for a local worker: Ctrl-C is the head process's to handle."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    run_worker(tasks, results, bundle, config, zmq.Context())
