@@ -1,0 +1,297 @@
+"""The replay pipeline: wire format, scoring paths, fuzzed frames, end-to-end runs, a killed worker."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from replay.collector import Collector
+from replay.config import ReplayConfig, parse_replay_rate
+from replay.paths import load_emulated, load_reference, write_bundle
+from replay.pipeline import ReplayRun, _Roles, run_replay
+from replay.source import RoleError, run_source
+from replay.stream import EventStream
+from replay.wire import READY, RESULT, TASK, FrameError, Reject, decode_arrays, decode_header, encode
+from replay.worker import Limits, handle_task
+from conftest import synthetic_events
+from trigger.errors import InputFileError, UsageError
+
+LIMITS = Limits(max_events=1024, max_bytes=1024 * 19 * 4 * 8)
+#: short timeouts so the reliability tests take seconds
+FAST = dict(heartbeat_s=0.1, liveness=5, ack_timeout_s=2.0, ready_timeout_s=60.0, progress_s=0.2)
+
+
+@pytest.fixture(scope="module")
+def bundle(artifact_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bundle")
+    write_bundle(artifact_dir, out)
+    return out
+
+
+# -- rates and wire format ---------------------------------------------------------------
+@pytest.mark.parametrize("text, hz, simulated", [("40MHz-sim", 40e6, True), ("100kHz", 1e5, False),
+                                                 ("1MHz", 1e6, False), ("40mhz-SIM", 40e6, True)])
+def test_replay_rates_parse(text: str, hz: float, simulated: bool) -> None:
+    rate = parse_replay_rate(text)
+    assert (rate.hz, rate.simulated) == (hz, simulated)
+
+
+@pytest.mark.parametrize("text", ["fast", "40MHz-simulated", "-1kHz", "10kHz-sim", "", "1 parsec"])
+def test_malformed_rates_are_rejected(text: str) -> None:
+    with pytest.raises(UsageError):
+        parse_replay_rate(text)
+
+
+def test_config_rejects_impossible_values() -> None:
+    with pytest.raises(UsageError):
+        ReplayConfig(batch_size=0)
+    with pytest.raises(UsageError):
+        ReplayConfig(ack_timeout_s=0)
+
+
+def test_frames_round_trip_without_copy() -> None:
+    a = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    frames = encode(TASK, {"seq": 3}, [a])
+    header = decode_header(frames, {"seq": int})
+    (back,) = decode_arrays(frames, header, max_bytes=1 << 20)
+    np.testing.assert_array_equal(back, a)
+    assert header["seq"] == 3
+
+
+@pytest.mark.parametrize("mutate, reason", [
+    (lambda f: [f[0], b"\xc1garbage", *f[2:]], Reject.BAD_HEADER),
+    (lambda f: [f[0], f[1], f[2][:-4]], Reject.BAD_SHAPE),
+    (lambda f: [f[0], f[1], b"x" * (1 << 21)], Reject.OVERSIZE),
+    (lambda f: [f[0], f[1]], Reject.BAD_HEADER),
+])
+def test_bad_frames_are_rejected_with_a_reason(mutate, reason) -> None:
+    frames = encode(TASK, {"seq": 1}, [np.zeros((4, 19, 4), np.float32)])
+    bad = mutate([bytes(x) for x in frames])
+    with pytest.raises(FrameError) as err:
+        decode_arrays(bad, decode_header(bad, {"seq": int}), max_bytes=1 << 20)
+    assert err.value.reason is reason
+
+
+def test_disallowed_dtype_is_rejected() -> None:
+    frames = encode(TASK, {"seq": 1}, [np.zeros((4, 19, 4), np.float32)])
+    header = decode_header(frames, {})
+    header["arrays"][0][0] = "|O"
+    with pytest.raises(FrameError) as err:
+        decode_arrays(frames, header, max_bytes=1 << 20)
+    assert err.value.reason is Reject.BAD_DTYPE
+
+
+# -- scoring paths -----------------------------------------------------------------------
+def test_fused_input_transform_equals_the_scaler(bundle: Path) -> None:
+    path = load_emulated(bundle)
+    events = synthetic_events(3000, seed=4)
+    events[0] = 0.0  # an empty event
+    events[1, :, 0] = 1e6  # saturating pT
+    events[2, 3, 0] = -5.0  # negative pT in a filled slot is treated as empty by the mask
+    expected = path.scaler.transform(events).astype(np.float64) * 2.0**path.scaler.input_type.fractional
+    np.testing.assert_array_equal(path.mantissas(events), expected)
+
+
+def test_emulated_path_matches_the_emulator_on_the_scaler_inputs(bundle: Path, artifact_dir: Path) -> None:
+    from firmware.emulator import Emulator
+    from models.scores import firmware_score
+    from trigger.preprocess import filled_mask
+
+    path = load_emulated(bundle)
+    events = synthetic_events(2000, seed=5)
+    x = path.scaler.transform(events).astype(np.float64)
+    reloaded = Emulator.load(bundle / "emulator.npz")
+    expected = firmware_score(path.score, reloaded.predict(x), x, filled_mask(events))
+    np.testing.assert_array_equal(path.scores(events), expected)
+
+
+def test_numpy_reference_matches_the_keras_float_twin(bundle: Path, artifact_dir: Path) -> None:
+    from models.artifact import load_artifact
+
+    events = synthetic_events(2000, seed=6)
+    reference = load_reference(bundle, "numpy")
+    keras_scores = load_artifact(artifact_dir).score(events, "float")
+    np.testing.assert_allclose(reference.scores(events), keras_scores, rtol=1e-4, atol=1e-6)
+
+
+# -- one message at a time (no sockets) -------------------------------------------------
+def test_worker_quarantines_non_finite_events(bundle: Path) -> None:
+    path = load_emulated(bundle)
+    events = synthetic_events(64, seed=7)
+    events[5, 2, 1] = np.nan
+    events[9, 0, 0] = np.inf
+    out = handle_task(path, encode(TASK, {"seq": 0, "bx0": 100, "n": 64, "t_sent": 0}, [events]), LIMITS)
+    assert bytes(out[0]) == RESULT
+    header = decode_header(out, {})
+    scores, accepted, acc_events, quarantined, q_events = decode_arrays(out, header, 1 << 24)
+    assert list(quarantined) == [5, 9]
+    finite = np.delete(np.arange(64), [5, 9])
+    np.testing.assert_array_equal(scores[finite], path.scores(events[finite]))
+    assert np.isnan(scores[[5, 9]]).all()
+    np.testing.assert_array_equal(accepted, np.flatnonzero(scores > path.threshold))
+    np.testing.assert_array_equal(acc_events, events[accepted])
+
+
+frame_bytes = st.binary(max_size=256)
+messages = st.lists(frame_bytes, min_size=0, max_size=5)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(frames=messages, kind=st.sampled_from([TASK, RESULT, b"R", b"", b"\x00"]))
+def test_worker_survives_garbage(bundle: Path, frames: list[bytes], kind: bytes) -> None:
+    path = load_emulated(bundle)
+    out = handle_task(path, [kind, *frames], LIMITS)
+    assert bytes(out[0]) in (RESULT, b"J")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(frames=messages, kind=st.sampled_from([RESULT, b"F", b"J", b"E", b"A", b"\xff"]),
+       header=st.dictionaries(st.sampled_from(["seq", "n", "bx0", "t_sent", "reason", "role", "arrays"]),
+                              st.one_of(st.integers(-5, 1 << 40), st.text(max_size=5), st.none(),
+                                        st.lists(st.integers(-(1 << 63), (1 << 63) - 1), max_size=3)), max_size=7))
+def test_collector_survives_garbage(tmp_path: Path, frames: list[bytes], kind: bytes, header: dict) -> None:
+    collector = Collector(tmp_path / "run", threshold=1.0, reference_threshold=1.0)
+    try:
+        collector.handle([kind, *frames])
+        collector.handle(encode(kind, header)[:2] + frames[:2])
+        assert collector.counts.events_decided == 0
+    finally:
+        collector.close()
+
+
+def test_collector_drops_duplicate_batches(tmp_path: Path, bundle: Path) -> None:
+    path = load_emulated(bundle)
+    events = synthetic_events(50, seed=8)
+    result = handle_task(path, encode(TASK, {"seq": 7, "bx0": 0, "n": 50, "t_sent": 0}, [events]), LIMITS)
+    collector = Collector(tmp_path / "run", threshold=path.threshold, reference_threshold=None)
+    assert collector.handle(result) == 7
+    assert collector.handle(result) == 7  # acknowledged again, counted once
+    collector.close()
+    assert collector.counts.events_decided == 50
+    assert collector.counts.duplicate_batches == 1
+
+
+# -- whole runs --------------------------------------------------------------------------
+def _run(tmp: Path, artifact_dir: Path, data: Path, name: str, **kw) -> dict:
+    cfg = kw.pop("config", ReplayConfig(batch_size=512, **FAST))
+    roles = kw.pop("roles", None)
+    run = ReplayRun((data,), artifact_dir, tmp / name, cfg, workers=kw.pop("workers", 2),
+                    reference_backend=kw.pop("reference_backend", "numpy"), **kw)
+    return run_replay(run, progress=None, roles=roles)
+
+
+def _expected_accepts(bundle: Path, data: Path, events: int) -> np.ndarray:
+    from trigger.events import read_events
+
+    particles = read_events(data)
+    particles = np.concatenate([particles] * (events // len(particles) + 1))[:events]
+    return np.flatnonzero(load_emulated(bundle).scores(particles) > load_emulated(bundle).threshold)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("transport", ["ipc", "tcp"])
+def test_replay_decides_every_event_once(tmp_path: Path, artifact_dir: Path, files: dict, bundle: Path,
+                                         transport: str) -> None:
+    summary = _run(tmp_path, artifact_dir, files["sm"], "run", events=4000, transport=transport)
+    assert summary["events_in"] == 4000
+    assert summary["accounting_ok"] and summary["events_decided"] == 4000
+    with h5py.File(tmp_path / "run" / "accepted.h5") as f:
+        bx = np.sort(f["bx"][:])
+        assert f["Particles"].shape == (len(bx), 19, 4)
+        assert (f["score"][:] > summary["threshold"]).all()
+    np.testing.assert_array_equal(bx, _expected_accepts(bundle, files["sm"], 4000))
+    assert summary["events_accepted"] == len(bx)
+    assert summary["reference_events"] == 4000
+    assert summary["reference_disagreements"] <= 0.05 * 4000
+    written = json.loads((tmp_path / "run" / "summary.json").read_text())
+    for key in ("events_in", "events_decided", "events_quarantined", "events_accepted", "accept_rate_hz_at_bx",
+                "events_per_second", "real_time_factor", "reference_disagreements", "batch_latency_ms"):
+        assert key in written
+    assert not multiprocessing.active_children()
+
+
+@pytest.mark.slow
+def test_non_finite_events_are_quarantined_not_lost(tmp_path: Path, artifact_dir: Path) -> None:
+    from conftest import write_events
+
+    events = synthetic_events(1000, seed=11)
+    events[[3, 500, 999], 0, 0] = np.nan
+    data = write_events(tmp_path / "nan.h5", events, "sm-cocktail")
+    summary = _run(tmp_path, artifact_dir, data, "run", reference_backend="none")
+    assert summary["events_quarantined"] == 3 and summary["events_decided"] == 997
+    assert summary["accounting_ok"] and summary["quarantine_reasons"] == {"non_finite": 3}
+    with h5py.File(tmp_path / "run" / "quarantine.h5") as f:
+        assert sorted(f["bx"][:]) == [3, 500, 999]
+
+
+@pytest.mark.slow
+def test_a_killed_worker_loses_nothing(tmp_path: Path, artifact_dir: Path, files: dict, bundle: Path) -> None:
+    roles = _Roles()
+    killed = []
+
+    def kill_a_worker() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            proc = roles.procs.get("worker-0")
+            if proc is not None and proc.pid and (Path(tmp_path / "run" / "accepted.h5").exists()):
+                time.sleep(1.0)  # mid-run: the paced source needs ~3 s for all events
+                os.kill(proc.pid, signal.SIGKILL)
+                killed.append(proc.pid)
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_a_worker)
+    killer.start()
+    config = ReplayConfig(rate=parse_replay_rate("4kHz"), **FAST)
+    summary = _run(tmp_path, artifact_dir, files["sm"], "run", events=12000, config=config, roles=roles,
+                   reference_backend="none")
+    killer.join()
+    assert killed, "the worker was not killed"
+    assert summary["source"]["workers_lost"] >= 1
+    assert summary["events_in"] == 12000 and summary["accounting_ok"]
+    with h5py.File(tmp_path / "run" / "accepted.h5") as f:
+        bx = f["bx"][:]
+    assert len(np.unique(bx)) == len(bx)  # no event decided twice
+    np.testing.assert_array_equal(np.sort(bx), _expected_accepts(bundle, files["sm"], 12000))
+
+
+@pytest.mark.slow
+def test_paced_run_counts_deadline_misses(tmp_path: Path, artifact_dir: Path, files: dict) -> None:
+    base = ReplayConfig(rate=parse_replay_rate("20kHz"), **FAST)
+    relaxed = _run(tmp_path, artifact_dir, files["sm"], "relaxed", config=replace(base, deadline_s=30.0),
+                   reference_backend="none")
+    strict = _run(tmp_path, artifact_dir, files["sm"], "strict", config=replace(base, deadline_s=1e-6),
+                  reference_backend="none")
+    assert relaxed["mode"] == "paced" and relaxed["deadline_misses"] == 0
+    assert strict["deadline_misses"] == strict["events_decided"] == 1500
+    assert 0.05 < relaxed["wall_seconds"] and relaxed["events_per_second"] < 20e3 * 1.5
+
+
+def test_unreadable_input_is_a_clear_error_before_anything_starts(tmp_path: Path, artifact_dir: Path) -> None:
+    with pytest.raises(InputFileError):
+        EventStream([tmp_path / "missing.h5"], 100)
+    (tmp_path / "junk.h5").write_bytes(b"not hdf5")
+    with pytest.raises(InputFileError):
+        _run(tmp_path, artifact_dir, tmp_path / "junk.h5", "run")
+
+
+def test_missing_roles_give_a_clear_error(tmp_path: Path, files: dict) -> None:
+    from replay.config import Endpoints
+
+    stream = EventStream([files["sm"]], 100)
+    config = ReplayConfig(**{**FAST, "ready_timeout_s": 0.5})
+    with pytest.raises(RoleError, match="collector.*worker"):
+        run_source(Endpoints.ipc(tmp_path), stream, config, reference=False, progress=None)
+    stream.close()
