@@ -96,6 +96,10 @@ class Kernel:
             out *= self.mid_to_result
         if self.relu:
             np.maximum(out, 0, out=out)
+            t = self.result
+            if self.may_overflow and t.overflow is Overflow.SAT and t.int_min <= 0:
+                # rounding keeps values >= 0, so saturation only needs the upper bound
+                return np.minimum(_round(out, t.rounding), t.int_max, out=out)
         return _cast(out, self.result, self.may_overflow)
 
 

@@ -32,8 +32,8 @@ def anomaly_score(score: str, inputs: F, outputs: F | Sequence[F], mask: NDArray
             return np.sum(mu * mu, axis=1)
         return -0.5 * np.sum(1 + log_var - mu * mu - np.exp(log_var), axis=1)
     diff = np.asarray(inputs, np.float64) - np.asarray(outputs, np.float64)
-    if score == "mse":
-        return np.mean(diff * diff, axis=1)
+    if score == "mse":  # row sums of squares by einsum: one pass, several times np.mean's speed
+        return np.einsum("ij,ij->i", diff, diff) / diff.shape[1]
     if score == "masked_mse":
         return np.sum(mask * diff * diff, axis=1) / np.maximum(mask.sum(axis=1), 1)
     if score == "ffn":

@@ -28,8 +28,20 @@ from numpy.typing import NDArray
 
 from replay.config import ReplayConfig
 from replay.wire import (
-    ACK, END, FINAL, READY, REFERENCE, REJECTED, RESULT, STATS, FrameError, Reject, decode_arrays, decode_header,
-    encode, message_kind,
+    ACK,
+    END,
+    FINAL,
+    READY,
+    REFERENCE,
+    REJECTED,
+    RESULT,
+    STATS,
+    FrameError,
+    Reject,
+    decode_arrays,
+    decode_header,
+    encode,
+    message_kind,
 )
 from trigger.events import EventWriter
 from trigger.rates import BX_RATE_HZ
@@ -154,7 +166,7 @@ class Collector:
         else:
             self.pending[seq] = decided
             if len(self.pending) > _MAX_PENDING:
-                self._flush_pending(1)
+                self.flush_pending(1)
         self._maybe_flush()
         return seq
 
@@ -214,7 +226,7 @@ class Collector:
         ref = reference[decided.accepted] if reference is not None else np.full(len(bx), np.nan)
         self._accepted.append((decided.accepted_events, bx, bx * BX_NS, decided.scores[decided.accepted], ref))
 
-    def _flush_pending(self, keep: int = 0) -> None:
+    def flush_pending(self, keep: int = 0) -> None:
         """Write pending batches without reference scores (the reference never sent them)."""
         while len(self.pending) > keep:
             seq = min(self.pending)
@@ -245,7 +257,7 @@ class Collector:
         if self.closed:
             return
         self.closed = True
-        self._flush_pending()
+        self.flush_pending()
         self._maybe_flush(force=True)
         self.accepted_file.close()
         self.quarantine_file.close()
@@ -283,9 +295,9 @@ def run_collector(results: str, acks: str, out_dir: str | Path, threshold: float
                         source.send_multipart(encode(ACK, {"seq": seq}))
                 elif time.monotonic() - last_heard > config.ready_timeout_s * 10:
                     break  # nobody has sent anything for a long time: give up, keep what was decided
-                if collector.end is not None and collector.pending and not pull.poll(0):
-                    if time.monotonic() - last_heard > config.ack_timeout_s:
-                        collector._flush_pending()  # the reference stopped answering
+                if (collector.end is not None and collector.pending
+                        and time.monotonic() - last_heard > config.ack_timeout_s):
+                    collector.flush_pending()  # the reference stopped answering
                 if time.monotonic() - last_stats >= stats_every:
                     source.send_multipart(encode(STATS, collector.counts.as_dict()))
                     last_stats = time.monotonic()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,15 +26,18 @@ from firmware.emulator import Emulator
 from models.numpy_forward import NumpyNetwork
 from models.scores import anomaly_score, firmware_score
 from trigger.errors import ArtifactError, TriggerError
-from trigger.preprocess import Scaler, filled_mask
-from trigger.schema import N_INPUTS, PT
+from trigger.preprocess import Scaler
+from trigger.schema import N_FEATURES, N_OBJECTS, PT
 
-__all__ = ("BACKENDS", "EmulatedPath", "ReferencePath", "ScoringPath", "load_emulated", "load_reference",
-           "resolve_backend", "write_bundle")
+__all__ = ("BACKENDS", "EmulatedPath", "ReferencePath", "ScoringPath", "grid_mantissas", "in_chunks",
+           "load_emulated", "load_reference", "resolve_backend", "write_bundle")
 
 BACKENDS = ("auto", "tensorflow", "numpy", "none")
 F64 = NDArray[np.float64]
 _MANIFEST = "bundle.json"
+#: columns of a flattened (19, 4) event that are model inputs: (pT, eta, phi) of each slot
+_INPUT_COLUMNS = (np.arange(N_OBJECTS)[:, None] * N_FEATURES + np.arange(3)).ravel()
+_SLOT_OF_INPUT = np.repeat(np.arange(N_OBJECTS), 3)
 
 
 class ScoringPath(Protocol):
@@ -56,30 +60,18 @@ class EmulatedPath:
         if grid is None or (grid.width, grid.integer, grid.signed) != (fw.width, fw.integer, fw.signed):
             raise ArtifactError(f"scaler grid {grid} differs from the firmware input {fw}")
 
-    def mantissas(self, particles: NDArray[np.floating]) -> F64:
-        """Input mantissas, equal to ``scaler.transform(particles) * 2**F`` (tested), in one pass."""
-        grid = self.scaler.input_type
-        assert grid is not None
-        x = np.empty((len(particles), N_INPUTS))
-        x[:] = np.asarray(particles)[..., :3].reshape(len(particles), N_INPUTS)
-        if self.scaler.log_pt:
-            pt = x[:, PT::3]
-            np.maximum(pt, 0.0, out=pt)
-            np.log1p(pt, out=pt)
-        x -= self.scaler.center
-        x /= self.scaler.scale
-        x *= filled_mask(particles)
-        x *= 2.0**grid.fractional
-        np.floor(x, out=x)  # the grid rounds toward minus infinity and saturates (preprocess.py)
-        return np.clip(x, grid.int_min, grid.int_max, out=x)
+    def mantissas(self, particles: NDArray[np.floating], filled: NDArray[np.bool_] | None = None) -> F64:
+        return grid_mantissas(self.scaler, particles, filled)
 
     def scores(self, particles: NDArray[np.floating]) -> F64:
-        if len(particles) == 0:
-            return np.zeros(0)
-        q = self.mantissas(particles)
+        return in_chunks(self._scores, particles)
+
+    def _scores(self, particles: NDArray[np.floating]) -> F64:
+        filled = particles[..., PT] > 0
+        q = self.mantissas(particles, filled)
         outputs = self.emulator.predict_mantissas(q)
         q *= self.emulator.input_type.lsb
-        return firmware_score(self.score, outputs, q, filled_mask(particles))
+        return firmware_score(self.score, outputs, q, np.take(filled, _SLOT_OF_INPUT, axis=1))
 
 
 class ReferencePath:
@@ -90,16 +82,62 @@ class ReferencePath:
             scaler, network, score, threshold, backend)
 
     def scores(self, particles: NDArray[np.floating]) -> F64:
+        if self.backend == "numpy":
+            return in_chunks(self._scores, particles)
+        return self._scores(np.asarray(particles))  # one large batch for the GPU
+
+    def _scores(self, particles: NDArray[np.floating]) -> F64:
         if len(particles) == 0:
             return np.zeros(0)
-        x = self.scaler.transform(particles)
+        filled = particles[..., PT] > 0
+        grid = self.scaler.input_type
+        if grid is None:
+            x = self.scaler.transform(particles)
+        else:
+            x = (grid_mantissas(self.scaler, particles, filled) * grid.lsb).astype(np.float32)
         if self.backend == "numpy":
             outputs = self.network.predict(x)
         else:
             outputs = self.network.predict(x, batch_size=len(x), verbose=0)
         if isinstance(outputs, list) and len(outputs) == 1:
             outputs = outputs[0]
-        return anomaly_score(self.score, x, outputs, filled_mask(particles))
+        return anomaly_score(self.score, x, outputs, np.take(filled, _SLOT_OF_INPUT, axis=1))
+
+
+def grid_mantissas(scaler: Scaler, particles: NDArray[np.floating], filled: NDArray[np.bool_] | None = None) -> F64:
+    """Input mantissas, equal to ``scaler.transform(particles) * 2**F`` (tested), in few passes.
+
+    ``(x - c) / (s * 2**-F)`` equals ``(x - c) / s * 2**F`` exactly: scaling by a power of
+    two commutes with rounding.
+    """
+    grid = scaler.input_type
+    if grid is None:
+        raise ArtifactError("the model has no fixed-point input grid")
+    particles = np.asarray(particles)
+    n = len(particles)
+    x = np.take(particles.reshape(n, N_OBJECTS * N_FEATURES), _INPUT_COLUMNS, axis=1).astype(np.float64)
+    if scaler.log_pt:
+        pt = x[:, PT::3]
+        np.maximum(pt, 0.0, out=pt)
+        np.log1p(pt, out=pt)
+    x -= scaler.center
+    x /= scaler.scale * 2.0**-grid.fractional
+    filled = particles[..., PT] > 0 if filled is None else filled
+    x *= np.take(filled, _SLOT_OF_INPUT, axis=1)
+    np.floor(x, out=x)  # the grid rounds toward minus infinity and saturates (preprocess.py)
+    if n and (x.min() < grid.int_min or x.max() > grid.int_max):  # checking is cheaper than clipping
+        np.clip(x, grid.int_min, grid.int_max, out=x)
+    return x
+
+
+def in_chunks(score: Callable[[NDArray[np.floating]], F64], particles: NDArray[np.floating],
+              chunk: int = 2048) -> F64:
+    """``score`` over chunks of ``chunk`` events, so every intermediate array stays in cache."""
+    particles = np.asarray(particles)
+    out = np.empty(len(particles))
+    for start in range(0, len(particles), chunk):
+        out[start:start + chunk] = score(particles[start:start + chunk])
+    return out
 
 
 def gpu_visible() -> bool:

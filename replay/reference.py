@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import zmq
+from threadpoolctl import threadpool_limits
 
 from replay.config import ReplayConfig
 from replay.paths import ReferencePath, load_reference
@@ -65,4 +66,5 @@ def _score(path: ReferencePath, frames: list[Any], limits: Limits) -> list[Any]:
 
 def reference_main(feed: str, acks: str, results: str, bundle: str, backend: str, config: ReplayConfig) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threadpool_limits(1)  # K workers share the cores: one BLAS thread each
     run_reference(feed, acks, results, bundle, backend, config, zmq.Context())

@@ -21,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, Self, TextIO
 
 import numpy as np
 import zmq
@@ -30,7 +30,18 @@ from numpy.typing import NDArray
 from replay.config import Endpoints, ReplayConfig
 from replay.stream import EventStream
 from replay.wire import (
-    ACK, END, FINAL, HEARTBEAT, READY, STATS, STOP, TASK, FrameError, decode_header, encode, message_kind,
+    ACK,
+    END,
+    FINAL,
+    HEARTBEAT,
+    READY,
+    STATS,
+    STOP,
+    TASK,
+    FrameError,
+    decode_header,
+    encode,
+    message_kind,
 )
 from trigger.errors import TriggerError
 from trigger.rates import BX_RATE_HZ, format_rate
@@ -93,7 +104,7 @@ class _Interrupt:
         self.count = 0
         self._previous: Any = None
 
-    def __enter__(self) -> _Interrupt:
+    def __enter__(self) -> Self:
         try:
             self._previous = signal.signal(signal.SIGINT, self._handle)
         except ValueError:  # not the main thread
@@ -103,7 +114,7 @@ class _Interrupt:
     def _handle(self, *_: Any) -> None:
         self.count += 1
 
-    def __exit__(self, *_: Any) -> None:
+    def __exit__(self, *_: object) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
 

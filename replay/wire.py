@@ -87,7 +87,7 @@ def decode_header(frames: Sequence[Any], required: Mapping[str, type | tuple[typ
     try:
         header = msgpack.unpackb(raw, strict_map_key=True,
                                  max_str_len=4096, max_bin_len=4096, max_array_len=4096, max_map_len=256)
-    except Exception as e:  # msgpack raises many types on garbage; all mean the same here
+    except (ValueError, TypeError, OverflowError, msgpack.UnpackException) as e:
         raise FrameError(Reject.BAD_HEADER, f"not msgpack ({type(e).__name__})") from None
     if not isinstance(header, dict):
         raise FrameError(Reject.BAD_HEADER, "header is not a map")

@@ -24,12 +24,24 @@ from typing import Any
 import numpy as np
 import zmq
 from numpy.typing import NDArray
+from threadpoolctl import threadpool_limits
 
 from replay.config import ReplayConfig
 from replay.paths import EmulatedPath, ScoringPath, load_emulated
 from replay.wire import (
-    HEARTBEAT, READY, REJECTED, RESULT, STOP, TASK, FrameError, Reject, check_events, decode_arrays, decode_header,
-    encode, message_kind,
+    HEARTBEAT,
+    READY,
+    REJECTED,
+    RESULT,
+    STOP,
+    TASK,
+    FrameError,
+    Reject,
+    check_events,
+    decode_arrays,
+    decode_header,
+    encode,
+    message_kind,
 )
 
 __all__ = ("TASK_FIELDS", "Limits", "finite_scores", "handle_task", "parse_task", "rejected", "run_worker")
@@ -137,4 +149,5 @@ def run_worker(tasks: str, results: str, bundle: str | Path, config: ReplayConfi
 def worker_main(tasks: str, results: str, bundle: str, config: ReplayConfig) -> None:
     """Process entry point for a local worker: Ctrl-C is the head process's to handle."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threadpool_limits(1)  # K workers share the cores: one BLAS thread each
     run_worker(tasks, results, bundle, config, zmq.Context())

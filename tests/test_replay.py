@@ -14,6 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from conftest import synthetic_events
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,14 +24,13 @@ from replay.paths import load_emulated, load_reference, write_bundle
 from replay.pipeline import ReplayRun, _Roles, run_replay
 from replay.source import RoleError, run_source
 from replay.stream import EventStream
-from replay.wire import READY, RESULT, TASK, FrameError, Reject, decode_arrays, decode_header, encode
+from replay.wire import RESULT, TASK, FrameError, Reject, decode_arrays, decode_header, encode
 from replay.worker import Limits, handle_task
-from conftest import synthetic_events
 from trigger.errors import InputFileError, UsageError
 
 LIMITS = Limits(max_events=1024, max_bytes=1024 * 19 * 4 * 8)
 #: short timeouts so the reliability tests take seconds
-FAST = dict(heartbeat_s=0.1, liveness=5, ack_timeout_s=2.0, ready_timeout_s=60.0, progress_s=0.2)
+FAST = {"heartbeat_s": 0.1, "liveness": 5, "ack_timeout_s": 2.0, "ready_timeout_s": 60.0, "progress_s": 0.2}
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +137,7 @@ def test_worker_quarantines_non_finite_events(bundle: Path) -> None:
     header = decode_header(out, {})
     scores, accepted, acc_events, quarantined, q_events = decode_arrays(out, header, 1 << 24)
     assert list(quarantined) == [5, 9]
+    np.testing.assert_array_equal(q_events, events[[5, 9]])
     finite = np.delete(np.arange(64), [5, 9])
     np.testing.assert_array_equal(scores[finite], path.scores(events[finite]))
     assert np.isnan(scores[[5, 9]]).all()

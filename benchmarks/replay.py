@@ -1,0 +1,129 @@
+"""Replay throughput, side by side in one run: the raw ZeroMQ ceiling and the full pipeline.
+
+1. raw ceiling: a source process pushes the same batches (msgpack header + raw array frame,
+   zero-copy, ipc) to a sink process that only receives them; no model, no decisions.
+2. the full pipeline (``replay``) with the emulated firmware path only,
+3. the full pipeline with the float reference path too (numpy on CPU).
+
+Every configuration runs ``--repeat`` times, interleaved, and the median is reported, since
+these machines are shared and noisy. Compare ratios, not absolute numbers, across machines.
+
+    python benchmarks/replay.py [--events 8000000] [--workers 2] [--repeat 3] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+import zmq
+
+
+def _push(endpoint: str, batches: list[np.ndarray], repeat: int) -> None:
+    from replay.wire import TASK, encode
+
+    with zmq.Context() as ctx, ctx.socket(zmq.PUSH) as push:
+        push.sndhwm = 32
+        push.connect(endpoint)
+        seq = 0
+        for _ in range(repeat):
+            for batch in batches:
+                push.send_multipart(encode(TASK, {"seq": seq, "bx0": 0, "n": len(batch), "t_sent": 0}, [batch]),
+                                    copy=False)
+                seq += 1
+        push.send(b"E")
+
+
+def raw_ceiling(batches: list[np.ndarray], events: int) -> float:
+    """Events/s through one PUSH -> PULL pair between two processes, receiver doing nothing else."""
+    from replay.wire import decode_arrays, decode_header
+
+    repeat = max(1, events // sum(len(b) for b in batches))
+    with tempfile.TemporaryDirectory() as tmp, zmq.Context() as ctx, ctx.socket(zmq.PULL) as pull:
+        endpoint = f"ipc://{tmp}/raw.sock"
+        pull.bind(endpoint)
+        sender = multiprocessing.get_context("spawn").Process(target=_push, args=(endpoint, batches, repeat))
+        sender.start()
+        received, start = 0, None
+        while True:
+            frames = pull.recv_multipart(copy=False)
+            if start is None:
+                start = time.perf_counter()
+            if len(frames) == 1:
+                break
+            (particles,) = decode_arrays(frames, decode_header(frames, {}), 1 << 30)
+            received += len(particles)
+        elapsed = time.perf_counter() - start
+        sender.join()
+    return (received - len(batches[0])) / elapsed  # the clock starts when the first batch is in
+
+
+def pipeline(data: Path, model: Path, events: int, workers: int, backend: str) -> dict:
+    from replay.config import ReplayConfig
+    from replay.pipeline import ReplayRun, run_replay
+
+    out = Path(tempfile.mkdtemp(prefix="replay-bench-"))
+    try:
+        run = ReplayRun((data,), model, out, ReplayConfig(), events=events, workers=workers,
+                        reference_backend=backend)
+        return run_replay(run, progress=None)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=None, help="artifact (default: the bundled model)")
+    parser.add_argument("--data", type=Path, default=None, help="events (default: the bundled SM sample)")
+    parser.add_argument("--events", type=int, default=8_000_000, help="events per configuration and repeat")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=8192)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+
+    from trigger.events import read_events
+    from trigger.sample import bundled_sample, default_model
+
+    data = args.data or bundled_sample().background
+    model = args.model or default_model()
+    particles = read_events(data)
+    batches = [np.ascontiguousarray(particles[i:i + args.batch]) for i in range(0, len(particles), args.batch)]
+    results: dict[str, list[float]] = {"raw_zeromq": [], "emulated": [], "emulated+reference": []}
+    checks = []
+    for r in range(args.repeat):
+        results["raw_zeromq"].append(raw_ceiling(batches, args.events))
+        for name, backend in (("emulated", "none"), ("emulated+reference", "numpy")):
+            summary = pipeline(data, model, args.events, args.workers, backend)
+            results[name].append(summary["events_per_second"])
+            checks.append(summary["accounting_ok"] and summary["events_in"] == args.events)
+        print(f"repeat {r + 1}/{args.repeat}: " + ", ".join(f"{k} {v[-1] / 1e6:.2f} M/s" for k, v in results.items()),
+              file=sys.stderr)
+    median = {k: float(np.median(v)) for k, v in results.items()}
+    ceiling = median["raw_zeromq"]
+    print(f"\n{args.events:,} events per run, batch {args.batch}, {args.workers} workers, "
+          f"{os.cpu_count()} CPUs, median of {args.repeat} interleaved runs")
+    print(f"{'configuration':<22}{'events/s':>14}{'of raw ceiling':>16}{'real-time factor':>18}")
+    for name, rate in median.items():
+        print(f"{name:<22}{rate:>14,.0f}{rate / ceiling:>16.1%}{rate / 40e6:>18.4f}")
+    print(f"accounting invariant held in {sum(checks)} of {len(checks)} pipeline runs")
+    if args.json:
+        args.json.write_text(json.dumps({"events": args.events, "batch": args.batch, "workers": args.workers,
+                                         "cpus": os.cpu_count(), "runs": results, "median": median,
+                                         "accounting_ok": all(checks)}, indent=1) + "\n")
+    return 0 if all(checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
