@@ -74,11 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="float reference path; auto = tensorflow when a GPU is visible, else numpy")
     parser.add_argument("--out", type=Path, help="run directory (default: runs/replay-DATE-TIME)")
     parser.add_argument("--transport", default="ipc", choices=("ipc", "tcp"), help="socket transport")
+    parser.add_argument("--curve", type=Path, metavar="KEY_DIR", help="CurveZMQ keys (tcp only; see `replay keys`)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--quiet", action="store_true", help="no live progress line")
     roles = parser.add_subparsers(dest="role", metavar="ROLE", help="run one role (multi-host)")
+    keys = roles.add_parser("keys", help="write CurveZMQ key pairs for tcp between hosts",
+                            description="write CurveZMQ server and client key pairs into KEY_DIR")
+    keys.add_argument("directory", type=Path, metavar="KEY_DIR")
     for role, text in ROLES.items():
         sub = roles.add_parser(role, help=text, description=text, formatter_class=fmt)
+        sub.add_argument("--curve", type=Path, metavar="KEY_DIR", help="CurveZMQ keys (see `replay keys`)")
         sub.add_argument("--model", type=Path, help="model artifact directory (default: the bundled dense AE)")
         if role == "source":
             _rate_options(sub)
@@ -154,7 +159,7 @@ def _run_local(args: argparse.Namespace) -> int:
     if out.exists() and any(out.iterdir()):
         raise UsageError(f"{out} is not empty; choose another --out")
     run = ReplayRun(tuple(args.input), args.model, out, _config(args), args.events, args.loop, args.workers,
-                    args.reference_backend, args.transport)
+                    args.reference_backend, args.transport, args.curve)
     summary = run_replay(run, progress=None if args.quiet or args.json else sys.stderr)
     if args.json:
         print(json.dumps(summary, indent=1))
@@ -175,6 +180,14 @@ def _endpoints(host_port: tuple[str, int], collector: tuple[str, int]) -> Any:
 def _run_role(args: argparse.Namespace) -> int:
     from replay.paths import resolve_backend, write_bundle
 
+    if args.role == "keys":
+        from replay.security import create_keys
+
+        print(f"CurveZMQ keys written to {create_keys(args.directory)}; copy the directory to every host")
+        return 0
+    from replay.security import Curve
+
+    curve = Curve(args.curve) if args.curve else None
     config = _config(args)
     out = getattr(args, "out", None) or Path("runs") / time.strftime(f"{args.role}-%Y%m%d-%H%M%S")
     bundle_dir = out / "model"
@@ -184,13 +197,13 @@ def _run_role(args: argparse.Namespace) -> int:
         from replay.worker import run_worker
 
         ends = _endpoints(args.source, args.collector)
-        print(f"worker: scored {run_worker(ends.tasks, ends.results, bundle_dir, config)} batches")
+        print(f"worker: scored {run_worker(ends.tasks, ends.results, bundle_dir, config, curve=curve)} batches")
     elif args.role == "reference":
         from replay.reference import run_reference
 
         ends = _endpoints(args.source, args.collector)
         backend = resolve_backend(args.backend)
-        n = run_reference(ends.reference, ends.acks, ends.results, bundle_dir, backend, config)
+        n = run_reference(ends.reference, ends.acks, ends.results, bundle_dir, backend, config, curve=curve)
         print(f"reference: scored {n} batches")
     elif args.role == "collector":
         from replay.collector import run_collector
@@ -198,14 +211,14 @@ def _run_role(args: argparse.Namespace) -> int:
         ends = _endpoints(args.source, args.bind)
         counts = run_collector(ends.results, ends.acks, out,
                                bundle["threshold"], None if args.no_reference else bundle["reference_threshold"],
-                               config)
+                               config, curve=curve)
         print(json.dumps({k: v for k, v in counts.items() if k != "batch_latency_ms"}))
     else:
-        return _run_source_role(args, config, out)
+        return _run_source_role(args, config, out, curve)
     return 0
 
 
-def _run_source_role(args: argparse.Namespace, config: Any, out: Path) -> int:
+def _run_source_role(args: argparse.Namespace, config: Any, out: Path, curve: Any) -> int:
     from replay.pipeline import ReplayRun, summarize
     from replay.source import run_source
     from replay.stream import EventStream
@@ -213,7 +226,7 @@ def _run_source_role(args: argparse.Namespace, config: Any, out: Path) -> int:
     ends = _endpoints(args.bind, args.collector)
     stream = EventStream(args.input, config.effective_batch_size, args.events, args.loop)
     try:
-        stats = run_source(ends, stream, config, reference=not args.no_reference)
+        stats = run_source(ends, stream, config, reference=not args.no_reference, curve=curve)
     finally:
         stream.close()
     out.mkdir(parents=True, exist_ok=True)

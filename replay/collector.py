@@ -27,6 +27,7 @@ import zmq
 from numpy.typing import NDArray
 
 from replay.config import ReplayConfig
+from replay.security import Curve, secure_client, secure_server
 from replay.wire import (
     ACK,
     END,
@@ -272,7 +273,7 @@ def _arrays(frames: Sequence[Any], header: dict[str, Any], count: int) -> list[N
 
 def run_collector(results: str, acks: str, out_dir: str | Path, threshold: float,
                   reference_threshold: float | None, config: ReplayConfig,
-                  context: zmq.Context[Any] | None = None) -> dict[str, Any]:
+                  context: zmq.Context[Any] | None = None, curve: Curve | None = None) -> dict[str, Any]:
     """Serve until the run is complete (or the source goes silent); returns the counts."""
     context = context or zmq.Context.instance()
     collector = Collector(Path(out_dir), threshold, reference_threshold,
@@ -283,6 +284,8 @@ def run_collector(results: str, acks: str, out_dir: str | Path, threshold: float
             pull.linger = 0
             source.linger = 2000  # FINAL must leave before the socket closes
             pull.rcvhwm = config.hwm * 4
+            secure_server(curve, pull)
+            secure_client(curve, source)
             pull.bind(results)
             source.connect(acks)
             source.send_multipart(encode(READY, {"role": "collector", "pid": os.getpid()}))
@@ -310,9 +313,11 @@ def run_collector(results: str, acks: str, out_dir: str | Path, threshold: float
             return summary
     finally:
         collector.close()
+        if curve is not None:
+            curve.close()
 
 
 def collector_main(results: str, acks: str, out_dir: str, threshold: float, reference_threshold: float | None,
-                   config: ReplayConfig) -> None:
+                   config: ReplayConfig, curve: Curve | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    run_collector(results, acks, out_dir, threshold, reference_threshold, config, zmq.Context())
+    run_collector(results, acks, out_dir, threshold, reference_threshold, config, zmq.Context(), curve)

@@ -27,6 +27,7 @@ from replay.collector import collector_main
 from replay.config import Endpoints, ReplayConfig
 from replay.paths import resolve_backend, write_bundle
 from replay.reference import reference_main
+from replay.security import Curve
 from replay.source import RoleError, SourceStats, run_source
 from replay.stream import EventStream
 from replay.worker import worker_main
@@ -49,6 +50,7 @@ class ReplayRun:
     workers: int = 2
     reference_backend: str = "auto"
     transport: str = "ipc"
+    curve_keys: Path | None = None  # CurveZMQ key directory (tcp only)
 
 
 def free_tcp_base(count: int = 4) -> int:
@@ -105,6 +107,9 @@ def run_replay(run: ReplayRun, progress: TextIO | None = sys.stderr, roles: _Rol
     """Replay ``run.inputs`` through the pipeline; returns (and writes) the run summary."""
     if run.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {run.workers}")
+    if run.curve_keys is not None and run.transport != "tcp":
+        raise UsageError("CurveZMQ keys (--curve) protect tcp; add --transport tcp")
+    curve = Curve(run.curve_keys) if run.curve_keys is not None else None
     backend = resolve_backend(run.reference_backend)
     stream = EventStream(run.inputs, run.config.effective_batch_size, run.events, run.loop)
     run.out.mkdir(parents=True, exist_ok=True)
@@ -116,17 +121,18 @@ def run_replay(run: ReplayRun, progress: TextIO | None = sys.stderr, roles: _Rol
     config = run.config
     try:
         roles.start("collector", collector_main, endpoints.results, endpoints.acks, str(run.out),
-                    bundle["threshold"], bundle["reference_threshold"] if use_reference else None, config)
+                    bundle["threshold"], bundle["reference_threshold"] if use_reference else None, config, curve)
         for k in range(run.workers):
-            roles.start(f"worker-{k}", worker_main, endpoints.tasks, endpoints.results, str(run.out / "model"), config)
+            roles.start(f"worker-{k}", worker_main, endpoints.tasks, endpoints.results, str(run.out / "model"), config,
+                        curve)
         if use_reference:
             roles.start("reference", reference_main, endpoints.reference, endpoints.acks, endpoints.results,
-                        str(run.out / "model"), backend, config)
+                        str(run.out / "model"), backend, config, curve)
         if progress is not None:
             progress.write(f"replay: {sum(f.n_events for f in stream.files):,} events in {len(run.inputs)} file(s), "
                            f"{config.describe()}, {run.workers} worker(s), reference: "
                            f"{backend if use_reference else 'none'}; output in {run.out}\n")
-        stats = run_source(endpoints, stream, config, use_reference, roles.problem, progress)
+        stats = run_source(endpoints, stream, config, use_reference, roles.problem, progress, curve=curve)
     finally:
         stream.close()
         roles.stop()

@@ -19,6 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from replay.config import ReplayConfig
 from replay.paths import ReferencePath, load_reference
+from replay.security import Curve, secure_client
 from replay.wire import READY, REFERENCE, STOP, FrameError, encode
 from replay.worker import Limits, finite_scores, parse_task, rejected
 
@@ -26,7 +27,7 @@ __all__ = ("run_reference",)
 
 
 def run_reference(feed: str, acks: str, results: str, bundle: str | Path, backend: str, config: ReplayConfig,
-                  context: zmq.Context[Any] | None = None) -> int:
+                  context: zmq.Context[Any] | None = None, curve: Curve | None = None) -> int:
     """Serve until STOP or silence; returns the number of batches scored."""
     path = load_reference(bundle, backend)
     limits = Limits.of(config)
@@ -37,6 +38,7 @@ def run_reference(feed: str, acks: str, results: str, bundle: str | Path, backen
         for sock in (source, control, collector):
             sock.linger = 0
         source.rcvhwm = collector.sndhwm = config.hwm
+        secure_client(curve, source, control, collector)
         source.connect(feed)
         control.connect(acks)
         collector.connect(results)
@@ -64,7 +66,8 @@ def _score(path: ReferencePath, frames: list[Any], limits: Limits) -> list[Any]:
     return encode(REFERENCE, {"seq": header["seq"], "n": len(particles)}, [finite_scores(path, particles)])
 
 
-def reference_main(feed: str, acks: str, results: str, bundle: str, backend: str, config: ReplayConfig) -> None:
+def reference_main(feed: str, acks: str, results: str, bundle: str, backend: str, config: ReplayConfig,
+                   curve: Curve | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threadpool_limits(1)  # K workers share the cores: one BLAS thread each
-    run_reference(feed, acks, results, bundle, backend, config, zmq.Context())
+    run_reference(feed, acks, results, bundle, backend, config, zmq.Context(), curve)

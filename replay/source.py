@@ -28,6 +28,7 @@ import zmq
 from numpy.typing import NDArray
 
 from replay.config import Endpoints, ReplayConfig
+from replay.security import Curve, secure_client, secure_server
 from replay.stream import EventStream
 from replay.wire import (
     ACK,
@@ -133,7 +134,7 @@ class _Head:
         self.collector_stats: dict[str, Any] = {}
         self.final: dict[str, Any] | None = None
         self.started = time.monotonic()
-        self._last_progress = 0.0
+        self._last_progress = time.monotonic()
         self._rr: deque[bytes] = deque()
 
     # -- incoming -----------------------------------------------------------------------
@@ -245,19 +246,21 @@ class _Head:
 
     def show(self, force: bool = False) -> None:
         now = time.monotonic()
-        if self.progress is None or (not force and now - self._last_progress < self.config.progress_s):
+        tty = self.progress is not None and self.progress.isatty()
+        every = self.config.progress_s * (1 if tty else 20)  # a log file gets a line every 10 s
+        if self.progress is None or (not force and now - self._last_progress < every):
             return
         self._last_progress = now
         c = self.collector_stats
         decided = c.get("events_decided", 0) + c.get("events_quarantined", 0)
         rate = decided / max(now - self.started, 1e-9)
         accept = c.get("events_accepted", 0) / max(c.get("events_decided", 0), 1) * BX_RATE_HZ
-        line = (f"\r{decided:>12,} decided  {format_rate(rate).replace('Hz', 'ev/s'):>12}  "
+        line = (f"{decided:>12,} decided  {format_rate(rate).replace('Hz', 'ev/s'):>12}  "
                 f"RTF {rate / BX_RATE_HZ:6.4f}  accept {format_rate(accept):>10} @40MHz  "
                 f"in flight {len(self.in_flight):>3}  workers {len(self.workers)}  "
                 f"quarantined {c.get('events_quarantined', 0)}  "
                 f"ref.disagree {c.get('reference_disagreements', 0)}")
-        self.progress.write(line)
+        self.progress.write("\r" + line if tty else line + "\n")
         self.progress.flush()
 
     # -- the run ------------------------------------------------------------------------
@@ -351,7 +354,7 @@ class _Head:
             if self.alive() and self.final is None:
                 break
         self.show(force=True)
-        if self.progress is not None:
+        if self.progress is not None and self.progress.isatty():
             self.progress.write("\n")
         for identity in list(self.workers):
             self.s["tasks"].send_multipart([identity, STOP])
@@ -365,7 +368,7 @@ class _Head:
 
 def run_source(endpoints: Endpoints, stream: EventStream, config: ReplayConfig, reference: bool,
                alive: Callable[[], str | None] = lambda: None, progress: TextIO | None = sys.stderr,
-               context: zmq.Context[Any] | None = None) -> SourceStats:
+               context: zmq.Context[Any] | None = None, curve: Curve | None = None) -> SourceStats:
     """Bind, wait for the roles, replay the stream, and return the source's and collector's counts."""
     context = context or zmq.Context.instance()
     with (context.socket(zmq.ROUTER) as tasks, context.socket(zmq.PULL) as acks,
@@ -375,6 +378,8 @@ def run_source(endpoints: Endpoints, stream: EventStream, config: ReplayConfig, 
         tasks.sndhwm = acks.rcvhwm = feed.sndhwm = config.hwm * 4
         tasks.router_mandatory = True
         feed.sndtimeo = int(config.ack_timeout_s * 1000)
+        secure_server(curve, tasks, acks, feed)
+        secure_client(curve, collector)
         tasks.bind(endpoints.tasks)
         acks.bind(endpoints.acks)
         feed.bind(endpoints.reference)
@@ -382,9 +387,13 @@ def run_source(endpoints: Endpoints, stream: EventStream, config: ReplayConfig, 
         collector.connect(endpoints.results)
         head = _Head({"tasks": tasks, "acks": acks, "reference": feed, "collector": collector}, config,
                      reference, alive, progress)
-        with _Interrupt() as interrupt:
-            head.wait_ready()
-            head.started = time.monotonic()
-            stats = head.run(stream, interrupt)
-            head.finish()
+        try:
+            with _Interrupt() as interrupt:
+                head.wait_ready()
+                head.started = time.monotonic()
+                stats = head.run(stream, interrupt)
+                head.finish()
+        finally:
+            if curve is not None:
+                curve.close()
         return stats

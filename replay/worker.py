@@ -28,6 +28,7 @@ from threadpoolctl import threadpool_limits
 
 from replay.config import ReplayConfig
 from replay.paths import EmulatedPath, ScoringPath, load_emulated
+from replay.security import Curve, secure_client
 from replay.wire import (
     HEARTBEAT,
     READY,
@@ -112,7 +113,7 @@ def handle_task(path: EmulatedPath, frames: Sequence[Any], limits: Limits, worke
 
 
 def run_worker(tasks: str, results: str, bundle: str | Path, config: ReplayConfig,
-               context: zmq.Context[Any] | None = None) -> int:
+               context: zmq.Context[Any] | None = None, curve: Curve | None = None) -> int:
     """Serve until the source says STOP or falls silent; returns the number of batches scored."""
     path = load_emulated(bundle)
     limits = Limits.of(config)
@@ -124,6 +125,7 @@ def run_worker(tasks: str, results: str, bundle: str | Path, config: ReplayConfi
         for sock in (source, collector):
             sock.linger = 0
         collector.sndhwm = config.hwm
+        secure_client(curve, source, collector)
         source.connect(tasks)
         collector.connect(results)
         source.send_multipart(encode(READY, {"credits": config.credits, "worker": worker}))
@@ -146,8 +148,8 @@ def run_worker(tasks: str, results: str, bundle: str | Path, config: ReplayConfi
     return done
 
 
-def worker_main(tasks: str, results: str, bundle: str, config: ReplayConfig) -> None:
+def worker_main(tasks: str, results: str, bundle: str, config: ReplayConfig, curve: Curve | None = None) -> None:
     """Process entry point for a local worker: Ctrl-C is the head process's to handle."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threadpool_limits(1)  # K workers share the cores: one BLAS thread each
-    run_worker(tasks, results, bundle, config, zmq.Context())
+    run_worker(tasks, results, bundle, config, zmq.Context(), curve)

@@ -296,3 +296,47 @@ def test_missing_roles_give_a_clear_error(tmp_path: Path, files: dict) -> None:
     with pytest.raises(RoleError, match="collector.*worker"):
         run_source(Endpoints.ipc(tmp_path), stream, config, reference=False, progress=None)
     stream.close()
+
+
+@pytest.mark.slow
+def test_curve_encrypted_tcp_run(tmp_path: Path, artifact_dir: Path, files: dict) -> None:
+    from replay.security import create_keys
+
+    keys = create_keys(tmp_path / "keys")
+    summary = _run(tmp_path, artifact_dir, files["sm"], "run", transport="tcp", curve_keys=keys,
+                   reference_backend="none")
+    assert summary["accounting_ok"] and summary["events_decided"] == 1500
+
+
+@pytest.mark.slow
+def test_roles_run_as_separate_commands_over_tcp(tmp_path: Path, artifact_dir: Path, files: dict) -> None:
+    """``replay collector|worker|source`` as three processes, as on three hosts."""
+    import subprocess
+    import sys
+
+    from replay.pipeline import free_tcp_base
+
+    base = free_tcp_base(8)
+    source, collector = f"127.0.0.1:{base}", f"127.0.0.1:{base + 4}"
+    replay = [sys.executable, "-c", "import sys; from replay.cli import main; sys.exit(main())"]
+    common = ["--model", str(artifact_dir)]
+    procs = [
+        subprocess.Popen([*replay, "collector", *common, "--bind", collector, "--source", source, "--no-reference",
+                          "--out", str(tmp_path / "collector")]),
+        subprocess.Popen([*replay, "worker", *common, "--source", source, "--collector", collector]),
+    ]
+    try:
+        head = subprocess.run([*replay, "source", "--input", str(files["sm"]), "--events", "3000", "--batch-size",
+                               "256", "--bind", source, "--collector", collector, "--no-reference",
+                               "--out", str(tmp_path / "head")], check=False, capture_output=True, text=True,
+                              timeout=300)
+        assert head.returncode == 0, head.stderr
+        summary = json.loads((tmp_path / "head" / "summary.json").read_text())
+        assert summary["events_in"] == 3000 and summary["accounting_ok"]
+        assert procs[0].wait(timeout=60) == 0
+        with h5py.File(tmp_path / "collector" / "accepted.h5") as f:
+            assert len(f["bx"]) == summary["events_accepted"]
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
