@@ -25,7 +25,7 @@ from typing import Any
 
 from trigger.errors import TriggerError, UsageError
 
-__all__ = ("main",)
+__all__ = ("main", "print_summary")
 
 ROLES = {
     "source": "read and pace the events, hand batches to workers, re-send lost ones, write the summary",
@@ -122,7 +122,7 @@ def _defaults(args: argparse.Namespace) -> None:
         args.input = [bundled_sample().background]
 
 
-def _print_summary(summary: dict[str, Any]) -> None:
+def print_summary(summary: dict[str, Any]) -> None:
     from trigger.rates import format_rate
 
     s = summary
@@ -164,7 +164,7 @@ def _run_local(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=1))
     else:
-        _print_summary(summary)
+        print_summary(summary)
         print(f"summary: {out / 'summary.json'}; accepted events: {out / 'accepted.h5'}")
     return 0 if summary["accounting_ok"] else 1
 
@@ -233,7 +233,7 @@ def _run_source_role(args: argparse.Namespace, config: Any, out: Path, curve: An
     run = ReplayRun(tuple(args.input), args.model, out, config)
     summary = summarize(run, stats, {}, "remote")
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    _print_summary(summary)
+    print_summary(summary)
     return 0 if summary["accounting_ok"] else 1
 
 

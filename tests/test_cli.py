@@ -21,7 +21,7 @@ def test_every_subcommand_explains_itself(command: str, capsys: pytest.CaptureFi
     assert "usage: trigger " + command in capsys.readouterr().out
 
 
-def test_console_script_reports_user_errors_in_one_line(tmp_path) -> None:  # noqa: ANN001
+def test_console_script_reports_user_errors_in_one_line(tmp_path) -> None:
     out = tmp_path / "x.h5"
     out.write_bytes(b"")
     done = subprocess.run(
@@ -32,21 +32,23 @@ def test_console_script_reports_user_errors_in_one_line(tmp_path) -> None:  # no
                                    "continue it or --overwrite to replace it")
 
 
-def test_missing_sample_is_a_clear_error(tmp_path, monkeypatch, capsys) -> None:  # noqa: ANN001
+def test_missing_sample_is_a_clear_error(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("TRIGGER_SAMPLE_DIR", str(tmp_path))
     assert main(["demo"]) == 2
     assert "bundled sample file missing; run `make sample`" in capsys.readouterr().err
 
 
 @pytest.mark.slow
-def test_demo_runs_every_stage_on_the_bundled_sample(capsys) -> None:  # noqa: ANN001
+def test_demo_runs_every_stage_on_the_bundled_sample(capsys, tmp_path) -> None:
     from trigger.sample import DEFAULT_MODEL, sample_dir
 
     if not (sample_dir() / "htaunu.h5").is_file() or not (DEFAULT_MODEL / "manifest.json").is_file():
         pytest.fail("the bundled sample or default model is missing from the repository")
-    assert main(["demo", "--firmware-events", "2000"]) == 0
+    assert main(["demo", "--firmware-events", "2000", "--replay-events", "200000", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    for stage in ("stage 1", "stage 2", "stage 3", "stage 4"):
+    for stage in ("stage 1", "stage 2", "stage 3", "stage 4", "stage 5", "stage 6"):
         assert stage in out
     assert "csim vs emulator  scores differ in 0 events" in out
-    assert "Not yet implemented" in out
+    assert "events in 200,000 = decided 200,000 + quarantined 0: accounting OK" in out
+    assert (tmp_path / "report" / "report.html").is_file()
+    assert f"Report: {tmp_path / 'report' / 'report.html'}" in out
