@@ -21,9 +21,11 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+warnings.filterwarnings("ignore", message=".*keras.constraints.serialize", category=UserWarning)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
