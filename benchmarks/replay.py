@@ -84,6 +84,34 @@ def pipeline(data: Path, model: Path, events: int, workers: int, backend: str) -
         shutil.rmtree(out, ignore_errors=True)
 
 
+def worker_cost(model: Path, particles: np.ndarray, chunk: int = 2048, repeat: int = 5) -> dict[str, float]:
+    """Nanoseconds per event of a worker's scoring stages (one thread, chunks in cache, best of ``repeat``)."""
+    from threadpoolctl import threadpool_limits
+
+    from replay.paths import load_emulated, write_bundle
+
+    with tempfile.TemporaryDirectory() as tmp, threadpool_limits(1):
+        write_bundle(model, tmp)
+        path = load_emulated(tmp)
+        chunks = [particles[i:i + chunk] for i in range(0, len(particles), chunk)]
+        best = {"grid projection": np.inf, "emulated network": np.inf, "whole scoring": np.inf}
+        for _ in range(repeat):
+            spent = dict.fromkeys(best, 0.0)
+            for c in chunks:
+                t0 = time.perf_counter()
+                q = path.mantissas(c)
+                t1 = time.perf_counter()
+                path.emulator.predict_mantissas(q)
+                t2 = time.perf_counter()
+                path.scores(c)
+                t3 = time.perf_counter()
+                spent["grid projection"] += t1 - t0
+                spent["emulated network"] += t2 - t1
+                spent["whole scoring"] += t3 - t2
+            best = {k: min(best[k], v) for k, v in spent.items()}
+    return {k: v / len(particles) * 1e9 for k, v in best.items()}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=None, help="artifact (default: the bundled model)")
@@ -120,9 +148,12 @@ def main() -> int:
     for name, rate in median.items():
         print(f"{name:<22}{rate:>14,.0f}{rate / ceiling:>16.1%}{rate / 40e6:>18.4f}")
     print(f"accounting invariant held in {sum(checks)} of {len(checks)} pipeline runs")
+    cost = worker_cost(model, particles)
+    print("worker scoring, one thread: " + ", ".join(f"{k} {v:.0f} ns/event" for k, v in cost.items()))
     if args.json:
         args.json.write_text(json.dumps({"events": args.events, "batch": args.batch, "workers": args.workers,
                                          "cpus": os.cpu_count(), "runs": results, "median": median,
+                                         "worker_ns_per_event": cost,
                                          "accounting_ok": all(checks)}, indent=1) + "\n")
     return 0 if all(checks) else 1
 

@@ -340,3 +340,42 @@ def test_roles_run_as_separate_commands_over_tcp(tmp_path: Path, artifact_dir: P
         for p in procs:
             p.kill()
             p.wait()
+
+
+def test_running_collector_survives_garbage_on_its_socket(tmp_path: Path, bundle: Path) -> None:
+    """Random frames on the results socket are counted as rejected; the run still completes."""
+    import random
+
+    import zmq
+
+    from replay.collector import run_collector
+    from replay.config import Endpoints
+    from replay.wire import END, FINAL
+
+    ends = Endpoints.ipc(tmp_path)
+    path = load_emulated(bundle)
+    events = synthetic_events(300, seed=12)
+    result = handle_task(path, encode(TASK, {"seq": 0, "bx0": 0, "n": 300, "t_sent": 0}, [events]), LIMITS)
+    config = ReplayConfig(**FAST)
+    out: dict = {}
+    with zmq.Context() as ctx, ctx.socket(zmq.PULL) as acks, ctx.socket(zmq.PUSH) as push:
+        acks.bind(ends.acks)
+        thread = threading.Thread(target=lambda: out.update(run_collector(
+            ends.results, ends.acks, tmp_path / "run", path.threshold, None, config, ctx)))
+        thread.start()
+        push.connect(ends.results)
+        rng = random.Random(0)
+        for _ in range(200):
+            push.send_multipart([bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 40)))
+                                 for _ in range(rng.randint(1, 4))])
+        push.send_multipart([bytes(x) for x in result])
+        push.send_multipart(encode(END, {"events_in": 300, "batches": 1, "reference_batches": 0}))
+        final = None
+        while final is None and acks.poll(30_000):
+            frames = acks.recv_multipart()
+            if frames[0] == FINAL:
+                final = decode_header(frames, {})
+        thread.join(30)
+    assert final is not None and not thread.is_alive()
+    assert final["events_decided"] == 300
+    assert sum(final["rejected_frames"].values()) >= 150  # most random frames are not even a known kind
