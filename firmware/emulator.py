@@ -16,7 +16,6 @@ and float32 is used wherever the bounds prove it exact.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -26,10 +25,11 @@ from numpy.typing import NDArray
 
 from trigger.errors import TriggerError
 from trigger.fixed import FixedType, Overflow, Rounding, round_scaled
+from trigger.npz import load_arrays, save_arrays
 
 __all__ = ("Emulator", "Kernel", "fixed_type")
 
-FORMAT = "trigger.Emulator/1"
+FORMAT = "trigger.Emulator/1"  # the .npz written by Emulator.save
 
 F64 = NDArray[np.float64]
 Bounds = tuple[F64, F64]  # per-feature min and max of integer mantissas
@@ -155,27 +155,23 @@ class Emulator:
                 else:
                     described[f.name] = str(value) if isinstance(value, FixedType) else value
             kernels.append(described)
-        meta = {"format": FORMAT, "input_type": str(self.input_type), "kernels": kernels}
-        np.savez(path, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
+        save_arrays(path, FORMAT, {"input_type": str(self.input_type), "kernels": kernels}, arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> Emulator:
         """Read what :meth:`save` wrote; anything else is a :class:`TriggerError`."""
+        meta, data = load_arrays(path, FORMAT)
         try:
-            with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(data["meta"].tobytes())
-                if meta.get("format") != FORMAT:
-                    raise TriggerError(f"{path}: not an emulator file ({meta.get('format')!r}, expected {FORMAT})")
-                kernels = []
-                for n, described in enumerate(meta["kernels"]):
-                    kw = {k: FixedType.parse(v) if k in ("accum", "mid", "result") and v else v
-                          for k, v in described.items()}
-                    kw.update(weight=data[f"{n}.weight"], bias=data[f"{n}.bias"],
-                              out_bounds=(data[f"{n}.low"], data[f"{n}.high"]))
-                    kernels.append(Kernel(**kw))
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise TriggerError(f"{path}: cannot read emulator ({e})") from None
-        return cls(FixedType.parse(meta["input_type"]), tuple(kernels))
+            kernels = []
+            for n, described in enumerate(meta["kernels"]):
+                kw = {k: FixedType.parse(v) if k in ("accum", "mid", "result") and v else v
+                      for k, v in described.items()}
+                kw.update(weight=data[f"{n}.weight"], bias=data[f"{n}.bias"],
+                          out_bounds=(data[f"{n}.low"], data[f"{n}.high"]))
+                kernels.append(Kernel(**kw))
+            return cls(FixedType.parse(meta["input_type"]), tuple(kernels))
+        except (KeyError, TypeError, ValueError) as e:
+            raise TriggerError(f"{path}: damaged emulator file ({e})") from None
 
     @property
     def output_type(self) -> FixedType:

@@ -7,7 +7,6 @@ graph and weights are read once from the Keras model (``from_keras``), saved to 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from trigger.errors import TriggerError
+from trigger.npz import load_arrays, save_arrays
 
 __all__ = ("NumpyNetwork",)
 
@@ -81,23 +81,19 @@ class NumpyNetwork:
         return [values[name] for name in self.outputs]
 
     def save(self, path: str | Path) -> None:
-        meta = {"format": FORMAT, "input": self.input_name, "outputs": list(self.outputs),
-                "steps": [s.__dict__ for s in self.steps]}
+        meta = {"input": self.input_name, "outputs": list(self.outputs), "steps": [s.__dict__ for s in self.steps]}
         arrays = {f"{name}.{part}": w for name, pair in self.weights.items() for part, w in zip("kb", pair)}
-        np.savez(path, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
+        save_arrays(path, FORMAT, meta, arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> NumpyNetwork:
+        meta, data = load_arrays(path, FORMAT)
         try:
-            with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(data["meta"].tobytes())
-                if meta.get("format") != FORMAT:
-                    raise TriggerError(f"{path}: not a numpy network ({meta.get('format')!r})")
-                steps = tuple(Step(**s) for s in meta["steps"])
-                weights = {s.name: (data[f"{s.name}.k"], data[f"{s.name}.b"]) for s in steps if s.kind == "dense"}
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise TriggerError(f"{path}: cannot read numpy network ({e})") from None
-        return cls(meta["input"], steps, weights, tuple(meta["outputs"]))
+            steps = tuple(Step(**s) for s in meta["steps"])
+            weights = {s.name: (data[f"{s.name}.k"], data[f"{s.name}.b"]) for s in steps if s.kind == "dense"}
+            return cls(meta["input"], steps, weights, tuple(meta["outputs"]))
+        except (KeyError, TypeError) as e:
+            raise TriggerError(f"{path}: damaged numpy network ({e})") from None
 
 
 def _layer_kind(layer: Any) -> tuple[str, float, bool]:

@@ -379,3 +379,16 @@ def test_running_collector_survives_garbage_on_its_socket(tmp_path: Path, bundle
     assert final is not None and not thread.is_alive()
     assert final["events_decided"] == 300
     assert sum(final["rejected_frames"].values()) >= 150  # most random frames are not even a known kind
+
+
+def test_bundle_files_are_checked(tmp_path: Path, bundle: Path) -> None:
+    from firmware.emulator import Emulator
+    from models.numpy_forward import NumpyNetwork
+    from trigger.errors import TriggerError
+
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    for loader in (Emulator.load, NumpyNetwork.load):
+        with pytest.raises(TriggerError, match="cannot read"):
+            loader(tmp_path / "junk.npz")
+    with pytest.raises(TriggerError, match="not a trigger.Emulator"):
+        Emulator.load(bundle / "reference.npz")
