@@ -8,7 +8,8 @@
     replay collector --model DIR --bind 0.0.0.0:5558 --source hostA:5555 --out RUN_DIR
 
 Ports: the source binds PORT (tasks), PORT+1 (control) and PORT+2 (reference feed); the
-collector binds its PORT (results). Roles on one host default to 127.0.0.1.
+collector binds its PORT (results). Roles on one host default to 127.0.0.1. Across hosts,
+`replay keys KEY_DIR` once, copy KEY_DIR to every host and add `--curve KEY_DIR` to every role.
 """
 
 from __future__ import annotations
@@ -33,6 +34,15 @@ ROLES = {
     "reference": "score batches with the float twin (TensorFlow on a GPU, or numpy)",
     "collector": "join decisions with reference scores, write accepted events, account for every event",
 }
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows defaults that mean something, and the examples as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False, argparse.SUPPRESS):
+            return action.help or ""
+        return super()._get_help_string(action) or ""
 
 
 def _host_port(text: str) -> tuple[str, int]:
@@ -60,7 +70,7 @@ def _input_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = _Help
     parser = argparse.ArgumentParser(prog="replay", formatter_class=fmt, description=(
         "Replay HDF5 event streams through the trigger decision path: a source, K workers running "
         "the bit-exact firmware emulator, a float reference path and a collector, over ZeroMQ. "
