@@ -28,7 +28,7 @@ from replay.config import Endpoints, ReplayConfig
 from replay.paths import resolve_backend, write_bundle
 from replay.reference import reference_main
 from replay.security import Curve
-from replay.source import RoleError, SourceStats, run_source
+from replay.source import Interrupt, RoleError, SourceStats, run_source
 from replay.stream import EventStream
 from replay.worker import worker_main
 from trigger.errors import UsageError
@@ -111,35 +111,46 @@ def run_replay(run: ReplayRun, progress: TextIO | None = sys.stderr, roles: _Rol
         raise UsageError("CurveZMQ keys (--curve) protect tcp; add --transport tcp")
     curve = Curve(run.curve_keys) if run.curve_keys is not None else None
     backend = resolve_backend(run.reference_backend)
-    stream = EventStream(run.inputs, run.config.effective_batch_size, run.events, run.loop)
-    run.out.mkdir(parents=True, exist_ok=True)
-    bundle = write_bundle(run.model, run.out / "model")
-    use_reference = backend != "none" and bundle["reference_threshold"] is not None
+    with Interrupt() as interrupt:
+        stream = EventStream(run.inputs, run.config.effective_batch_size, run.events, run.loop)
+        try:
+            run.out.mkdir(parents=True, exist_ok=True)
+            bundle = write_bundle(run.model, run.out / "model")
+            interrupt.check()
+            use_reference = backend != "none" and bundle["reference_threshold"] is not None
+            stats = _run_roles(run, stream, bundle, backend if use_reference else "none", curve, roles or _Roles(),
+                               progress, interrupt)
+        finally:
+            stream.close()
+    summary = summarize(run, stats, bundle, backend if use_reference else "none")
+    (run.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
+def _run_roles(run: ReplayRun, stream: EventStream, bundle: dict[str, Any], backend: str, curve: Curve | None,
+               roles: _Roles, progress: TextIO | None, interrupt: Interrupt) -> SourceStats:
+    """Start collector, workers and reference as processes, run the source here, stop them all."""
+    config, model_dir = run.config, str(run.out / "model")
     tmp = Path(tempfile.mkdtemp(prefix="replay-"))
     endpoints = Endpoints.ipc(tmp) if run.transport == "ipc" else Endpoints.tcp(base_port=free_tcp_base())
-    roles = roles or _Roles()
-    config = run.config
+    use_reference = backend != "none"
     try:
         roles.start("collector", collector_main, endpoints.results, endpoints.acks, str(run.out),
                     bundle["threshold"], bundle["reference_threshold"] if use_reference else None, config, curve)
         for k in range(run.workers):
-            roles.start(f"worker-{k}", worker_main, endpoints.tasks, endpoints.results, str(run.out / "model"), config,
-                        curve)
+            roles.start(f"worker-{k}", worker_main, endpoints.tasks, endpoints.results, model_dir, config, curve)
         if use_reference:
             roles.start("reference", reference_main, endpoints.reference, endpoints.acks, endpoints.results,
-                        str(run.out / "model"), backend, config, curve)
+                        model_dir, backend, config, curve)
         if progress is not None:
             progress.write(f"replay: {sum(f.n_events for f in stream.files):,} events in {len(run.inputs)} file(s), "
-                           f"{config.describe()}, {run.workers} worker(s), reference: "
-                           f"{backend if use_reference else 'none'}; output in {run.out}\n")
-        stats = run_source(endpoints, stream, config, use_reference, roles.problem, progress, curve=curve)
+                           f"{config.describe()}, {run.workers} worker(s), reference: {backend}; "
+                           f"output in {run.out}\n")
+        return run_source(endpoints, stream, config, use_reference, roles.problem, progress, curve=curve,
+                          interrupt=interrupt)
     finally:
-        stream.close()
         roles.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    summary = summarize(run, stats, bundle, backend if use_reference else "none")
-    (run.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    return summary
 
 
 def summarize(run: ReplayRun, stats: SourceStats, bundle: dict[str, Any], backend: str) -> dict[str, Any]:

@@ -47,7 +47,7 @@ from replay.wire import (
 from trigger.errors import TriggerError
 from trigger.rates import BX_RATE_HZ, format_rate
 
-__all__ = ("RoleError", "SourceStats", "run_source")
+__all__ = ("Interrupt", "RoleError", "SourceStats", "run_source")
 
 
 class RoleError(TriggerError):
@@ -98,25 +98,39 @@ class _InFlight:
     sent_at: float = 0.0
 
 
-class _Interrupt:
-    """First Ctrl-C: stop reading and drain; second: give up on what is in flight."""
+class Interrupt:
+    """First Ctrl-C: stop reading and drain; second: give up on what is in flight.
+
+    Counting instead of raising also keeps a Ctrl-C during start-up from being lost inside a
+    library that catches it; the caller checks ``count`` when it can act on it. Entering it
+    again (nested ``with``) keeps the handler until the outermost block ends.
+    """
 
     def __init__(self) -> None:
         self.count = 0
+        self._depth = 0
         self._previous: Any = None
 
     def __enter__(self) -> Self:
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not the main thread
-            self._previous = None
+        self._depth += 1
+        if self._depth == 1:
+            try:
+                self._previous = signal.signal(signal.SIGINT, self._handle)
+            except ValueError:  # not the main thread
+                self._previous = None
         return self
 
-    def _handle(self, *_: Any) -> None:
+    def _handle(self, *_: object) -> None:
         self.count += 1
 
+    def check(self) -> None:
+        """Raise KeyboardInterrupt if Ctrl-C came while nothing could act on it."""
+        if self.count:
+            raise KeyboardInterrupt
+
     def __exit__(self, *_: object) -> None:
-        if self._previous is not None:
+        self._depth -= 1
+        if self._depth == 0 and self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
 
 
@@ -264,10 +278,11 @@ class _Head:
         self.progress.flush()
 
     # -- the run ------------------------------------------------------------------------
-    def wait_ready(self) -> None:
+    def wait_ready(self, interrupt: Interrupt) -> None:
         """READY from the collector, a worker and (if used) the reference, or a clear error."""
         deadline = time.monotonic() + self.config.ready_timeout_s
         while True:
+            interrupt.check()
             missing = [r for r in ("collector", "reference" if self.reference else "") if r and r not in self.ready]
             if not self.workers:
                 missing.append("worker")
@@ -281,7 +296,7 @@ class _Head:
                                 "check that the role is running and its endpoints match")
             self.receive(100)
 
-    def run(self, stream: Iterator[NDArray[np.floating]], interrupt: _Interrupt) -> SourceStats:
+    def run(self, stream: Iterator[NDArray[np.floating]], interrupt: Interrupt) -> SourceStats:
         config, rate = self.config, self.config.rate
         batches = iter(stream)
         pending: _Batch | None = None
@@ -368,7 +383,8 @@ class _Head:
 
 def run_source(endpoints: Endpoints, stream: EventStream, config: ReplayConfig, reference: bool,
                alive: Callable[[], str | None] = lambda: None, progress: TextIO | None = sys.stderr,
-               context: zmq.Context[Any] | None = None, curve: Curve | None = None) -> SourceStats:
+               context: zmq.Context[Any] | None = None, curve: Curve | None = None,
+               interrupt: Interrupt | None = None) -> SourceStats:
     """Bind, wait for the roles, replay the stream, and return the source's and collector's counts."""
     context = context or zmq.Context.instance()
     with (context.socket(zmq.ROUTER) as tasks, context.socket(zmq.PULL) as acks,
@@ -388,10 +404,10 @@ def run_source(endpoints: Endpoints, stream: EventStream, config: ReplayConfig, 
         head = _Head({"tasks": tasks, "acks": acks, "reference": feed, "collector": collector}, config,
                      reference, alive, progress)
         try:
-            with _Interrupt() as interrupt:
-                head.wait_ready()
+            with interrupt or Interrupt() as ctrl_c:
+                head.wait_ready(ctrl_c)
                 head.started = time.monotonic()
-                stats = head.run(stream, interrupt)
+                stats = head.run(stream, ctrl_c)
                 head.finish()
         finally:
             if curve is not None:
