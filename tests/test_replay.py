@@ -392,3 +392,27 @@ def test_bundle_files_are_checked(tmp_path: Path, bundle: Path) -> None:
             loader(tmp_path / "junk.npz")
     with pytest.raises(TriggerError, match="not a trigger.Emulator"):
         Emulator.load(bundle / "reference.npz")
+
+
+@pytest.mark.slow
+def test_ctrl_c_drains_and_accounts_for_everything(tmp_path: Path, artifact_dir: Path, files: dict) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-c", "import sys; from replay.cli import main; sys.exit(main())", "--loop",
+           "--input", str(files["sm"]), "--model", str(artifact_dir), "--batch-size", "256", "--quiet",
+           "--reference-backend", "none", "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not (out / "batch_latency_ms.npy").exists() and not (out / "model" / "emulator.npz").exists():
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    time.sleep(4)  # the roles come up and events flow
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["source"]["interrupted"] and summary["accounting_ok"]
+    assert summary["events_in"] > 0 and summary["events_in"] == summary["events_decided"]
+    assert "accounting OK" in stdout
