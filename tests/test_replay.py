@@ -117,13 +117,15 @@ def test_emulated_path_matches_the_emulator_on_the_scaler_inputs(bundle: Path, a
     np.testing.assert_array_equal(path.scores(events), expected)
 
 
-def test_numpy_reference_matches_the_keras_float_twin(bundle: Path, artifact_dir: Path) -> None:
+@pytest.mark.parametrize("backend", ["numpy", "tensorflow"])
+def test_reference_backends_match_the_keras_float_twin(bundle: Path, artifact_dir: Path, backend: str) -> None:
     from models.artifact import load_artifact
 
     events = synthetic_events(2000, seed=6)
-    reference = load_reference(bundle, "numpy")
+    reference = load_reference(bundle, backend)
     keras_scores = load_artifact(artifact_dir).score(events, "float")
     np.testing.assert_allclose(reference.scores(events), keras_scores, rtol=1e-4, atol=1e-6)
+    assert reference.threshold == load_artifact(artifact_dir).threshold("float")
 
 
 # -- one message at a time (no sockets) -------------------------------------------------
