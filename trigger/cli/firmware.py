@@ -1,10 +1,14 @@
-"""``trigger firmware convert|check|synth``: hls4ml conversion, exactness check, vendor synthesis."""
+"""``trigger firmware convert|check|synth|estimate``: hls4ml conversion, exactness check, vendor
+synthesis, and the open-source estimate (da4ml RTL, yosys, Icarus Verilog)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 __all__ = ("add_arguments", "run")
 
@@ -13,6 +17,7 @@ _VERBS = {
     "convert": "write the HLS project and build the C-simulation",
     "synth": "write the HLS/Vivado project and run it if the vendor tools exist",
     "check": "compare QKeras, hls4ml C-sim and the emulator event by event",
+    "estimate": "open-source resource/latency estimate: da4ml Verilog, yosys synth_xilinx, RTL simulation",
 }
 
 
@@ -25,10 +30,17 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
            for verb, text in _VERBS.items()}
     for verb in _VERBS:
         sub[verb].add_argument("--model", type=Path, required=True, metavar="DIR", help="artifact directory")
-    for verb in ("convert", "synth"):
-        sub[verb].add_argument("--out", type=Path, required=True, metavar="FW_DIR", help="project directory")
+    for verb in ("convert", "synth", "estimate"):
+        sub[verb].add_argument("--out", type=Path, required=verb != "estimate", metavar="FW_DIR",
+                               help="project directory" + (" (default: runs/estimate-MODEL)" if verb == "estimate"
+                                                           else ""))
         sub[verb].add_argument("--part", default=DEFAULT_PART, help="FPGA part")
         sub[verb].add_argument("--clock-ns", type=float, default=DEFAULT_CLOCK_NS, help="clock period")
+    est = sub["estimate"]
+    est.add_argument("--data", type=Path, default=None, help="events for the RTL check (default: bundled SM sample)")
+    est.add_argument("--events", type=int, default=1000, help="events simulated in the RTL and compared")
+    est.add_argument("--latency-cutoff", type=float, default=5.0,
+                     help="da4ml delay units per pipeline stage (smaller: more stages, shorter paths)")
     check = sub["check"]
     check.add_argument("--data", type=Path, required=True, help="events to score")
     check.add_argument("--events", type=int, default=10_000, help="how many events")
@@ -47,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.verb == "synth":
         return _synth(artifact, args)
+    if args.verb == "estimate":
+        return _estimate(artifact, args)
     from firmware.check import check_firmware, csim_vs_emulator
     from trigger.events import open_events
 
@@ -83,3 +97,38 @@ def _synth(artifact: object, args: argparse.Namespace) -> int:
     for name in ("LUT", "FF", "DSP", "BRAM_18K"):
         print(f"  {name:<9}{hls.resources.get(name, 0):>9}  {hls.fraction(name):7.2%} of {args.part}")
     return 0
+
+
+def _estimate(artifact: Any, args: argparse.Namespace) -> int:
+    import tempfile
+
+    from firmware.convert import to_hls
+    from firmware.emulator import Emulator
+    from firmware.estimate import LABEL, estimate
+    from trigger.events import open_events
+    from trigger.sample import bundled_sample
+
+    name = artifact.config.model.name.replace("-", "_")
+    out = args.out or Path("runs") / f"estimate-{artifact.config.model.name}"
+    data = args.data or bundled_sample().background
+    with open_events(data) as events:
+        particles = events.read(0, min(args.events, events.n_events))
+    with tempfile.TemporaryDirectory() as tmp:
+        emulator = Emulator.from_hls_model(to_hls(artifact, Path(tmp) / "hls", args.part, args.clock_ns,
+                                                  compile=False))
+    result = estimate(emulator, name, out, args.part, args.clock_ns, artifact.inputs(particles).astype(np.float64),
+                      args.latency_cutoff, progress=lambda m: print(f"  {m}", flush=True))
+    print(f"\n{LABEL}; {args.part} at {args.clock_ns:g} ns")
+    print(f"  latency   {result.latency_cycles} cycles = {result.latency_ns:g} ns (pipeline depth; timing not "
+          "verified without vendor tools)")
+    for key, used in result.resources.items():
+        share = f"  {result.fractions[key]:7.3%} of the part" if key in result.fractions else ""
+        print(f"  {key:<9} {used:>9,}{share}")
+    check = result.rtl_check
+    print(f"RTL ({check['simulator']}) vs emulator on {check['events']} events of {data.name}: "
+          f"{check['mismatches']} differ")
+    for t in result.targets:
+        print(f"  target {t['name']:<11} <= {t['limit']:<8g} measured {t['value']:<10g} "
+              f"{'PASS' if t['met'] else 'MISS'}")
+    print(f"written: {out / 'estimate.json'}, Verilog in {out / 'rtl'}, yosys log {out / 'yosys.log'}")
+    return 0 if check["mismatches"] == 0 else 1

@@ -1,0 +1,165 @@
+"""An open-source resource and latency estimate: da4ml Verilog -> yosys ``synth_xilinx``.
+
+No vendor tools: the network is written as distributed-arithmetic RTL (``firmware.rtl``,
+DSP-free by construction), synthesized by yosys for the part's family, and the LUT, FF,
+DSP and block-RAM cells are counted. Latency is the pipeline depth times the clock
+period. Timing closure is not checked (yosys has no Xilinx timing model), so every number
+is labelled an estimate. The RTL is simulated on real events and compared bit for bit
+with the emulator.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from firmware.emulator import Emulator
+from firmware.rtl import RtlDesign, missing_tool, simulate, write_verilog
+from trigger.errors import TriggerError
+
+__all__ = ("LABEL", "PART_RESOURCES", "Estimate", "cells_to_resources", "estimate", "parse_yosys_stat",
+           "run_yosys", "yosys_family")
+
+LABEL = "open-source estimate (da4ml + yosys synth_xilinx), not a vendor report"
+#: resources of parts we know; others get no percentages
+PART_RESOURCES = {
+    "xcvu9p": {"LUT": 1_182_240, "FF": 2_364_480, "DSP": 6_840, "BRAM_36K": 2_160},
+}
+#: the targets for the default model (firmware issue): 50 ns at 200 MHz, 2 % of a VU9P's LUTs, no DSP
+TARGETS = (("latency_ns", 50.0), ("LUT", 23_640), ("DSP", 0))
+
+
+def yosys_family(part: str) -> str:
+    """``synth_xilinx -family`` for a part name: 7-series, UltraScale or UltraScale+."""
+    p = part.lower()
+    if p.startswith(("xc7", "xa7", "xq7")):
+        return "xc7"
+    if re.match(r"^xc(ku|vu)\d+(?!\d|p)", p):  # UltraScale (no "p")
+        return "xcu"
+    return "xcup"
+
+
+def parse_yosys_stat(log: str) -> dict[str, int]:
+    """Cell counts of the last ``stat`` in a yosys log (the synthesized top module)."""
+    blocks = re.split(r"Number of cells:\s+\d+\s*\n", log)
+    if len(blocks) < 2:
+        raise TriggerError("no cell statistics in the yosys log (did `stat` run?)")
+    cells: dict[str, int] = {}
+    for line in blocks[-1].splitlines():
+        match = re.match(r"^\s+(\$?[A-Za-z_][\w$]*)\s+(\d+)\s*$", line)
+        if not match:
+            if cells:
+                break
+            continue
+        cells[match[1]] = int(match[2])
+    if not cells:
+        raise TriggerError("the yosys cell statistics are empty")
+    return cells
+
+
+def cells_to_resources(cells: dict[str, int]) -> dict[str, int]:
+    """Xilinx primitives -> LUT, FF, DSP, BRAM_36K (two RAMB18 count as one RAMB36)."""
+    def total(pattern: str) -> int:
+        return sum(n for name, n in cells.items() if re.fullmatch(pattern, name))
+
+    return {  # INV is a LUT1 and SRL16E/SRLC32E a LUT used as a shift register
+        "LUT": total(r"LUT[1-6](_2)?|INV|SRL16E|SRLC32E"),
+        "FF": total(r"FD[A-Z]*"),
+        "DSP": total(r"DSP48E?\d*|DSP58\w*"),
+        "BRAM_36K": total(r"RAMB36\w*") + (total(r"RAMB18\w*") + 1) // 2,
+        "CARRY": total(r"CARRY\d"),
+    }
+
+
+def run_yosys(design: RtlDesign, part: str, log_path: Path) -> dict[str, int]:
+    """``synth_xilinx`` of the design's top module; returns the cell counts."""
+    if shutil.which("yosys") is None:
+        raise missing_tool("yosys", "yosys")
+    files = " ".join(str(p) for p in design.sources())
+    script = (f"read_verilog -sv {files}; "
+              f"synth_xilinx -family {yosys_family(part)} -top {design.top} -flatten -noiopad; stat")
+    run = subprocess.run(["yosys", "-q", "-l", str(log_path), "-p", script], capture_output=True, text=True,
+                         check=False)
+    if run.returncode != 0:
+        raise TriggerError(f"yosys failed: {(run.stderr or run.stdout).strip()[-800:]}")
+    return parse_yosys_stat(log_path.read_text())
+
+
+@dataclass
+class Estimate:
+    """What ``estimate.json`` holds (its keys are the report's contract)."""
+
+    label: str
+    part: str
+    clock_ns: float
+    latency_cycles: int
+    latency_ns: float
+    resources: dict[str, int]
+    available: dict[str, int]
+    fractions: dict[str, float]
+    rtl_check: dict[str, Any]
+    targets: list[dict[str, Any]]
+    tools: dict[str, str]
+    latency_cutoff: float = 0.0
+    da4ml_cost: float = 0.0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=1) + "\n")
+
+
+def _tool_versions() -> dict[str, str]:
+    versions = {"da4ml": metadata.version("da4ml")}
+    for tool, flag in (("yosys", "-V"), ("iverilog", "-V")):
+        if shutil.which(tool):
+            out = subprocess.run([tool, flag], capture_output=True, text=True, check=False).stdout
+            versions[tool] = out.splitlines()[0].strip() if out else "unknown"
+    return versions
+
+
+def estimate(emulator: Emulator, name: str, out_dir: str | Path, part: str, clock_ns: float,
+             check_inputs: NDArray[np.floating], latency_cutoff: float = 5.0,
+             progress: Callable[[str], None] = print) -> Estimate:
+    """Write the RTL to ``out_dir``, check it against the emulator, synthesize it, and estimate."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    seconds: dict[str, float] = {}
+    start = time.monotonic()
+    progress("tracing the network with da4ml and writing pipelined Verilog")
+    design = write_verilog(emulator, name, out / "rtl", part, clock_ns, latency_cutoff)
+    seconds["rtl"] = time.monotonic() - start
+    progress(f"simulating the RTL on {len(check_inputs)} events with Icarus Verilog")
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory() as tmp:
+        rtl_out = simulate(design, check_inputs, tmp)
+    mismatches = int(np.count_nonzero(np.any(rtl_out != emulator.predict(check_inputs), axis=1)))
+    seconds["simulation"] = time.monotonic() - start
+    progress(f"synthesizing with yosys synth_xilinx -family {yosys_family(part)} (minutes for a full model)")
+    start = time.monotonic()
+    cells = run_yosys(design, part, out / "yosys.log")
+    seconds["synthesis"] = time.monotonic() - start
+    resources = cells_to_resources(cells)
+    available = next((r for prefix, r in PART_RESOURCES.items() if part.lower().startswith(prefix)), {})
+    latency_ns = design.latency_cycles * clock_ns
+    values = {"latency_ns": latency_ns, **resources}
+    result = Estimate(
+        label=LABEL, part=part, clock_ns=clock_ns, latency_cycles=design.latency_cycles, latency_ns=latency_ns,
+        resources={k: resources[k] for k in ("LUT", "FF", "DSP", "BRAM_36K")}, available=available,
+        fractions={k: resources[k] / available[k] for k in available},
+        rtl_check={"simulator": "iverilog", "events": len(check_inputs), "mismatches": mismatches},
+        targets=[{"name": n, "limit": lim, "value": values[n], "met": values[n] <= lim} for n, lim in TARGETS],
+        tools=_tool_versions(), latency_cutoff=latency_cutoff, da4ml_cost=design.cost, seconds=seconds)
+    result.write(out / "estimate.json")
+    return result

@@ -1,0 +1,197 @@
+"""The emulated network as distributed-arithmetic RTL (da4ml): trace, Verilog, logic simulation.
+
+``trace_network`` describes each emulator kernel with da4ml's tracer -- the input cast,
+``x @ W + b`` with the same constant weights, ReLU, and the result cast with its rounding
+and overflow mode -- so the RTL is built from the same description as the emulator, which
+is read from the hls4ml graph. da4ml rounds only TRN and RND; the RND_CONV (ties to even)
+that hls4ml gives QKeras' ``quantized_relu`` is built from RND and a tie correction:
+``RND(y) - 2**-f`` exactly when ``y`` lies halfway and the floor is even.
+
+``write_verilog`` writes the pipelined Verilog (registers every ``latency_cutoff`` of
+da4ml's delay units) and ``simulate`` runs it with Icarus Verilog on real inputs, so the
+RTL can be checked bit for bit against the emulator.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from firmware.emulator import Emulator
+from trigger.errors import TriggerError
+from trigger.fixed import FixedType, Rounding
+
+__all__ = ("RtlDesign", "missing_tool", "simulate", "trace_network", "write_verilog")
+
+_DA4ML_ROUNDING = {Rounding.TRN: "TRN", Rounding.RND: "RND"}
+
+
+def missing_tool(tool: str, package: str) -> TriggerError:
+    return TriggerError(f"{tool} is not installed; on Debian/Ubuntu: apt-get install {package} "
+                        "(.ci/run installs it)")
+
+
+def _kif(t: FixedType) -> tuple[int, int, int]:
+    """da4ml's (keep sign, integer bits without sign, fractional bits)."""
+    return int(t.signed), t.integer - int(t.signed), t.fractional
+
+
+def _cast(y: Any, t: FixedType) -> Any:
+    """``y`` cast to ``t`` with its rounding and overflow mode, as ap_fixed does."""
+    overflow = t.overflow.name
+    if t.rounding in _DA4ML_ROUNDING:
+        return y.quantize(*_kif(t), overflow_mode=overflow, round_mode=_DA4ML_ROUNDING[t.rounding])
+    if t.rounding is not Rounding.RND_CONV:
+        raise TriggerError(f"the RTL flow supports TRN, RND and RND_CONV rounding, not {t.rounding.value}")
+    k, i, f = (int(v) for v in np.max(y.kif, axis=tuple(range(1, y.kif.ndim))))
+    wide = max(i, t.integer) + 2  # no overflow before the final saturation
+    if f <= t.fractional:  # nothing is dropped: no rounding at all
+        return y.quantize(*_kif(t), overflow_mode=overflow, round_mode="TRN")
+    rounded = y.quantize(k, wide, t.fractional, "WRAP", "RND")
+    below = y - y.quantize(k, wide, t.fractional - 1, "WRAP", "TRN")  # in [0, 2 * 2**-f)
+    distance = np.abs(below - 2.0 ** -(t.fractional + 1))  # 0 exactly at a tie with an even floor
+    tie = np.maximum(-distance + 2.0**-f, 0.0)  # 2**-f at such a tie, else 0 (steps are 2**-f)
+    corrected = rounded - tie * 2.0 ** (f - t.fractional)
+    return corrected.quantize(*_kif(t), overflow_mode=overflow, round_mode="TRN")
+
+
+def trace_network(emulator: Emulator) -> tuple[Any, Any]:
+    """da4ml (input, output) variables computing exactly what ``emulator.predict`` computes."""
+    from da4ml.trace import FixedVariableArrayInput
+    from da4ml.trace.ops import relu
+
+    width = emulator.kernels[0].weight.shape[0] if emulator.kernels else 0
+    inputs = FixedVariableArrayInput((width,))
+    x, t = _cast(inputs, emulator.input_type), emulator.input_type
+    for k in emulator.kernels:
+        if k.accum_may_wrap:
+            raise TriggerError(f"layer {k.name}: an accumulator that can wrap is not traced")
+        first = k.mid or k.result
+        weight = np.asarray(k.weight, np.float64) * 2.0 ** (t.fractional - first.fractional)
+        y = x @ weight + np.asarray(k.bias, np.float64) * 2.0**-first.fractional
+        if k.mid is not None:
+            y = _cast(y, k.mid)
+        if k.relu:
+            y = relu(y)
+        x, t = _cast(y, k.result), k.result
+    return inputs, x
+
+
+@dataclass(frozen=True)
+class RtlDesign:
+    """Verilog written by da4ml: the top module, its sources and the pipeline."""
+
+    top: str
+    directory: Path
+    stages: int  # combinational stages, each followed by a register
+    input_bits: int  # per input, two's complement
+    input_frac: int
+    output_bits: int  # per output in the wrapper (all equal)
+    output_frac: int
+    n_inputs: int
+    n_outputs: int
+    cost: float  # da4ml's cost estimate (adder bits)
+
+    @property
+    def latency_cycles(self) -> int:
+        """Clock edges from input to output: a register before every stage and one at the output."""
+        return self.stages + 1
+
+    def sources(self, wrapper: bool = False) -> list[Path]:
+        src = self.directory / "src"
+        own = sorted(p for p in src.glob(f"{self.top}*.v") if wrapper or not p.stem.endswith("_wrapper"))
+        used = " ".join(p.read_text() for p in own)
+        static = [p for p in sorted((src / "static").glob("*.v")) if f"{p.stem} " in used or f"{p.stem}#" in used]
+        return static + own
+
+
+def write_verilog(emulator: Emulator, name: str, out_dir: str | Path, part: str, clock_ns: float,
+                  latency_cutoff: float) -> RtlDesign:
+    """Trace the network and write pipelined Verilog into ``out_dir``."""
+    from da4ml.codegen.rtl import VerilogModel
+    from da4ml.codegen.rtl.rtl_model import get_io_kifs
+    from da4ml.trace import comb_trace, to_pipeline
+
+    if latency_cutoff <= 0:
+        raise TriggerError(f"the latency cutoff must be positive, got {latency_cutoff}")
+    inputs, outputs = trace_network(emulator)
+    comb = comb_trace(inputs, outputs)
+    pipeline = to_pipeline(comb, latency_cutoff, verbose=False)
+    VerilogModel(pipeline, name, str(out_dir), part_name=part, clock_period=clock_ns, print_latency=False).write()
+    kif_in, kif_out = get_io_kifs(comb)
+    n_in, n_out = comb.shape
+    return RtlDesign(name, Path(out_dir), len(pipeline.solutions), int(sum(np.max(a) for a in kif_in)), int(np.max(kif_in[2])),
+                     int(sum(np.max(a) for a in kif_out)), int(np.max(kif_out[2])), n_in, n_out, float(comb.cost))
+
+
+def _pack(values: NDArray[np.int64], bits: int) -> list[str]:
+    mask = (1 << bits) - 1
+    digits = (values.shape[1] * bits + 3) // 4
+    lines = []
+    for row in values:
+        word = 0
+        for j, v in enumerate(row.tolist()):
+            word |= (int(v) & mask) << (bits * j)
+        lines.append(f"{word:0{digits}x}")
+    return lines
+
+
+def _unpack(lines: list[str], n: int, bits: int, frac: int) -> NDArray[np.float64]:
+    mask, sign = (1 << bits) - 1, 1 << (bits - 1)
+    out = np.empty((len(lines), n))
+    for r, line in enumerate(lines):
+        word = int(line, 16)
+        for j in range(n):
+            v = (word >> (bits * j)) & mask
+            out[r, j] = (v - (1 << bits) if v & sign else v) * 2.0**-frac
+    return out
+
+
+_TESTBENCH = """`timescale 1 ns / 1 ps
+module testbench;
+  reg clk = 0;
+  reg [{in_msb}:0] inp = 0;
+  wire [{out_msb}:0] out;
+  reg [{in_msb}:0] events [0:{last}];
+  integer i, fh;
+  {top}_wrapper dut (.clk(clk), .model_inp(inp), .model_out(out));
+  initial begin
+    $readmemh("inputs.hex", events);
+    fh = $fopen("outputs.hex", "w");
+    for (i = 0; i < {cycles}; i = i + 1) begin
+      inp = (i <= {last}) ? events[i] : 0;
+      #1 clk = 1; #1 clk = 0;
+      if (i >= {latency} - 1) $fdisplay(fh, "%h", out);
+    end
+    $fclose(fh);
+    $finish;
+  end
+endmodule
+"""
+
+
+def simulate(design: RtlDesign, inputs: NDArray[np.floating], work_dir: str | Path) -> NDArray[np.float64]:
+    """Run the RTL on ``inputs`` (one event per clock) with Icarus Verilog; returns the outputs."""
+    for tool in ("iverilog", "vvp"):
+        if shutil.which(tool) is None:
+            raise missing_tool(tool, "iverilog")
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    q = np.floor(np.asarray(inputs, np.float64) * 2.0**design.input_frac).astype(np.int64)
+    (work / "inputs.hex").write_text("\n".join(_pack(q, design.input_bits)) + "\n")
+    (work / "testbench.v").write_text(_TESTBENCH.format(
+        in_msb=design.n_inputs * design.input_bits - 1, out_msb=design.n_outputs * design.output_bits - 1,
+        last=len(q) - 1, top=design.top, cycles=len(q) + design.latency_cycles, latency=design.latency_cycles))
+    sources = [str(p) for p in design.sources(wrapper=True)]
+    for cmd in (["iverilog", "-g2012", "-o", "sim.vvp", "testbench.v", *sources], ["vvp", "-n", "sim.vvp"]):
+        run = subprocess.run(cmd, cwd=work, capture_output=True, text=True, check=False)
+        if run.returncode != 0:
+            raise TriggerError(f"{cmd[0]} failed: {(run.stderr or run.stdout).strip()[-800:]}")
+    lines = (work / "outputs.hex").read_text().split()[: len(q)]
+    return _unpack(lines, design.n_outputs, design.output_bits, design.output_frac)

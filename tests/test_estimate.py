@@ -1,0 +1,117 @@
+"""The open-source estimate: da4ml trace = emulator, yosys statistics, and the whole flow on a tiny model."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from firmware.estimate import cells_to_resources, parse_yosys_stat, yosys_family
+from trigger.fixed import FixedType, Overflow, Rounding
+
+DATA = Path(__file__).parent / "data" / "yosys"
+
+
+@pytest.fixture(scope="module")
+def emulator(artifact_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    from firmware.convert import to_hls
+    from firmware.emulator import Emulator
+    from models.artifact import load_artifact
+
+    artifact = load_artifact(artifact_dir)
+    return Emulator.from_hls_model(to_hls(artifact, tmp_path_factory.mktemp("hls") / "p", compile=False))
+
+
+def _grid_inputs(emulator, n: int, seed: int) -> np.ndarray:
+    """Random inputs on the input grid, with both saturation edges and exact ties."""
+    t = emulator.input_type
+    rng = np.random.default_rng(seed)
+    q = rng.integers(t.int_min, t.int_max + 1, size=(n, emulator.kernels[0].weight.shape[0]))
+    q[:5] = t.int_max
+    q[5:10] = t.int_min
+    q[10:20] = rng.integers(-8, 8, size=(10, q.shape[1]))  # small values: many ties after the first layer
+    return q * t.lsb
+
+
+def test_yosys_statistics_are_read_from_the_log() -> None:
+    cells = parse_yosys_stat((DATA / "synth_xilinx.log").read_text())
+    assert cells["LUT2"] == 11050 and cells["FDRE"] == 4718 and "Estimated" not in cells
+    resources = cells_to_resources(cells)
+    assert resources == {"LUT": 11050 + 2591 + 926 + 67 + 145 + 1175, "FF": 4718, "DSP": 0, "BRAM_36K": 0,
+                         "CARRY": 4064}
+    assert cells_to_resources({"DSP48E2": 3, "RAMB18E2": 3, "RAMB36E2": 1, "FDCE": 2})["BRAM_36K"] == 3
+
+
+def test_a_log_without_statistics_is_an_error() -> None:
+    from trigger.errors import TriggerError
+
+    with pytest.raises(TriggerError, match="no cell statistics"):
+        parse_yosys_stat("Yosys 0.23\nEnd of script.\n")
+
+
+@pytest.mark.parametrize("part, family", [("xcvu9p-flga2104-2L-e", "xcup"), ("xcku040-ffva1156-2-e", "xcu"),
+                                          ("xc7a35tcpg236-1", "xc7"), ("xczu9eg-ffvb1156-2-e", "xcup")])
+def test_part_families(part: str, family: str) -> None:
+    assert yosys_family(part) == family
+
+
+@pytest.mark.parametrize("rounding", [Rounding.RND_CONV, Rounding.RND, Rounding.TRN])
+@pytest.mark.parametrize("overflow", [Overflow.SAT, Overflow.WRAP])
+def test_trace_reproduces_the_emulator_bit_for_bit(emulator, rounding: Rounding, overflow: Overflow) -> None:
+    """Every activation cast in the given modes, narrowed so that saturation and ties happen."""
+    from da4ml.trace import comb_trace
+
+    from firmware.rtl import trace_network
+
+    def narrow(k):
+        if not k.relu:
+            return k
+        t = FixedType(5, 2, False, rounding, overflow)
+        return dataclasses.replace(k, result=t, may_overflow=True)
+
+    emu = dataclasses.replace(emulator, kernels=tuple(narrow(k) for k in emulator.kernels))
+    x = _grid_inputs(emu, 3000, seed=1)
+    comb = comb_trace(*trace_network(emu))
+    np.testing.assert_array_equal(comb.predict(x), emu.predict(x))
+
+
+@pytest.mark.slow
+def test_estimate_flow_on_a_tiny_model(artifact_dir: Path, tmp_path: Path, files: dict, capsys) -> None:
+    for tool in ("yosys", "iverilog"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is missing: .ci/run installs it (apt-get install {tool})")
+    from trigger.cli import main
+
+    out = tmp_path / "est"
+    code = main(["firmware", "estimate", "--model", str(artifact_dir), "--out", str(out),
+                 "--data", str(files["sm"]), "--events", "1000"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    result = json.loads((out / "estimate.json").read_text())
+    assert result["rtl_check"] == {"simulator": "iverilog", "events": 1000, "mismatches": 0}
+    assert result["label"].startswith("open-source estimate")
+    assert result["resources"]["LUT"] > 0 and result["resources"]["DSP"] == 0
+    assert result["latency_cycles"] >= 1 and result["latency_ns"] == result["latency_cycles"] * 5.0
+    assert {t["name"] for t in result["targets"]} == {"latency_ns", "LUT", "DSP"}
+    assert "open-source estimate" in printed and "0 differ" in printed
+    assert (out / "yosys.log").is_file() and list((out / "rtl" / "src").glob("*.v"))
+
+
+def test_rtl_simulation_catches_a_wrong_design(emulator, tmp_path: Path) -> None:
+    """The check can fail: an RTL built from different weights differs from the emulator."""
+    if shutil.which("iverilog") is None:
+        pytest.fail("iverilog is missing: .ci/run installs it")
+    from firmware.rtl import simulate, write_verilog
+
+    first = emulator.kernels[0]
+    wrong = dataclasses.replace(emulator, kernels=(dataclasses.replace(first, weight=first.weight * -1),
+                                                   *emulator.kernels[1:]))
+    design = write_verilog(wrong, "wrong", tmp_path / "rtl", "xcvu9p-flga2104-2L-e", 5.0, 5.0)
+    x = _grid_inputs(emulator, 200, seed=3)
+    assert np.any(simulate(design, x, tmp_path / "sim") != emulator.predict(x))
+    np.testing.assert_array_equal(simulate(design, x, tmp_path / "sim2"), wrong.predict(x))
+
