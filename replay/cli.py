@@ -36,15 +36,6 @@ ROLES = {
 }
 
 
-class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Shows defaults that mean something, and the examples as written."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default in (None, False, argparse.SUPPRESS):
-            return action.help or ""
-        return super()._get_help_string(action) or ""
-
-
 def _host_port(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65530:
@@ -70,7 +61,8 @@ def _input_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    fmt = _Help
+    from trigger.cli import HelpFormatter as fmt
+
     parser = argparse.ArgumentParser(prog="replay", formatter_class=fmt, description=(
         "Replay HDF5 event streams through the trigger decision path: a source, K workers running "
         "the bit-exact firmware emulator, a float reference path and a collector, over ZeroMQ. "

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from trigger import __version__
 from trigger.errors import TriggerError
 
-__all__ = ("main",)
+__all__ = ("HelpFormatter", "main")
 
 #: subcommand -> (module under trigger.cli, one-line help)
 SUBCOMMANDS = {
@@ -28,6 +28,15 @@ SUBCOMMANDS = {
 }
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """``--help`` shows defaults that mean something (not None/False) and keeps examples as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False, argparse.SUPPRESS):
+            return action.help or ""
+        return super()._get_help_string(action) or ""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="trigger",
@@ -38,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         module = importlib.import_module(f"trigger.cli.{module_name}")
         sp = sub.add_parser(name, help=help_text, description=help_text,
-                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                            formatter_class=HelpFormatter)
         module.add_arguments(sp, name)
         sp.set_defaults(run=module.run)
     return parser

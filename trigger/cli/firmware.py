@@ -23,10 +23,11 @@ _VERBS = {
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     from firmware.convert import DEFAULT_CLOCK_NS, DEFAULT_PART
+    from trigger.cli import HelpFormatter
 
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     sub = {verb: verbs.add_parser(verb, help=text, description=text,
-                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                  formatter_class=HelpFormatter)
            for verb, text in _VERBS.items()}
     for verb in _VERBS:
         sub[verb].add_argument("--model", type=Path, required=True, metavar="DIR", help="artifact directory")
