@@ -38,9 +38,10 @@ ARTIFACTS := models/artifacts
 SIGNALS   := $(foreach s,ato4l leptoquark htautau htaunu,--signal $(SAMPLE)/$(s).h5)
 models: $(STAMP)
 	$(BIN)/trigger train --config models/configs/dense_ae.toml --data $(SAMPLE)/sm_cocktail.h5 --out $(ARTIFACTS)/dense-ae --overwrite
+	$(BIN)/trigger train --config models/configs/dense_ae_w4.toml --data $(SAMPLE)/sm_cocktail.h5 --out $(ARTIFACTS)/dense-ae-w4 --overwrite
 	$(BIN)/trigger train --config models/configs/vae.toml --data $(SAMPLE)/sm_cocktail.h5 --out $(ARTIFACTS)/vae --overwrite
 	$(BIN)/trigger train --config models/configs/ffn_baseline.toml --data $(SAMPLE)/sm_cocktail.h5 --out $(ARTIFACTS)/ffn-baseline --overwrite
-	$(BIN)/trigger evaluate --model $(ARTIFACTS)/dense-ae --model $(ARTIFACTS)/vae --model $(ARTIFACTS)/ffn-baseline --background $(SAMPLE)/sm_cocktail.h5 $(SIGNALS) --json $(ARTIFACTS)/evaluation.json
+	$(BIN)/trigger evaluate --model $(ARTIFACTS)/dense-ae --model $(ARTIFACTS)/dense-ae-w4 --model $(ARTIFACTS)/vae --model $(ARTIFACTS)/ffn-baseline --background $(SAMPLE)/sm_cocktail.h5 $(SIGNALS) --json $(ARTIFACTS)/evaluation.json
 
 clean-venv:
 	rm -rf $(VENV)
