@@ -3,8 +3,9 @@
 Stages: event data (validation of every bundled file), preprocessing (scaling fitted on
 SM events, inputs projected onto the firmware's ap_fixed grid), the bundled default model
 (scores, threshold at the trigger working point, efficiencies), its firmware (hls4ml
-C-simulation against the bit-exact emulator), the replay (``replay --rate 40MHz-sim``
-through the ZeroMQ pipeline) and the HTML report of it all.
+C-simulation against the bit-exact emulator, then the open-source resource and latency
+estimate with an RTL simulation), the replay (``replay --rate 40MHz-sim`` through the
+ZeroMQ pipeline) and the HTML report of it all.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 from trigger.cli.inspect import format_report
 from trigger.events import open_events
 from trigger.preprocess import Scaler, filled_mask
-from trigger.sample import bundled_sample, default_model
+from trigger.sample import DEFAULT_MODEL, bundled_sample, default_model
 from trigger.validate import validate_file
 
 __all__ = ("add_arguments", "run")
@@ -37,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
                         help="held-out SM events scored by QKeras, the C-sim and the emulator")
     parser.add_argument("--replay-events", type=int, default=2_000_000,
                         help="events replayed at the simulated 40 MHz clock (the sample is cycled)")
+    parser.add_argument("--estimate-events", type=int, default=300,
+                        help="events simulated in the RTL for the estimate (0: skip the estimate, "
+                             "which takes minutes: yosys synthesizes the whole network)")
     parser.add_argument("--out", type=Path, default=Path("runs/demo"),
                         help="where the replay run and the report go (replaced on each demo)")
 
@@ -85,9 +89,17 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(results))
     ok &= _firmware_stage(artifact, held_out[: args.firmware_events])
     shutil.rmtree(args.out, ignore_errors=True)
+    # the default model and, when bundled, its re-quantized variant that fits the FPGA budget
+    models = [artifact] + [load_artifact(p) for p in (DEFAULT_MODEL.parent / "dense-ae-w4",) if p.is_dir()]
+    firmware: list[Path | None] = [None] * len(models)
+    if args.estimate_events > 0:
+        print(f"\n== stage 5: open-source estimate of {', '.join(m.config.model.name for m in models)}")
+        for i, model in enumerate(models):
+            firmware[i] = args.out / f"estimate-{model.config.model.name}"
+            ok &= _estimate_stage(model, held_out[: args.estimate_events], firmware[i])
     summary = _replay_stage(sample.background, default_model(), args.out / "replay", args.replay_events)
     ok &= summary["accounting_ok"]
-    page = _report_stage(artifact, sample, args.out)
+    page = _report_stage(models, firmware, sample, args.out)
     print(f"\nDemo finished in {time.monotonic() - start:.1f} s ({'all checks pass' if ok else 'A CHECK FAILED'}).")
     print(f"Report: {page}")
     return 0 if ok else 1
@@ -105,13 +117,31 @@ def _firmware_stage(artifact: Any, particles: np.ndarray) -> bool:
     return csim_vs_emulator(pairs).scores_differ == 0
 
 
+def _estimate_stage(artifact: Any, particles: np.ndarray, out: Path) -> bool:
+    """da4ml Verilog, Icarus Verilog against the emulator, yosys resources (labelled an estimate)."""
+    from firmware.convert import to_hls
+    from firmware.emulator import Emulator
+    from firmware.estimate import LABEL, estimate
+
+    print(f"{artifact.config.model.name}: {LABEL}")
+    emulator = Emulator.from_hls_model(to_hls(artifact, out / "hls", compile=False))
+    result = estimate(emulator, artifact.config.model.name.replace("-", "_"), out, "xcvu9p-flga2104-2L-e", 5.0,
+                      artifact.inputs(particles).astype(np.float64), progress=lambda m: print(f"  {m}", flush=True))
+    r = result.resources
+    print(f"latency {result.latency_cycles} cycles = {result.latency_ns:g} ns at 200 MHz; LUT {r['LUT']:,} "
+          f"({result.fractions['LUT']:.2%} of a VU9P), FF {r['FF']:,}, DSP {r['DSP']}")
+    print(f"RTL vs emulator on {len(particles)} SM events: {result.rtl_check['mismatches']} differ; targets: "
+          + ", ".join(f"{t['name']} {'PASS' if t['met'] else 'MISS'}" for t in result.targets))
+    return result.rtl_check["mismatches"] == 0
+
+
 def _replay_stage(data: Path, model: Path, out: Path, events: int) -> dict[str, Any]:
     """``replay --rate 40MHz-sim``: the ZeroMQ pipeline with the emulated and reference paths."""
     from replay.cli import print_summary
     from replay.config import ReplayConfig
     from replay.pipeline import ReplayRun, run_replay
 
-    print(f"\n== stage 5: replay --rate 40MHz-sim --events {events} (source, 2 workers on the bit-exact "
+    print(f"\n== stage 6: replay --rate 40MHz-sim --events {events} (source, 2 workers on the bit-exact "
           "emulator, float reference, collector)")
     run = ReplayRun((data,), model, out, ReplayConfig(), events=events, workers=2)
     summary = run_replay(run, progress=sys.stderr)
@@ -119,13 +149,12 @@ def _replay_stage(data: Path, model: Path, out: Path, events: int) -> dict[str, 
     return summary
 
 
-def _report_stage(artifact: Any, sample: Any, out: Path) -> Path:
-    """The HTML report: the default model and the seed-003 baseline, with the replay run."""
+def _report_stage(models: list[Any], firmware: list[Path | None], sample: Any, out: Path) -> Path:
+    """The HTML report: the models with their estimates, the seed-003 baseline, the replay run."""
     from trigger.report import write_report
-    from trigger.sample import DEFAULT_MODEL
 
-    print("\n== stage 6: report (HTML + JSON + PNG)")
+    print("\n== stage 7: report (HTML + JSON + PNG)")
     baseline = DEFAULT_MODEL.parent / "ffn-baseline"
-    models = [artifact, baseline] if baseline.is_dir() else [artifact]
-    return write_report(out / "report", models, sample.background, list(sample.signals.values()),
-                        replay=out / "replay", check_events=2000, progress=lambda m: print(f"  {m}"))
+    return write_report(out / "report", [*models, *([baseline] if baseline.is_dir() else [])], sample.background,
+                        list(sample.signals.values()), replay=out / "replay", firmware=firmware,
+                        check_events=2000, progress=lambda m: print(f"  {m}"))
