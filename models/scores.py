@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 from trigger.errors import TriggerError
 from trigger.schema import N_OBJECTS
 
-__all__ = ("SCORES", "anomaly_score", "firmware_score")
+__all__ = ("MASKED_SCORES", "SCORES", "anomaly_score", "firmware_score")
 
 F = NDArray[np.floating]
 
@@ -24,7 +24,11 @@ SCORES = {
 }
 
 
-def anomaly_score(score: str, inputs: F, outputs: F | Sequence[F], mask: NDArray[np.bool_]) -> F:
+#: the scores that read the mask of filled slots (the others accept ``mask=None``)
+MASKED_SCORES = frozenset({"masked_mse"})
+
+
+def anomaly_score(score: str, inputs: F, outputs: F | Sequence[F], mask: NDArray[np.bool_] | None) -> F:
     """Per-event anomaly score (float64) from the scorer network's ``outputs``."""
     if score in ("mu2", "kl"):
         mu, log_var = (np.asarray(o, np.float64) for o in outputs)
@@ -42,7 +46,7 @@ def anomaly_score(score: str, inputs: F, outputs: F | Sequence[F], mask: NDArray
     raise ValueError(f"unknown score {score!r}; known: {', '.join(SCORES)}")
 
 
-def firmware_score(score: str, outputs: F, inputs: F, mask: NDArray[np.bool_]) -> F:
+def firmware_score(score: str, outputs: F, inputs: F, mask: NDArray[np.bool_] | None) -> F:
     """The score from the firmware network's outputs: the reconstruction, or the VAE's mu only."""
     if score == "kl":
         raise TriggerError("the VAE 'kl' score needs log_var, which is not on chip; use score mu2")

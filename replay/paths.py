@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 
 from firmware.emulator import Emulator
 from models.numpy_forward import NumpyNetwork
-from models.scores import anomaly_score, firmware_score
+from models.scores import MASKED_SCORES, anomaly_score, firmware_score
 from trigger.errors import ArtifactError, TriggerError
 from trigger.preprocess import Scaler
 from trigger.schema import N_OBJECTS, PT
@@ -69,7 +69,8 @@ class EmulatedPath:
         q = self.mantissas(particles, filled)
         outputs = self.emulator.predict_mantissas(q)
         q *= self.emulator.input_type.lsb
-        return firmware_score(self.score, outputs, q, np.take(filled, _SLOT_OF_INPUT, axis=1))
+        mask = np.take(filled, _SLOT_OF_INPUT, axis=1) if self.score in MASKED_SCORES else None
+        return firmware_score(self.score, outputs, q, mask)
 
 
 class ReferencePath:

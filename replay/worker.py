@@ -89,10 +89,12 @@ def parse_task(frames: Sequence[Any], limits: Limits) -> tuple[dict[str, Any], N
 
 def finite_scores(path: ScoringPath, particles: NDArray[np.floating]) -> NDArray[np.float64]:
     """Scores of the events without NaN/inf; NaN for the others (they go to quarantine)."""
+    if len(particles) == 0 or (np.isfinite(particles.max()) and np.isfinite(particles.min())):  # NaN propagates
+        return path.scores(particles)
     finite = np.isfinite(particles).all(axis=(1, 2))
     scores = np.full(len(particles), np.nan)
     with np.errstate(all="ignore"):
-        scores[finite] = path.scores(particles if finite.all() else particles[finite])
+        scores[finite] = path.scores(particles[finite])
     return scores
 
 
