@@ -9,13 +9,15 @@ only the encoder (inputs -> mu) goes to firmware: the score sum(mu^2) needs noth
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
+from firmware.emulator import Emulator
 from models.artifact import Artifact
 from trigger.errors import TriggerError
 
-__all__ = ("DEFAULT_PART", "firmware_network", "hls_config", "to_hls")
+__all__ = ("DEFAULT_PART", "convert", "emulator_for", "firmware_network", "hls_config", "to_hls")
 
 DEFAULT_PART = "xcvu9p-flga2104-2L-e"
 DEFAULT_CLOCK_NS = 5.0
@@ -57,19 +59,28 @@ def hls_config(artifact: Artifact, network: Any,
     return config
 
 
+def convert(artifact: Artifact, out_dir: str | Path, part: str = DEFAULT_PART, clock_ns: float = DEFAULT_CLOCK_NS,
+            result_precisions: dict[str, str] | None = None) -> Any:
+    """The artifact's quantized network as an hls4ml ``ModelGraph``; nothing is written yet."""
+    import hls4ml
+
+    network = firmware_network(artifact)
+    cwd = os.getcwd()
+    try:
+        return hls4ml.converters.convert_from_keras_model(
+            network, hls_config=hls_config(artifact, network, result_precisions), output_dir=str(out_dir),
+            backend="Vitis", io_type="io_parallel", part=part, clock_period=clock_ns,
+            project_name=artifact.config.model.name.replace("-", "_"))
+    finally:
+        os.chdir(cwd)
+
+
 def to_hls(artifact: Artifact, out_dir: str | Path, part: str = DEFAULT_PART,
            clock_ns: float = DEFAULT_CLOCK_NS, compile: bool = True,
            result_precisions: dict[str, str] | None = None) -> Any:
     """Convert the artifact's quantized network; write the HLS project and build the C-sim."""
-    import hls4ml
-
-    network = firmware_network(artifact)
-    out_dir = Path(out_dir)
+    model = convert(artifact, out_dir, part, clock_ns, result_precisions)
     cwd = os.getcwd()
-    model = hls4ml.converters.convert_from_keras_model(
-        network, hls_config=hls_config(artifact, network, result_precisions), output_dir=str(out_dir),
-        backend="Vitis", io_type="io_parallel", part=part, clock_period=clock_ns,
-        project_name=artifact.config.model.name.replace("-", "_"))
     try:
         if compile:
             model.compile()  # writes the project and builds the C-simulation library with g++
@@ -78,3 +89,9 @@ def to_hls(artifact: Artifact, out_dir: str | Path, part: str = DEFAULT_PART,
     finally:
         os.chdir(cwd)
     return model
+
+
+def emulator_for(artifact: Artifact, part: str = DEFAULT_PART, clock_ns: float = DEFAULT_CLOCK_NS) -> Emulator:
+    """The bit-exact emulator of the artifact's firmware, read from the converted graph (no project written)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return Emulator.from_hls_model(convert(artifact, Path(tmp) / "hls", part, clock_ns))

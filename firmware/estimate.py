@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from firmware.emulator import Emulator
+from firmware.convert import DEFAULT_CLOCK_NS, DEFAULT_PART, emulator_for
 from firmware.rtl import RtlDesign, missing_tool, simulate, write_verilog
+from models.artifact import Artifact
 from trigger.errors import TriggerError
 
 __all__ = ("LABEL", "PART_RESOURCES", "Estimate", "cells_to_resources", "estimate", "parse_yosys_stat",
@@ -129,10 +130,14 @@ def _tool_versions() -> dict[str, str]:
     return versions
 
 
-def estimate(emulator: Emulator, name: str, out_dir: str | Path, part: str, clock_ns: float,
-             check_inputs: NDArray[np.floating], latency_cutoff: float = 5.0,
+def estimate(artifact: Artifact, out_dir: str | Path, particles: NDArray[np.floating], part: str = DEFAULT_PART,
+             clock_ns: float = DEFAULT_CLOCK_NS, latency_cutoff: float = 5.0,
              progress: Callable[[str], None] = print) -> Estimate:
-    """Write the RTL to ``out_dir``, check it against the emulator, synthesize it, and estimate."""
+    """Write the artifact's firmware as RTL to ``out_dir``, check it against the emulator on
+    ``particles`` (raw events), synthesize it, and write ``estimate.json``."""
+    emulator = emulator_for(artifact, part, clock_ns)
+    check_inputs = artifact.inputs(particles).astype(np.float64)
+    name = artifact.config.model.name.replace("-", "_")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}

@@ -26,7 +26,7 @@ from firmware.emulator import Emulator
 from models.numpy_forward import NumpyNetwork
 from models.scores import MASKED_SCORES, anomaly_score, firmware_score
 from trigger.errors import ArtifactError, TriggerError
-from trigger.preprocess import Scaler
+from trigger.preprocess import Scaler, filled_mask
 from trigger.schema import N_OBJECTS, PT
 
 __all__ = ("BACKENDS", "EmulatedPath", "ReferencePath", "ScoringPath", "grid_mantissas", "in_chunks",
@@ -35,7 +35,6 @@ __all__ = ("BACKENDS", "EmulatedPath", "ReferencePath", "ScoringPath", "grid_man
 BACKENDS = ("auto", "tensorflow", "numpy", "none")
 F64 = NDArray[np.float64]
 _MANIFEST = "bundle.json"
-_SLOT_OF_INPUT = np.repeat(np.arange(N_OBJECTS), 3)
 
 
 class ScoringPath(Protocol):
@@ -69,8 +68,7 @@ class EmulatedPath:
         q = self.mantissas(particles, filled)
         outputs = self.emulator.predict_mantissas(q)
         q *= self.emulator.input_type.lsb
-        mask = np.take(filled, _SLOT_OF_INPUT, axis=1) if self.score in MASKED_SCORES else None
-        return firmware_score(self.score, outputs, q, mask)
+        return firmware_score(self.score, outputs, q, _mask(self.score, particles, filled))
 
 
 class ReferencePath:
@@ -100,7 +98,12 @@ class ReferencePath:
             outputs = self.network.predict(x, batch_size=len(x), verbose=0)
         if isinstance(outputs, list) and len(outputs) == 1:
             outputs = outputs[0]
-        return anomaly_score(self.score, x, outputs, np.take(filled, _SLOT_OF_INPUT, axis=1))
+        return anomaly_score(self.score, x, outputs, _mask(self.score, particles, filled))
+
+
+def _mask(score: str, particles: NDArray[np.floating], filled: NDArray[np.bool_]) -> NDArray[np.bool_] | None:
+    """The (N, 57) mask of filled slots, only for the scores that read it."""
+    return filled_mask(particles, filled) if score in MASKED_SCORES else None
 
 
 def grid_mantissas(scaler: Scaler, particles: NDArray[np.floating], filled: NDArray[np.bool_] | None = None) -> F64:
@@ -160,18 +163,16 @@ def resolve_backend(requested: str) -> str:
 
 def write_bundle(artifact_dir: str | Path, out: str | Path) -> dict[str, Any]:
     """Read the artifact once (TensorFlow, hls4ml) and write what the roles load with numpy."""
-    from firmware.convert import firmware_network, to_hls
+    from firmware.convert import emulator_for
     from models.artifact import load_artifact
 
     artifact = load_artifact(artifact_dir)
     if "quantized" not in artifact.networks:
         raise TriggerError(f"{artifact_dir}: a float-only model has no firmware to replay; "
                            "give a quantized model (--model)")
-    firmware_network(artifact)  # fails early for models the firmware cannot take
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    emulator = Emulator.from_hls_model(to_hls(artifact, out / "hls", compile=False))
-    emulator.save(out / "emulator.npz")
+    emulator_for(artifact).save(out / "emulator.npz")
     artifact.scaler.save(out / "scaler.json")
     manifest: dict[str, Any] = {
         "model": str(artifact_dir), "name": artifact.config.model.name, "score": artifact.config.model.score,

@@ -15,6 +15,7 @@ carries the time its first event was due, so the collector can count deadline mi
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import time
@@ -102,22 +103,18 @@ class Interrupt:
     """First Ctrl-C: stop reading and drain; second: give up on what is in flight.
 
     Counting instead of raising also keeps a Ctrl-C during start-up from being lost inside a
-    library that catches it; the caller checks ``count`` when it can act on it. Entering it
-    again (nested ``with``) keeps the handler until the outermost block ends.
+    library that catches it; the caller checks ``count`` when it can act on it.
     """
 
     def __init__(self) -> None:
         self.count = 0
-        self._depth = 0
         self._previous: Any = None
 
     def __enter__(self) -> Self:
-        self._depth += 1
-        if self._depth == 1:
-            try:
-                self._previous = signal.signal(signal.SIGINT, self._handle)
-            except ValueError:  # not the main thread
-                self._previous = None
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread
+            self._previous = None
         return self
 
     def _handle(self, *_: object) -> None:
@@ -129,8 +126,7 @@ class Interrupt:
             raise KeyboardInterrupt
 
     def __exit__(self, *_: object) -> None:
-        self._depth -= 1
-        if self._depth == 0 and self._previous is not None:
+        if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
 
 
@@ -404,7 +400,8 @@ def run_source(endpoints: Endpoints, stream: EventStream, config: ReplayConfig, 
         head = _Head({"tasks": tasks, "acks": acks, "reference": feed, "collector": collector}, config,
                      reference, alive, progress)
         try:
-            with interrupt or Interrupt() as ctrl_c:
+            with contextlib.ExitStack() as stack:  # the caller's handler if it installed one
+                ctrl_c = interrupt or stack.enter_context(Interrupt())
                 head.wait_ready(ctrl_c)
                 head.started = time.monotonic()
                 stats = head.run(stream, ctrl_c)

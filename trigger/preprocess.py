@@ -30,6 +30,7 @@ Method = Literal["standard", "maxabs", "none"]
 METHODS: tuple[Method, ...] = ("standard", "maxabs", "none")
 FORMAT_VERSION = 1
 _PT_COLUMNS = np.arange(N_OBJECTS) * 3 + PT
+_SLOT_OF_INPUT = np.repeat(np.arange(N_OBJECTS), 3)  # input column -> its slot
 
 
 def to_inputs(particles: NDArray[np.floating]) -> NDArray[np.float32]:
@@ -38,10 +39,10 @@ def to_inputs(particles: NDArray[np.floating]) -> NDArray[np.float32]:
     return np.ascontiguousarray(particles[..., :3], dtype=np.float32).reshape(len(particles), N_INPUTS)
 
 
-def filled_mask(particles: NDArray[np.floating]) -> NDArray[np.bool_]:
-    """(N, 57) True where the input belongs to a filled slot (pT > 0)."""
-    filled = np.asarray(particles)[..., PT] > 0
-    return np.repeat(filled, 3, axis=1)
+def filled_mask(particles: NDArray[np.floating], filled: NDArray[np.bool_] | None = None) -> NDArray[np.bool_]:
+    """(N, 57) True where the input belongs to a filled slot (pT > 0); ``filled`` (N, 19) if known."""
+    filled = np.asarray(particles)[..., PT] > 0 if filled is None else filled
+    return np.take(filled, _SLOT_OF_INPUT, axis=1)
 
 
 def _batches(events: NDArray[np.floating] | Iterable[NDArray[np.floating]]) -> Iterable[NDArray[Any]]:

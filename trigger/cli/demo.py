@@ -119,19 +119,12 @@ def _firmware_stage(artifact: Any, particles: np.ndarray) -> bool:
 
 def _estimate_stage(artifact: Any, particles: np.ndarray, out: Path) -> bool:
     """da4ml Verilog, Icarus Verilog against the emulator, yosys resources (labelled an estimate)."""
-    from firmware.convert import to_hls
-    from firmware.emulator import Emulator
-    from firmware.estimate import LABEL, estimate
+    from firmware.estimate import estimate
+    from trigger.cli.firmware import format_estimate
 
-    print(f"{artifact.config.model.name}: {LABEL}")
-    emulator = Emulator.from_hls_model(to_hls(artifact, out / "hls", compile=False))
-    result = estimate(emulator, artifact.config.model.name.replace("-", "_"), out, "xcvu9p-flga2104-2L-e", 5.0,
-                      artifact.inputs(particles).astype(np.float64), progress=lambda m: print(f"  {m}", flush=True))
-    r = result.resources
-    print(f"latency {result.latency_cycles} cycles = {result.latency_ns:g} ns at 200 MHz; LUT {r['LUT']:,} "
-          f"({result.fractions['LUT']:.2%} of a VU9P), FF {r['FF']:,}, DSP {r['DSP']}")
-    print(f"RTL vs emulator on {len(particles)} SM events: {result.rtl_check['mismatches']} differ; targets: "
-          + ", ".join(f"{t['name']} {'PASS' if t['met'] else 'MISS'}" for t in result.targets))
+    print(f"-- {artifact.config.model.name}")
+    result = estimate(artifact, out, particles, progress=lambda m: print(f"  {m}", flush=True))
+    print(format_estimate(result, "held-out SM"))
     return result.rtl_check["mismatches"] == 0
 
 

@@ -8,9 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-__all__ = ("add_arguments", "run")
+__all__ = ("add_arguments", "format_estimate", "run")
 
 
 _VERBS = {
@@ -101,35 +99,33 @@ def _synth(artifact: object, args: argparse.Namespace) -> int:
 
 
 def _estimate(artifact: Any, args: argparse.Namespace) -> int:
-    import tempfile
-
-    from firmware.convert import to_hls
-    from firmware.emulator import Emulator
-    from firmware.estimate import LABEL, estimate
+    from firmware.estimate import estimate
     from trigger.events import open_events
     from trigger.sample import bundled_sample
 
-    name = artifact.config.model.name.replace("-", "_")
     out = args.out or Path("runs") / f"estimate-{artifact.config.model.name}"
     data = args.data or bundled_sample().background
     with open_events(data) as events:
         particles = events.read(0, min(args.events, events.n_events))
-    with tempfile.TemporaryDirectory() as tmp:
-        emulator = Emulator.from_hls_model(to_hls(artifact, Path(tmp) / "hls", args.part, args.clock_ns,
-                                                  compile=False))
-    result = estimate(emulator, name, out, args.part, args.clock_ns, artifact.inputs(particles).astype(np.float64),
-                      args.latency_cutoff, progress=lambda m: print(f"  {m}", flush=True))
-    print(f"\n{LABEL}; {args.part} at {args.clock_ns:g} ns")
-    print(f"  latency   {result.latency_cycles} cycles = {result.latency_ns:g} ns (pipeline depth; timing not "
-          "verified without vendor tools)")
+    result = estimate(artifact, out, particles, args.part, args.clock_ns, args.latency_cutoff,
+                      progress=lambda m: print(f"  {m}", flush=True))
+    print(format_estimate(result, data.name))
+    print(f"written: {out / 'estimate.json'}, Verilog in {out / 'rtl'}, yosys log {out / 'yosys.log'}")
+    return 0 if result.rtl_check["mismatches"] == 0 else 1
+
+
+def format_estimate(result: Any, data_name: str) -> str:
+    """The estimate as printed by ``trigger firmware estimate`` (and the demo): label, resources,
+    the RTL check and each target with PASS/MISS."""
+    lines = [f"{result.label}; {result.part} at {result.clock_ns:g} ns",
+             (f"  latency   {result.latency_cycles} cycles = {result.latency_ns:g} ns (pipeline depth; timing "
+              "not verified without vendor tools)")]
     for key, used in result.resources.items():
         share = f"  {result.fractions[key]:7.3%} of the part" if key in result.fractions else ""
-        print(f"  {key:<9} {used:>9,}{share}")
+        lines.append(f"  {key:<9} {used:>9,}{share}")
     check = result.rtl_check
-    print(f"RTL ({check['simulator']}) vs emulator on {check['events']} events of {data.name}: "
-          f"{check['mismatches']} differ")
-    for t in result.targets:
-        print(f"  target {t['name']:<11} <= {t['limit']:<8g} measured {t['value']:<10g} "
-              f"{'PASS' if t['met'] else 'MISS'}")
-    print(f"written: {out / 'estimate.json'}, Verilog in {out / 'rtl'}, yosys log {out / 'yosys.log'}")
-    return 0 if check["mismatches"] == 0 else 1
+    lines.append(f"RTL ({check['simulator']}) vs emulator on {check['events']} events of {data_name}: "
+                 f"{check['mismatches']} differ")
+    lines += [f"  target {t['name']:<11} <= {t['limit']:<8g} measured {t['value']:<10g} "
+              f"{'PASS' if t['met'] else 'MISS'}" for t in result.targets]
+    return "\n".join(lines)
