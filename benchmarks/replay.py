@@ -5,8 +5,10 @@
 2. the full pipeline (``replay``) with the emulated firmware path only,
 3. the full pipeline with the float reference path too (numpy on CPU).
 
-Every configuration runs ``--repeat`` times, interleaved, and the median is reported, since
-these machines are shared and noisy. Compare ratios, not absolute numbers, across machines.
+For the pipeline it also reports the CPU time its roles (collector, workers, reference) use per
+event, start-up taken off with a one-batch run: the machine's cores bound the rate by it. Every configuration runs ``--repeat`` times, interleaved, and the
+median is reported, since these machines are shared and noisy. Compare ratios, not absolute
+numbers, across machines.
 
     python benchmarks/replay.py [--events 8000000] [--workers 2] [--repeat 3] [--json FILE]
 """
@@ -17,6 +19,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -79,9 +82,18 @@ def pipeline(data: Path, model: Path, events: int, workers: int, backend: str) -
     try:
         run = ReplayRun((data,), model, out, ReplayConfig(), events=events, workers=workers,
                         reference_backend=backend)
-        return run_replay(run, progress=None)
+        before = _children_cpu_s()
+        summary = run_replay(run, progress=None)
+        summary["roles_cpu_s"] = _children_cpu_s() - before
+        return summary
     finally:
         shutil.rmtree(out, ignore_errors=True)
+
+
+def _children_cpu_s() -> float:
+    """CPU seconds of this process's ended children: the collector, workers and reference of a run."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def worker_cost(model: Path, particles: np.ndarray, chunk: int = 2048, repeat: int = 5) -> dict[str, float]:
@@ -131,12 +143,18 @@ def main() -> int:
     particles = read_events(data)
     batches = [np.ascontiguousarray(particles[i:i + args.batch]) for i in range(0, len(particles), args.batch)]
     results: dict[str, list[float]] = {"raw_zeromq": [], "emulated": [], "emulated+reference": []}
+    configurations = (("emulated", "none"), ("emulated+reference", "numpy"))
+    # the roles' start-up (imports, loading the model), from a one-batch run, is not per-event work
+    start_up = {name: pipeline(data, model, args.batch, args.workers, backend)["roles_cpu_s"]
+                for name, backend in configurations}
+    roles_cpu: dict[str, list[float]] = {name: [] for name, _ in configurations}
     checks = []
     for r in range(args.repeat):
         results["raw_zeromq"].append(raw_ceiling(batches, args.events))
-        for name, backend in (("emulated", "none"), ("emulated+reference", "numpy")):
+        for name, backend in configurations:
             summary = pipeline(data, model, args.events, args.workers, backend)
             results[name].append(summary["events_per_second"])
+            roles_cpu[name].append((summary["roles_cpu_s"] - start_up[name]) / (args.events - args.batch) * 1e9)
             checks.append(summary["accounting_ok"] and summary["events_in"] == args.events)
         print(f"repeat {r + 1}/{args.repeat}: " + ", ".join(f"{k} {v[-1] / 1e6:.2f} M/s" for k, v in results.items()),
               file=sys.stderr)
@@ -148,11 +166,17 @@ def main() -> int:
     for name, rate in median.items():
         print(f"{name:<22}{rate:>14,.0f}{rate / ceiling:>16.1%}{rate / 40e6:>18.4f}")
     print(f"accounting invariant held in {sum(checks)} of {len(checks)} pipeline runs")
+    cpus = os.cpu_count() or 1
+    for name, spent in roles_cpu.items():
+        ns = float(np.median(spent))
+        print(f"{name}: collector, workers and reference used {ns:.0f} CPU-ns per event, "
+              f"a ceiling of {cpus / ns * 1e3:.2f} M events/s on {cpus} cores before the source's own time")
     cost = worker_cost(model, particles)
     print("worker scoring, one thread: " + ", ".join(f"{k} {v:.0f} ns/event" for k, v in cost.items()))
     if args.json:
         args.json.write_text(json.dumps({"events": args.events, "batch": args.batch, "workers": args.workers,
                                          "cpus": os.cpu_count(), "runs": results, "median": median,
+                                         "roles_cpu_ns_per_event": roles_cpu,
                                          "worker_ns_per_event": cost,
                                          "accounting_ok": all(checks)}, indent=1) + "\n")
     return 0 if all(checks) else 1
