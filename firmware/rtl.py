@@ -188,7 +188,7 @@ def simulate(design: RtlDesign, inputs: NDArray[np.floating], work_dir: str | Pa
     (work / "testbench.v").write_text(_TESTBENCH.format(
         in_msb=design.n_inputs * design.input_bits - 1, out_msb=design.n_outputs * design.output_bits - 1,
         last=len(q) - 1, top=design.top, cycles=len(q) + design.latency_cycles, latency=design.latency_cycles))
-    sources = [str(p) for p in design.sources(wrapper=True)]
+    sources = [str(p.resolve()) for p in design.sources(wrapper=True)]  # iverilog runs in ``work``
     for cmd in (["iverilog", "-g2012", "-o", "sim.vvp", "testbench.v", *sources], ["vvp", "-n", "sim.vvp"]):
         run = subprocess.run(cmd, cwd=work, capture_output=True, text=True, check=False)
         if run.returncode != 0:
