@@ -20,11 +20,11 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
+import numpy as np
+from threadpoolctl import threadpool_limits
 
 
-def _rate(fn, x: np.ndarray, batch: int, repeat: int = 3) -> tuple[float, np.ndarray]:  # noqa: ANN001
+def _rate(fn, x: np.ndarray, batch: int, repeat: int = 3) -> tuple[float, np.ndarray]:
     best, out = np.inf, None
     for _ in range(repeat):
         start = time.perf_counter()

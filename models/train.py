@@ -44,8 +44,8 @@ class Split:
 
 
 def split_events(n_events: int, validation_fraction: float, test_fraction: float) -> Split:
-    n_test = int(round(n_events * test_fraction))
-    n_val = int(round(n_events * validation_fraction))
+    n_test = round(n_events * test_fraction)
+    n_val = round(n_events * validation_fraction)
     n_train = n_events - n_val - n_test
     if min(n_train, n_val, n_test) < 1:
         raise UsageError(f"{n_events} events are too few to split into train/validation/test")

@@ -10,8 +10,8 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from trigger.events import EventWriter  # noqa: E402
-from trigger.schema import BLOCKS, CLASS, ETA, PHI, PT  # noqa: E402
+from trigger.events import EventWriter
+from trigger.schema import BLOCKS, CLASS, ETA, PHI, PT
 
 
 def synthetic_events(n: int, seed: int = 0) -> np.ndarray:

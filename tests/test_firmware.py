@@ -4,8 +4,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import synthetic_events
+
 from firmware.check import compare_paths
 from firmware.convert import to_hls
 from firmware.emulator import Emulator
@@ -16,12 +16,12 @@ pytest.importorskip("hls4ml")
 
 
 @pytest.fixture(scope="module")
-def hls_model(artifact_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def hls_model(artifact_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     """Converted and compiled once per module (g++ takes about 10 s)."""
     return to_hls(load_artifact(artifact_dir), tmp_path_factory.mktemp("fw") / "hls")
 
 
-def test_emulator_matches_csim_bit_for_bit(artifact_dir: Path, hls_model) -> None:  # noqa: ANN001
+def test_emulator_matches_csim_bit_for_bit(artifact_dir: Path, hls_model) -> None:
     artifact = load_artifact(artifact_dir)
     x = artifact.inputs(synthetic_events(3000, seed=11)).astype(np.float64)
     x[:5] = np.array([32.0, -32.0, 31.999, 1e-4, -1e-4])[:, None]  # saturated and tiny inputs too
@@ -29,7 +29,7 @@ def test_emulator_matches_csim_bit_for_bit(artifact_dir: Path, hls_model) -> Non
     np.testing.assert_array_equal(Emulator.from_hls_model(hls_model).predict(x), csim)
 
 
-def test_three_paths_agree_on_scores_and_decisions(artifact_dir: Path, hls_model) -> None:  # noqa: ANN001
+def test_three_paths_agree_on_scores_and_decisions(artifact_dir: Path, hls_model) -> None:
     pairs, scores = compare_paths(load_artifact(artifact_dir), hls_model, synthetic_events(2000, seed=12))
     exact = {(p.first, p.second): p for p in pairs}
     assert exact[("csim", "emulator")].scores_differ == 0
@@ -37,7 +37,7 @@ def test_three_paths_agree_on_scores_and_decisions(artifact_dir: Path, hls_model
     assert scores["emulator"].shape == (2000,)
 
 
-def test_emulator_reads_types_from_the_model(hls_model) -> None:  # noqa: ANN001
+def test_emulator_reads_types_from_the_model(hls_model) -> None:
     emulator = Emulator.from_hls_model(hls_model)
     assert str(emulator.input_type) == "ap_fixed<16,6,AP_TRN,AP_WRAP>"
     relus = [k for k in emulator.kernels if k.relu]

@@ -84,7 +84,7 @@ def test_interrupted_generation_leaves_a_valid_file_that_resumes_identically(
     path = tmp_path / "partial.h5"
     real_run_chunk = generator_run.run_chunk
 
-    def interrupted(chunk, progress=None):  # noqa: ANN001, ANN202
+    def interrupted(chunk, progress=None):
         if chunk.index == 1:
             raise KeyboardInterrupt
         return real_run_chunk(chunk, progress)

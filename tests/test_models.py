@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import synthetic_events
+
 from models.artifact import load_artifact
 from models.config import load_config
 from models.evaluate import evaluate

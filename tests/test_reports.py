@@ -58,7 +58,7 @@ def test_timing_summary_gives_worst_slacks() -> None:
         (parse_timing_summary, "WNS only", "no WNS"),
     ],
 )
-def test_malformed_reports_raise_report_errors(parser, text: str, message: str) -> None:  # noqa: ANN001
+def test_malformed_reports_raise_report_errors(parser, text: str, message: str) -> None:
     with pytest.raises(ReportError, match=message):
         parser(text)
 

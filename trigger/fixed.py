@@ -46,7 +46,7 @@ _PATTERN = re.compile(
 )
 
 
-def _mode(enum: type[Rounding] | type[Overflow], text: str | None, default: Enum) -> Enum:
+def _mode(enum: type[Rounding | Overflow], text: str | None, default: Enum) -> Enum:
     if text is None:
         return default
     key = text if text.startswith("AP_") else f"AP_{text}"

@@ -12,17 +12,17 @@ from typing import NamedTuple
 
 __all__ = (
     "BLOCKS",
+    "CLASS",
     "CLASS_NAMES",
     "DATASET",
+    "ETA",
     "FEATURE_NAMES",
     "N_FEATURES",
     "N_INPUTS",
     "N_OBJECTS",
-    "Block",
-    "CLASS",
-    "ETA",
     "PHI",
     "PT",
+    "Block",
 )
 
 DATASET = "Particles"

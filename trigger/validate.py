@@ -19,7 +19,7 @@ from trigger.errors import SchemaError
 from trigger.events import DEFAULT_BATCH, open_events
 from trigger.schema import BLOCKS, CLASS, ETA, PHI, PT
 
-__all__ = ("FileReport", "Violation", "validate_file", "check_batch")
+__all__ = ("FileReport", "Violation", "check_batch", "validate_file")
 
 FIRST_INDICES = 5
 ANGLE_TOLERANCE = 1e-5  # float32 rounding of eta and phi near their limits

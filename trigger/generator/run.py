@@ -161,7 +161,7 @@ def run_chunk(chunk: Chunk, progress: Any = None) -> tuple[int, NDArray[np.float
                                                           dict[str, int]]:
     """Generate one chunk: (index, particles, process codes, events tried per process)."""
     if progress is None and _progress_queue is not None:
-        progress = lambda tried, kept: _progress_queue.put((tried, kept))  # noqa: E731
+        progress = lambda tried, kept: _progress_queue.put((tried, kept))
     tick = _ProgressBatcher(progress)
     parts, tried = {}, {}
     for name, n in chunk.counts:
@@ -179,8 +179,8 @@ def run_chunk(chunk: Chunk, progress: Any = None) -> tuple[int, NDArray[np.float
     codes = np.concatenate([np.full(n, PROCESSES[name].code, np.int8) for name, n in chunk.counts])
     codes = np.random.default_rng(chunk.seed_sequence(0)).permutation(codes)
     events = np.empty((len(codes), 19, 4), np.float32)
-    for name in parts:
-        events[codes == PROCESSES[name].code] = parts[name]
+    for name, part in parts.items():
+        events[codes == PROCESSES[name].code] = part
     return chunk.index, events, codes, tried
 
 
