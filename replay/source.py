@@ -197,7 +197,7 @@ class _Head:
         elif kind == STATS:
             self.collector_stats = header
         elif kind == FINAL:
-            self.final = header
+            self.final = self.collector_stats = header  # the closing progress line shows the final counts
 
     # -- liveness -----------------------------------------------------------------------
     def expire(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import multiprocessing
 import os
@@ -189,10 +190,10 @@ def test_collector_drops_duplicate_batches(tmp_path: Path, bundle: Path) -> None
 # -- whole runs --------------------------------------------------------------------------
 def _run(tmp: Path, artifact_dir: Path, data: Path, name: str, **kw) -> dict:
     cfg = kw.pop("config", ReplayConfig(batch_size=512, **FAST))
-    roles = kw.pop("roles", None)
+    roles, progress = kw.pop("roles", None), kw.pop("progress", None)
     run = ReplayRun((data,), artifact_dir, tmp / name, cfg, workers=kw.pop("workers", 2),
                     reference_backend=kw.pop("reference_backend", "numpy"), **kw)
-    return run_replay(run, progress=None, roles=roles)
+    return run_replay(run, progress=progress, roles=roles)
 
 
 def _expected_accepts(bundle: Path, data: Path, events: int) -> np.ndarray:
@@ -207,7 +208,8 @@ def _expected_accepts(bundle: Path, data: Path, events: int) -> np.ndarray:
 @pytest.mark.parametrize("transport", ["ipc", "tcp"])
 def test_replay_decides_every_event_once(tmp_path: Path, artifact_dir: Path, files: dict, bundle: Path,
                                          transport: str) -> None:
-    summary = _run(tmp_path, artifact_dir, files["sm"], "run", events=4000, transport=transport)
+    progress = io.StringIO()
+    summary = _run(tmp_path, artifact_dir, files["sm"], "run", events=4000, transport=transport, progress=progress)
     assert summary["events_in"] == 4000
     assert summary["accounting_ok"] and summary["events_decided"] == 4000
     with h5py.File(tmp_path / "run" / "accepted.h5") as f:
@@ -222,6 +224,9 @@ def test_replay_decides_every_event_once(tmp_path: Path, artifact_dir: Path, fil
     for key in ("events_in", "events_decided", "events_quarantined", "events_accepted", "accept_rate_hz_at_bx",
                 "events_per_second", "real_time_factor", "reference_disagreements", "batch_latency_ms"):
         assert key in written
+    last_line = progress.getvalue().splitlines()[-1]  # the live progress ends on the final counts
+    assert f"{4000:,} decided" in last_line and "quarantined 0" in last_line
+    assert f"ref.disagree {summary['reference_disagreements']}" in last_line
     assert not multiprocessing.active_children()
 
 
