@@ -38,6 +38,18 @@ def test_missing_sample_is_a_clear_error(tmp_path, monkeypatch, capsys) -> None:
     assert "bundled sample file missing; run `make sample`" in capsys.readouterr().err
 
 
+def test_demo_names_missing_tools_before_it_starts(monkeypatch, capsys) -> None:
+    import shutil
+
+    real_which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda tool: None if tool == "yosys" else real_which(tool))
+    assert main(["demo"]) == 2
+    captured = capsys.readouterr()
+    assert "== stage 1" not in captured.out
+    assert ("missing yosys; on Debian/Ubuntu: apt-get install yosys (or skip stage 5 with "
+            "--estimate-events 0)") in captured.err
+
+
 @pytest.mark.slow
 def test_demo_runs_every_stage_on_the_bundled_sample(capsys, tmp_path) -> None:
     from trigger.sample import DEFAULT_MODEL, sample_dir

@@ -20,13 +20,13 @@ from typing import Any
 import numpy as np
 
 from trigger.cli.inspect import format_report
+from trigger.errors import TriggerError
 from trigger.events import open_events
 from trigger.preprocess import Scaler, filled_mask
 from trigger.sample import DEFAULT_MODEL, bundled_sample, default_model
 from trigger.validate import validate_file
 
 __all__ = ("add_arguments", "run")
-
 
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
@@ -48,6 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     start = time.monotonic()
     sample = bundled_sample()
+    _check_tools(args.estimate_events > 0)
     print("== stage 1: event data (bundled Pythia8 stand-in sample)")
     ok = True
     for path in (sample.background, *sample.signals.values()):
@@ -103,6 +104,18 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nDemo finished in {time.monotonic() - start:.1f} s ({'all checks pass' if ok else 'A CHECK FAILED'}).")
     print(f"Report: {page}")
     return 0 if ok else 1
+
+
+def _check_tools(estimate: bool) -> None:
+    """Fail at once, not minutes into the demo, when a stage's tool is missing."""
+    needed = ["g++"]  # stage 4 builds the hls4ml C-simulation
+    if estimate:
+        needed += ["yosys", "iverilog"]  # stage 5 synthesizes and simulates the RTL
+    missing = [tool for tool in needed if shutil.which(tool) is None]
+    if missing:
+        skip = " (or skip stage 5 with --estimate-events 0)" if set(missing) <= {"yosys", "iverilog"} else ""
+        raise TriggerError(f"missing {', '.join(missing)}; on Debian/Ubuntu: apt-get install "
+                           f"{' '.join(missing)}{skip}")
 
 
 def _firmware_stage(artifact: Any, particles: np.ndarray) -> bool:
