@@ -6,9 +6,10 @@
 3. the full pipeline with the float reference path too (numpy on CPU).
 
 For the pipeline it also reports the CPU time its roles (collector, workers, reference) use per
-event, start-up taken off with a one-batch run: the machine's cores bound the rate by it. Every configuration runs ``--repeat`` times, interleaved, and the
-median is reported, since these machines are shared and noisy. Compare ratios, not absolute
-numbers, across machines.
+event, start-up taken off with a one-batch run: the machine's cores bound the rate by it.
+
+Every configuration runs ``--repeat`` times, interleaved, and the median is reported, since
+these machines are shared and noisy. Compare ratios, not absolute numbers, across machines.
 
     python benchmarks/replay.py [--events 8000000] [--workers 2] [--repeat 3] [--json FILE]
 """

@@ -17,7 +17,7 @@ from firmware.emulator import Emulator
 from models.artifact import Artifact
 from trigger.errors import TriggerError
 
-__all__ = ("DEFAULT_PART", "convert", "emulator_for", "firmware_network", "hls_config", "to_hls")
+__all__ = ("DEFAULT_PART", "convert", "emulator_for", "firmware_network", "hls_config", "project_name", "to_hls")
 
 DEFAULT_PART = "xcvu9p-flga2104-2L-e"
 DEFAULT_CLOCK_NS = 5.0
@@ -59,6 +59,11 @@ def hls_config(artifact: Artifact, network: Any,
     return config
 
 
+def project_name(artifact: Artifact) -> str:
+    """The model's name as an HLS/Verilog identifier (``dense-ae`` -> ``dense_ae``)."""
+    return artifact.config.model.name.replace("-", "_")
+
+
 def convert(artifact: Artifact, out_dir: str | Path, part: str = DEFAULT_PART, clock_ns: float = DEFAULT_CLOCK_NS,
             result_precisions: dict[str, str] | None = None) -> Any:
     """The artifact's quantized network as an hls4ml ``ModelGraph``; nothing is written yet."""
@@ -70,7 +75,7 @@ def convert(artifact: Artifact, out_dir: str | Path, part: str = DEFAULT_PART, c
         return hls4ml.converters.convert_from_keras_model(
             network, hls_config=hls_config(artifact, network, result_precisions), output_dir=str(out_dir),
             backend="Vitis", io_type="io_parallel", part=part, clock_period=clock_ns,
-            project_name=artifact.config.model.name.replace("-", "_"))
+            project_name=project_name(artifact))
     finally:
         os.chdir(cwd)
 

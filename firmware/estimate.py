@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from firmware.convert import DEFAULT_CLOCK_NS, DEFAULT_PART, emulator_for
+from firmware.convert import DEFAULT_CLOCK_NS, DEFAULT_PART, emulator_for, project_name
 from firmware.rtl import RtlDesign, missing_tool, simulate, write_verilog
 from models.artifact import Artifact
 from trigger.errors import TriggerError
@@ -137,7 +137,7 @@ def estimate(artifact: Artifact, out_dir: str | Path, particles: NDArray[np.floa
     ``particles`` (raw events), synthesize it, and write ``estimate.json``."""
     emulator = emulator_for(artifact, part, clock_ns)
     check_inputs = artifact.inputs(particles).astype(np.float64)
-    name = artifact.config.model.name.replace("-", "_")
+    name = project_name(artifact)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}

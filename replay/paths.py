@@ -26,7 +26,7 @@ from firmware.emulator import Emulator
 from models.numpy_forward import NumpyNetwork
 from models.scores import MASKED_SCORES, anomaly_score, firmware_score
 from trigger.errors import ArtifactError, TriggerError
-from trigger.preprocess import Scaler, filled_mask
+from trigger.preprocess import Scaler, input_mask
 from trigger.schema import N_OBJECTS, PT
 
 __all__ = ("BACKENDS", "EmulatedPath", "ReferencePath", "ScoringPath", "grid_mantissas", "in_chunks",
@@ -68,7 +68,7 @@ class EmulatedPath:
         q = self.mantissas(particles, filled)
         outputs = self.emulator.predict_mantissas(q)
         q *= self.emulator.input_type.lsb
-        return firmware_score(self.score, outputs, q, _mask(self.score, particles, filled))
+        return firmware_score(self.score, outputs, q, _mask(self.score, filled))
 
 
 class ReferencePath:
@@ -98,12 +98,12 @@ class ReferencePath:
             outputs = self.network.predict(x, batch_size=len(x), verbose=0)
         if isinstance(outputs, list) and len(outputs) == 1:
             outputs = outputs[0]
-        return anomaly_score(self.score, x, outputs, _mask(self.score, particles, filled))
+        return anomaly_score(self.score, x, outputs, _mask(self.score, filled))
 
 
-def _mask(score: str, particles: NDArray[np.floating], filled: NDArray[np.bool_]) -> NDArray[np.bool_] | None:
-    """The (N, 57) mask of filled slots, only for the scores that read it."""
-    return filled_mask(particles, filled) if score in MASKED_SCORES else None
+def _mask(score: str, filled: NDArray[np.bool_]) -> NDArray[np.bool_] | None:
+    """The (N, 57) mask of filled slots' inputs, only for the scores that read it."""
+    return input_mask(filled) if score in MASKED_SCORES else None
 
 
 def grid_mantissas(scaler: Scaler, particles: NDArray[np.floating], filled: NDArray[np.bool_] | None = None) -> F64:

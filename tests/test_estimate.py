@@ -17,13 +17,11 @@ DATA = Path(__file__).parent / "data" / "yosys"
 
 
 @pytest.fixture(scope="module")
-def emulator(artifact_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    from firmware.convert import to_hls
-    from firmware.emulator import Emulator
+def emulator(artifact_dir: Path):
+    from firmware.convert import emulator_for
     from models.artifact import load_artifact
 
-    artifact = load_artifact(artifact_dir)
-    return Emulator.from_hls_model(to_hls(artifact, tmp_path_factory.mktemp("hls") / "p", compile=False))
+    return emulator_for(load_artifact(artifact_dir))
 
 
 def _grid_inputs(emulator, n: int, seed: int) -> np.ndarray:

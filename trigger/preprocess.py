@@ -39,10 +39,14 @@ def to_inputs(particles: NDArray[np.floating]) -> NDArray[np.float32]:
     return np.ascontiguousarray(particles[..., :3], dtype=np.float32).reshape(len(particles), N_INPUTS)
 
 
-def filled_mask(particles: NDArray[np.floating], filled: NDArray[np.bool_] | None = None) -> NDArray[np.bool_]:
-    """(N, 57) True where the input belongs to a filled slot (pT > 0); ``filled`` (N, 19) if known."""
-    filled = np.asarray(particles)[..., PT] > 0 if filled is None else filled
-    return np.take(filled, _SLOT_OF_INPUT, axis=1)
+def filled_mask(particles: NDArray[np.floating]) -> NDArray[np.bool_]:
+    """(N, 57) True where the input belongs to a filled slot (pT > 0)."""
+    return input_mask(np.asarray(particles)[..., PT] > 0)
+
+
+def input_mask(slots: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """A per-slot mask (N, 19) as a per-input mask (N, 57): each slot's pT, eta and phi."""
+    return np.take(slots, _SLOT_OF_INPUT, axis=1)
 
 
 def _batches(events: NDArray[np.floating] | Iterable[NDArray[np.floating]]) -> Iterable[NDArray[Any]]:

@@ -6,7 +6,10 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from firmware.estimate import Estimate
 
 __all__ = ("add_arguments", "format_estimate", "run")
 
@@ -114,7 +117,7 @@ def _estimate(artifact: Any, args: argparse.Namespace) -> int:
     return 0 if result.rtl_check["mismatches"] == 0 else 1
 
 
-def format_estimate(result: Any, data_name: str) -> str:
+def format_estimate(result: Estimate, data_name: str) -> str:
     """The estimate as printed by ``trigger firmware estimate`` (and the demo): label, resources,
     the RTL check and each target with PASS/MISS."""
     lines = [f"{result.label}; {result.part} at {result.clock_ns:g} ns",
