@@ -85,9 +85,10 @@ class _Roles:
         proc.start()
         self.procs[name] = proc
 
-    def problem(self) -> str | None:
+    def problem(self, role: str = "") -> str | None:
+        """A role process (whose name starts with ``role``; any if empty) that exited with an error."""
         for name, proc in self.procs.items():
-            if proc.exitcode not in (None, 0):
+            if name.startswith(role) and proc.exitcode not in (None, 0):
                 return f"the {name} process exited with status {proc.exitcode} (see the messages above)"
         return None
 

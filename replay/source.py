@@ -134,7 +134,7 @@ class _Head:
     """The source's state machine; ``run`` drives it."""
 
     def __init__(self, sockets: dict[str, zmq.Socket[Any]], config: ReplayConfig, reference: bool,
-                 alive: Callable[[], str | None], progress: TextIO | None) -> None:
+                 alive: Callable[[str], str | None], progress: TextIO | None) -> None:
         self.s, self.config, self.reference, self.alive, self.progress = sockets, config, reference, alive, progress
         self.stats = SourceStats()
         self.workers: dict[bytes, _Worker] = {}
@@ -144,7 +144,7 @@ class _Head:
         self.collector_stats: dict[str, Any] = {}
         self.final: dict[str, Any] | None = None
         self.started = time.monotonic()
-        self._last_progress = time.monotonic()
+        self._last_progress = self._roles_checked = time.monotonic()
         self._rr: deque[bytes] = deque()
 
     # -- incoming -----------------------------------------------------------------------
@@ -209,6 +209,16 @@ class _Head:
         for seq, item in self.in_flight.items():
             if item.worker and now - item.sent_at > self.config.ack_timeout_s and seq not in self.resend:
                 self.resend.append(seq)
+
+    def check_roles(self) -> None:
+        """Stop with an error when the collector died (nothing could be acknowledged any more)
+        or when no worker is left and one died; a lost worker alone is handled by re-sending."""
+        now = time.monotonic()
+        if now - self._roles_checked < self.config.heartbeat_s:
+            return
+        self._roles_checked = now
+        if problem := self.alive("collector" if self.workers else ""):
+            raise RoleError(problem)
 
     def _next_worker(self) -> bytes | None:
         for _ in range(len(self._rr)):
@@ -284,7 +294,7 @@ class _Head:
                 missing.append("worker")
             if not missing:
                 return
-            problem = self.alive()
+            problem = self.alive("")
             if problem:
                 raise RoleError(problem)
             if time.monotonic() > deadline:
@@ -325,8 +335,7 @@ class _Head:
                 break
             self.receive(0 if sent_any else wait_ms)
             self.expire()
-            if not self.workers and (problem := self.alive()):
-                raise RoleError(problem)
+            self.check_roles()
             self.show()
         self.stats.wall_seconds = time.monotonic() - self.started
         return self.stats
@@ -359,11 +368,12 @@ class _Head:
         s = self.stats
         end = {"events_in": s.events_in, "batches": s.batches, "reference_batches": s.reference_batches}
         self.s["collector"].send_multipart(encode(END, end))
-        deadline = time.monotonic() + max(self.config.ack_timeout_s, 5.0)
+        # the collector may first wait ack_timeout_s for reference scores that never come
+        deadline = time.monotonic() + self.config.ack_timeout_s + 5.0
         while self.final is None and time.monotonic() < deadline:
             self.receive(100)
-            if self.alive() and self.final is None:
-                break
+            if self.final is None and self.alive("collector"):
+                break  # only the collector's death ends the wait: a lost worker does not
         self.show(force=True)
         if self.progress is not None and self.progress.isatty():
             self.progress.write("\n")
@@ -378,10 +388,14 @@ class _Head:
 
 
 def run_source(endpoints: Endpoints, stream: EventStream, config: ReplayConfig, reference: bool,
-               alive: Callable[[], str | None] = lambda: None, progress: TextIO | None = sys.stderr,
+               alive: Callable[[str], str | None] = lambda role: None, progress: TextIO | None = sys.stderr,
                context: zmq.Context[Any] | None = None, curve: Curve | None = None,
                interrupt: Interrupt | None = None) -> SourceStats:
-    """Bind, wait for the roles, replay the stream, and return the source's and collector's counts."""
+    """Bind, wait for the roles, replay the stream, and return the source's and collector's counts.
+
+    ``alive(role)`` names a local role process that died (``role`` is a name prefix, "" for
+    any); roles on other hosts are known only by their messages, so the default says none.
+    """
     context = context or zmq.Context.instance()
     with (context.socket(zmq.ROUTER) as tasks, context.socket(zmq.PULL) as acks,
           context.socket(zmq.PUSH) as feed, context.socket(zmq.PUSH) as collector):

@@ -127,6 +127,7 @@ def run_worker(tasks: str, results: str, bundle: str | Path, config: ReplayConfi
         for sock in (source, collector):
             sock.linger = 0
         collector.sndhwm = config.hwm
+        collector.sndtimeo = int(config.ack_timeout_s * 1000)  # a dead collector must not block the worker
         secure_client(curve, source, collector)
         source.connect(tasks)
         collector.connect(results)
@@ -144,7 +145,10 @@ def run_worker(tasks: str, results: str, bundle: str | Path, config: ReplayConfi
                 break
             if frames and bytes(frames[0]) == HEARTBEAT:
                 continue
-            collector.send_multipart(handle_task(path, frames, limits, worker), copy=False)
+            try:
+                collector.send_multipart(handle_task(path, frames, limits, worker), copy=False)
+            except zmq.Again:
+                pass  # unacknowledged, so the source sends the batch again
             source.send_multipart(encode(READY, {"credits": 1, "worker": worker}))
             done += 1
     return done

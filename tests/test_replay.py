@@ -305,6 +305,74 @@ def test_missing_roles_give_a_clear_error(tmp_path: Path, files: dict) -> None:
     stream.close()
 
 
+def _stand_in_collector(ctx, ends, first_result: threading.Event, final_after_s: float | None) -> None:
+    """Acknowledges results; answers END with FINAL after ``final_after_s`` (None: dies at the first result)."""
+    import zmq
+
+    from replay.wire import ACK, END, FINAL, READY
+
+    with ctx.socket(zmq.PULL) as pull, ctx.socket(zmq.PUSH) as acks:
+        pull.linger = acks.linger = 0  # a FINAL nobody takes must not hold up the context's exit
+        pull.bind(ends.results)
+        acks.connect(ends.acks)
+        acks.send_multipart(encode(READY, {"role": "collector"}))
+        decided = 0
+        while pull.poll(20_000):
+            frames = pull.recv_multipart()
+            if frames[0] == RESULT:
+                first_result.set()
+                if final_after_s is None:
+                    return
+                header = decode_header(frames, {"seq": int, "n": int})
+                decided += header["n"]
+                acks.send_multipart(encode(ACK, {"seq": header["seq"]}))
+            elif frames[0] == END:
+                time.sleep(final_after_s)
+                acks.send_multipart(encode(FINAL, {"events_decided": decided, "events_quarantined": 0}))
+                return
+
+
+@pytest.mark.parametrize("collector_dies", [False, True])
+def test_source_judges_roles_by_what_they_do(tmp_path: Path, files: dict, bundle: Path, collector_dies: bool) -> None:
+    """A dead worker does not cut the wait for the collector's slow FINAL short (a CI run lost
+    the counts that way); a dead collector ends the run with a clear error instead of a hang."""
+    import zmq
+
+    from replay.config import Endpoints
+    from replay.worker import run_worker
+
+    ends = Endpoints.ipc(tmp_path)
+    config = ReplayConfig(batch_size=100, **FAST)
+    first_result = threading.Event()
+
+    def alive(role: str) -> str | None:  # as _Roles.problem: a killed worker-1 once results flow
+        if role == "collector" and collector_dies and not collector.is_alive():
+            return "the collector process exited with status -9"
+        return "the worker-1 process exited with status -9" if first_result.is_set() and not role else None
+
+    stream = EventStream([files["sm"]], 100, 1000)
+    with zmq.Context() as ctx:
+        collector = threading.Thread(target=_stand_in_collector,
+                                     args=(ctx, ends, first_result, None if collector_dies else 0.6))
+        worker = threading.Thread(target=run_worker, args=(ends.tasks, ends.results, bundle, config, ctx))
+        collector.start()
+        worker.start()
+        try:
+            if collector_dies:
+                started = time.monotonic()
+                with pytest.raises(RoleError, match="collector"):
+                    run_source(ends, stream, config, reference=False, alive=alive, progress=None, context=ctx)
+                assert time.monotonic() - started < 10
+            else:
+                stats = run_source(ends, stream, config, reference=False, alive=alive, progress=None, context=ctx)
+                assert stats.events_in == 1000 and stats.collector["events_decided"] == 1000
+        finally:
+            stream.close()
+            collector.join(30)
+            worker.join(30)  # it stops on STOP, or when the source falls silent
+    assert not worker.is_alive() and not collector.is_alive()
+
+
 @pytest.mark.slow
 def test_curve_encrypted_tcp_run(tmp_path: Path, artifact_dir: Path, files: dict) -> None:
     from replay.security import create_keys
