@@ -6,7 +6,9 @@
 3. the full pipeline with the float reference path too (numpy on CPU).
 
 For the pipeline it also reports the CPU time its roles (collector, workers, reference) use per
-event, start-up taken off with a one-batch run: the machine's cores bound the rate by it.
+event, start-up taken off with a one-batch run: the machine's cores bound the rate by it; for the
+raw run, the CPU time receiving alone costs; and a worker's scoring stages, one thread, with the
+first step (grid projection and first product) timed in numpy and compiled side by side.
 
 Every configuration runs ``--repeat`` times, interleaved, and the median is reported, since
 these machines are shared and noisy. Compare ratios, not absolute numbers, across machines.
@@ -51,8 +53,9 @@ def _push(endpoint: str, batches: list[np.ndarray], repeat: int) -> None:
         push.send(b"E")
 
 
-def raw_ceiling(batches: list[np.ndarray], events: int) -> float:
-    """Events/s through one PUSH -> PULL pair between two processes, receiver doing nothing else."""
+def raw_ceiling(batches: list[np.ndarray], events: int) -> tuple[float, float]:
+    """Events/s through one PUSH -> PULL pair between two processes, receiver doing nothing else,
+    and the receiving process's CPU-ns per event (its ZeroMQ I/O thread included)."""
     from replay.wire import decode_arrays, decode_header
 
     repeat = max(1, events // sum(len(b) for b in batches))
@@ -65,14 +68,15 @@ def raw_ceiling(batches: list[np.ndarray], events: int) -> float:
         while True:
             frames = pull.recv_multipart(copy=False)
             if start is None:
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.process_time()
             if len(frames) == 1:
                 break
             (particles,) = decode_arrays(frames, decode_header(frames, {}), 1 << 30)
             received += len(particles)
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
         sender.join()
-    return (received - len(batches[0])) / elapsed  # the clock starts when the first batch is in
+    counted = received - len(batches[0])  # the clocks start when the first batch is in
+    return counted / elapsed, cpu / counted * 1e9
 
 
 def pipeline(data: Path, model: Path, events: int, workers: int, backend: str) -> dict:
@@ -98,29 +102,36 @@ def _children_cpu_s() -> float:
 
 
 def worker_cost(model: Path, particles: np.ndarray, chunk: int = 2048, repeat: int = 5) -> dict[str, float]:
-    """Nanoseconds per event of a worker's scoring stages (one thread, chunks in cache, best of ``repeat``)."""
+    """Nanoseconds per event of a worker's scoring stages (one thread, chunks in cache, best of ``repeat``).
+
+    The first step (grid projection and first product) is timed both ways, side by side: in
+    numpy (``grid_mantissas``, then BLAS) and compiled (``FirstProduct``, what workers run).
+    """
     from threadpoolctl import threadpool_limits
 
-    from replay.paths import load_emulated, write_bundle
+    from replay.paths import grid_mantissas, load_emulated, write_bundle
 
     with tempfile.TemporaryDirectory() as tmp, threadpool_limits(1):
         write_bundle(model, tmp)
         path = load_emulated(tmp)
+        first = path.emulator.kernels[0]
         chunks = [particles[i:i + chunk] for i in range(0, len(particles), chunk)]
-        best = {"grid projection": np.inf, "emulated network": np.inf, "whole scoring": np.inf}
+        stages = ("first step, numpy", "first step, compiled", "rest of the network", "whole scoring")
+        best = dict.fromkeys(stages, np.inf)
         for _ in range(repeat):
-            spent = dict.fromkeys(best, 0.0)
+            spent = dict.fromkeys(stages, 0.0)
             for c in chunks:
                 t0 = time.perf_counter()
-                q = path.mantissas(c)
+                grid_mantissas(path.scaler, c).astype(first.weight.dtype) @ first.weight
                 t1 = time.perf_counter()
-                path.emulator.predict_mantissas(q)
+                _, product = path.first_product(c)
                 t2 = time.perf_counter()
-                path.scores(c)
+                path.emulator.predict_mantissas(first.finish(product), 1)
                 t3 = time.perf_counter()
-                spent["grid projection"] += t1 - t0
-                spent["emulated network"] += t2 - t1
-                spent["whole scoring"] += t3 - t2
+                path.scores(c)
+                t4 = time.perf_counter()
+                for stage, seconds in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+                    spent[stage] += seconds
             best = {k: min(best[k], v) for k, v in spent.items()}
     return {k: v / len(particles) * 1e9 for k, v in best.items()}
 
@@ -149,9 +160,11 @@ def main() -> int:
     start_up = {name: pipeline(data, model, args.batch, args.workers, backend)["roles_cpu_s"]
                 for name, backend in configurations}
     roles_cpu: dict[str, list[float]] = {name: [] for name, _ in configurations}
-    checks = []
+    checks, raw_receive_ns = [], []
     for r in range(args.repeat):
-        results["raw_zeromq"].append(raw_ceiling(batches, args.events))
+        rate, receive_ns = raw_ceiling(batches, args.events)
+        results["raw_zeromq"].append(rate)
+        raw_receive_ns.append(receive_ns)
         for name, backend in configurations:
             summary = pipeline(data, model, args.events, args.workers, backend)
             results[name].append(summary["events_per_second"])
@@ -167,6 +180,8 @@ def main() -> int:
     for name, rate in median.items():
         print(f"{name:<22}{rate:>14,.0f}{rate / ceiling:>16.1%}{rate / 40e6:>18.4f}")
     print(f"accounting invariant held in {sum(checks)} of {len(checks)} pipeline runs")
+    print(f"raw ZeroMQ: receiving alone used {np.median(raw_receive_ns):.0f} CPU-ns per event "
+          f"({batches[0][0].nbytes} bytes per event)")
     cpus = os.cpu_count() or 1
     for name, spent in roles_cpu.items():
         ns = float(np.median(spent))
@@ -179,6 +194,7 @@ def main() -> int:
                                          "cpus": os.cpu_count(), "runs": results, "median": median,
                                          "roles_cpu_ns_per_event": roles_cpu,
                                          "worker_ns_per_event": cost,
+                                         "raw_receive_cpu_ns_per_event": raw_receive_ns,
                                          "accounting_ok": all(checks)}, indent=1) + "\n")
     return 0 if all(checks) else 1
 

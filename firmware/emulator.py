@@ -85,8 +85,10 @@ class Kernel:
     out_bounds: Bounds
 
     def __call__(self, q: NDArray[Any]) -> NDArray[Any]:
-        x = q.astype(self.weight.dtype, copy=False)
-        out = x @ self.weight
+        return self.finish(q.astype(self.weight.dtype, copy=False) @ self.weight)
+
+    def finish(self, out: NDArray[Any]) -> NDArray[Any]:
+        """Everything after the product ``out = q @ weight`` (exact integers; changed in place)."""
         out += self.bias
         if self.accum_may_wrap:  # rare: the accumulator itself can overflow
             acc = self.accum.wrap_or_saturate(np.asarray(out, np.float64) * self.accum_scale)
@@ -185,9 +187,10 @@ class Emulator:
             q = t.wrap_or_saturate(q)
         return self.predict_mantissas(q)
 
-    def predict_mantissas(self, q: NDArray[np.floating]) -> F64:
-        """Outputs for inputs given as integer mantissas of ``input_type`` (already in range)."""
-        for kernel in self.kernels:
+    def predict_mantissas(self, q: NDArray[np.floating], first: int = 0) -> F64:
+        """Outputs for inputs given as integer mantissas of ``input_type`` (already in range);
+        with ``first``, ``q`` is the output of kernel ``first - 1`` (computed elsewhere)."""
+        for kernel in self.kernels[first:]:
             q = kernel(q)
         return np.asarray(q, dtype=np.float64) * self.output_type.lsb
 

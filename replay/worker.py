@@ -118,6 +118,7 @@ def run_worker(tasks: str, results: str, bundle: str | Path, config: ReplayConfi
                context: zmq.Context[Any] | None = None, curve: Curve | None = None) -> int:
     """Serve until the source says STOP or falls silent; returns the number of batches scored."""
     path = load_emulated(bundle)
+    path.warm_up()
     limits = Limits.of(config)
     worker = os.getpid()
     context = context or zmq.Context.instance()

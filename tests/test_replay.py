@@ -105,6 +105,25 @@ def test_fused_input_transform_equals_the_scaler(bundle: Path) -> None:
     np.testing.assert_array_equal(path.mantissas(events), expected)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_first_product_equals_the_numpy_path(bundle: Path, dtype: type) -> None:
+    """Grid projection and first product (numba, filled slots only) == grid_mantissas, then q @ W."""
+    from replay.paths import grid_mantissas
+
+    path = load_emulated(bundle)
+    events = synthetic_events(3000, seed=8).astype(dtype)
+    events[0] = 0.0  # an empty event
+    events[1, :, 0] = 1e6  # saturating pT
+    events[2, 3, 0] = -5.0  # negative pT: an empty slot
+    events[3, 9, :3] = (1e-30, -1e6, 1e6)  # saturating the grid downwards and upwards
+    events[4, 12, 0] = np.nan  # NaN pT: an empty slot, as for the numpy path
+    q, product = path.first_product(events)
+    expected = grid_mantissas(path.scaler, events)
+    np.testing.assert_array_equal(q, expected)
+    assert q.min() == path.scaler.input_type.int_min and q.max() == path.scaler.input_type.int_max
+    np.testing.assert_array_equal(product, expected @ path.emulator.kernels[0].weight.astype(np.float64))
+
+
 def test_emulated_path_matches_the_emulator_on_the_scaler_inputs(bundle: Path, artifact_dir: Path) -> None:
     from firmware.emulator import Emulator
     from models.scores import firmware_score
