@@ -1,8 +1,10 @@
 """The replay's two scoring paths and the model bundle the roles load them from.
 
 - :class:`EmulatedPath`: the trigger decision. Raw events -> the firmware's input mantissas
-  (the artifact's scaling and fixed-point grid, fused into one pass and identical to
-  ``Scaler.transform``) -> the bit-exact firmware emulator -> the on-chip score -> threshold.
+  (the artifact's scaling and fixed-point grid, identical to ``Scaler.transform``) -> the
+  bit-exact firmware emulator -> the on-chip score -> threshold. The projection and the first
+  layer's product run compiled, filled slots only (``replay.compiled``), tested equal to
+  ``grid_mantissas``, the numpy form of the projection that the reference path uses.
 - :class:`ReferencePath`: the float twin at full precision, on TensorFlow (GPU when one is
   visible) or numpy on CPU, with the float model's own threshold.
 
