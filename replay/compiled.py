@@ -17,7 +17,6 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-from trigger.errors import ArtifactError
 from trigger.fixed import FixedType
 from trigger.preprocess import Scaler
 from trigger.schema import N_OBJECTS
@@ -67,14 +66,11 @@ class FirstProduct:
     @classmethod
     def build(cls, scaler: Scaler, weight: NDArray[np.floating]) -> FirstProduct:
         """From the artifact's scaler and the first kernel's (integer-valued) weights."""
-        grid = scaler.input_type
-        if grid is None:
-            raise ArtifactError("the model has no fixed-point input grid")
         return cls(
-            center=np.ascontiguousarray(scaler.center.reshape(-1), np.float64),
-            step=np.ascontiguousarray((scaler.scale * 2.0**-grid.fractional).reshape(-1), np.float64),
+            center=np.ascontiguousarray(scaler.center, np.float64),
+            step=np.ascontiguousarray(scaler.mantissa_step, np.float64),
             log_pt=bool(scaler.log_pt),
-            grid=grid,
+            grid=scaler.grid,
             weight=np.ascontiguousarray(weight, np.float64),
         )
 

@@ -71,8 +71,8 @@ class EmulatedPath:
         for dtype in (np.float32, np.float64):
             self.scores(np.zeros((1, N_OBJECTS, 4), dtype))
 
-    def mantissas(self, particles: NDArray[np.floating], filled: NDArray[np.bool_] | None = None) -> F64:
-        return grid_mantissas(self.scaler, particles, filled)
+    def mantissas(self, particles: NDArray[np.floating]) -> F64:
+        return grid_mantissas(self.scaler, particles)
 
     def scores(self, particles: NDArray[np.floating]) -> F64:
         return in_chunks(self._scores, particles)
@@ -81,7 +81,7 @@ class EmulatedPath:
         q, product = self.first_product(particles)  # compiled: grid_mantissas and q @ first weight
         outputs = self.emulator.predict_mantissas(self.emulator.kernels[0].finish(product), 1)
         q *= self.emulator.input_type.lsb
-        return firmware_score(self.score, outputs, q, _mask(self.score, particles[..., PT] > 0))
+        return firmware_score(self.score, outputs, q, _mask(self.score, particles))
 
 
 class ReferencePath:
@@ -99,45 +99,42 @@ class ReferencePath:
     def _scores(self, particles: NDArray[np.floating]) -> F64:
         if len(particles) == 0:
             return np.zeros(0)
-        filled = particles[..., PT] > 0
         grid = self.scaler.input_type
         if grid is None:
             x = self.scaler.transform(particles)
         else:
-            x = (grid_mantissas(self.scaler, particles, filled) * grid.lsb).astype(np.float32)
+            x = (grid_mantissas(self.scaler, particles) * grid.lsb).astype(np.float32)
         if self.backend == "numpy":
             outputs = self.network.predict(x)
         else:
             outputs = self.network.predict(x, batch_size=len(x), verbose=0)
         if isinstance(outputs, list) and len(outputs) == 1:
             outputs = outputs[0]
-        return anomaly_score(self.score, x, outputs, _mask(self.score, filled))
+        return anomaly_score(self.score, x, outputs, _mask(self.score, particles))
 
 
-def _mask(score: str, filled: NDArray[np.bool_]) -> NDArray[np.bool_] | None:
-    """The (N, 57) mask of filled slots' inputs, only for the scores that read it."""
-    return input_mask(filled) if score in MASKED_SCORES else None
+def _mask(score: str, particles: NDArray[np.floating]) -> NDArray[np.bool_] | None:
+    """The (N, 57) mask of filled slots' inputs, computed only for the scores that read it."""
+    return input_mask(particles[..., PT] > 0) if score in MASKED_SCORES else None
 
 
-def grid_mantissas(scaler: Scaler, particles: NDArray[np.floating], filled: NDArray[np.bool_] | None = None) -> F64:
+def grid_mantissas(scaler: Scaler, particles: NDArray[np.floating]) -> F64:
     """Input mantissas, equal to ``scaler.transform(particles) * 2**F`` (tested), computed on the
     filled slots only (about one in six): empty slots are exactly 0 after the scaler's mask.
 
     ``(x - c) / (s * 2**-F)`` equals ``(x - c) / s * 2**F`` exactly: scaling by a power of
     two commutes with rounding.
     """
-    grid = scaler.input_type
-    if grid is None:
-        raise ArtifactError("the model has no fixed-point input grid")
+    grid = scaler.grid
     particles = np.asarray(particles)
     n = len(particles)
-    filled = particles[..., PT] > 0 if filled is None else filled
+    filled = particles[..., PT] > 0
     rows, slots = np.nonzero(filled)
     values = particles[rows, slots, :3].astype(np.float64)
     if scaler.log_pt:
         np.log1p(values[:, PT], out=values[:, PT])  # pT > 0 in a filled slot
     values -= scaler.center.reshape(N_OBJECTS, 3)[slots]
-    values /= (scaler.scale * 2.0**-grid.fractional).reshape(N_OBJECTS, 3)[slots]
+    values /= scaler.mantissa_step.reshape(N_OBJECTS, 3)[slots]
     np.floor(values, out=values)  # the grid rounds toward minus infinity and saturates (preprocess.py)
     if len(values) and (values.min() < grid.int_min or values.max() > grid.int_max):
         np.clip(values, grid.int_min, grid.int_max, out=values)

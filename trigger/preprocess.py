@@ -81,6 +81,19 @@ class Scaler:
         parsed = FixedType.parse(text)
         return FixedType(parsed.width, parsed.integer, parsed.signed, Rounding.TRN, Overflow.SAT)
 
+    @property
+    def grid(self) -> FixedType:
+        """The fixed-point input grid; an error for a model without one."""
+        if self.input_type is None:
+            raise ArtifactError("the model has no fixed-point input grid")
+        return self.input_type
+
+    @property
+    def mantissa_step(self) -> NDArray[np.float64]:
+        """Per input, one grid mantissa in shaped units: ``(f(x) - center) / mantissa_step``
+        rounds to the mantissa (a power-of-two scaling commutes with rounding)."""
+        return self.scale * 2.0**-self.grid.fractional
+
     def _shape_pt(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
         if self.log_pt:
             x[:, _PT_COLUMNS] = np.log1p(np.maximum(x[:, _PT_COLUMNS], 0.0))
