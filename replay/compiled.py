@@ -1,29 +1,51 @@
-"""The emulated path's first step compiled with numba: grid projection and the first product.
+"""The emulated path compiled with numba where numpy is slow; bit-identical to the numpy form.
 
-Per event it computes exactly what ``grid_mantissas`` followed by the first layer's product
-``q @ weight`` computes (tested on every bundled model), several times faster: only the filled
-slots (about 3 of 19) are projected, ``log1p`` included, and only their inputs enter the
-product. The layer's casts and the wider products after it stay with numpy (``Kernel.finish``
-and the emulator's other kernels), which is faster there. Summing in another order than BLAS
-changes nothing: every product and partial sum is an integer below 2**53 (the emulator checks
-that bound when it is built).
+- :class:`FirstProduct`: per event, exactly what ``grid_mantissas`` followed by the first
+  layer's product ``q @ weight`` computes, several times faster: only the filled slots (about
+  3 of 19) are projected, ``log1p`` included, and only their inputs enter the product. Summing
+  in another order than BLAS changes nothing: every product and partial sum is an integer
+  below 2**53 (the emulator checks that bound when it is built).
+- :class:`Casts`: what ``Kernel.finish`` does after each product (bias, ReLU, rounding,
+  saturation, the next layer's dtype) in one pass instead of numpy's four or five. The products
+  of the later layers stay with BLAS, which is faster on them than per-event loops.
+- :class:`SquaresScore`: the ``mse`` and ``mu2`` scores in one pass. Every term is a dyadic
+  number whose sums stay exact (checked from the fixed-point types), so any summation order
+  gives numpy's result.
+- :class:`Workspace`: the arrays all of these write into, kept from one chunk to the next, so
+  the hot loop never asks the allocator for the large blocks glibc hands back to the OS.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numba
 import numpy as np
 from numpy.typing import NDArray
 
-from trigger.fixed import FixedType
+from firmware.emulator import Emulator, Kernel
+from trigger.fixed import FixedType, Overflow, Rounding
 from trigger.preprocess import Scaler
 from trigger.schema import N_OBJECTS
 
-__all__ = ("FirstProduct",)
+__all__ = ("Casts", "CompiledNetwork", "FirstProduct", "SquaresScore", "Workspace")
 
 F64 = NDArray[np.float64]
+
+
+class Workspace:
+    """Named arrays reused across calls (one thread per workspace); each call gets the first
+    ``n`` rows, so a result is only valid until the next call that asks for the same name."""
+
+    def __init__(self) -> None:
+        self._arrays: dict[str, NDArray[Any]] = {}
+
+    def rows(self, name: str, n: int, width: int, dtype: Any = np.float64) -> NDArray[Any]:
+        a = self._arrays.get(name)
+        if a is None or len(a) < n or a.shape[1] != width or a.dtype != dtype:
+            a = self._arrays[name] = np.empty((n, width), dtype)
+        return a[:n]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -74,10 +96,124 @@ class FirstProduct:
             weight=np.ascontiguousarray(weight, np.float64),
         )
 
-    def __call__(self, particles: NDArray[np.floating]) -> tuple[F64, F64]:
+    def __call__(self, particles: NDArray[np.floating], work: Workspace | None = None) -> tuple[F64, F64]:
         particles = np.ascontiguousarray(particles)
-        q = np.empty((len(particles), N_OBJECTS * 3))
-        product = np.empty((len(particles), self.weight.shape[1]))
+        work = work or Workspace()
+        q = work.rows("q", len(particles), N_OBJECTS * 3)
+        product = work.rows("product 0", len(particles), self.weight.shape[1])
         _project_and_multiply(particles, self.center, self.step, self.log_pt, float(self.grid.int_min),
                               float(self.grid.int_max), self.weight, q, product)
         return q, product
+
+
+@numba.njit(cache=True, nogil=True)
+def _cast(out, bias, relu, floor, low, high, clip, scale, dst):  # pragma: no cover - compiled
+    for e in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            v = out[e, j] + bias[j]
+            if relu:
+                v = max(v, 0)
+            v = np.floor(v) if floor else np.rint(v)
+            if clip:
+                v = min(max(v, low), high)
+            dst[e, j] = v * scale
+
+
+@dataclass(frozen=True)
+class Casts:
+    """``Kernel.finish`` in one compiled pass, for the kernels it covers (:meth:`of`)."""
+
+    bias: NDArray[np.floating]
+    relu: bool
+    floor: bool  # TRN; else RND_CONV
+    low: float
+    high: float
+    clip: bool
+
+    @classmethod
+    def of(cls, kernel: Kernel) -> Casts | None:
+        """The compiled form of ``kernel.finish``; None when it needs numpy's general casts (an
+        accumulator that can wrap, a narrower Dense result, other rounding or overflow modes)."""
+        t = kernel.result
+        if kernel.accum_may_wrap or kernel.mid is not None or t.rounding not in (Rounding.TRN, Rounding.RND_CONV):
+            return None
+        if kernel.may_overflow and t.overflow not in (Overflow.SAT, Overflow.SAT_SYM):
+            return None
+        symmetric = t.overflow is Overflow.SAT_SYM and t.signed
+        return cls(kernel.bias, kernel.relu, t.rounding is Rounding.TRN, float(-t.int_max if symmetric else t.int_min),
+                   float(t.int_max), kernel.may_overflow)
+
+    def __call__(self, out: NDArray[np.floating], dst: NDArray[np.floating], scale: float = 1.0) -> NDArray[np.floating]:
+        """The cast mantissas of the product ``out``, times ``scale`` (a power of two), into ``dst``."""
+        _cast(out, self.bias, self.relu, self.floor, self.low, self.high, self.clip, scale, dst)
+        return dst
+
+
+@dataclass(frozen=True)
+class CompiledNetwork:
+    """The emulator's kernels after the first product: BLAS products, compiled casts."""
+
+    emulator: Emulator
+    casts: tuple[Casts | None, ...]
+
+    @classmethod
+    def build(cls, emulator: Emulator) -> CompiledNetwork:
+        return cls(emulator, tuple(Casts.of(k) for k in emulator.kernels))
+
+    def outputs(self, first_product: NDArray[np.floating], work: Workspace | None = None) -> F64:
+        """The network's outputs (as ``Emulator.predict``) from the first kernel's product."""
+        kernels, lsb = self.emulator.kernels, self.emulator.output_type.lsb
+        work = work or Workspace()
+        n, x = len(first_product), first_product
+        for i, (kernel, casts) in enumerate(zip(kernels, self.casts, strict=True)):
+            if i:
+                x = np.matmul(x.astype(kernel.weight.dtype, copy=False), kernel.weight,
+                              out=work.rows(f"product {i}", n, kernel.weight.shape[1], kernel.weight.dtype))
+            if casts is None:
+                x = kernel.finish(x)
+            elif i + 1 < len(kernels):  # straight into the next product's dtype
+                x = casts(x, work.rows(f"cast {i}", n, x.shape[1], kernels[i + 1].weight.dtype))
+            else:
+                return casts(x, work.rows("outputs", n, x.shape[1]), lsb)
+        return np.asarray(x, np.float64) * lsb
+
+
+@numba.njit(cache=True, nogil=True)
+def _sum_of_squares(outputs, q, q_lsb, reconstruction, divisor, scores):  # pragma: no cover - compiled
+    for e in range(outputs.shape[0]):
+        total = 0.0
+        for k in range(outputs.shape[1]):
+            d = outputs[e, k] - q[e, k] * q_lsb if reconstruction else outputs[e, k]
+            total += d * d
+        scores[e] = total / divisor
+
+
+@dataclass(frozen=True)
+class SquaresScore:
+    """``mse`` (reconstruction error) or ``mu2`` (sum of latent squares) of the firmware outputs."""
+
+    reconstruction: bool
+    input_lsb: float
+
+    @classmethod
+    def of(cls, score: str, emulator: Emulator) -> SquaresScore | None:
+        """None unless ``score`` is one of the two and every partial sum is exact in float64: each
+        term is an integer times the finer lsb squared, so the bound is on integers."""
+        if score not in ("mse", "mu2"):
+            return None
+        out, inp = emulator.output_type, emulator.input_type
+        frac = max(out.fractional, inp.fractional)
+        largest = max(-out.int_min, out.int_max) * 2.0 ** (frac - out.fractional)
+        if score == "mse":
+            largest += max(-inp.int_min, inp.int_max) * 2.0 ** (frac - inp.fractional)
+        width = emulator.kernels[-1].weight.shape[1]
+        if width * largest**2 >= 2.0**53:
+            return None
+        return cls(score == "mse", inp.lsb)
+
+    def __call__(self, outputs: F64, q: F64) -> F64:
+        """Scores from the outputs (real units) and the input mantissas ``q``."""
+        scores = np.empty(len(outputs))
+        _sum_of_squares(outputs, q, self.input_lsb, self.reconstruction,
+                        float(outputs.shape[1]) if self.reconstruction else 1.0, scores)
+        return scores

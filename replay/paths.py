@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 from firmware.emulator import Emulator
 from models.numpy_forward import NumpyNetwork
 from models.scores import MASKED_SCORES, anomaly_score, firmware_score
-from replay.compiled import FirstProduct
+from replay.compiled import CompiledNetwork, FirstProduct, SquaresScore, Workspace
 from trigger.errors import ArtifactError, TriggerError
 from trigger.preprocess import Scaler, input_mask
 from trigger.schema import N_OBJECTS, PT
@@ -49,7 +49,8 @@ class ScoringPath(Protocol):
 
 @dataclass(frozen=True)
 class EmulatedPath:
-    """Scaling onto the input grid, the firmware emulator, the on-chip score and its threshold."""
+    """Scaling onto the input grid, the firmware emulator, the on-chip score and its threshold.
+    One thread per path: its compiled steps write into one :class:`Workspace`."""
 
     scaler: Scaler
     emulator: Emulator
@@ -65,6 +66,18 @@ class EmulatedPath:
     def first_product(self) -> FirstProduct:
         return FirstProduct.build(self.scaler, self.emulator.kernels[0].weight)
 
+    @cached_property
+    def network(self) -> CompiledNetwork:
+        return CompiledNetwork.build(self.emulator)
+
+    @cached_property
+    def squares_score(self) -> SquaresScore | None:
+        return SquaresScore.of(self.score, self.emulator)
+
+    @cached_property
+    def workspace(self) -> Workspace:
+        return Workspace()
+
     def warm_up(self) -> None:
         """Compile (or load from numba's cache) the first step for both event dtypes, so that
         the first batches are not late; seconds once per machine, milliseconds after."""
@@ -78,8 +91,10 @@ class EmulatedPath:
         return in_chunks(self._scores, particles)
 
     def _scores(self, particles: NDArray[np.floating]) -> F64:
-        q, product = self.first_product(particles)  # compiled: grid_mantissas and q @ first weight
-        outputs = self.emulator.predict_mantissas(self.emulator.kernels[0].finish(product), 1)
+        q, product = self.first_product(particles, self.workspace)  # grid_mantissas, q @ first weight
+        outputs = self.network.outputs(product, self.workspace)  # the emulator's kernels, casts compiled
+        if self.squares_score is not None:
+            return self.squares_score(outputs, q)
         q *= self.emulator.input_type.lsb
         return firmware_score(self.score, outputs, q, _mask(self.score, particles))
 

@@ -19,7 +19,9 @@ from conftest import synthetic_events
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from firmware.emulator import Kernel
 from replay.collector import Collector
+from replay.compiled import Casts, CompiledNetwork, SquaresScore, Workspace
 from replay.config import ReplayConfig, parse_replay_rate
 from replay.paths import load_emulated, load_reference, write_bundle
 from replay.pipeline import ReplayRun, _Roles, run_replay
@@ -28,6 +30,7 @@ from replay.stream import EventStream
 from replay.wire import RESULT, TASK, FrameError, Reject, decode_arrays, decode_header, encode
 from replay.worker import Limits, handle_task
 from trigger.errors import InputFileError, UsageError
+from trigger.fixed import FixedType, Overflow, Rounding
 
 LIMITS = Limits(max_events=1024, max_bytes=1024 * 19 * 4 * 8)
 #: short timeouts so the reliability tests take seconds
@@ -122,6 +125,85 @@ def test_compiled_first_product_equals_the_numpy_path(bundle: Path, dtype: type)
     np.testing.assert_array_equal(q, expected)
     assert q.min() == path.scaler.input_type.int_min and q.max() == path.scaler.input_type.int_max
     np.testing.assert_array_equal(product, expected @ path.emulator.kernels[0].weight.astype(np.float64))
+
+
+def _kernel(result: FixedType, relu: bool, dtype: type, width: int = 7, **changes: object) -> Kernel:
+    """A one-layer kernel with ``result`` as its activation type (for the casts alone)."""
+    bias = (np.random.default_rng(1).integers(-50, 50, width) / 4).astype(dtype)
+    bounds = (np.full(width, float(result.int_min)), np.full(width, float(result.int_max)))
+    kernel = Kernel(name="k", weight=np.ones((1, width), dtype), bias=bias, accum=result, accum_scale=1.0,
+                    accum_may_wrap=False, mid=None, mid_may_overflow=False, mid_to_result=1.0, relu=relu,
+                    result=result, may_overflow=True, out_bounds=bounds)
+    return replace(kernel, **changes)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("rounding", [Rounding.TRN, Rounding.RND_CONV])
+@pytest.mark.parametrize("overflow, signed", [(Overflow.SAT, True), (Overflow.SAT, False),
+                                              (Overflow.SAT_SYM, True), (Overflow.SAT_SYM, False)])
+def test_compiled_casts_equal_kernel_finish(dtype: type, relu: bool, rounding: Rounding, overflow: Overflow,
+                                            signed: bool) -> None:
+    """Bias, ReLU, rounding (ties included) and saturation in one compiled pass == numpy's casts."""
+    result = FixedType(6, 2, signed, rounding, overflow)
+    products = np.random.default_rng(2).integers(-1600, 1600, (4000, 7)) / 16  # halves: rounding ties
+    kernel = _kernel(result, relu, dtype)
+    expected = kernel.finish(products.astype(dtype))
+    got = Casts.of(kernel)(products.astype(dtype), np.empty(products.shape))
+    np.testing.assert_array_equal(got, expected)
+    low = 0 if relu else (-result.int_max if overflow is Overflow.SAT_SYM and signed else result.int_min)
+    assert got.max() == result.int_max and got.min() == low  # saturated at both ends
+    unchecked = replace(kernel, may_overflow=False)  # no saturation when the bounds rule it out
+    in_range = np.clip(products, -30, 30).astype(dtype)
+    np.testing.assert_array_equal(Casts.of(unchecked)(in_range, np.empty(products.shape), 0.25),
+                                  unchecked.finish(in_range.copy()) * 0.25)
+
+
+def test_casts_leave_other_modes_to_numpy(bundle: Path) -> None:
+    """Wrapping, other rounding modes, a narrower Dense result: numpy's casts, same outputs."""
+    saturating = FixedType(6, 2, True, Rounding.TRN, Overflow.SAT)
+    for kernel in (_kernel(FixedType(5, 1, False, Rounding.RND, Overflow.SAT), False, np.float32),
+                   _kernel(FixedType(5, 1, False, Rounding.TRN, Overflow.WRAP), False, np.float32),
+                   _kernel(saturating, False, np.float32, mid=FixedType(8, 2, True, Rounding.TRN, Overflow.SAT)),
+                   _kernel(saturating, False, np.float32, accum_may_wrap=True)):
+        assert Casts.of(kernel) is None
+    assert Casts.of(_kernel(FixedType(5, 1, False, Rounding.TRN, Overflow.WRAP), False, np.float32,
+                            may_overflow=False)) is not None  # wrap that cannot happen
+    path = load_emulated(bundle)
+    wrapping = replace(path.emulator.kernels[0], result=FixedType(5, 1, False, Rounding.RND, Overflow.WRAP),
+                       may_overflow=True)
+    emulator = replace(path.emulator, kernels=(wrapping, *path.emulator.kernels[1:]))
+    network = CompiledNetwork.build(emulator)
+    assert network.casts[0] is None and all(c is not None for c in network.casts[1:])
+    q, product = path.first_product(synthetic_events(3000, seed=12))
+    np.testing.assert_array_equal(network.outputs(product, Workspace()), emulator.predict_mantissas(q))
+
+
+@pytest.mark.parametrize("score", ["mse", "mu2"])
+def test_compiled_score_equals_numpy_and_declines_inexact_sums(score: str) -> None:
+    from firmware.emulator import Emulator
+    from models.scores import firmware_score
+
+    rng = np.random.default_rng(3)
+    inputs, outputs = FixedType(16, 6, True), FixedType(22, 11, True)
+    emulator = Emulator(inputs, (_kernel(outputs, False, np.float32, width=57),))
+    squares = SquaresScore.of(score, emulator)
+    q = rng.integers(inputs.int_min, inputs.int_max + 1, (3000, 57)).astype(np.float64)
+    out = rng.integers(outputs.int_min, outputs.int_max + 1, (3000, 57)) * outputs.lsb
+    np.testing.assert_array_equal(squares(out, q), firmware_score(score, out, q * inputs.lsb, None))
+    wide = replace(emulator, kernels=(_kernel(FixedType(40, 20, True), False, np.float64, width=57),))
+    assert SquaresScore.of(score, wide) is None  # sums of 2**80: not exact, numpy's order is kept
+    assert SquaresScore.of("masked_mse", emulator) is None and SquaresScore.of("ffn", emulator) is None
+
+
+def test_emulated_scores_do_not_depend_on_the_chunks(bundle: Path) -> None:
+    """The workspace is reused across chunks of any size: results never leak between calls."""
+    path = load_emulated(bundle)
+    events = synthetic_events(5000, seed=14)
+    whole = path.scores(events)
+    pieces = [path.scores(events[i:j]) for i, j in ((0, 1), (1, 4000), (4000, 4003), (4003, 5000))]
+    np.testing.assert_array_equal(np.concatenate(pieces), whole)
+    assert len(np.unique(whole)) > 4000
 
 
 def test_emulated_path_matches_the_emulator_on_the_scaler_inputs(bundle: Path, artifact_dir: Path) -> None:
