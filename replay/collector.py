@@ -104,6 +104,7 @@ class Collector:
         self.closed = False
         self._flush_events = flush_events
         self._accepted: list[tuple[NDArray[Any], ...]] = []
+        self._accepted_held = 0  # events in self._accepted (summing them per result grew with the list)
         self._quarantined: list[tuple[NDArray[Any], ...]] = []
         out_dir.mkdir(parents=True, exist_ok=True)
         self.accepted_file = EventWriter(out_dir / "accepted.h5", extras={
@@ -226,6 +227,7 @@ class Collector:
         bx = decided.bx0 + decided.accepted
         ref = reference[decided.accepted] if reference is not None else np.full(len(bx), np.nan)
         self._accepted.append((decided.accepted_events, bx, bx * BX_NS, decided.scores[decided.accepted], ref))
+        self._accepted_held += len(bx)
 
     def flush_pending(self, keep: int = 0) -> None:
         """Write pending batches without reference scores (the reference never sent them)."""
@@ -236,11 +238,12 @@ class Collector:
             self._write_accepted(decided, None)
 
     def _maybe_flush(self, force: bool = False) -> None:
-        if self._accepted and (force or sum(len(a[0]) for a in self._accepted) >= self._flush_events):
+        if self._accepted and (force or self._accepted_held >= self._flush_events):
             parts = [np.concatenate(column) for column in zip(*self._accepted)]
             self.accepted_file.append(parts[0], bx=parts[1], timestamp_ns=parts[2], score=parts[3],
                                       reference_score=parts[4])
             self._accepted.clear()
+            self._accepted_held = 0
         if self._quarantined and (force or len(self._quarantined) > 16):
             parts = [np.concatenate(column) for column in zip(*self._quarantined)]
             self.quarantine_file.append(parts[0], bx=parts[1], reason=parts[2])

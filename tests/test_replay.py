@@ -28,7 +28,7 @@ from replay.pipeline import ReplayRun, _Roles, run_replay
 from replay.source import RoleError, run_source
 from replay.stream import EventStream
 from replay.wire import RESULT, TASK, FrameError, Reject, decode_arrays, decode_header, encode
-from replay.worker import Limits, handle_task
+from replay.worker import Limits, finite_scores, handle_task
 from trigger.errors import InputFileError, UsageError
 from trigger.fixed import FixedType, Overflow, Rounding
 
@@ -247,6 +247,17 @@ def test_worker_quarantines_non_finite_events(bundle: Path) -> None:
     assert np.isnan(scores[[5, 9]]).all()
     np.testing.assert_array_equal(accepted, np.flatnonzero(scores > path.threshold))
     np.testing.assert_array_equal(acc_events, events[accepted])
+
+
+def test_huge_finite_values_are_scored_not_quarantined(bundle: Path) -> None:
+    """The batch's quick finite check (a sum of squares) overflows on them; the events are finite."""
+    path = load_emulated(bundle)
+    events = synthetic_events(64, seed=7)
+    events[3, 0, 0] = np.finfo(events.dtype).max
+    events[8, 1, 1] = -1e30
+    scores = finite_scores(path, events)
+    assert np.isfinite(scores).all()
+    np.testing.assert_array_equal(scores, path.scores(events))
 
 
 frame_bytes = st.binary(max_size=256)
