@@ -107,28 +107,25 @@ class FirstProduct:
 
 
 @numba.njit(cache=True, nogil=True)
-def _cast(out, bias, relu, floor, low, high, clip, scale, dst):  # pragma: no cover - compiled
+def _cast(out, bias, lowest, floor, low, high, scale, dst):  # pragma: no cover - compiled
+    # branch-free in the product's dtype (the bounds come in it too), so the loop vectorizes
     for e in range(out.shape[0]):
         for j in range(out.shape[1]):
-            v = out[e, j] + bias[j]
-            if relu:
-                v = max(v, 0)
+            v = max(out[e, j] + bias[j], lowest)
             v = np.floor(v) if floor else np.rint(v)
-            if clip:
-                v = min(max(v, low), high)
-            dst[e, j] = v * scale
+            dst[e, j] = min(max(v, low), high) * scale
 
 
 @dataclass(frozen=True)
 class Casts:
-    """``Kernel.finish`` in one compiled pass, for the kernels it covers (:meth:`of`)."""
+    """``Kernel.finish`` in one compiled pass, for the kernels it covers (:meth:`of`): ReLU is a
+    lower bound of 0 (else -inf), saturation the bounds ``low``/``high`` (else infinite)."""
 
     bias: NDArray[np.floating]
-    relu: bool
+    lowest: float
     floor: bool  # TRN; else RND_CONV
     low: float
     high: float
-    clip: bool
 
     @classmethod
     def of(cls, kernel: Kernel) -> Casts | None:
@@ -137,15 +134,21 @@ class Casts:
         t = kernel.result
         if kernel.accum_may_wrap or kernel.mid is not None or t.rounding not in (Rounding.TRN, Rounding.RND_CONV):
             return None
-        if kernel.may_overflow and t.overflow not in (Overflow.SAT, Overflow.SAT_SYM):
-            return None
-        symmetric = t.overflow is Overflow.SAT_SYM and t.signed
-        return cls(kernel.bias, kernel.relu, t.rounding is Rounding.TRN, float(-t.int_max if symmetric else t.int_min),
-                   float(t.int_max), kernel.may_overflow)
+        low, high = -np.inf, np.inf
+        if kernel.may_overflow:
+            if t.overflow not in (Overflow.SAT, Overflow.SAT_SYM):
+                return None
+            symmetric = t.overflow is Overflow.SAT_SYM and t.signed
+            low, high = float(-t.int_max if symmetric else t.int_min), float(t.int_max)
+            dtype = kernel.bias.dtype.type
+            if float(dtype(low)) != low or float(dtype(high)) != high:
+                return None  # a bound the product's dtype cannot hold
+        return cls(kernel.bias, 0.0 if kernel.relu else -np.inf, t.rounding is Rounding.TRN, low, high)
 
     def __call__(self, out: NDArray[np.floating], dst: NDArray[np.floating], scale: float = 1.0) -> NDArray[np.floating]:
         """The cast mantissas of the product ``out``, times ``scale`` (a power of two), into ``dst``."""
-        _cast(out, self.bias, self.relu, self.floor, self.low, self.high, self.clip, scale, dst)
+        t = out.dtype.type
+        _cast(out, self.bias, t(self.lowest), self.floor, t(self.low), t(self.high), t(scale), dst)
         return dst
 
 

@@ -160,12 +160,14 @@ def test_compiled_casts_equal_kernel_finish(dtype: type, relu: bool, rounding: R
 
 
 def test_casts_leave_other_modes_to_numpy(bundle: Path) -> None:
-    """Wrapping, other rounding modes, a narrower Dense result: numpy's casts, same outputs."""
+    """Wrapping, other rounding modes, a narrower Dense result, saturation bounds float32 cannot
+    hold: numpy's casts, same outputs."""
     saturating = FixedType(6, 2, True, Rounding.TRN, Overflow.SAT)
     for kernel in (_kernel(FixedType(5, 1, False, Rounding.RND, Overflow.SAT), False, np.float32),
                    _kernel(FixedType(5, 1, False, Rounding.TRN, Overflow.WRAP), False, np.float32),
                    _kernel(saturating, False, np.float32, mid=FixedType(8, 2, True, Rounding.TRN, Overflow.SAT)),
-                   _kernel(saturating, False, np.float32, accum_may_wrap=True)):
+                   _kernel(saturating, False, np.float32, accum_may_wrap=True),
+                   _kernel(FixedType(30, 10, True, Rounding.TRN, Overflow.SAT), False, np.float32)):  # 2**29 in f32
         assert Casts.of(kernel) is None
     assert Casts.of(_kernel(FixedType(5, 1, False, Rounding.TRN, Overflow.WRAP), False, np.float32,
                             may_overflow=False)) is not None  # wrap that cannot happen
