@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,14 +35,19 @@ __all__ = ("Casts", "CompiledNetwork", "FirstProduct", "SquaresScore", "Workspac
 F64 = NDArray[np.float64]
 
 
+def exact_dtype(t: FixedType) -> type:
+    """float32 when it holds every value of ``t`` exactly (mantissas of 24 bits or fewer)."""
+    return np.float32 if t.width <= 24 else np.float64
+
+
 class Workspace:
     """Named arrays reused across calls (one thread per workspace); each call gets the first
     ``n`` rows, so a result is only valid until the next call that asks for the same name."""
 
     def __init__(self) -> None:
-        self._arrays: dict[str, NDArray[Any]] = {}
+        self._arrays: dict[Hashable, NDArray[Any]] = {}
 
-    def rows(self, name: str, n: int, width: int, dtype: Any = np.float64) -> NDArray[Any]:
+    def rows(self, name: Hashable, n: int, width: int, dtype: Any = np.float64) -> NDArray[Any]:
         a = self._arrays.get(name)
         if a is None or len(a) < n or a.shape[1] != width or a.dtype != dtype:
             a = self._arrays[name] = np.empty((n, width), dtype)
@@ -77,7 +83,8 @@ def _project_and_multiply(particles, center, step, log_pt, grid_low, grid_high, 
 
 @dataclass(frozen=True)
 class FirstProduct:
-    """Raw finite events -> (input mantissas, first layer's product ``q @ weight``)."""
+    """Raw finite events -> (input mantissas, first layer's product ``q @ weight``); the
+    mantissas in float32 when it holds them exactly, the product in float64."""
 
     center: F64
     step: F64
@@ -99,8 +106,8 @@ class FirstProduct:
     def __call__(self, particles: NDArray[np.floating], work: Workspace | None = None) -> tuple[F64, F64]:
         particles = np.ascontiguousarray(particles)
         work = work or Workspace()
-        q = work.rows("q", len(particles), N_OBJECTS * 3)
-        product = work.rows("product 0", len(particles), self.weight.shape[1])
+        q = work.rows("q", len(particles), N_OBJECTS * 3, exact_dtype(self.grid))
+        product = work.rows(("product", 0), len(particles), self.weight.shape[1])
         _project_and_multiply(particles, self.center, self.step, self.log_pt, float(self.grid.int_min),
                               float(self.grid.int_max), self.weight, q, product)
         return q, product
@@ -119,19 +126,22 @@ def _cast(out, bias, lowest, floor, low, high, scale, dst):  # pragma: no cover 
 @dataclass(frozen=True)
 class Casts:
     """``Kernel.finish`` in one compiled pass, for the kernels it covers (:meth:`of`): ReLU is a
-    lower bound of 0 (else -inf), saturation the bounds ``low``/``high`` (else infinite)."""
+    lower bound of 0 (else -inf), saturation the bounds ``low``/``high`` (else infinite). The
+    bounds are scalars of the product's dtype, so the float32 layers stay in float32."""
 
     bias: NDArray[np.floating]
-    lowest: float
+    lowest: np.floating[Any]
     floor: bool  # TRN; else RND_CONV
-    low: float
-    high: float
+    low: np.floating[Any]
+    high: np.floating[Any]
+    scale: np.floating[Any]  # a power of two applied last (the output lsb, else 1)
 
     @classmethod
-    def of(cls, kernel: Kernel) -> Casts | None:
-        """The compiled form of ``kernel.finish``; None when it needs numpy's general casts (an
-        accumulator that can wrap, a narrower Dense result, other rounding or overflow modes)."""
-        t = kernel.result
+    def of(cls, kernel: Kernel, dtype: Any = None, scale: float = 1.0) -> Casts | None:
+        """The compiled form of ``kernel.finish`` for products of ``dtype`` (default: the
+        kernel's); None when it needs numpy's general casts (an accumulator that can wrap, a
+        narrower Dense result, other rounding or overflow modes, bounds ``dtype`` cannot hold)."""
+        t, typed = kernel.result, np.dtype(dtype or kernel.weight.dtype).type
         if kernel.accum_may_wrap or kernel.mid is not None or t.rounding not in (Rounding.TRN, Rounding.RND_CONV):
             return None
         low, high = -np.inf, np.inf
@@ -140,16 +150,22 @@ class Casts:
                 return None
             symmetric = t.overflow is Overflow.SAT_SYM and t.signed
             low, high = float(-t.int_max if symmetric else t.int_min), float(t.int_max)
-            dtype = kernel.bias.dtype.type
-            if float(dtype(low)) != low or float(dtype(high)) != high:
-                return None  # a bound the product's dtype cannot hold
-        return cls(kernel.bias, 0.0 if kernel.relu else -np.inf, t.rounding is Rounding.TRN, low, high)
+            if float(typed(low)) != low or float(typed(high)) != high:
+                return None
+        return cls(kernel.bias, typed(0.0 if kernel.relu else -np.inf), t.rounding is Rounding.TRN, typed(low),
+                   typed(high), typed(scale))
 
-    def __call__(self, out: NDArray[np.floating], dst: NDArray[np.floating], scale: float = 1.0) -> NDArray[np.floating]:
-        """The cast mantissas of the product ``out``, times ``scale`` (a power of two), into ``dst``."""
-        t = out.dtype.type
-        _cast(out, self.bias, t(self.lowest), self.floor, t(self.low), t(self.high), t(scale), dst)
+    def __call__(self, out: NDArray[np.floating], dst: NDArray[np.floating]) -> NDArray[np.floating]:
+        """The cast mantissas of the product ``out``, times ``scale``, written into ``dst``."""
+        _cast(out, self.bias, self.lowest, self.floor, self.low, self.high, self.scale, dst)
         return dst
+
+
+@dataclass(frozen=True)
+class _Step:
+    kernel: Kernel
+    casts: Casts | None  # None: numpy's Kernel.finish
+    dtype: Any  # what the casts write: the next product's dtype, or the outputs' (exact) dtype
 
 
 @dataclass(frozen=True)
@@ -157,28 +173,40 @@ class CompiledNetwork:
     """The emulator's kernels after the first product: BLAS products, compiled casts."""
 
     emulator: Emulator
-    casts: tuple[Casts | None, ...]
+    steps: tuple[_Step, ...]
 
     @classmethod
     def build(cls, emulator: Emulator) -> CompiledNetwork:
-        return cls(emulator, tuple(Casts.of(k) for k in emulator.kernels))
+        kernels, output = emulator.kernels, emulator.output_type
+        steps = []
+        for i, kernel in enumerate(kernels):
+            last = i + 1 == len(kernels)
+            product = np.float64 if i == 0 else kernel.weight.dtype  # FirstProduct's is float64
+            casts = Casts.of(kernel, product, output.lsb if last else 1.0)
+            steps.append(_Step(kernel, casts, exact_dtype(output) if last else kernels[i + 1].weight.dtype))
+        return cls(emulator, tuple(steps))
 
-    def outputs(self, first_product: NDArray[np.floating], work: Workspace | None = None) -> F64:
-        """The network's outputs (as ``Emulator.predict``) from the first kernel's product."""
-        kernels, lsb = self.emulator.kernels, self.emulator.output_type.lsb
+    @property
+    def casts(self) -> tuple[Casts | None, ...]:
+        return tuple(step.casts for step in self.steps)
+
+    def outputs(self, first_product: NDArray[np.floating], work: Workspace | None = None) -> NDArray[np.floating]:
+        """The network's outputs (equal to ``Emulator.predict``'s; float32 when exact) from the
+        first kernel's product."""
         work = work or Workspace()
         n, x = len(first_product), first_product
-        for i, (kernel, casts) in enumerate(zip(kernels, self.casts, strict=True)):
+        for i, step in enumerate(self.steps):
+            weight = step.kernel.weight
             if i:
-                x = np.matmul(x.astype(kernel.weight.dtype, copy=False), kernel.weight,
-                              out=work.rows(f"product {i}", n, kernel.weight.shape[1], kernel.weight.dtype))
-            if casts is None:
-                x = kernel.finish(x)
-            elif i + 1 < len(kernels):  # straight into the next product's dtype
-                x = casts(x, work.rows(f"cast {i}", n, x.shape[1], kernels[i + 1].weight.dtype))
+                x = np.matmul(x.astype(weight.dtype, copy=False), weight,
+                              out=work.rows(("product", i), n, weight.shape[1], weight.dtype))
+            if step.casts is None:
+                x = step.kernel.finish(x)
             else:
-                return casts(x, work.rows("outputs", n, x.shape[1]), lsb)
-        return np.asarray(x, np.float64) * lsb
+                x = step.casts(x, work.rows(("cast", i), n, x.shape[1], step.dtype))
+        if self.steps[-1].casts is None:  # mantissas still
+            return np.asarray(x, np.float64) * self.emulator.output_type.lsb
+        return x
 
 
 @numba.njit(cache=True, nogil=True)
@@ -214,8 +242,8 @@ class SquaresScore:
             return None
         return cls(score == "mse", inp.lsb)
 
-    def __call__(self, outputs: F64, q: F64) -> F64:
-        """Scores from the outputs (real units) and the input mantissas ``q``."""
+    def __call__(self, outputs: NDArray[np.floating], q: NDArray[np.floating]) -> F64:
+        """Scores from the outputs (real units) and the input mantissas ``q`` (float32 or 64)."""
         scores = np.empty(len(outputs))
         _sum_of_squares(outputs, q, self.input_lsb, self.reconstruction,
                         float(outputs.shape[1]) if self.reconstruction else 1.0, scores)

@@ -155,7 +155,7 @@ def test_compiled_casts_equal_kernel_finish(dtype: type, relu: bool, rounding: R
     assert got.max() == result.int_max and got.min() == low  # saturated at both ends
     unchecked = replace(kernel, may_overflow=False)  # no saturation when the bounds rule it out
     in_range = np.clip(products, -30, 30).astype(dtype)
-    np.testing.assert_array_equal(Casts.of(unchecked)(in_range, np.empty(products.shape), 0.25),
+    np.testing.assert_array_equal(Casts.of(unchecked, scale=0.25)(in_range, np.empty(products.shape)),
                                   unchecked.finish(in_range.copy()) * 0.25)
 
 
