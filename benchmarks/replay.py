@@ -7,8 +7,9 @@
 
 For the pipeline it also reports the CPU time its roles (collector, workers, reference) use per
 event, start-up taken off with a one-batch run: the machine's cores bound the rate by it; for the
-raw run, the CPU time receiving alone costs; and a worker's scoring stages, one thread, with the
-first step (grid projection and first product) timed in numpy and compiled side by side.
+raw run, the CPU time receiving alone costs; and a worker's scoring stages, one thread, each
+compiled stage (the first step: grid projection and first product; the rest of the network)
+timed side by side with its numpy form.
 
 Every configuration runs ``--repeat`` times, interleaved, and the median is reported, since
 these machines are shared and noisy. Compare ratios, not absolute numbers, across machines.
@@ -104,8 +105,10 @@ def _children_cpu_s() -> float:
 def worker_cost(model: Path, particles: np.ndarray, chunk: int = 2048, repeat: int = 5) -> dict[str, float]:
     """Nanoseconds per event of a worker's scoring stages (one thread, chunks in cache, best of ``repeat``).
 
-    The first step (grid projection and first product) is timed both ways, side by side: in
-    numpy (``grid_mantissas``, then BLAS) and compiled (``FirstProduct``, what workers run).
+    Each compiled stage is timed side by side with its numpy form: the first step (grid
+    projection and first product: ``grid_mantissas``, then BLAS, vs ``FirstProduct``) and the
+    rest of the network (the numpy emulator's kernels vs ``CompiledNetwork``); then the whole
+    scoring as workers run it (compiled stages, score included).
     """
     from threadpoolctl import threadpool_limits
 
@@ -114,9 +117,12 @@ def worker_cost(model: Path, particles: np.ndarray, chunk: int = 2048, repeat: i
     with tempfile.TemporaryDirectory() as tmp, threadpool_limits(1):
         write_bundle(model, tmp)
         path = load_emulated(tmp)
-        first = path.emulator.kernels[0]
+        path.warm_up()
+        emulator, work = path.emulator, path.workspace
+        first = emulator.kernels[0]
         chunks = [particles[i:i + chunk] for i in range(0, len(particles), chunk)]
-        stages = ("first step, numpy", "first step, compiled", "rest of the network", "whole scoring")
+        stages = ("first step, numpy", "first step, compiled", "rest of the network, numpy",
+                  "rest of the network, compiled", "whole scoring")
         best = dict.fromkeys(stages, np.inf)
         for _ in range(repeat):
             spent = dict.fromkeys(stages, 0.0)
@@ -124,13 +130,15 @@ def worker_cost(model: Path, particles: np.ndarray, chunk: int = 2048, repeat: i
                 t0 = time.perf_counter()
                 grid_mantissas(path.scaler, c).astype(first.weight.dtype) @ first.weight
                 t1 = time.perf_counter()
-                _, product = path.first_product(c)
+                _, product = path.first_product(c, work)
                 t2 = time.perf_counter()
-                path.emulator.predict_mantissas(first.finish(product), 1)
+                emulator.predict_mantissas(first.finish(product.copy()), 1)
                 t3 = time.perf_counter()
-                path.scores(c)
+                path.network.outputs(product, work)
                 t4 = time.perf_counter()
-                for stage, seconds in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+                path.scores(c)
+                t5 = time.perf_counter()
+                for stage, seconds in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):
                     spent[stage] += seconds
             best = {k: min(best[k], v) for k, v in spent.items()}
     return {k: v / len(particles) * 1e9 for k, v in best.items()}

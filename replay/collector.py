@@ -141,7 +141,7 @@ class Collector:
                 or quarantined.dtype != np.int64 or accepted_events.shape[1:] != (19, 4)
                 or quarantined_events.shape[1:] != (19, 4) or len(accepted) != len(accepted_events)
                 or len(quarantined) != len(quarantined_events)
-                or np.any((accepted < 0) | (accepted >= n)) or np.any((quarantined < 0) | (quarantined >= n))):
+                or not _indices_within(accepted, n) or not _indices_within(quarantined, n)):
             raise FrameError(Reject.BAD_SHAPE, "result arrays do not match the batch")
         if seq in self.decided:
             self.counts.duplicate_batches += 1
@@ -265,6 +265,10 @@ class Collector:
         self._maybe_flush(force=True)
         self.accepted_file.close()
         self.quarantine_file.close()
+
+
+def _indices_within(indices: NDArray[np.int64], n: int) -> bool:
+    return indices.size == 0 or (indices.min() >= 0 and indices.max() < n)
 
 
 def _arrays(frames: Sequence[Any], header: dict[str, Any], count: int) -> list[NDArray[Any]]:

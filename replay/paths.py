@@ -3,8 +3,9 @@
 - :class:`EmulatedPath`: the trigger decision. Raw events -> the firmware's input mantissas
   (the artifact's scaling and fixed-point grid, identical to ``Scaler.transform``) -> the
   bit-exact firmware emulator -> the on-chip score -> threshold. The projection and the first
-  layer's product run compiled, filled slots only (``replay.compiled``), tested equal to
-  ``grid_mantissas``, the numpy form of the projection that the reference path uses.
+  layer's product (filled slots only), each layer's casts and the mse/mu2 scores run compiled
+  (``replay.compiled``), every step tested equal to its numpy form: ``grid_mantissas`` (which
+  the reference path uses), the emulator's kernels and ``firmware_score``.
 - :class:`ReferencePath`: the float twin at full precision, on TensorFlow (GPU when one is
   visible) or numpy on CPU, with the float model's own threshold.
 
@@ -79,8 +80,8 @@ class EmulatedPath:
         return Workspace()
 
     def warm_up(self) -> None:
-        """Compile (or load from numba's cache) the first step for both event dtypes, so that
-        the first batches are not late; seconds once per machine, milliseconds after."""
+        """Compile (or load from numba's cache) the compiled steps for both event dtypes, so
+        that the first batches are not late; seconds once per machine, milliseconds after."""
         for dtype in (np.float32, np.float64):
             self.scores(np.zeros((1, N_OBJECTS, 4), dtype))
 

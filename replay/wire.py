@@ -10,6 +10,7 @@ which the receiving role counts and quarantines; it never unpickles anything.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from enum import Enum
 from typing import Any
@@ -121,7 +122,7 @@ def decode_arrays(frames: Sequence[Any], header: Mapping[str, Any], max_bytes: i
         if dtype not in ALLOWED_DTYPES:
             raise FrameError(Reject.BAD_DTYPE, f"dtype {dtype!r:.20}")
         memory = memoryview(buffer)
-        expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        expected = math.prod(shape) * np.dtype(dtype).itemsize  # Python ints: no overflow
         if expected > max_bytes or memory.nbytes > max_bytes:
             raise FrameError(Reject.OVERSIZE, f"{max(expected, memory.nbytes)} bytes, limit {max_bytes}")
         if memory.nbytes != expected:
