@@ -48,9 +48,10 @@ class Workspace:
         self._arrays: dict[Hashable, NDArray[Any]] = {}
 
     def rows(self, name: Hashable, n: int, width: int, dtype: Any = np.float64) -> NDArray[Any]:
-        a = self._arrays.get(name)
-        if a is None or len(a) < n or a.shape[1] != width or a.dtype != dtype:
-            a = self._arrays[name] = np.empty((n, width), dtype)
+        key = (name, width, dtype)
+        a = self._arrays.get(key)
+        if a is None or len(a) < n:
+            a = self._arrays[key] = np.empty((n, width), dtype)
         return a[:n]
 
 
@@ -209,7 +210,7 @@ class CompiledNetwork:
         return x
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})  # exact sums: any order, fused or not
 def _sum_of_squares(outputs, q, q_lsb, reconstruction, divisor, scores):  # pragma: no cover - compiled
     for e in range(outputs.shape[0]):
         total = 0.0
