@@ -8,8 +8,8 @@
 For the pipeline it also reports the CPU time its roles (collector, workers, reference) use per
 event, start-up taken off with a one-batch run: the machine's cores bound the rate by it; for the
 raw run, the CPU time receiving alone costs; and a worker's scoring stages, one thread, each
-compiled stage (the first step: grid projection and first product; the rest of the network)
-timed side by side with its numpy form.
+compiled stage (the first step: grid projection and first product; the later products; the
+rest of the network) timed side by side with its numpy form.
 
 Every configuration runs ``--repeat`` times, interleaved, and the median is reported, since
 these machines are shared and noisy. Compare ratios, not absolute numbers, across machines.
@@ -106,42 +106,63 @@ def worker_cost(model: Path, particles: np.ndarray, chunk: int = 2048, repeat: i
     """Nanoseconds per event of a worker's scoring stages (one thread, chunks in cache, best of ``repeat``).
 
     Each compiled stage is timed side by side with its numpy form: the first step (grid
-    projection and first product: ``grid_mantissas``, then BLAS, vs ``FirstProduct``) and the
-    rest of the network (the numpy emulator's kernels vs ``CompiledNetwork``); then the whole
-    scoring as workers run it (compiled stages, score included).
+    projection and first product: ``grid_mantissas``, then BLAS, vs ``FirstProduct``), the
+    later layers' products alone (numpy's matmul vs SciPy's GEMM, same inputs) and the rest of
+    the network (the numpy emulator's kernels vs ``CompiledNetwork``); then the whole scoring as
+    workers run it (compiled stages, score included).
     """
     from threadpoolctl import threadpool_limits
 
     from replay.paths import grid_mantissas, load_emulated, write_bundle
 
-    with tempfile.TemporaryDirectory() as tmp, threadpool_limits(1):
+    with tempfile.TemporaryDirectory() as tmp:
         write_bundle(model, tmp)
         path = load_emulated(tmp)
         path.warm_up()
-        emulator, work = path.emulator, path.workspace
+        emulator, work, steps = path.emulator, path.workspace, path.network.steps
         first = emulator.kernels[0]
         chunks = [particles[i:i + chunk] for i in range(0, len(particles), chunk)]
-        stages = ("first step, numpy", "first step, compiled", "rest of the network, numpy",
-                  "rest of the network, compiled", "whole scoring")
+        stages = ("first step, numpy", "first step, compiled", "later products, numpy matmul",
+                  "later products, SciPy GEMM", "rest of the network, numpy", "rest of the network, compiled",
+                  "whole scoring")
         best = dict.fromkeys(stages, np.inf)
-        for _ in range(repeat):
-            spent = dict.fromkeys(stages, 0.0)
-            for c in chunks:
-                t0 = time.perf_counter()
-                grid_mantissas(path.scaler, c).astype(first.weight.dtype) @ first.weight
-                t1 = time.perf_counter()
-                _, product = path.first_product(c, work)
-                t2 = time.perf_counter()
-                emulator.predict_mantissas(first.finish(product.copy()), 1)
-                t3 = time.perf_counter()
-                path.network.outputs(product, work)
-                t4 = time.perf_counter()
-                path.scores(c)
-                t5 = time.perf_counter()
-                for stage, seconds in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):
-                    spent[stage] += seconds
-            best = {k: min(best[k], v) for k, v in spent.items()}
+        with threadpool_limits(1):  # numpy's and SciPy's BLAS alike, as in the workers
+            for _ in range(repeat):
+                spent = dict.fromkeys(stages, 0.0)
+                for c in chunks:
+                    t0 = time.perf_counter()
+                    grid_mantissas(path.scaler, c).astype(first.weight.dtype) @ first.weight
+                    t1 = time.perf_counter()
+                    _, product = path.first_product(c, work)
+                    t2 = time.perf_counter()
+                    inputs = _layer_inputs(emulator, product)
+                    t3 = time.perf_counter()
+                    for x, step in zip(inputs, steps[1:], strict=True):
+                        x @ step.kernel.weight
+                    t4 = time.perf_counter()
+                    for i, (x, step) in enumerate(zip(inputs, steps[1:], strict=True)):
+                        step.product(x, work.rows(("bench", i), len(x), step.kernel.weight.shape[1], x.dtype))
+                    t5 = time.perf_counter()
+                    emulator.predict_mantissas(first.finish(product.copy()), 1)
+                    t6 = time.perf_counter()
+                    path.network.outputs(product, work)
+                    t7 = time.perf_counter()
+                    path.scores(c)
+                    t8 = time.perf_counter()
+                    times = (t1 - t0, t2 - t1, t4 - t3, t5 - t4, t6 - t5, t7 - t6, t8 - t7)
+                    for stage, seconds in zip(stages, times, strict=True):
+                        spent[stage] += seconds
+                best = {k: min(best[k], v) for k, v in spent.items()}
     return {k: v / len(particles) * 1e9 for k, v in best.items()}
+
+
+def _layer_inputs(emulator, first_product: np.ndarray) -> list[np.ndarray]:
+    """The inputs of the kernels after the first, in their weights' dtype (numpy emulator)."""
+    x, inputs = emulator.kernels[0].finish(first_product.copy()), []
+    for kernel in emulator.kernels[1:]:
+        inputs.append(np.ascontiguousarray(x, kernel.weight.dtype))
+        x = kernel(x)
+    return inputs
 
 
 def main() -> int:

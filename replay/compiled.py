@@ -8,8 +8,8 @@
 - :class:`Casts`: what ``Kernel.finish`` does after each product (bias, ReLU, rounding,
   saturation, the next layer's dtype) in one pass instead of numpy's four or five. The products
   of the later layers stay with BLAS, which is faster on them than per-event loops; they go
-  through SciPy's GEMM (its OpenBLAS ran these skinny products about 1.6x faster than numpy's
-  on this machine, benchmarks/replay.py), exact in any summation order like every product here.
+  through SciPy's GEMM (its OpenBLAS ran these skinny products faster than numpy's on the
+  machine measured, see benchmarks/replay.py), exact in any summation order like every product.
 - :class:`SquaresScore`: the ``mse`` and ``mu2`` scores in one pass. Every term is a dyadic
   number whose sums stay exact (checked from the fixed-point types), so any summation order
   gives numpy's result.
