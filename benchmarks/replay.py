@@ -80,13 +80,13 @@ def raw_ceiling(batches: list[np.ndarray], events: int) -> tuple[float, float]:
     return counted / elapsed, cpu / counted * 1e9
 
 
-def pipeline(data: Path, model: Path, events: int, workers: int, backend: str) -> dict:
+def pipeline(data: Path, model: Path, events: int, workers: int, backend: str, batch: int) -> dict:
     from replay.config import ReplayConfig
     from replay.pipeline import ReplayRun, run_replay
 
     out = Path(tempfile.mkdtemp(prefix="replay-bench-"))
     try:
-        run = ReplayRun((data,), model, out, ReplayConfig(), events=events, workers=workers,
+        run = ReplayRun((data,), model, out, ReplayConfig(batch_size=batch), events=events, workers=workers,
                         reference_backend=backend)
         before = _children_cpu_s()
         summary = run_replay(run, progress=None)
@@ -171,10 +171,13 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=None, help="events (default: the bundled SM sample)")
     parser.add_argument("--events", type=int, default=8_000_000, help="events per configuration and repeat")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=8192)
+    parser.add_argument("--batch", type=int, default=None, help="events per batch (default: the replay's)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    from replay.config import ReplayConfig
+
+    args.batch = args.batch or ReplayConfig.batch_size
 
     from trigger.events import read_events
     from trigger.sample import bundled_sample, default_model
@@ -187,7 +190,7 @@ def main() -> int:
     configurations = (("emulated", "none"), ("emulated+reference", "numpy"))
     # the roles' start-up (imports, loading the model), from a one-batch run, is not per-event work
     # (the smaller of two such runs: the first may also compile numba's kernels into its cache)
-    start_up = {name: min(pipeline(data, model, args.batch, args.workers, backend)["roles_cpu_s"] for _ in range(2))
+    start_up = {name: min(pipeline(data, model, args.batch, args.workers, backend, args.batch)["roles_cpu_s"] for _ in range(2))
                 for name, backend in configurations}
     roles_cpu: dict[str, list[float]] = {name: [] for name, _ in configurations}
     checks, raw_receive_ns = [], []
@@ -196,7 +199,7 @@ def main() -> int:
         results["raw_zeromq"].append(rate)
         raw_receive_ns.append(receive_ns)
         for name, backend in configurations:
-            summary = pipeline(data, model, args.events, args.workers, backend)
+            summary = pipeline(data, model, args.events, args.workers, backend, args.batch)
             results[name].append(summary["events_per_second"])
             roles_cpu[name].append((summary["roles_cpu_s"] - start_up[name]) / (args.events - args.batch) * 1e9)
             checks.append(summary["accounting_ok"] and summary["events_in"] == args.events)

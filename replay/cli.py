@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from replay.config import ReplayConfig
 from trigger.errors import TriggerError, UsageError
 
 __all__ = ("main", "print_summary")
@@ -47,7 +48,8 @@ def _rate_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", default="40MHz-sim",
                         help="40MHz-sim: simulated 25 ns bunch-crossing clock, as fast as possible; "
                              "or a wall-clock rate (100kHz, 1MHz) with deadline-miss counting")
-    parser.add_argument("--batch-size", type=int, default=8192, help="events per batch (paced runs use less)")
+    parser.add_argument("--batch-size", type=int, default=ReplayConfig.batch_size,
+                        help="events per batch (paced runs use less)")
     parser.add_argument("--deadline-ms", type=float, default=100.0,
                         help="paced runs: an event must be decided this long after its BX time")
 
@@ -108,10 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from replay.config import ReplayConfig, parse_replay_rate
+    from replay.config import parse_replay_rate
 
     return ReplayConfig(rate=parse_replay_rate(getattr(args, "rate", "40MHz-sim")),
-                        batch_size=getattr(args, "batch_size", 8192),
+                        batch_size=getattr(args, "batch_size", ReplayConfig.batch_size),
                         deadline_s=getattr(args, "deadline_ms", 100.0) / 1000)
 
 
