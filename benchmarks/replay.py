@@ -30,6 +30,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 warnings.filterwarnings("ignore", message=".*keras.constraints.serialize", category=UserWarning)
@@ -156,7 +157,7 @@ def worker_cost(model: Path, particles: np.ndarray, chunk: int = 2048, repeat: i
     return {k: v / len(particles) * 1e9 for k, v in best.items()}
 
 
-def _layer_inputs(emulator, first_product: np.ndarray) -> list[np.ndarray]:
+def _layer_inputs(emulator: Any, first_product: np.ndarray) -> list[np.ndarray]:
     """The inputs of the kernels after the first, in their weights' dtype (numpy emulator)."""
     x, inputs = emulator.kernels[0].finish(first_product.copy()), []
     for kernel in emulator.kernels[1:]:
