@@ -114,12 +114,12 @@ def worker_cost(model: Path, particles: np.ndarray, chunk: int = 2048, repeat: i
     """
     from threadpoolctl import threadpool_limits
 
-    from replay.paths import grid_mantissas, load_emulated, write_bundle
+    from replay.paths import grid_mantissas, load_emulated, warm_up, write_bundle
 
     with tempfile.TemporaryDirectory() as tmp:
         write_bundle(model, tmp)
         path = load_emulated(tmp)
-        path.warm_up()
+        warm_up(path)
         emulator, work, steps = path.emulator, path.workspace, path.network.steps
         first = emulator.kernels[0]
         chunks = [particles[i:i + chunk] for i in range(0, len(particles), chunk)]

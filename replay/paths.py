@@ -4,10 +4,11 @@
   (the artifact's scaling and fixed-point grid, identical to ``Scaler.transform``) -> the
   bit-exact firmware emulator -> the on-chip score -> threshold. The projection and the first
   layer's product (filled slots only), each layer's casts and the mse/mu2 scores run compiled
-  (``replay.compiled``), every step tested equal to its numpy form: ``grid_mantissas`` (which
-  the reference path uses), the emulator's kernels and ``firmware_score``.
+  (``replay.compiled``), every step tested equal to its numpy form: ``grid_mantissas``, the
+  emulator's kernels and ``firmware_score``.
 - :class:`ReferencePath`: the float twin at full precision, on TensorFlow (GPU when one is
-  visible) or numpy on CPU, with the float model's own threshold.
+  visible) or numpy on CPU, with the float model's own threshold; its inputs are the same grid
+  projection (compiled, without a product).
 
 ``write_bundle`` runs once in the process that starts the replay (it needs TensorFlow and
 hls4ml to read the artifact); workers and the reference role then load only numpy files.
@@ -35,7 +36,7 @@ from trigger.preprocess import Scaler, input_mask
 from trigger.schema import N_OBJECTS, PT
 
 __all__ = ("BACKENDS", "EmulatedPath", "ReferencePath", "ScoringPath", "grid_mantissas", "in_chunks",
-           "load_emulated", "load_reference", "resolve_backend", "write_bundle")
+           "load_emulated", "load_reference", "resolve_backend", "warm_up", "write_bundle")
 
 BACKENDS = ("auto", "tensorflow", "numpy", "none")
 F64 = NDArray[np.float64]
@@ -79,12 +80,6 @@ class EmulatedPath:
     def workspace(self) -> Workspace:
         return Workspace()
 
-    def warm_up(self) -> None:
-        """Compile (or load from numba's cache) the compiled steps for both event dtypes, so
-        that the first batches are not late; seconds once per machine, milliseconds after."""
-        for dtype in (np.float32, np.float64):
-            self.scores(np.zeros((1, N_OBJECTS, 4), dtype))
-
     def mantissas(self, particles: NDArray[np.floating]) -> F64:
         return grid_mantissas(self.scaler, particles)
 
@@ -106,6 +101,8 @@ class ReferencePath:
     def __init__(self, scaler: Scaler, network: Any, score: str, threshold: float, backend: str) -> None:
         self.scaler, self.network, self.score, self.threshold, self.backend = (
             scaler, network, score, threshold, backend)
+        # the grid projection, compiled: a first product of width 0 (its mantissas equal grid_mantissas)
+        self._project = None if scaler.input_type is None else FirstProduct.build(scaler, np.zeros((N_OBJECTS * 3, 0)))
 
     def scores(self, particles: NDArray[np.floating]) -> F64:
         if self.backend == "numpy":
@@ -119,7 +116,7 @@ class ReferencePath:
         if grid is None:
             x = self.scaler.transform(particles)
         else:
-            x = (grid_mantissas(self.scaler, particles) * grid.lsb).astype(np.float32)
+            x = np.multiply(self._project(particles)[0], grid.lsb, dtype=np.float32)
         if self.backend == "numpy":
             outputs = self.network.predict(x)
         else:
@@ -127,6 +124,14 @@ class ReferencePath:
         if isinstance(outputs, list) and len(outputs) == 1:
             outputs = outputs[0]
         return anomaly_score(self.score, x, outputs, _mask(self.score, particles))
+
+
+def warm_up(path: ScoringPath) -> None:
+    """Score one empty event of each dtype, so that compiling the numba steps (or loading them
+    from numba's cache: seconds once per machine, milliseconds after) is done before a role says
+    READY and its first batches are not late."""
+    for dtype in (np.float32, np.float64):
+        path.scores(np.zeros((1, N_OBJECTS, 4), dtype))
 
 
 def _mask(score: str, particles: NDArray[np.floating]) -> NDArray[np.bool_] | None:

@@ -18,7 +18,7 @@ import zmq
 from threadpoolctl import threadpool_limits
 
 from replay.config import ReplayConfig
-from replay.paths import ReferencePath, load_reference
+from replay.paths import ReferencePath, load_reference, warm_up
 from replay.security import Curve, secure_client
 from replay.wire import READY, REFERENCE, STOP, FrameError, encode
 from replay.worker import Limits, finite_scores, parse_task, rejected
@@ -30,6 +30,7 @@ def run_reference(feed: str, acks: str, results: str, bundle: str | Path, backen
                   context: zmq.Context[Any] | None = None, curve: Curve | None = None) -> int:
     """Serve until STOP or silence; returns the number of batches scored."""
     path = load_reference(bundle, backend)
+    warm_up(path)
     limits = Limits.of(config)
     context = context or zmq.Context.instance()
     done = 0

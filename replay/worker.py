@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 from threadpoolctl import threadpool_limits
 
 from replay.config import ReplayConfig
-from replay.paths import EmulatedPath, ScoringPath, load_emulated
+from replay.paths import EmulatedPath, ScoringPath, load_emulated, warm_up
 from replay.security import Curve, secure_client
 from replay.wire import (
     HEARTBEAT,
@@ -119,7 +119,7 @@ def run_worker(tasks: str, results: str, bundle: str | Path, config: ReplayConfi
                context: zmq.Context[Any] | None = None, curve: Curve | None = None) -> int:
     """Serve until the source says STOP or falls silent; returns the number of batches scored."""
     path = load_emulated(bundle)
-    path.warm_up()
+    warm_up(path)
     limits = Limits.of(config)
     worker = os.getpid()
     context = context or zmq.Context.instance()

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from firmware.emulator import Kernel
 from replay.collector import Collector
-from replay.compiled import Casts, CompiledNetwork, SquaresScore, Workspace
+from replay.compiled import Casts, CompiledNetwork, FirstProduct, SquaresScore, Workspace
 from replay.config import ReplayConfig, parse_replay_rate
 from replay.paths import load_emulated, load_reference, write_bundle
 from replay.pipeline import ReplayRun, _Roles, run_replay
@@ -125,6 +125,8 @@ def test_compiled_first_product_equals_the_numpy_path(bundle: Path, dtype: type)
     np.testing.assert_array_equal(q, expected)
     assert q.min() == path.scaler.input_type.int_min and q.max() == path.scaler.input_type.int_max
     np.testing.assert_array_equal(product, expected @ path.emulator.kernels[0].weight.astype(np.float64))
+    projection_only, _ = FirstProduct.build(path.scaler, np.zeros((57, 0)))(events)  # the reference's inputs
+    np.testing.assert_array_equal(projection_only, expected)
 
 
 def _kernel(result: FixedType, relu: bool, dtype: type, width: int = 7, **changes: object) -> Kernel:
