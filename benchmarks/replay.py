@@ -136,7 +136,7 @@ def worker_cost(model: Path, particles: np.ndarray, chunk: int = 2048, repeat: i
                     t1 = time.perf_counter()
                     _, product = path.first_product(c, work)
                     t2 = time.perf_counter()
-                    inputs = _layer_inputs(emulator, product)
+                    inputs = _numpy_rest(emulator, product)
                     t3 = time.perf_counter()
                     for x, step in zip(inputs, steps[1:], strict=True):
                         x @ step.kernel.weight
@@ -144,24 +144,24 @@ def worker_cost(model: Path, particles: np.ndarray, chunk: int = 2048, repeat: i
                     for i, (x, step) in enumerate(zip(inputs, steps[1:], strict=True)):
                         step.product(x, work.rows(("bench", i), len(x), step.kernel.weight.shape[1], x.dtype))
                     t5 = time.perf_counter()
-                    emulator.predict_mantissas(first.finish(product.copy()), 1)
-                    t6 = time.perf_counter()
                     path.network.outputs(product, work)
-                    t7 = time.perf_counter()
+                    t6 = time.perf_counter()
                     path.scores(c)
-                    t8 = time.perf_counter()
-                    times = (t1 - t0, t2 - t1, t4 - t3, t5 - t4, t6 - t5, t7 - t6, t8 - t7)
+                    t7 = time.perf_counter()
+                    times = (t1 - t0, t2 - t1, t4 - t3, t5 - t4, t3 - t2, t6 - t5, t7 - t6)
                     for stage, seconds in zip(stages, times, strict=True):
                         spent[stage] += seconds
                 best = {k: min(best[k], v) for k, v in spent.items()}
     return {k: v / len(particles) * 1e9 for k, v in best.items()}
 
 
-def _layer_inputs(emulator: Any, first_product: np.ndarray) -> list[np.ndarray]:
-    """The inputs of the kernels after the first, in their weights' dtype (numpy emulator)."""
+def _numpy_rest(emulator: Any, first_product: np.ndarray) -> list[np.ndarray]:
+    """The numpy emulator's kernels after the first product (the timed numpy form of the rest
+    of the network); returns each later kernel's input, as the product stages use them."""
     x, inputs = emulator.kernels[0].finish(first_product.copy()), []
     for kernel in emulator.kernels[1:]:
-        inputs.append(np.ascontiguousarray(x, kernel.weight.dtype))
+        x = x.astype(kernel.weight.dtype, copy=False)
+        inputs.append(x)
         x = kernel(x)
     return inputs
 

@@ -187,10 +187,9 @@ class Emulator:
             q = t.wrap_or_saturate(q)
         return self.predict_mantissas(q)
 
-    def predict_mantissas(self, q: NDArray[np.floating], first: int = 0) -> F64:
-        """Outputs for inputs given as integer mantissas of ``input_type`` (already in range);
-        with ``first``, ``q`` is the output of kernel ``first - 1`` (computed elsewhere)."""
-        for kernel in self.kernels[first:]:
+    def predict_mantissas(self, q: NDArray[np.floating]) -> F64:
+        """Outputs for inputs given as integer mantissas of ``input_type`` (already in range)."""
+        for kernel in self.kernels:
             q = kernel(q)
         return np.asarray(q, dtype=np.float64) * self.output_type.lsb
 
@@ -251,5 +250,5 @@ def _kernel(layer: Any, x_type: FixedType, bounds: Bounds, dense_result: FixedTy
 
 
 def _may_overflow(low: F64, high: F64, t: FixedType) -> bool:
-    symmetric = t.overflow is Overflow.SAT_SYM and t.signed
-    return bool(low.min() < t.int_min + symmetric or high.max() > t.int_max)
+    kept_low, kept_high = t.kept_range
+    return bool(low.min() < kept_low or high.max() > kept_high)

@@ -107,6 +107,11 @@ class FirstProduct:
             weight=np.ascontiguousarray(weight, np.float64),
         )
 
+    @classmethod
+    def projection(cls, scaler: Scaler) -> FirstProduct:
+        """The grid projection alone (a product of width 0): what the float reference reads."""
+        return cls.build(scaler, np.zeros((N_OBJECTS * 3, 0)))
+
     def __call__(self, particles: NDArray[np.floating], work: Workspace | None = None) -> tuple[F64, F64]:
         particles = np.ascontiguousarray(particles)
         work = work or Workspace()
@@ -152,8 +157,7 @@ class Casts:
         if kernel.may_overflow:
             if t.overflow not in (Overflow.SAT, Overflow.SAT_SYM):
                 return None
-            symmetric = t.overflow is Overflow.SAT_SYM and t.signed
-            low, high = float(-t.int_max if symmetric else t.int_min), float(t.int_max)
+            low, high = (float(v) for v in t.kept_range)
             if float(typed(low)) != low or float(typed(high)) != high:
                 return None
         return cls(kernel.bias, typed(0.0 if kernel.relu else -np.inf), t.rounding is Rounding.TRN, typed(low),

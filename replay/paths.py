@@ -80,9 +80,6 @@ class EmulatedPath:
     def workspace(self) -> Workspace:
         return Workspace()
 
-    def mantissas(self, particles: NDArray[np.floating]) -> F64:
-        return grid_mantissas(self.scaler, particles)
-
     def scores(self, particles: NDArray[np.floating]) -> F64:
         return in_chunks(self._scores, particles)
 
@@ -101,8 +98,7 @@ class ReferencePath:
     def __init__(self, scaler: Scaler, network: Any, score: str, threshold: float, backend: str) -> None:
         self.scaler, self.network, self.score, self.threshold, self.backend = (
             scaler, network, score, threshold, backend)
-        # the grid projection, compiled: a first product of width 0 (its mantissas equal grid_mantissas)
-        self._project = None if scaler.input_type is None else FirstProduct.build(scaler, np.zeros((N_OBJECTS * 3, 0)))
+        self._project = None if scaler.input_type is None else FirstProduct.projection(scaler)
 
     def scores(self, particles: NDArray[np.floating]) -> F64:
         if self.backend == "numpy":

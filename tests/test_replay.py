@@ -23,7 +23,7 @@ from firmware.emulator import Kernel
 from replay.collector import Collector
 from replay.compiled import Casts, CompiledNetwork, FirstProduct, SquaresScore, Workspace
 from replay.config import ReplayConfig, parse_replay_rate
-from replay.paths import load_emulated, load_reference, write_bundle
+from replay.paths import grid_mantissas, load_emulated, load_reference, write_bundle
 from replay.pipeline import ReplayRun, _Roles, run_replay
 from replay.source import RoleError, run_source
 from replay.stream import EventStream
@@ -105,14 +105,12 @@ def test_fused_input_transform_equals_the_scaler(bundle: Path) -> None:
     events[1, :, 0] = 1e6  # saturating pT
     events[2, 3, 0] = -5.0  # negative pT in a filled slot is treated as empty by the mask
     expected = path.scaler.transform(events).astype(np.float64) * 2.0**path.scaler.input_type.fractional
-    np.testing.assert_array_equal(path.mantissas(events), expected)
+    np.testing.assert_array_equal(grid_mantissas(path.scaler, events), expected)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_compiled_first_product_equals_the_numpy_path(bundle: Path, dtype: type) -> None:
     """Grid projection and first product (numba, filled slots only) == grid_mantissas, then q @ W."""
-    from replay.paths import grid_mantissas
-
     path = load_emulated(bundle)
     events = synthetic_events(3000, seed=8).astype(dtype)
     events[0] = 0.0  # an empty event
@@ -125,7 +123,7 @@ def test_compiled_first_product_equals_the_numpy_path(bundle: Path, dtype: type)
     np.testing.assert_array_equal(q, expected)
     assert q.min() == path.scaler.input_type.int_min and q.max() == path.scaler.input_type.int_max
     np.testing.assert_array_equal(product, expected @ path.emulator.kernels[0].weight.astype(np.float64))
-    projection_only, _ = FirstProduct.build(path.scaler, np.zeros((57, 0)))(events)  # the reference's inputs
+    projection_only, _ = FirstProduct.projection(path.scaler)(events)  # the reference path's inputs
     np.testing.assert_array_equal(projection_only, expected)
 
 

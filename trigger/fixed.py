@@ -130,14 +130,19 @@ class FixedType:
     def max_value(self) -> float:
         return self.int_max * self.lsb
 
+    @property
+    def kept_range(self) -> tuple[int, int]:
+        """The mantissas the overflow mode leaves alone (and saturates to): ``int_min..int_max``,
+        but ``-int_max..int_max`` for signed ``SAT_SYM``."""
+        symmetric = self.overflow is Overflow.SAT_SYM and self.signed
+        return (-self.int_max if symmetric else self.int_min), self.int_max
+
     def wrap_or_saturate(self, q: NDArray[np.floating]) -> NDArray[np.floating]:
         """Apply the overflow mode to integer mantissas ``q``."""
         lo, hi = self.int_min, self.int_max
         o = self.overflow
-        if o is Overflow.SAT:
-            return np.clip(q, lo, hi)
-        if o is Overflow.SAT_SYM:
-            return np.clip(q, -hi if self.signed else lo, hi)
+        if o in (Overflow.SAT, Overflow.SAT_SYM):
+            return np.clip(q, *self.kept_range)
         if o is Overflow.SAT_ZERO:
             return np.where((q < lo) | (q > hi), 0.0, q)
         return np.mod(q - lo, 2.0**self.width) + lo  # WRAP
