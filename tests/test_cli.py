@@ -38,16 +38,40 @@ def test_missing_sample_is_a_clear_error(tmp_path, monkeypatch, capsys) -> None:
     assert "bundled sample file missing; run `make sample`" in capsys.readouterr().err
 
 
-def test_demo_names_missing_tools_before_it_starts(monkeypatch, capsys) -> None:
+def test_demo_names_a_missing_compiler_before_it_starts(monkeypatch, capsys) -> None:
     import shutil
 
     real_which = shutil.which
-    monkeypatch.setattr(shutil, "which", lambda tool: None if tool == "yosys" else real_which(tool))
+    monkeypatch.setattr(shutil, "which", lambda tool: None if tool == "g++" else real_which(tool))
     assert main(["demo"]) == 2
     captured = capsys.readouterr()
     assert "== stage 1" not in captured.out
-    assert ("missing yosys; on Debian/Ubuntu: apt-get install yosys (or skip stage 5 with "
-            "--estimate-events 0)") in captured.err
+    assert "missing g++" in captured.err and "apt-get install g++ make" in captured.err
+
+
+def test_demo_refuses_a_folder_it_did_not_write(tmp_path, capsys) -> None:
+    """``--out ~`` must not wipe a home directory: a non-empty folder without the demo's marker is refused,
+    with or without --overwrite, and nothing in it is touched."""
+    keep = tmp_path / "thesis.tex"
+    keep.write_text("years of work")
+    for extra in ([], ["--overwrite"]):
+        assert main(["demo", "--out", str(tmp_path), *extra]) == 2
+        assert "the folder is not empty and no demo wrote it" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["thesis.tex"] and keep.read_text() == "years of work"
+
+
+def test_demo_replaces_an_earlier_demo_only_with_overwrite(tmp_path, capsys) -> None:
+    from trigger.cli.demo import MARKER, _prepare_out
+
+    out = tmp_path / "demo"
+    _prepare_out(out, overwrite=False)  # a new folder: created and marked
+    (out / "report").mkdir()
+    (out / "report" / "report.html").write_text("old")
+    (out / "notes.txt").write_text("mine")
+    assert main(["demo", "--out", str(out)]) == 2
+    assert "an earlier demo's output is there; use --overwrite" in capsys.readouterr().err
+    _prepare_out(out, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == sorted([MARKER, "notes.txt"])
 
 
 @pytest.mark.slow

@@ -497,38 +497,67 @@ def test_curve_encrypted_tcp_run(tmp_path: Path, artifact_dir: Path, files: dict
     assert summary["accounting_ok"] and summary["events_decided"] == 1500
 
 
-@pytest.mark.slow
-def test_roles_run_as_separate_commands_over_tcp(tmp_path: Path, artifact_dir: Path, files: dict) -> None:
-    """``replay collector|worker|source`` as three processes, as on three hosts."""
+def _run_roles_over_tcp(python: str, model: list[str], data: Path, out: Path, env: dict | None = None) -> None:
+    """``replay collector|worker|source`` as three processes of ``python``, as on three hosts."""
     import subprocess
-    import sys
 
     from replay.pipeline import free_tcp_base
 
     base = free_tcp_base(8)
     source, collector = f"127.0.0.1:{base}", f"127.0.0.1:{base + 4}"
-    replay = [sys.executable, "-c", "import sys; from replay.cli import main; sys.exit(main())"]
-    common = ["--model", str(artifact_dir)]
+    replay = [python, "-c", "import sys; from replay.cli import main; sys.exit(main())"]
+    out.mkdir(parents=True, exist_ok=True)  # the roles run there: the package comes from python's install
     procs = [
-        subprocess.Popen([*replay, "collector", *common, "--bind", collector, "--source", source, "--no-reference",
-                          "--out", str(tmp_path / "collector")]),
-        subprocess.Popen([*replay, "worker", *common, "--source", source, "--collector", collector]),
+        subprocess.Popen([*replay, "collector", *model, "--bind", collector, "--source", source, "--no-reference",
+                          "--out", str(out / "collector")], env=env, cwd=out),
+        subprocess.Popen([*replay, "worker", *model, "--source", source, "--collector", collector], env=env,
+                         cwd=out),
     ]
     try:
-        head = subprocess.run([*replay, "source", "--input", str(files["sm"]), "--events", "3000", "--batch-size",
+        head = subprocess.run([*replay, "source", "--input", str(data), "--events", "3000", "--batch-size",
                                "256", "--bind", source, "--collector", collector, "--no-reference",
-                               "--out", str(tmp_path / "head")], check=False, capture_output=True, text=True,
-                              timeout=300)
+                               "--out", str(out / "head")], check=False, capture_output=True, text=True,
+                              timeout=300, env=env, cwd=out)
         assert head.returncode == 0, head.stderr
-        summary = json.loads((tmp_path / "head" / "summary.json").read_text())
+        summary = json.loads((out / "head" / "summary.json").read_text())
         assert summary["events_in"] == 3000 and summary["accounting_ok"]
         assert procs[0].wait(timeout=60) == 0
-        with h5py.File(tmp_path / "collector" / "accepted.h5") as f:
+        with h5py.File(out / "collector" / "accepted.h5") as f:
             assert len(f["bx"]) == summary["events_accepted"]
     finally:
         for p in procs:
             p.kill()
             p.wait()
+
+
+@pytest.mark.slow
+def test_roles_run_as_separate_commands_over_tcp(tmp_path: Path, artifact_dir: Path, files: dict) -> None:
+    import sys
+
+    _run_roles_over_tcp(sys.executable, ["--model", str(artifact_dir)], files["sm"], tmp_path)
+
+
+@pytest.mark.slow
+def test_roles_run_from_a_bundle_with_the_replay_extra_only(tmp_path: Path, bundle: Path, files: dict) -> None:
+    """A worker host with ``pip install trigger-anomaly[replay]``: no TensorFlow, hls4ml or QKeras there,
+    and every role runs from a bundle written by ``replay bundle``."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    install = subprocess.run([python, "-m", "pip", "install", "--quiet", "-c", str(root / "constraints.txt"),
+                              f"{root}[replay]"], capture_output=True, text=True, check=False, timeout=600)
+    assert install.returncode == 0, install.stderr[-2000:]
+    missing = subprocess.run([python, "-c", "import importlib.util as u; print(*[m for m in "
+                              "('tensorflow', 'hls4ml', 'qkeras', 'keras', 'sklearn', 'pythia8mc') "
+                              "if u.find_spec(m) is None])"], capture_output=True, text=True, check=True,
+                             cwd=tmp_path)
+    assert missing.stdout.split() == ["tensorflow", "hls4ml", "qkeras", "keras", "sklearn", "pythia8mc"]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    _run_roles_over_tcp(python, ["--bundle", str(bundle)], files["sm"], tmp_path / "run", env=env)
 
 
 def test_running_collector_survives_garbage_on_its_socket(tmp_path: Path, bundle: Path) -> None:

