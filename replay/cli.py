@@ -3,9 +3,14 @@
     replay --rate 40MHz-sim                       # bundled sample, default model, 2 workers
     replay --rate 100kHz --input sm.h5 --events 200000 --workers 2 --out runs/paced
     replay source    --rate 40MHz-sim --input sm.h5 --bind 0.0.0.0:5555 --collector hostB:5558
-    replay worker    --model DIR --source hostA:5555 --collector hostB:5558
-    replay reference --model DIR --source hostA:5555 --collector hostB:5558
-    replay collector --model DIR --bind 0.0.0.0:5558 --source hostA:5555 --out RUN_DIR
+    replay bundle    --model DIR BUNDLE_DIR    # once, where TensorFlow and hls4ml are installed
+    replay worker    --bundle BUNDLE_DIR --source hostA:5555 --collector hostB:5558
+    replay reference --bundle BUNDLE_DIR --source hostA:5555 --collector hostB:5558
+    replay collector --bundle BUNDLE_DIR --bind 0.0.0.0:5558 --source hostA:5555 --out RUN_DIR
+
+A bundle holds what the roles load (numpy files and JSON), so a worker host needs only the
+replay's runtime: pip install "trigger-anomaly[replay]". Roles given --model instead build
+the bundle themselves, which needs TensorFlow and hls4ml there.
 
 Ports: the source binds PORT (tasks), PORT+1 (control) and PORT+2 (reference feed); the
 collector binds its PORT (results). Roles on one host default to 127.0.0.1. Across hosts,
@@ -63,7 +68,7 @@ def _input_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from trigger.cli import HelpFormatter as fmt
+    from trigger.console import HelpFormatter as fmt
 
     parser = argparse.ArgumentParser(prog="replay", formatter_class=fmt, description=(
         "Replay HDF5 event streams through the trigger decision path: a source, K workers running "
@@ -85,10 +90,19 @@ def build_parser() -> argparse.ArgumentParser:
     keys = roles.add_parser("keys", help="write CurveZMQ key pairs for tcp between hosts",
                             description="write CurveZMQ server and client key pairs into KEY_DIR")
     keys.add_argument("directory", type=Path, metavar="KEY_DIR")
+    bundle = roles.add_parser("bundle", help="write the model bundle that worker, reference and collector load",
+                              description="read a model artifact once (TensorFlow, hls4ml) and write the "
+                                          "numpy/JSON bundle the roles load without them", formatter_class=fmt)
+    bundle.add_argument("directory", type=Path, metavar="BUNDLE_DIR")
+    bundle.add_argument("--model", type=Path, help="model artifact directory (default: the bundled dense AE)")
     for role, text in ROLES.items():
         sub = roles.add_parser(role, help=text, description=text, formatter_class=fmt)
         sub.add_argument("--curve", type=Path, metavar="KEY_DIR", help="CurveZMQ keys (see `replay keys`)")
-        sub.add_argument("--model", type=Path, help="model artifact directory (default: the bundled dense AE)")
+        model = sub.add_mutually_exclusive_group()
+        model.add_argument("--model", type=Path, help="model artifact directory (default: the bundled dense AE)")
+        if role != "source":
+            model.add_argument("--bundle", type=Path, metavar="BUNDLE_DIR",
+                               help="a bundle written by `replay bundle` (no TensorFlow or hls4ml needed)")
         if role == "source":
             _rate_options(sub)
             _input_options(sub)
@@ -118,11 +132,13 @@ def _config(args: argparse.Namespace) -> Any:
 
 
 def _defaults(args: argparse.Namespace) -> None:
+    """The bundled model and sample where a role needs them and none was given."""
     from trigger.sample import bundled_sample, default_model
 
-    if getattr(args, "model", None) is None:
+    builds_bundle = args.role in (None, "bundle", "worker", "reference", "collector")
+    if builds_bundle and args.model is None and getattr(args, "bundle", None) is None:
         args.model = default_model()
-    if hasattr(args, "input") and not args.input:
+    if args.role in (None, "source") and not args.input:
         args.input = [bundled_sample().background]
 
 
@@ -182,21 +198,25 @@ def _endpoints(host_port: tuple[str, int], collector: tuple[str, int]) -> Any:
 
 
 def _run_role(args: argparse.Namespace) -> int:
-    from replay.paths import resolve_backend, write_bundle
+    from replay.paths import read_bundle, resolve_backend, write_bundle
 
     if args.role == "keys":
         from replay.security import create_keys
 
         print(f"CurveZMQ keys written to {create_keys(args.directory)}; copy the directory to every host")
         return 0
+    if args.role == "bundle":
+        manifest = write_bundle(args.model, args.directory)
+        print(f"bundle of {manifest['name']} written to {args.directory}; copy it to the worker hosts")
+        return 0
     from replay.security import Curve
 
     curve = Curve(args.curve) if args.curve else None
     config = _config(args)
     out = getattr(args, "out", None) or Path("runs") / time.strftime(f"{args.role}-%Y%m%d-%H%M%S")
-    bundle_dir = out / "model"
+    bundle_dir = getattr(args, "bundle", None) or out / "model"
     if args.role != "source":
-        bundle = write_bundle(args.model, bundle_dir)
+        bundle = read_bundle(bundle_dir) if getattr(args, "bundle", None) else write_bundle(args.model, bundle_dir)
     if args.role == "worker":
         from replay.worker import run_worker
 

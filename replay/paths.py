@@ -36,7 +36,7 @@ from trigger.preprocess import Scaler, input_mask
 from trigger.schema import N_OBJECTS, PT
 
 __all__ = ("BACKENDS", "EmulatedPath", "ReferencePath", "ScoringPath", "grid_mantissas", "in_chunks",
-           "load_emulated", "load_reference", "resolve_backend", "warm_up", "write_bundle")
+           "load_emulated", "load_reference", "read_bundle", "resolve_backend", "warm_up", "write_bundle")
 
 BACKENDS = ("auto", "tensorflow", "numpy", "none")
 F64 = NDArray[np.float64]
@@ -212,16 +212,17 @@ def write_bundle(artifact_dir: str | Path, out: str | Path) -> dict[str, Any]:
     return manifest
 
 
-def _manifest(bundle: Path) -> dict[str, Any]:
+def read_bundle(bundle: str | Path) -> dict[str, Any]:
+    """The manifest of a bundle written by :func:`write_bundle` (a clear error when it is not one)."""
     try:
-        return json.loads((bundle / _MANIFEST).read_text())
+        return json.loads((Path(bundle) / _MANIFEST).read_text())
     except (OSError, ValueError) as e:
         raise ArtifactError(f"{bundle}: no readable replay bundle ({e})") from None
 
 
 def load_emulated(bundle: str | Path) -> EmulatedPath:
     bundle = Path(bundle)
-    m = _manifest(bundle)
+    m = read_bundle(bundle)
     return EmulatedPath(Scaler.load(bundle / "scaler.json"), Emulator.load(bundle / "emulator.npz"),
                         m["score"], float(m["threshold"]))
 
@@ -229,7 +230,7 @@ def load_emulated(bundle: str | Path) -> EmulatedPath:
 def load_reference(bundle: str | Path, backend: str) -> ReferencePath:
     """The float twin for ``backend``; TensorFlow loads the artifact the bundle was made from."""
     bundle = Path(bundle)
-    m = _manifest(bundle)
+    m = read_bundle(bundle)
     if m["reference_threshold"] is None:
         raise TriggerError(f"{m['model']}: no float twin to use as the reference; use --reference-backend none")
     scaler = Scaler.load(bundle / "scaler.json")

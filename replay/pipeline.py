@@ -42,7 +42,7 @@ class ReplayRun:
     """What to replay and how."""
 
     inputs: Sequence[Path]
-    model: Path
+    model: Path | None  # None: a source role, whose workers load a bundle it never sees
     out: Path
     config: ReplayConfig
     events: int | None = None
@@ -167,7 +167,7 @@ def summarize(run: ReplayRun, stats: SourceStats, bundle: dict[str, Any], backen
         "mode": run.config.rate.mode,
         "target_rate_hz": run.config.rate.hz,
         "inputs": [str(p) for p in run.inputs],
-        "model": str(run.model),
+        "model": str(run.model) if run.model is not None else "the workers' bundle (remote roles)",
         "threshold": bundle.get("threshold", c.get("threshold")),
         "reference_threshold": bundle.get("reference_threshold", c.get("reference_threshold")),
         "workers": run.workers,

@@ -10,6 +10,7 @@ import warnings
 from collections.abc import Sequence
 
 from trigger import __version__
+from trigger.console import HelpFormatter
 from trigger.errors import TriggerError
 
 __all__ = ("HelpFormatter", "main")
@@ -26,15 +27,6 @@ SUBCOMMANDS = {
     "report": ("report", "self-contained HTML report: ROC, efficiencies, firmware, replay, comparison"),
     "validate": ("inspect", "check an event file's layout; exit status 1 on any violation"),
 }
-
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """``--help`` shows defaults that mean something (not None/False) and keeps examples as written."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default in (None, False, argparse.SUPPRESS):
-            return action.help or ""
-        return super()._get_help_string(action) or ""
 
 
 def build_parser() -> argparse.ArgumentParser:
