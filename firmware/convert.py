@@ -26,7 +26,8 @@ DEFAULT_CLOCK_NS = 5.0
 def firmware_network(artifact: Artifact) -> Any:
     """The Keras model whose outputs the FPGA computes: the AE, or the VAE's mu branch."""
     if "quantized" not in artifact.networks:
-        raise TriggerError(f"{artifact.path}: a float-only model has no firmware; train a quantized one")
+        msg = f"{artifact.path}: a float-only model has no firmware; train a quantized one"
+        raise TriggerError(msg)
     nets = artifact.networks["quantized"]
     if artifact.config.model.kind == "vae":
         import tensorflow as tf
@@ -41,20 +42,26 @@ def hls_config(artifact: Artifact, network: Any,
     """hls4ml's per-layer configuration; ``result_precisions`` overrides layers' result types."""
     import hls4ml
 
-    config = hls4ml.utils.config_from_keras_model(network, granularity="name", backend="Vitis",
+    config: dict[str, Any] = hls4ml.utils.config_from_keras_model(network, granularity="name", backend="Vitis",
                                                   default_precision="ap_fixed<16,6>")
     config["Model"]["Strategy"] = "Latency"
     input_type = artifact.scaler.input_type
     if input_type is None:
-        raise TriggerError(f"{artifact.path}: the model has no fixed-point input grid "
-                           "(model.input_type); firmware needs one")
+        msg = (
+            f"{artifact.path}: the model has no fixed-point input grid "
+                           "(model.input_type); firmware needs one"
+        )
+        raise TriggerError(msg)
     input_layer = network.layers[0].name
     config["LayerName"][input_layer]["Precision"]["result"] = (
         f"{'ap_fixed' if input_type.signed else 'ap_ufixed'}<{input_type.width},{input_type.integer}>")
     for layer, precision in (result_precisions or {}).items():
         if layer not in config["LayerName"]:
-            raise TriggerError(f"no layer {layer!r} to set a precision on; layers: "
-                               f"{', '.join(config['LayerName'])}")
+            msg = (
+                f"no layer {layer!r} to set a precision on; layers: "
+                               f"{', '.join(config['LayerName'])}"
+            )
+            raise TriggerError(msg)
         config["LayerName"][layer]["Precision"]["result"] = precision
     return config
 
@@ -70,7 +77,7 @@ def convert(artifact: Artifact, out_dir: str | Path, part: str = DEFAULT_PART, c
     import hls4ml
 
     network = firmware_network(artifact)
-    cwd = os.getcwd()
+    cwd = Path.cwd()
     try:
         return hls4ml.converters.convert_from_keras_model(
             network, hls_config=hls_config(artifact, network, result_precisions), output_dir=str(out_dir),
@@ -85,7 +92,7 @@ def to_hls(artifact: Artifact, out_dir: str | Path, part: str = DEFAULT_PART,
            result_precisions: dict[str, str] | None = None) -> Any:
     """Convert the artifact's quantized network; write the HLS project and build the C-sim."""
     model = convert(artifact, out_dir, part, clock_ns, result_precisions)
-    cwd = os.getcwd()
+    cwd = Path.cwd()
     try:
         if compile:
             model.compile()  # writes the project and builds the C-simulation library with g++

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -38,9 +38,11 @@ Bounds = tuple[F64, F64]  # per-feature min and max of integer mantissas
 def fixed_type(precision: Any) -> FixedType:
     """hls4ml's precision object -> :class:`FixedType` (fails on what cannot be emulated)."""
     if type(precision).__name__ not in ("FixedPrecisionType", "APFixedPrecisionType"):
-        raise TriggerError(f"cannot emulate precision {precision} (not a fixed-point type)")
+        msg = f"cannot emulate precision {precision} (not a fixed-point type)"
+        raise TriggerError(msg)
     if getattr(precision, "saturation_bits", 0):
-        raise TriggerError(f"cannot emulate saturation bits in {precision}")
+        msg = f"cannot emulate saturation bits in {precision}"
+        raise TriggerError(msg)
     rounding = Rounding[precision.rounding_mode.name]
     overflow = Overflow[precision.saturation_mode.name]
     return FixedType(precision.width, precision.integer, precision.signed, rounding, overflow)
@@ -49,9 +51,9 @@ def fixed_type(precision: Any) -> FixedType:
 def _round(values: NDArray[Any], mode: Rounding) -> NDArray[Any]:
     """Round to integers, in place for the two modes hls4ml uses most."""
     if mode is Rounding.TRN:
-        return np.floor(values, out=values)
+        return cast(NDArray[Any], np.floor(values, out=values))
     if mode is Rounding.RND_CONV:
-        return np.rint(values, out=values)
+        return cast(NDArray[Any], np.rint(values, out=values))
     return round_scaled(values, mode)
 
 
@@ -117,7 +119,8 @@ class Emulator:
         """Read layers, weights and precisions from a converted hls4ml ``ModelGraph``."""
         layers = list(model.get_layers())
         if not layers or layers[0].class_name != "Input":
-            raise TriggerError("hls4ml model has no Input layer first")
+            msg = "hls4ml model has no Input layer first"
+            raise TriggerError(msg)
         input_type = fixed_type(layers[0].get_output_variable().type.precision)
         current = input_type
         bounds = (np.full(1, float(input_type.int_min)), np.full(1, float(input_type.int_max)))
@@ -126,15 +129,19 @@ class Emulator:
         while i < len(layers):
             layer = layers[i]
             if layer.class_name != "Dense":
-                raise TriggerError(f"cannot emulate layer {layer.name} ({layer.class_name}) here: "
-                                   "expected Dense, optionally followed by one activation")
+                msg = (
+                    f"cannot emulate layer {layer.name} ({layer.class_name}) here: "
+                                   "expected Dense, optionally followed by one activation"
+                )
+                raise TriggerError(msg)
             dense_result = fixed_type(layer.get_output_variable().type.precision)
             activation, result = None, dense_result
             if i + 1 < len(layers) and layers[i + 1].class_name != "Dense":
                 activation = layers[i + 1]
                 name = activation.get_attr("activation")
                 if name not in ("relu", "linear", None):
-                    raise TriggerError(f"cannot emulate activation {name!r} of {activation.name}")
+                    msg = f"cannot emulate activation {name!r} of {activation.name}"
+                    raise TriggerError(msg)
                 result = fixed_type(activation.get_output_variable().type.precision)
             kernel = _kernel(layer, current, bounds, dense_result, activation, result)
             kernels.append(kernel)
@@ -166,20 +173,21 @@ class Emulator:
         try:
             kernels = []
             for n, described in enumerate(meta["kernels"]):
-                kw = {k: FixedType.parse(v) if k in ("accum", "mid", "result") and v else v
+                kw: dict[str, Any] = {k: FixedType.parse(v) if k in ("accum", "mid", "result") and v else v
                       for k, v in described.items()}
                 kw.update(weight=data[f"{n}.weight"], bias=data[f"{n}.bias"],
                           out_bounds=(data[f"{n}.low"], data[f"{n}.high"]))
                 kernels.append(Kernel(**kw))
             return cls(FixedType.parse(meta["input_type"]), tuple(kernels))
         except (KeyError, TypeError, ValueError) as e:
-            raise TriggerError(f"{path}: damaged emulator file ({e})") from None
+            msg = f"{path}: damaged emulator file ({e})"
+            raise TriggerError(msg) from None
 
     @property
     def output_type(self) -> FixedType:
         return self.kernels[-1].result if self.kernels else self.input_type
 
-    def predict(self, x: NDArray[np.floating]) -> F64:
+    def predict(self, x: NDArray[np.floating[Any]]) -> F64:
         """Outputs for a batch of float inputs, cast to the input type first as the C-sim does."""
         t = self.input_type
         q = _round(np.asarray(x, dtype=np.float64) * 2.0**t.fractional, t.rounding)
@@ -187,7 +195,7 @@ class Emulator:
             q = t.wrap_or_saturate(q)
         return self.predict_mantissas(q)
 
-    def predict_mantissas(self, q: NDArray[np.floating]) -> F64:
+    def predict_mantissas(self, q: NDArray[np.floating[Any]]) -> F64:
         """Outputs for inputs given as integer mantissas of ``input_type`` (already in range)."""
         for kernel in self.kernels:
             q = kernel(q)
@@ -202,8 +210,11 @@ def _kernel(layer: Any, x_type: FixedType, bounds: Bounds, dense_result: FixedTy
     w_int = weight_type.to_integers(layer.weights["weight"].data).astype(np.float64)
     product_frac = x_type.fractional + weight_type.fractional
     if product_frac > accum.fractional:
-        raise TriggerError(f"layer {layer.name}: accum_t {accum} truncates each product; "
-                           "widen accum_t (hls4ml's auto precision does) to emulate it")
+        msg = (
+            f"layer {layer.name}: accum_t {accum} truncates each product; "
+                           "widen accum_t (hls4ml's auto precision does) to emulate it"
+        )
+        raise TriggerError(msg)
     lossless = (dense_result.fractional >= accum.fractional
                 and dense_result.integer >= accum.integer and dense_result.signed >= accum.signed)
     mid = dense_result if activation is not None and not lossless else None
@@ -215,7 +226,8 @@ def _kernel(layer: Any, x_type: FixedType, bounds: Bounds, dense_result: FixedTy
     acc_high = np.maximum(w_int * low[:, None], w_int * high[:, None]).sum(0) + bias_prod
     magnitude = max(np.abs(acc_low).max(), np.abs(acc_high).max(), 1.0)
     if magnitude >= 2.0**53:
-        raise TriggerError(f"layer {layer.name}: sums of {np.log2(magnitude):.0f} bits are not exact")
+        msg = f"layer {layer.name}: sums of {np.log2(magnitude):.0f} bits are not exact"
+        raise TriggerError(msg)
     dtype = np.float32 if magnitude < 2.0**24 and np.abs(bounds).max() < 2.0**24 else np.float64
     accum_limit = 2.0 ** (accum.width - 1) * 2.0 ** (product_frac - accum.fractional)
     may_wrap = bool(acc_low.min() < -accum_limit or acc_high.max() >= accum_limit)

@@ -55,13 +55,16 @@ def parse_yosys_stat(stat_json: str, top: str) -> dict[str, int]:
     try:
         modules = json.loads(stat_json)["modules"]
     except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise TriggerError(f"not the output of yosys `stat -json`: {err}") from err
+        msg = f"not the output of yosys `stat -json`: {err}"
+        raise TriggerError(msg) from err
     module = modules.get(f"\\{top}", modules.get(top))
     if module is None:
-        raise TriggerError(f"yosys `stat -json` has no module {top!r}; it has {', '.join(modules) or 'none'}")
+        msg = f"yosys `stat -json` has no module {top!r}; it has {', '.join(modules) or 'none'}"
+        raise TriggerError(msg)
     cells = {str(k): int(v) for k, v in module.get("num_cells_by_type", {}).items() if not k.startswith("$scope")}
     if not cells:
-        raise TriggerError(f"the yosys cell statistics of {top!r} are empty")
+        msg = f"the yosys cell statistics of {top!r} are empty"
+        raise TriggerError(msg)
     return cells
 
 
@@ -88,8 +91,11 @@ def run_yosys(design: RtlDesign, part: str, yosys: str = YOWASP) -> dict[str, in
     run = subprocess.run([*yosys_command(yosys), "-q", "-l", "yosys.log", "-p", script], cwd=design.directory,
                          capture_output=True, text=True, check=False)
     if run.returncode != 0:
-        raise TriggerError(f"yosys failed (log: {design.directory / 'yosys.log'}): "
-                           f"{(run.stderr or run.stdout).strip()[-800:]}")
+        msg = (
+            f"yosys failed (log: {design.directory / 'yosys.log'}): "
+                           f"{(run.stderr or run.stdout).strip()[-800:]}"
+        )
+        raise TriggerError(msg)
     return parse_yosys_stat((design.directory / "stat.json").read_text(), design.top)
 
 
@@ -116,7 +122,7 @@ class Estimate:
         path.write_text(json.dumps(asdict(self), indent=1) + "\n")
 
 
-def estimate(artifact: Artifact, out_dir: str | Path, particles: NDArray[np.floating], part: str = DEFAULT_PART,
+def estimate(artifact: Artifact, out_dir: str | Path, particles: NDArray[np.floating[Any]], part: str = DEFAULT_PART,
              clock_ns: float = DEFAULT_CLOCK_NS, latency_cutoff: float = 5.0, yosys: str = YOWASP,
              progress: Callable[[str], None] = print) -> Estimate:
     """Write the artifact's firmware as RTL to ``out_dir``, check it against the emulator on

@@ -75,11 +75,13 @@ class Timing:
 
 def _number(node: ET.Element | None, path: str) -> float:
     if node is None or (child := node.find(path)) is None or child.text is None:
-        raise ReportError(f"csynth report has no {path}")
+        msg = f"csynth report has no {path}"
+        raise ReportError(msg)
     try:
         return float(child.text.split()[0])
     except ValueError as err:
-        raise ReportError(f"csynth report: {path} = {child.text!r} is not a number") from err
+        msg = f"csynth report: {path} = {child.text!r} is not a number"
+        raise ReportError(msg) from err
 
 
 def parse_csynth_xml(text: str) -> HlsSynthesis:
@@ -87,14 +89,16 @@ def parse_csynth_xml(text: str) -> HlsSynthesis:
     try:
         root = ET.fromstring(re.sub(r' xmlns="[^"]+"', "", text, count=1))
     except ET.ParseError as err:
-        raise ReportError(f"csynth report is not XML ({err})") from err
+        msg = f"csynth report is not XML ({err})"
+        raise ReportError(msg) from err
     perf = root.find("PerformanceEstimates")
     area = root.find("AreaEstimates")
 
     def table(tag: str) -> dict[str, int]:
         node = area.find(tag) if area is not None else None
         if node is None:
-            raise ReportError(f"csynth report has no AreaEstimates/{tag}")
+            msg = f"csynth report has no AreaEstimates/{tag}"
+            raise ReportError(msg)
         return {_RESOURCE_NAMES.get(c.tag, c.tag): int(float(c.text or 0)) for c in node}
 
     return HlsSynthesis(
@@ -140,9 +144,11 @@ def parse_utilization(text: str) -> Utilization:
             used[name] = float(cells[header.index("Used")])
             available[name] = float(cells[header.index("Available")])
         except (ValueError, IndexError) as err:
-            raise ReportError(f"utilization report: cannot read the {label!r} row: {line.strip()}") from err
+            msg = f"utilization report: cannot read the {label!r} row: {line.strip()}"
+            raise ReportError(msg) from err
     if "LUT" not in used:
-        raise ReportError("utilization report has no LUT row (CLB LUTs or Slice LUTs)")
+        msg = "utilization report has no LUT row (CLB LUTs or Slice LUTs)"
+        raise ReportError(msg)
     return Utilization(used, available)
 
 
@@ -159,8 +165,10 @@ def parse_timing_summary(text: str) -> Timing:
                         return Timing(float(values[columns.index("WNS(ns)")]),
                                       float(values[columns.index("WHS(ns)")]))
                     except (ValueError, IndexError) as err:
-                        raise ReportError(f"timing summary: cannot read {row.strip()!r}") from err
-    raise ReportError("timing summary has no WNS(ns)/WHS(ns) table")
+                        msg = f"timing summary: cannot read {row.strip()!r}"
+                        raise ReportError(msg) from err
+    msg = "timing summary has no WNS(ns)/WHS(ns) table"
+    raise ReportError(msg)
 
 
 def read_reports(fw_dir: str | Path) -> dict[str, Any]:

@@ -42,7 +42,8 @@ def _cast(y: Any, t: FixedType) -> Any:
     if t.rounding in _DA4ML_ROUNDING:
         return y.quantize(*_kif(t), overflow_mode=overflow, round_mode=_DA4ML_ROUNDING[t.rounding])
     if t.rounding is not Rounding.RND_CONV:
-        raise TriggerError(f"the RTL flow supports TRN, RND and RND_CONV rounding, not {t.rounding.value}")
+        msg = f"the RTL flow supports TRN, RND and RND_CONV rounding, not {t.rounding.value}"
+        raise TriggerError(msg)
     k, i, f = (int(v) for v in np.max(y.kif, axis=tuple(range(1, y.kif.ndim))))
     wide = max(i, t.integer) + 2  # no overflow before the final saturation
     if f <= t.fractional:  # nothing is dropped: no rounding at all
@@ -65,7 +66,8 @@ def trace_network(emulator: Emulator) -> tuple[Any, Any]:
     x, t = _cast(inputs, emulator.input_type), emulator.input_type
     for k in emulator.kernels:
         if k.accum_may_wrap:
-            raise TriggerError(f"layer {k.name}: an accumulator that can wrap is not traced")
+            msg = f"layer {k.name}: an accumulator that can wrap is not traced"
+            raise TriggerError(msg)
         first = k.mid or k.result
         weight = np.asarray(k.weight, np.float64) * 2.0 ** (t.fractional - first.fractional)
         y = x @ weight + np.asarray(k.bias, np.float64) * 2.0**-first.fractional
@@ -116,7 +118,8 @@ def write_verilog(emulator: Emulator, name: str, out_dir: str | Path, part: str,
     from da4ml.trace import comb_trace, to_pipeline
 
     if latency_cutoff <= 0:
-        raise TriggerError(f"the latency cutoff must be positive, got {latency_cutoff}")
+        msg = f"the latency cutoff must be positive, got {latency_cutoff}"
+        raise TriggerError(msg)
     inputs, outputs = trace_network(emulator)
     comb = comb_trace(inputs, outputs)
     pipeline = to_pipeline(comb, latency_cutoff, verbose=False)
@@ -127,7 +130,7 @@ def write_verilog(emulator: Emulator, name: str, out_dir: str | Path, part: str,
                      int(sum(np.max(a) for a in kif_out)), int(np.max(kif_out[2])), n_in, n_out, float(comb.cost))
 
 
-def simulate(design: RtlDesign, inputs: NDArray[np.floating]) -> NDArray[np.float64]:
+def simulate(design: RtlDesign, inputs: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
     """Run the RTL on ``inputs`` with Verilator (da4ml's binding, built in ``design.directory/sim``)."""
     import os
 
@@ -140,6 +143,9 @@ def simulate(design: RtlDesign, inputs: NDArray[np.floating]) -> NDArray[np.floa
     try:  # _compile builds what write_verilog wrote, with our environment (compile() takes none)
         model._compile(openmp=False, nproc=os.cpu_count(), _env=env)
     except RuntimeError as err:
-        raise TriggerError(f"Verilator could not build the RTL simulation of {design.top} in "
-                           f"{design.directory / 'sim'}: {err}") from err
+        msg = (
+            f"Verilator could not build the RTL simulation of {design.top} in "
+                           f"{design.directory / 'sim'}: {err}"
+        )
+        raise TriggerError(msg) from err
     return np.asarray(model.predict(np.asarray(inputs, np.float64)), np.float64)

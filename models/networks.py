@@ -33,7 +33,9 @@ def _sampling_layer() -> Any:
     keras = _keras()
     import tensorflow as tf
 
-    class Sampling(keras.layers.Layer):
+    Layer: Any = keras.layers.Layer
+
+    class Sampling(Layer):  # type: ignore[misc]  # Keras ships no type information: the base is Any
         """z = mu + exp(log_var / 2) * eps; adds the weighted KL divergence to the loss."""
 
         def __init__(self, kl_weight: float = 1.0, **kwargs: Any) -> None:

@@ -47,14 +47,16 @@ class NumpyNetwork:
     def from_keras(cls, model: Any) -> NumpyNetwork:
         """Read a functional Keras model made of Dense, ReLU, LeakyReLU and Activation layers."""
         if len(model.inputs) != 1:
-            raise TriggerError(f"{model.name}: expected one input, found {len(model.inputs)}")
+            msg = f"{model.name}: expected one input, found {len(model.inputs)}"
+            raise TriggerError(msg)
         steps, weights = [], {}
         input_name = model.layers[0].name
         for layer in model.layers[1:]:
             kind, alpha, relu_after = _layer_kind(layer)
             inbound = layer.inbound_nodes[0].inbound_layers
             if isinstance(inbound, list):
-                raise TriggerError(f"{model.name}: layer {layer.name} has several inputs")
+                msg = f"{model.name}: layer {layer.name} has several inputs"
+                raise TriggerError(msg)
             if kind == "dense":
                 kernel, bias = layer.get_weights()
                 weights[layer.name] = (kernel.astype(np.float32), bias.astype(np.float32))
@@ -62,7 +64,7 @@ class NumpyNetwork:
         outputs = tuple(t.name.split("/")[0] for t in model.outputs)
         return cls(input_name, tuple(steps), weights, outputs)
 
-    def predict(self, x: NDArray[np.floating]) -> list[F32]:
+    def predict(self, x: NDArray[np.floating[Any]]) -> list[F32]:
         """The outputs for a batch of inputs (float32, as Keras computes them)."""
         values: dict[str, F32] = {self.input_name: np.asarray(x, np.float32)}
         for step in self.steps:
@@ -82,7 +84,7 @@ class NumpyNetwork:
 
     def save(self, path: str | Path) -> None:
         meta = {"input": self.input_name, "outputs": list(self.outputs), "steps": [s.__dict__ for s in self.steps]}
-        arrays = {f"{name}.{part}": w for name, pair in self.weights.items() for part, w in zip("kb", pair)}
+        arrays = {f"{name}.{part}": w for name, pair in self.weights.items() for part, w in zip("kb", pair, strict=False)}
         save_arrays(path, FORMAT, meta, arrays)
 
     @classmethod
@@ -93,7 +95,8 @@ class NumpyNetwork:
             weights = {s.name: (data[f"{s.name}.k"], data[f"{s.name}.b"]) for s in steps if s.kind == "dense"}
             return cls(meta["input"], steps, weights, tuple(meta["outputs"]))
         except (KeyError, TypeError) as e:
-            raise TriggerError(f"{path}: damaged numpy network ({e})") from None
+            msg = f"{path}: damaged numpy network ({e})"
+            raise TriggerError(msg) from None
 
 
 def _layer_kind(layer: Any) -> tuple[str, float, bool]:
@@ -101,15 +104,18 @@ def _layer_kind(layer: Any) -> tuple[str, float, bool]:
     if cls == "Dense":
         activation = layer.get_config()["activation"]
         if activation not in ("linear", "relu"):
-            raise TriggerError(f"layer {layer.name}: activation {activation!r} not supported")
+            msg = f"layer {layer.name}: activation {activation!r} not supported"
+            raise TriggerError(msg)
         return "dense", 0.0, activation == "relu"
     if cls == "ReLU":
         config = layer.get_config()
         if config.get("max_value") is not None or config.get("threshold", 0) or config.get("negative_slope", 0):
-            raise TriggerError(f"layer {layer.name}: only a plain ReLU is supported")
+            msg = f"layer {layer.name}: only a plain ReLU is supported"
+            raise TriggerError(msg)
         return "relu", 0.0, False
     if cls == "LeakyReLU":
         return "leaky_relu", float(layer.get_config()["alpha"]), False
     if cls == "Activation" and layer.get_config()["activation"] in ("relu", "linear"):
         return layer.get_config()["activation"], 0.0, False
-    raise TriggerError(f"layer {layer.name} ({cls}) has no numpy forward pass here")
+    msg = f"layer {layer.name} ({cls}) has no numpy forward pass here"
+    raise TriggerError(msg)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -12,7 +13,7 @@ from trigger.schema import N_OBJECTS
 
 __all__ = ("MASKED_SCORES", "SCORES", "anomaly_score", "firmware_score")
 
-F = NDArray[np.floating]
+F = NDArray[np.floating[Any]]
 
 #: score name -> what it measures
 SCORES = {
@@ -33,23 +34,26 @@ def anomaly_score(score: str, inputs: F, outputs: F | Sequence[F], mask: NDArray
     if score in ("mu2", "kl"):
         mu, log_var = (np.asarray(o, np.float64) for o in outputs)
         if score == "mu2":
-            return np.sum(mu * mu, axis=1)
-        return -0.5 * np.sum(1 + log_var - mu * mu - np.exp(log_var), axis=1)
+            return cast(F, np.sum(mu * mu, axis=1))
+        return cast(F, -0.5 * np.sum(1 + log_var - mu * mu - np.exp(log_var), axis=1))
     diff = np.asarray(inputs, np.float64) - np.asarray(outputs, np.float64)
     if score == "mse":  # row sums of squares by einsum: one pass, several times np.mean's speed
-        return np.einsum("ij,ij->i", diff, diff) / diff.shape[1]
+        return cast(F, np.einsum("ij,ij->i", diff, diff) / diff.shape[1])
     if score == "masked_mse":
-        return np.sum(mask * diff * diff, axis=1) / np.maximum(mask.sum(axis=1), 1)
+        filled = cast(NDArray[np.bool_], mask)  # MASKED_SCORES: callers always pass the mask
+        return cast(F, np.sum(filled * diff * diff, axis=1) / np.maximum(filled.sum(axis=1), 1))
     if score == "ffn":
         per_slot = diff.reshape(len(diff), N_OBJECTS, 3)
-        return np.mean(np.abs(per_slot[..., 0]) + per_slot[..., 1] ** 2 + per_slot[..., 2] ** 2, axis=1)
-    raise ValueError(f"unknown score {score!r}; known: {', '.join(SCORES)}")
+        return cast(F, np.mean(np.abs(per_slot[..., 0]) + per_slot[..., 1] ** 2 + per_slot[..., 2] ** 2, axis=1))
+    msg = f"unknown score {score!r}; known: {', '.join(SCORES)}"
+    raise ValueError(msg)
 
 
 def firmware_score(score: str, outputs: F, inputs: F, mask: NDArray[np.bool_] | None) -> F:
     """The score from the firmware network's outputs: the reconstruction, or the VAE's mu only."""
     if score == "kl":
-        raise TriggerError("the VAE 'kl' score needs log_var, which is not on chip; use score mu2")
+        msg = "the VAE 'kl' score needs log_var, which is not on chip; use score mu2"
+        raise TriggerError(msg)
     if score == "mu2":
         return anomaly_score(score, inputs, (outputs, np.zeros_like(outputs)), mask)
     return anomaly_score(score, inputs, outputs, mask)

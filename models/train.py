@@ -26,7 +26,7 @@ from trigger.errors import UsageError
 from trigger.events import open_events
 from trigger.preprocess import Scaler, filled_mask
 from trigger.rates import fpr_for_rate, parse_rate
-from trigger.thresholds import threshold_for
+from trigger.thresholds import ThresholdEstimate, threshold_for
 
 __all__ = ("Split", "split_events", "train")
 
@@ -48,7 +48,8 @@ def split_events(n_events: int, validation_fraction: float, test_fraction: float
     n_val = round(n_events * validation_fraction)
     n_train = n_events - n_val - n_test
     if min(n_train, n_val, n_test) < 1:
-        raise UsageError(f"{n_events} events are too few to split into train/validation/test")
+        msg = f"{n_events} events are too few to split into train/validation/test"
+        raise UsageError(msg)
     return Split((0, n_train), (n_train, n_train + n_val), (n_train + n_val, n_events))
 
 
@@ -72,8 +73,8 @@ def _targets(name: str, x: NDArray[np.float32], mask: NDArray[np.bool_]) -> NDAr
 def _epoch_logger(variant: str, epochs: int, out: Any) -> Any:
     import tensorflow as tf
 
-    class EpochLogger(tf.keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+    class EpochLogger(tf.keras.callbacks.Callback):  # type: ignore[misc]  # TensorFlow is untyped: the base is Any
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:  # noqa: ARG002  (Keras API)
             self.start = time.monotonic()
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
@@ -123,13 +124,17 @@ def train(config: Config, data_path: str | Path, out_dir: str | Path, log: Any =
     print(f"training {mc.name} ({mc.kind}, {mc.parameters_hint}) on {split.train[1]} SM events, "
           f"validating on {split.validation[1] - split.validation[0]}, "
           f"holding out {split.test[1] - split.test[0]}", file=log, flush=True)
-    scaler = Scaler(mc.scaling, mc.log_pt, mc.input_type or None).fit(parts["train"])
+    # Scaler.__post_init__ checks the method and parses an input_type given as text
+    scaler = Scaler(mc.scaling, mc.log_pt, mc.input_type or None).fit(parts["train"])  # type: ignore[arg-type]
     data = {}
     for name in ("train", "validation"):
         x = scaler.transform(parts[name])
         data[name] = (x, _targets(mc.loss, x, filled_mask(parts[name])))
     out_dir.mkdir(parents=True, exist_ok=True)
     variants = ("quantized", "float") if mc.quantized else ("float",)
+    networks: dict[str, Networks]
+    history: dict[str, dict[str, list[float]]]
+    seconds: dict[str, float]
     networks, history, seconds = {}, {}, {}
     for variant in reversed(variants):  # the float twin first: the quantized model starts from it
         start = time.monotonic()
@@ -139,6 +144,8 @@ def train(config: Config, data_path: str | Path, out_dir: str | Path, log: Any =
     networks = {variant: networks[variant] for variant in variants}  # the quantized model first
     artifact = Artifact(out_dir, config, scaler, networks)
     fpr = fpr_for_rate(parse_rate(tc.accept_rate), parse_rate(tc.bx_rate))
+    thresholds: dict[str, ThresholdEstimate]
+    metrics: dict[str, Any]
     thresholds, metrics = {}, {"test_events": len(parts["test"]), "target_fpr": fpr}
     for variant in variants:
         scores = artifact.score(parts["test"], variant)

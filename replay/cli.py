@@ -45,7 +45,8 @@ ROLES = {
 def _host_port(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65530:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+        msg = f"expected HOST:PORT, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
     return host, int(port)
 
 
@@ -177,7 +178,8 @@ def _run_local(args: argparse.Namespace) -> int:
 
     out = args.out or Path("runs") / time.strftime("replay-%Y%m%d-%H%M%S")
     if out.exists() and any(out.iterdir()):
-        raise UsageError(f"{out} is not empty; choose another --out")
+        msg = f"{out} is not empty; choose another --out"
+        raise UsageError(msg)
     run = ReplayRun(tuple(args.input), args.model, out, _config(args), args.events, args.loop, args.workers,
                     args.reference_backend, args.transport, args.curve)
     summary = run_replay(run, progress=None if args.quiet or args.json else sys.stderr)

@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import zmq
@@ -85,7 +85,7 @@ class _Decided:
     bx0: int
     scores: NDArray[np.float64]
     accepted: NDArray[np.int64]
-    accepted_events: NDArray[np.floating]
+    accepted_events: NDArray[np.floating[Any]]
 
 
 class Collector:
@@ -136,6 +136,8 @@ class Collector:
         fields_ = {"seq": int, "bx0": int, "n": int, "t_sent": int}
         header = decode_header(frames, fields_)
         scores, accepted, accepted_events, quarantined, quarantined_events = _arrays(frames, header, 5)
+        n: int
+        seq: int
         n, seq = header["n"], header["seq"]
         if (scores.shape != (n,) or scores.dtype != np.float64 or accepted.dtype != np.int64
                 or quarantined.dtype != np.int64 or accepted_events.shape[1:] != (19, 4)
@@ -190,6 +192,7 @@ class Collector:
         if header.get("role") == "reference" or not all(type(v) is int for v in (seq, n, bx0)):
             self.counts.rejected_frames[reason] += 1
             return None
+        seq, n = cast(int, seq), cast(int, n)  # all three are ints (checked just above)
         if seq in self.decided or not 0 <= n <= 1 << 20:
             self.counts.duplicate_batches += seq in self.decided
             return seq if seq in self.decided else None
@@ -239,13 +242,13 @@ class Collector:
 
     def _maybe_flush(self, force: bool = False) -> None:
         if self._accepted and (force or self._accepted_held >= self._flush_events):
-            parts = [np.concatenate(column) for column in zip(*self._accepted)]
+            parts = [np.concatenate(column) for column in zip(*self._accepted, strict=False)]
             self.accepted_file.append(parts[0], bx=parts[1], timestamp_ns=parts[2], score=parts[3],
                                       reference_score=parts[4])
             self._accepted.clear()
             self._accepted_held = 0
         if self._quarantined and (force or len(self._quarantined) > 16):
-            parts = [np.concatenate(column) for column in zip(*self._quarantined)]
+            parts = [np.concatenate(column) for column in zip(*self._quarantined, strict=False)]
             self.quarantine_file.append(parts[0], bx=parts[1], reason=parts[2])
             self._quarantined.clear()
 

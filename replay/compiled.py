@@ -36,6 +36,7 @@ from trigger.schema import N_OBJECTS
 __all__ = ("Casts", "CompiledNetwork", "FirstProduct", "SquaresScore", "Workspace")
 
 F64 = NDArray[np.float64]
+Floats = NDArray[np.floating[Any]]
 
 
 def exact_dtype(t: FixedType) -> type:
@@ -59,8 +60,9 @@ class Workspace:
 
 
 @numba.njit(cache=True, nogil=True)
-def _project_and_multiply(particles, center, step, log_pt, grid_low, grid_high, weight,
-                          q, product):  # pragma: no cover - compiled; tested through FirstProduct
+def _project_and_multiply(particles: Floats, center: F64, step: F64, log_pt: bool, grid_low: float,
+                          grid_high: float, weight: F64, q: Floats,
+                          product: F64) -> None:  # pragma: no cover - compiled; tested through FirstProduct
     n, slots, width = particles.shape[0], particles.shape[1], weight.shape[1]
     for e in range(n):
         for j in range(width):
@@ -97,7 +99,7 @@ class FirstProduct:
     weight: F64
 
     @classmethod
-    def build(cls, scaler: Scaler, weight: NDArray[np.floating]) -> FirstProduct:
+    def build(cls, scaler: Scaler, weight: Floats) -> FirstProduct:
         """From the artifact's scaler and the first kernel's (integer-valued) weights."""
         return cls(
             center=np.ascontiguousarray(scaler.center, np.float64),
@@ -112,7 +114,7 @@ class FirstProduct:
         """The grid projection alone (a product of width 0): what the float reference reads."""
         return cls.build(scaler, np.zeros((N_OBJECTS * 3, 0)))
 
-    def __call__(self, particles: NDArray[np.floating], work: Workspace | None = None) -> tuple[F64, F64]:
+    def __call__(self, particles: Floats, work: Workspace | None = None) -> tuple[F64, F64]:
         particles = np.ascontiguousarray(particles)
         work = work or Workspace()
         q = work.rows("q", len(particles), N_OBJECTS * 3, exact_dtype(self.grid))
@@ -123,7 +125,8 @@ class FirstProduct:
 
 
 @numba.njit(cache=True, nogil=True)
-def _cast(out, bias, lowest, floor, low, high, scale, dst):  # pragma: no cover - compiled
+def _cast(out: Floats, bias: Floats, lowest: np.floating[Any], floor: bool, low: np.floating[Any],
+          high: np.floating[Any], scale: np.floating[Any], dst: Floats) -> None:  # pragma: no cover - compiled
     # branch-free in the product's dtype (the bounds come in it too), so the loop vectorizes
     for e in range(out.shape[0]):
         for j in range(out.shape[1]):
@@ -138,7 +141,7 @@ class Casts:
     lower bound of 0 (else -inf), saturation the bounds ``low``/``high`` (else infinite). The
     bounds are scalars of the product's dtype, so the float32 layers stay in float32."""
 
-    bias: NDArray[np.floating]
+    bias: Floats
     lowest: np.floating[Any]
     floor: bool  # TRN; else RND_CONV
     low: np.floating[Any]
@@ -163,7 +166,7 @@ class Casts:
         return cls(kernel.bias, typed(0.0 if kernel.relu else -np.inf), t.rounding is Rounding.TRN, typed(low),
                    typed(high), typed(scale))
 
-    def __call__(self, out: NDArray[np.floating], dst: NDArray[np.floating]) -> NDArray[np.floating]:
+    def __call__(self, out: Floats, dst: Floats) -> Floats:
         """The cast mantissas of the product ``out``, times ``scale``, written into ``dst``."""
         _cast(out, self.bias, self.lowest, self.floor, self.low, self.high, self.scale, dst)
         return dst
@@ -176,7 +179,7 @@ class _Step:
     dtype: Any  # what the casts write: the next product's dtype, or the outputs' (exact) dtype
     gemm: Any  # SciPy's sgemm or dgemm for the kernel's weights
 
-    def product(self, x: NDArray[np.floating], out: NDArray[np.floating]) -> NDArray[np.floating]:
+    def product(self, x: Floats, out: Floats) -> Floats:
         """``x @ weight`` into ``out`` (both C-ordered): as Fortran's GEMM sees the transposes,
         ``out.T = weight.T @ x.T``, computed in place without a copy."""
         weight = self.kernel.weight
@@ -210,7 +213,7 @@ class CompiledNetwork:
     def casts(self) -> tuple[Casts | None, ...]:
         return tuple(step.casts for step in self.steps)
 
-    def outputs(self, first_product: NDArray[np.floating], work: Workspace | None = None) -> NDArray[np.floating]:
+    def outputs(self, first_product: Floats, work: Workspace | None = None) -> Floats:
         """The network's outputs (equal to ``Emulator.predict``'s; float32 when exact) from the
         first kernel's product."""
         work = work or Workspace()
@@ -229,7 +232,8 @@ class CompiledNetwork:
 
 
 @numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})  # exact sums: any order, fused or not
-def _sum_of_squares(outputs, q, q_lsb, reconstruction, divisor, scores):  # pragma: no cover - compiled
+def _sum_of_squares(outputs: Floats, q: Floats, q_lsb: float, reconstruction: bool, divisor: float,
+                    scores: F64) -> None:  # pragma: no cover - compiled
     for e in range(outputs.shape[0]):
         total = 0.0
         for k in range(outputs.shape[1]):
@@ -261,7 +265,7 @@ class SquaresScore:
             return None
         return cls(score == "mse", inp.lsb)
 
-    def __call__(self, outputs: NDArray[np.floating], q: NDArray[np.floating]) -> F64:
+    def __call__(self, outputs: Floats, q: Floats) -> F64:
         """Scores from the outputs (real units) and the input mantissas ``q`` (float32 or 64)."""
         scores = np.empty(len(outputs))
         _sum_of_squares(outputs, q, self.input_lsb, self.reconstruction,

@@ -33,10 +33,14 @@ def parse_replay_rate(text: str) -> ReplayRate:
     try:
         hz = parse_rate(body)
     except UsageError:
-        raise UsageError(f"cannot read rate {text!r}; expected e.g. 40MHz-sim (simulated bunch crossings, "
-                         "as fast as possible) or 100kHz / 1MHz (paced on the wall clock)") from None
+        msg = (
+            f"cannot read rate {text!r}; expected e.g. 40MHz-sim (simulated bunch crossings, "
+                         "as fast as possible) or 100kHz / 1MHz (paced on the wall clock)"
+        )
+        raise UsageError(msg) from None
     if simulated and hz != BX_RATE_HZ:
-        raise UsageError(f"a simulated clock runs at the bunch-crossing rate; use 40MHz-sim, not {text!r}")
+        msg = f"a simulated clock runs at the bunch-crossing rate; use 40MHz-sim, not {text!r}"
+        raise UsageError(msg)
     return ReplayRate(text, hz, simulated)
 
 
@@ -79,13 +83,16 @@ class ReplayConfig:
 
     def __post_init__(self) -> None:
         if not 1 <= self.batch_size <= self.max_events_per_frame:
-            raise UsageError(f"batch size {self.batch_size} must be between 1 and {self.max_events_per_frame}")
+            msg = f"batch size {self.batch_size} must be between 1 and {self.max_events_per_frame}"
+            raise UsageError(msg)
         for name in ("credits", "hwm", "liveness"):
             if getattr(self, name) < 1:
-                raise UsageError(f"{name} must be at least 1")
+                msg = f"{name} must be at least 1"
+                raise UsageError(msg)
         for name in ("ack_timeout_s", "heartbeat_s", "ready_timeout_s", "deadline_s", "progress_s"):
             if not getattr(self, name) > 0:
-                raise UsageError(f"{name} must be positive")
+                msg = f"{name} must be positive"
+                raise UsageError(msg)
 
     @property
     def max_frame_bytes(self) -> int:

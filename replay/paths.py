@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -44,9 +44,10 @@ _MANIFEST = "bundle.json"
 
 
 class ScoringPath(Protocol):
-    threshold: float
+    @property
+    def threshold(self) -> float: ...  # read-only: EmulatedPath is a frozen dataclass
 
-    def scores(self, particles: NDArray[np.floating]) -> F64: ...
+    def scores(self, particles: NDArray[np.floating[Any]]) -> F64: ...
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,8 @@ class EmulatedPath:
     def __post_init__(self) -> None:
         grid, fw = self.scaler.input_type, self.emulator.input_type
         if grid is None or (grid.width, grid.integer, grid.signed) != (fw.width, fw.integer, fw.signed):
-            raise ArtifactError(f"scaler grid {grid} differs from the firmware input {fw}")
+            msg = f"scaler grid {grid} differs from the firmware input {fw}"
+            raise ArtifactError(msg)
 
     @cached_property
     def first_product(self) -> FirstProduct:
@@ -80,10 +82,10 @@ class EmulatedPath:
     def workspace(self) -> Workspace:
         return Workspace()
 
-    def scores(self, particles: NDArray[np.floating]) -> F64:
+    def scores(self, particles: NDArray[np.floating[Any]]) -> F64:
         return in_chunks(self._scores, particles)
 
-    def _scores(self, particles: NDArray[np.floating]) -> F64:
+    def _scores(self, particles: NDArray[np.floating[Any]]) -> F64:
         q, product = self.first_product(particles, self.workspace)  # grid_mantissas, q @ first weight
         outputs = self.network.outputs(product, self.workspace)  # the emulator's kernels, casts compiled
         if self.squares_score is not None:
@@ -100,19 +102,20 @@ class ReferencePath:
             scaler, network, score, threshold, backend)
         self._project = None if scaler.input_type is None else FirstProduct.projection(scaler)
 
-    def scores(self, particles: NDArray[np.floating]) -> F64:
+    def scores(self, particles: NDArray[np.floating[Any]]) -> F64:
         if self.backend == "numpy":
             return in_chunks(self._scores, particles)
         return self._scores(np.asarray(particles))  # one large batch for the GPU
 
-    def _scores(self, particles: NDArray[np.floating]) -> F64:
+    def _scores(self, particles: NDArray[np.floating[Any]]) -> F64:
         if len(particles) == 0:
             return np.zeros(0)
         grid = self.scaler.input_type
         if grid is None:
             x = self.scaler.transform(particles)
         else:
-            x = np.multiply(self._project(particles)[0], grid.lsb, dtype=np.float32)
+            project = cast(FirstProduct, self._project)  # built whenever the scaler has a grid
+            x = np.multiply(project(particles)[0], grid.lsb, dtype=np.float32)
         if self.backend == "numpy":
             outputs = self.network.predict(x)
         else:
@@ -130,12 +133,12 @@ def warm_up(path: ScoringPath) -> None:
         path.scores(np.zeros((1, N_OBJECTS, 4), dtype))
 
 
-def _mask(score: str, particles: NDArray[np.floating]) -> NDArray[np.bool_] | None:
+def _mask(score: str, particles: NDArray[np.floating[Any]]) -> NDArray[np.bool_] | None:
     """The (N, 57) mask of filled slots' inputs, computed only for the scores that read it."""
     return input_mask(particles[..., PT] > 0) if score in MASKED_SCORES else None
 
 
-def grid_mantissas(scaler: Scaler, particles: NDArray[np.floating]) -> F64:
+def grid_mantissas(scaler: Scaler, particles: NDArray[np.floating[Any]]) -> F64:
     """Input mantissas, equal to ``scaler.transform(particles) * 2**F`` (tested), computed on the
     filled slots only (about one in six): empty slots are exactly 0 after the scaler's mask.
 
@@ -160,7 +163,7 @@ def grid_mantissas(scaler: Scaler, particles: NDArray[np.floating]) -> F64:
     return x.reshape(n, N_OBJECTS * 3)
 
 
-def in_chunks(score: Callable[[NDArray[np.floating]], F64], particles: NDArray[np.floating],
+def in_chunks(score: Callable[[NDArray[np.floating[Any]]], F64], particles: NDArray[np.floating[Any]],
               chunk: int = 2048) -> F64:
     """``score`` over chunks of ``chunk`` events, so every intermediate array stays in cache."""
     particles = np.asarray(particles)
@@ -182,7 +185,8 @@ def gpu_visible() -> bool:
 def resolve_backend(requested: str) -> str:
     """``auto`` -> tensorflow when a GPU is visible, numpy otherwise."""
     if requested not in BACKENDS:
-        raise TriggerError(f"unknown reference backend {requested!r}; expected one of {', '.join(BACKENDS)}")
+        msg = f"unknown reference backend {requested!r}; expected one of {', '.join(BACKENDS)}"
+        raise TriggerError(msg)
     if requested == "auto":
         return "tensorflow" if gpu_visible() else "numpy"
     return requested
@@ -195,8 +199,11 @@ def write_bundle(artifact_dir: str | Path, out: str | Path) -> dict[str, Any]:
 
     artifact = load_artifact(artifact_dir)
     if "quantized" not in artifact.networks:
-        raise TriggerError(f"{artifact_dir}: a float-only model has no firmware to replay; "
-                           "give a quantized model (--model)")
+        msg = (
+            f"{artifact_dir}: a float-only model has no firmware to replay; "
+                           "give a quantized model (--model)"
+        )
+        raise TriggerError(msg)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     emulator_for(artifact).save(out / "emulator.npz")
@@ -215,9 +222,10 @@ def write_bundle(artifact_dir: str | Path, out: str | Path) -> dict[str, Any]:
 def read_bundle(bundle: str | Path) -> dict[str, Any]:
     """The manifest of a bundle written by :func:`write_bundle` (a clear error when it is not one)."""
     try:
-        return json.loads((Path(bundle) / _MANIFEST).read_text())
+        return cast(dict[str, Any], json.loads((Path(bundle) / _MANIFEST).read_text()))
     except (OSError, ValueError) as e:
-        raise ArtifactError(f"{bundle}: no readable replay bundle ({e})") from None
+        msg = f"{bundle}: no readable replay bundle ({e})"
+        raise ArtifactError(msg) from None
 
 
 def load_emulated(bundle: str | Path) -> EmulatedPath:
@@ -232,7 +240,8 @@ def load_reference(bundle: str | Path, backend: str) -> ReferencePath:
     bundle = Path(bundle)
     m = read_bundle(bundle)
     if m["reference_threshold"] is None:
-        raise TriggerError(f"{m['model']}: no float twin to use as the reference; use --reference-backend none")
+        msg = f"{m['model']}: no float twin to use as the reference; use --reference-backend none"
+        raise TriggerError(msg)
     scaler = Scaler.load(bundle / "scaler.json")
     if backend == "tensorflow":
         from models.artifact import load_artifact

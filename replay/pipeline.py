@@ -58,10 +58,11 @@ def free_tcp_base(count: int = 4) -> int:
     for _ in range(50):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
+            base: int = s.getsockname()[1]
         if base + count < 65536 and all(_port_free(base + i) for i in range(count)):
             return base
-    raise RoleError("no free tcp ports on 127.0.0.1")
+    msg = "no free tcp ports on 127.0.0.1"
+    raise RoleError(msg)
 
 
 def _port_free(port: int) -> bool:
@@ -107,9 +108,14 @@ class _Roles:
 def run_replay(run: ReplayRun, progress: TextIO | None = sys.stderr, roles: _Roles | None = None) -> dict[str, Any]:
     """Replay ``run.inputs`` through the pipeline; returns (and writes) the run summary."""
     if run.workers < 1:
-        raise UsageError(f"--workers must be at least 1, got {run.workers}")
+        msg = f"--workers must be at least 1, got {run.workers}"
+        raise UsageError(msg)
     if run.curve_keys is not None and run.transport != "tcp":
-        raise UsageError("CurveZMQ keys (--curve) protect tcp; add --transport tcp")
+        msg = "CurveZMQ keys (--curve) protect tcp; add --transport tcp"
+        raise UsageError(msg)
+    if run.model is None:
+        msg = "a replay on this machine needs a model (--model); only a remote source runs without one"
+        raise UsageError(msg)
     curve = Curve(run.curve_keys) if run.curve_keys is not None else None
     backend = resolve_backend(run.reference_backend)
     with Interrupt() as interrupt:

@@ -27,7 +27,8 @@ def create_keys(directory: str | Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     for name in ("server", "client"):
         if (directory / f"{name}.key_secret").exists():
-            raise UsageError(f"{directory / name}.key_secret exists; not overwriting keys")
+            msg = f"{directory / name}.key_secret exists; not overwriting keys"
+            raise UsageError(msg)
         zmq.auth.create_certificates(directory, name)
     return directory
 
@@ -44,7 +45,8 @@ class Curve:
         try:
             return zmq.auth.load_certificate(path)
         except (OSError, ValueError) as e:
-            raise UsageError(f"cannot read CurveZMQ key {path} ({e}); create keys with `replay keys DIR`") from None
+            msg = f"cannot read CurveZMQ key {path} ({e}); create keys with `replay keys DIR`"
+            raise UsageError(msg) from None
 
     def server(self, sock: zmq.Socket[Any]) -> None:
         """Before ``bind``: encrypt, and accept only clients whose key is in the directory."""

@@ -20,7 +20,7 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Self, TextIO
 
@@ -83,7 +83,7 @@ class _Batch:
 
     seq: int
     bx0: int
-    particles: NDArray[np.floating]
+    particles: NDArray[np.floating[Any]]
     due_ns: int | None
 
     def release_ns(self, rate_hz: float) -> int:
@@ -298,11 +298,14 @@ class _Head:
             if problem:
                 raise RoleError(problem)
             if time.monotonic() > deadline:
-                raise RoleError(f"no READY from the {', '.join(missing)} within {self.config.ready_timeout_s:.0f} s; "
-                                "check that the role is running and its endpoints match")
+                msg = (
+                    f"no READY from the {', '.join(missing)} within {self.config.ready_timeout_s:.0f} s; "
+                                "check that the role is running and its endpoints match"
+                )
+                raise RoleError(msg)
             self.receive(100)
 
-    def run(self, stream: Iterator[NDArray[np.floating]], interrupt: Interrupt) -> SourceStats:
+    def run(self, stream: Iterable[NDArray[np.floating[Any]]], interrupt: Interrupt) -> SourceStats:
         config, rate = self.config, self.config.rate
         batches = iter(stream)
         pending: _Batch | None = None
@@ -380,15 +383,13 @@ class _Head:
         for identity in list(self.workers):
             self.s["tasks"].send_multipart([identity, STOP])
         if self.reference and not s.reference_stalled:
-            try:
+            with contextlib.suppress(zmq.Again):
                 self.s["reference"].send_multipart([STOP], flags=zmq.NOBLOCK)
-            except zmq.Again:
-                pass
         s.collector = self.final or {}
 
 
 def run_source(endpoints: Endpoints, stream: EventStream, config: ReplayConfig, reference: bool,
-               alive: Callable[[str], str | None] = lambda role: None, progress: TextIO | None = sys.stderr,
+               alive: Callable[[str], str | None] = lambda _role: None, progress: TextIO | None = sys.stderr,
                context: zmq.Context[Any] | None = None, curve: Curve | None = None,
                interrupt: Interrupt | None = None) -> SourceStats:
     """Bind, wait for the roles, replay the stream, and return the source's and collector's counts.

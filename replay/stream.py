@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,17 +28,20 @@ class EventStream:
     def __init__(self, paths: Sequence[str | Path], batch_size: int, events: int | None = None,
                  loop: bool = False, cache_bytes: int = 1 << 30) -> None:
         if not paths:
-            raise UsageError("no input files")
+            msg = "no input files"
+            raise UsageError(msg)
         if events is not None and events < 1:
-            raise UsageError(f"--events must be positive, got {events}")
+            msg = f"--events must be positive, got {events}"
+            raise UsageError(msg)
         self._stack = ExitStack()
         self.files = [self._stack.enter_context(open_events(p)) for p in paths]
         self.available = sum(f.n_events for f in self.files)
         if self.available == 0:
-            raise UsageError(f"the input files hold no events: {', '.join(str(p) for p in paths)}")
+            msg = f"the input files hold no events: {', '.join(str(p) for p in paths)}"
+            raise UsageError(msg)
         self.batch_size, self.events, self.loop = batch_size, events, loop
         self.cycles = loop or (events is not None and events > self.available)
-        self._cache: list[NDArray[np.floating]] | None = (
+        self._cache: list[NDArray[np.floating[Any]]] | None = (
             [] if self.cycles and self.available * 19 * 4 * 8 <= cache_bytes else None)
 
     @property
@@ -47,7 +51,7 @@ class EventStream:
             return None
         return self.events if self.events is not None else self.available
 
-    def _one_pass(self) -> Iterator[NDArray[np.floating]]:
+    def _one_pass(self) -> Iterator[NDArray[np.floating[Any]]]:
         if self._cache:
             yield from self._cache
             return
@@ -57,12 +61,12 @@ class EventStream:
                     self._cache.append(batch.particles)
                 yield batch.particles
 
-    def __iter__(self) -> Iterator[NDArray[np.floating]]:
+    def __iter__(self) -> Iterator[NDArray[np.floating[Any]]]:
         remaining = self.total
         while True:
-            for particles in self._one_pass():
+            for batch in self._one_pass():
+                particles = batch if remaining is None else batch[:remaining]
                 if remaining is not None:
-                    particles = particles[:remaining]
                     remaining -= len(particles)
                 if len(particles):
                     yield np.ascontiguousarray(particles)

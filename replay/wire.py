@@ -113,7 +113,7 @@ def decode_arrays(frames: Sequence[Any], header: Mapping[str, Any], max_bytes: i
         raise FrameError(Reject.BAD_HEADER, f"{len(buffers)} array frames, header describes "
                          f"{len(specs) if isinstance(specs, list) else 'none'}")
     out = []
-    for spec, buffer in zip(specs, buffers):
+    for spec, buffer in zip(specs, buffers, strict=False):
         if (not isinstance(spec, list) or len(spec) != 2 or not isinstance(spec[0], str)
                 or not isinstance(spec[1], list) or len(spec[1]) > 4
                 or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in spec[1])):

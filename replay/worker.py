@@ -13,6 +13,7 @@ nothing raises.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -68,7 +69,7 @@ def rejected(error: FrameError, role: str = "worker") -> list[Any]:
     return encode(REJECTED, {"reason": error.reason.value, "detail": str(error)[:200], "role": role, **known})
 
 
-def parse_task(frames: Sequence[Any], limits: Limits) -> tuple[dict[str, Any], NDArray[np.floating]]:
+def parse_task(frames: Sequence[Any], limits: Limits) -> tuple[dict[str, Any], NDArray[np.floating[Any]]]:
     """The header and the (n, 19, 4) events of a TASK; anything else raises :class:`FrameError`."""
     header = None
     try:
@@ -87,7 +88,7 @@ def parse_task(frames: Sequence[Any], limits: Limits) -> tuple[dict[str, Any], N
     return header, arrays[0]
 
 
-def finite_scores(path: ScoringPath, particles: NDArray[np.floating]) -> NDArray[np.float64]:
+def finite_scores(path: ScoringPath, particles: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
     """Scores of the events without NaN/inf; NaN for the others (they go to quarantine)."""
     flat = particles.reshape(-1)
     if np.isfinite(np.dot(flat, flat)):  # one BLAS pass; a huge finite value that overflows it goes below
@@ -147,10 +148,8 @@ def run_worker(tasks: str, results: str, bundle: str | Path, config: ReplayConfi
                 break
             if frames and bytes(frames[0]) == HEARTBEAT:
                 continue
-            try:
+            with contextlib.suppress(zmq.Again):  # unacknowledged, so the source sends the batch again
                 collector.send_multipart(handle_task(path, frames, limits, worker), copy=False)
-            except zmq.Again:
-                pass  # unacknowledged, so the source sends the batch again
             source.send_multipart(encode(READY, {"credits": 1, "worker": worker}))
             done += 1
     return done

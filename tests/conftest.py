@@ -74,7 +74,6 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def artifact_dir(files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny dense AE trained for two epochs through the command line."""
-    pytest.importorskip("qkeras")
     from trigger.cli import main
 
     out = tmp_path_factory.mktemp("art") / "ae"

@@ -54,7 +54,7 @@ def test_stat_json_of_another_module_or_no_json_is_an_error() -> None:
         parse_yosys_stat("Yosys 0.70\nEnd of script.\n", "dense_ae_w4")
 
 
-@pytest.mark.parametrize("part, family", [("xcvu9p-flga2104-2L-e", "xcup"), ("xcku040-ffva1156-2-e", "xcu"),
+@pytest.mark.parametrize(("part", "family"), [("xcvu9p-flga2104-2L-e", "xcup"), ("xcku040-ffva1156-2-e", "xcu"),
                                           ("xc7a35tcpg236-1", "xc7"), ("xczu9eg-ffvb1156-2-e", "xcup")])
 def test_part_families(part: str, family: str) -> None:
     assert yosys_family(part) == family

@@ -72,7 +72,7 @@ def test_writer_rejects_wrong_shapes_and_undeclared_extras(tmp_path: Path, event
 @pytest.mark.parametrize(
     ("make", "error", "message"),
     [
-        (lambda p: None, InputFileError, "no such file"),
+        (lambda _: None, InputFileError, "no such file"),
         (lambda p: p.mkdir(), InputFileError, "is a directory"),
         (lambda p: p.write_text("pT,eta,phi\n1,2,3\n"), InputFileError, "not an HDF5 file"),
         (lambda p: h5py.File(p, "w").create_dataset("Particle", data=np.zeros((3, 19, 4))),

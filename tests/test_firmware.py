@@ -12,8 +12,6 @@ from firmware.emulator import Emulator
 from models.artifact import load_artifact
 from trigger.cli import main
 
-pytest.importorskip("hls4ml")
-
 
 @pytest.fixture(scope="module")
 def hls_model(artifact_dir: Path, tmp_path_factory: pytest.TempPathFactory):

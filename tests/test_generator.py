@@ -16,8 +16,6 @@ from trigger.generator.run import apportion
 from trigger.schema import BLOCKS
 from trigger.validate import validate_file
 
-pytest.importorskip("pythia8mc")
-
 COCKTAIL_PLAN = GenerationPlan("sm-cocktail", events=30, seed=5, chunk_size=15)
 
 

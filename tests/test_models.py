@@ -14,7 +14,6 @@ from models.evaluate import evaluate
 from trigger.cli import main
 from trigger.errors import ArtifactError, UsageError
 
-pytest.importorskip("qkeras")
 
 def test_artifact_round_trips_with_identical_scores(artifact_dir: Path, files: dict[str, Path]) -> None:
     first = load_artifact(artifact_dir)
@@ -91,7 +90,7 @@ def test_damaged_artifacts_give_clear_errors(artifact_dir: Path, tmp_path: Path,
 
 
 def test_config_rejects_typos_and_mismatches(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="unknown key.*laten"):
+    with pytest.raises(UsageError, match=r"unknown key.*laten"):
         load_config(None, ["model.laten=3"])
     with pytest.raises(UsageError, match="does not fit kind"):
         load_config(None, ["model.kind=vae"])

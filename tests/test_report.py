@@ -17,7 +17,7 @@ from trigger.cli import main
 from trigger.errors import InputFileError
 from trigger.report.collect import pareto_front
 from trigger.report.html import SECTIONS
-from trigger.report.inputs import read_firmware, read_replay
+from trigger.report.inputs import read_replay
 
 REPORTS = Path(__file__).parent / "data" / "reports"
 LATENCY = {"p50": 1.5, "p90": 2.5, "p99": 4.0, "max": 6.0}
@@ -127,6 +127,25 @@ def test_report_renders_page_json_and_figures(artifact_dir: Path, baseline_dir: 
     assert {"roc_hardjets.png", "replay_latency.png", "comparison_pareto.png"} <= set(data["images"])
     assert all(image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100 and image.std() > 0
                for image in images)
+    _rebuild_without_tensorflow(out, tmp_path / "again", data)
+
+
+def _rebuild_without_tensorflow(report: Path, again: Path, data: dict[str, Any]) -> None:
+    """``trigger report --rebuild`` renders the same page from report.json where TensorFlow, QKeras,
+    hls4ml and scikit-learn cannot be imported."""
+    import subprocess
+    import sys
+
+    blocked = ["tensorflow", "keras", "qkeras", "hls4ml", "sklearn", "da4ml"]
+    code = (f"import sys\nfor m in {blocked!r}: sys.modules[m] = None\n"
+            "from trigger.cli import main\nsys.exit(main(sys.argv[1:]))")
+    done = subprocess.run([sys.executable, "-c", code, "report", "--rebuild", str(report / "report.json"),
+                           "--out", str(again)], capture_output=True, text=True, check=False, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rebuilt = json.loads((again / "report.json").read_text())
+    assert dict(rebuilt.items()) == data
+    page, before = (again / "report.html").read_text(), (report / "report.html").read_text()
+    assert page == before and sorted(p.name for p in again.glob("*.png")) == data["images"]
 
 
 def test_report_without_replay_or_latencies_says_so(artifact_dir: Path, files: dict[str, Path],
@@ -143,6 +162,8 @@ def test_report_without_replay_or_latencies_says_so(artifact_dir: Path, files: d
 
 
 def test_vendor_reports_take_precedence_over_an_estimate(tmp_path: Path) -> None:
+    from firmware.summary import read_firmware
+
     fw = write_estimate(tmp_path / "fw")
     report_dir = fw / "prj" / "solution1" / "syn" / "report"
     report_dir.mkdir(parents=True)
@@ -156,6 +177,8 @@ def test_vendor_reports_take_precedence_over_an_estimate(tmp_path: Path) -> None
 
 
 def test_firmware_dir_without_results_is_not_available(tmp_path: Path) -> None:
+    from firmware.summary import read_firmware
+
     assert read_firmware(tmp_path)["source"] is None
     with pytest.raises(InputFileError, match="not a firmware directory"):
         read_firmware(tmp_path / "absent")
@@ -182,7 +205,7 @@ def test_missing_summary_key_is_named(tmp_path: Path) -> None:
     summary = replay_summary()
     del summary["accounting_ok"]
     (run / "summary.json").write_text(json.dumps(summary))
-    with pytest.raises(InputFileError, match="missing key.s. accounting_ok"):
+    with pytest.raises(InputFileError, match=r"missing key\(s\) accounting_ok"):
         read_replay(run)
 
 
@@ -197,6 +220,14 @@ def test_command_refuses_bad_inputs(artifact_dir: Path, files: dict[str, Path], 
     fw = str(tmp_path)
     assert main(report_args(artifact_dir, files, tmp_path / "r2", "--firmware", fw, "--firmware", fw)) == 2
     assert "2 --firmware directories for 1 models" in capsys.readouterr().err
+    signal = files["signal"]
+    assert main(report_args(artifact_dir, files, tmp_path / "r3", "--signal", str(signal))) == 2
+    assert "a second signal file of process 'hardjets'; give one file per process" in capsys.readouterr().err
+    assert main(["report", "--out", str(tmp_path / "r4")]) == 2
+    assert "--model, --background, --signal required (or --rebuild REPORT_JSON)" in capsys.readouterr().err
+    (tmp_path / "bad.json").write_text(json.dumps({"title": "x", "working_point": {}, "signals": {}}))
+    assert main(["report", "--rebuild", str(tmp_path / "bad.json"), "--out", str(tmp_path / "r5")]) == 2
+    assert "missing key(s) models" in capsys.readouterr().err
 
 
 def test_pareto_front_keeps_points_nothing_beats() -> None:

@@ -36,7 +36,7 @@ def test_clopper_pearson_matches_known_values() -> None:
     assert low == 0.0 and high == pytest.approx(0.3085, abs=1e-4)
     low, high = clopper_pearson(5, 10, level=0.95)
     assert (low, high) == (pytest.approx(0.1871, abs=1e-4), pytest.approx(0.8129, abs=1e-4))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"need 0 <= k <= n"):
         clopper_pearson(11, 10)
 
 

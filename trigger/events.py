@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NamedTuple, Self
+from typing import Any, NamedTuple, Self, cast
 
 import h5py
 import numpy as np
@@ -32,7 +32,7 @@ class EventBatch(NamedTuple):
     """A run of consecutive events: ``particles[i]`` is event ``start + i``."""
 
     start: int
-    particles: NDArray[np.floating]
+    particles: NDArray[np.floating[Any]]
     extras: dict[str, NDArray[Any]]
 
 
@@ -64,7 +64,7 @@ def _check_layout(path: Path, h5: h5py.File) -> h5py.Dataset:
     if not isinstance(ds, h5py.Dataset):
         raise SchemaError(path, f"{DATASET!r} is a group, expected a dataset")
     if ds.ndim != 3 or ds.shape[1:] != (N_OBJECTS, N_FEATURES):
-        found = ("N",) + tuple(ds.shape[1:]) if ds.ndim >= 1 else ()
+        found = ("N", *tuple(ds.shape[1:])) if ds.ndim >= 1 else ()
         raise SchemaError(
             path,
             f"{DATASET!r} has shape {_fmt_shape(found)}, expected (N, {N_OBJECTS}, {N_FEATURES})",
@@ -125,7 +125,7 @@ class EventFile:
 
     @property
     def dtype(self) -> np.dtype[Any]:
-        return self._particles.dtype
+        return cast(np.dtype[Any], self._particles.dtype)
 
     @property
     def attrs(self) -> dict[str, Any]:
@@ -147,12 +147,13 @@ class EventFile:
         n = self.n_events
         stop = n if stop is None else stop
         if not 0 <= start <= n or not start <= stop <= n:
-            raise ValueError(f"{self.path}: events [{start}, {stop}) outside [0, {n})")
+            msg = f"{self.path}: events [{start}, {stop}) outside [0, {n})"
+            raise ValueError(msg)
         return start, stop
 
     def _read(self, name: str, start: int, stop: int) -> NDArray[Any]:
         try:
-            return self._h5[name][start:stop]
+            return cast(NDArray[Any], self._h5[name][start:stop])
         except (OSError, KeyError) as err:
             raise InputFileError(
                 self.path, f"cannot read {name!r} events {start}-{stop} (damaged or truncated file)"
@@ -160,7 +161,7 @@ class EventFile:
 
     def read(
         self, start: int = 0, stop: int | None = None, dtype: DTypeLike | None = None
-    ) -> NDArray[np.floating]:
+    ) -> NDArray[np.floating[Any]]:
         """Events ``[start, stop)`` as an array of shape (n, 19, 4)."""
         start, stop = self._span(start, stop)
         data = self._read(DATASET, start, stop)
@@ -176,7 +177,8 @@ class EventFile:
     ) -> Iterator[EventBatch]:
         """Yield consecutive batches of at most ``batch_size`` events from ``[start, stop)``."""
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            msg = f"batch_size must be >= 1, got {batch_size}"
+            raise ValueError(msg)
         start, stop = self._span(start, stop)
         missing = [name for name in extras if name not in self.extra_datasets]
         if missing:
@@ -207,7 +209,7 @@ def iter_batches(
         yield from events.iter_batches(batch_size, start, stop, dtype=dtype)
 
 
-def read_events(path: str | Path, start: int = 0, stop: int | None = None) -> NDArray[np.floating]:
+def read_events(path: str | Path, start: int = 0, stop: int | None = None) -> NDArray[np.floating[Any]]:
     """Read events ``[start, stop)`` of a file at once (for small files and tests)."""
     with open_events(path) as events:
         return events.read(start, stop)
@@ -252,7 +254,7 @@ class EventWriter:
             self._h5.create_dataset(f"{DATASET}_Names", data=np.array(FEATURE_NAMES))
             self._h5.create_dataset(f"{DATASET}_Classes", data=np.array(CLASS_NAMES))
             for name, spec in (extras or {}).items():
-                kind, shape = spec if isinstance(spec, tuple) else (spec, ())
+                kind, shape = cast(tuple[DTypeLike, tuple[int, ...]], spec) if isinstance(spec, tuple) else (spec, ())
                 self._create(name, np.dtype(kind), tuple(shape), chunk_events, compression_level)
         self.set_attrs(attrs or {})
 
@@ -292,19 +294,22 @@ class EventWriter:
         for key, value in attrs.items():
             self._h5.attrs[key] = _encode_attr(value)
 
-    def append(self, particles: NDArray[np.floating], **extras: NDArray[Any]) -> None:
+    def append(self, particles: NDArray[np.floating[Any]], **extras: NDArray[Any]) -> None:
         """Append a batch of shape (n, 19, 4) and the matching per-event extras."""
         particles = np.asarray(particles)
         if particles.ndim != 3 or particles.shape[1:] != (N_OBJECTS, N_FEATURES):
-            raise ValueError(f"particles of shape {particles.shape}, expected (n, 19, 4)")
+            msg = f"particles of shape {particles.shape}, expected (n, 19, 4)"
+            raise ValueError(msg)
         declared = {name for name in self._h5 if name not in _LAYOUT_DATASETS}
         if set(extras) != declared:
-            raise ValueError(f"extras {sorted(extras)} do not match the declared {sorted(declared)}")
+            msg = f"extras {sorted(extras)} do not match the declared {sorted(declared)}"
+            raise ValueError(msg)
         n, lo = len(particles), self.n_events
-        for name, values in (DATASET, particles), *extras.items():
-            values = np.asarray(values)
+        for name, given in (DATASET, particles), *extras.items():
+            values = np.asarray(given)
             if len(values) != n:
-                raise ValueError(f"{name}: {len(values)} rows for {n} events")
+                msg = f"{name}: {len(values)} rows for {n} events"
+                raise ValueError(msg)
             ds = self._h5[name]
             ds.resize(lo + n, axis=0)
             ds[lo:] = values

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -17,6 +18,8 @@ from numpy.typing import ArrayLike, NDArray
 from trigger.errors import UsageError
 
 __all__ = ("FixedType", "Overflow", "Rounding", "round_scaled")
+
+_Floats = NDArray[np.floating[Any]]
 
 
 class Rounding(str, Enum):
@@ -54,24 +57,25 @@ def _mode(enum: type[Rounding | Overflow], text: str | None, default: Enum) -> E
         return enum(key)
     except ValueError:
         known = ", ".join(m.value for m in enum)
-        raise UsageError(f"unknown {enum.__name__.lower()} mode {text!r}; expected one of {known}") from None
+        msg = f"unknown {enum.__name__.lower()} mode {text!r}; expected one of {known}"
+        raise UsageError(msg) from None
 
 
-def round_scaled(scaled: NDArray[np.floating], mode: Rounding) -> NDArray[np.floating]:
+def round_scaled(scaled: _Floats, mode: Rounding) -> _Floats:  # noqa: PLR0911
     """Round values already scaled by 2**F to integers with a quantization mode."""
     if mode is Rounding.TRN:
-        return np.floor(scaled)
+        return cast(_Floats, np.floor(scaled))
     if mode is Rounding.TRN_ZERO:
-        return np.trunc(scaled)
+        return cast(_Floats, np.trunc(scaled))
     if mode is Rounding.RND:
-        return np.floor(scaled + 0.5)
+        return cast(_Floats, np.floor(scaled + 0.5))
     if mode is Rounding.RND_MIN_INF:
-        return np.ceil(scaled - 0.5)
+        return cast(_Floats, np.ceil(scaled - 0.5))
     if mode is Rounding.RND_ZERO:
-        return np.sign(scaled) * np.ceil(np.abs(scaled) - 0.5)
+        return cast(_Floats, np.sign(scaled) * np.ceil(np.abs(scaled) - 0.5))
     if mode is Rounding.RND_INF:
-        return np.sign(scaled) * np.floor(np.abs(scaled) + 0.5)
-    return np.rint(scaled)  # RND_CONV: ties to even
+        return cast(_Floats, np.sign(scaled) * np.floor(np.abs(scaled) + 0.5))
+    return cast(_Floats, np.rint(scaled))  # RND_CONV: ties to even
 
 
 @dataclass(frozen=True)
@@ -86,14 +90,16 @@ class FixedType:
 
     def __post_init__(self) -> None:
         if not 1 <= self.width <= 52:
-            raise UsageError(f"fixed-point width {self.width} outside 1..52 (exact in float64)")
+            msg = f"fixed-point width {self.width} outside 1..52 (exact in float64)"
+            raise UsageError(msg)
 
     @classmethod
     def parse(cls, text: str) -> FixedType:
         """Parse ``ap_fixed<16,6>``, ``ufixed<8,3,RND_CONV,SAT>`` and similar spellings."""
         match = _PATTERN.match(text)
         if not match:
-            raise UsageError(f"cannot parse fixed-point type {text!r}; expected e.g. ap_fixed<16,6>")
+            msg = f"cannot parse fixed-point type {text!r}; expected e.g. ap_fixed<16,6>"
+            raise UsageError(msg)
         return cls(
             int(match["w"]),
             int(match["i"]),
@@ -120,7 +126,7 @@ class FixedType:
 
     @property
     def int_max(self) -> int:
-        return 2 ** (self.width - 1) - 1 if self.signed else 2**self.width - 1
+        return cast(int, 2 ** (self.width - 1) - 1 if self.signed else 2**self.width - 1)
 
     @property
     def min_value(self) -> float:
@@ -137,15 +143,15 @@ class FixedType:
         symmetric = self.overflow is Overflow.SAT_SYM and self.signed
         return (-self.int_max if symmetric else self.int_min), self.int_max
 
-    def wrap_or_saturate(self, q: NDArray[np.floating]) -> NDArray[np.floating]:
+    def wrap_or_saturate(self, q: _Floats) -> _Floats:
         """Apply the overflow mode to integer mantissas ``q``."""
         lo, hi = self.int_min, self.int_max
         o = self.overflow
         if o in (Overflow.SAT, Overflow.SAT_SYM):
             return np.clip(q, *self.kept_range)
         if o is Overflow.SAT_ZERO:
-            return np.where((q < lo) | (q > hi), 0.0, q)
-        return np.mod(q - lo, 2.0**self.width) + lo  # WRAP
+            return cast(_Floats, np.where((q < lo) | (q > hi), 0.0, q))
+        return cast(_Floats, np.mod(q - lo, 2.0**self.width) + lo)  # WRAP
 
     def to_integers(self, x: ArrayLike) -> NDArray[np.int64]:
         """The integer mantissas ``q`` with ``quantize(x) == q * lsb``."""

@@ -28,8 +28,10 @@ def load_arrays(path: str | Path, kind: str) -> tuple[dict[str, Any], dict[str, 
             meta = json.loads(data["meta"].tobytes())
             arrays = {name: data[name] for name in data.files if name != "meta"}
     except (OSError, ValueError, KeyError) as e:
-        raise TriggerError(f"{path}: cannot read {kind} ({e})") from None
+        msg = f"{path}: cannot read {kind} ({e})"
+        raise TriggerError(msg) from None
     if not isinstance(meta, dict) or meta.get("format") != kind:
         found = meta.get("format") if isinstance(meta, dict) else None
-        raise TriggerError(f"{path}: not a {kind} file ({found!r})")
+        msg = f"{path}: not a {kind} file ({found!r})"
+        raise TriggerError(msg)
     return meta, arrays

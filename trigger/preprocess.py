@@ -33,13 +33,13 @@ _PT_COLUMNS = np.arange(N_OBJECTS) * 3 + PT
 _SLOT_OF_INPUT = np.repeat(np.arange(N_OBJECTS), 3)  # input column -> its slot
 
 
-def to_inputs(particles: NDArray[np.floating]) -> NDArray[np.float32]:
+def to_inputs(particles: NDArray[np.floating[Any]]) -> NDArray[np.float32]:
     """(N, 19, 4) events -> (N, 57) float32 inputs, [pT, eta, phi] per slot."""
     particles = np.asarray(particles)
     return np.ascontiguousarray(particles[..., :3], dtype=np.float32).reshape(len(particles), N_INPUTS)
 
 
-def filled_mask(particles: NDArray[np.floating]) -> NDArray[np.bool_]:
+def filled_mask(particles: NDArray[np.floating[Any]]) -> NDArray[np.bool_]:
     """(N, 57) True where the input belongs to a filled slot (pT > 0)."""
     return input_mask(np.asarray(particles)[..., PT] > 0)
 
@@ -49,7 +49,7 @@ def input_mask(slots: NDArray[np.bool_]) -> NDArray[np.bool_]:
     return np.take(slots, _SLOT_OF_INPUT, axis=1)
 
 
-def _batches(events: NDArray[np.floating] | Iterable[NDArray[np.floating]]) -> Iterable[NDArray[Any]]:
+def _batches(events: NDArray[np.floating[Any]] | Iterable[NDArray[np.floating[Any]]]) -> Iterable[NDArray[Any]]:
     if isinstance(events, np.ndarray):
         yield events
     else:
@@ -69,9 +69,11 @@ class Scaler:
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
-            raise UsageError(f"unknown scaling {self.method!r}; choose one of {', '.join(METHODS)}")
-        if isinstance(self.input_type, str):
-            self.input_type = self.input_grid(self.input_type)
+            msg = f"unknown scaling {self.method!r}; choose one of {', '.join(METHODS)}"
+            raise UsageError(msg)
+        given: object = self.input_type  # callers may pass the grid as text, e.g. "ap_fixed<16,6>"
+        if isinstance(given, str):
+            self.input_type = self.input_grid(given)
         self.center = np.asarray(self.center, dtype=np.float64).reshape(N_INPUTS)
         self.scale = np.asarray(self.scale, dtype=np.float64).reshape(N_INPUTS)
 
@@ -85,7 +87,8 @@ class Scaler:
     def grid(self) -> FixedType:
         """The fixed-point input grid; an error for a model without one."""
         if self.input_type is None:
-            raise ArtifactError("the model has no fixed-point input grid")
+            msg = "the model has no fixed-point input grid"
+            raise ArtifactError(msg)
         return self.input_type
 
     @property
@@ -99,7 +102,7 @@ class Scaler:
             x[:, _PT_COLUMNS] = np.log1p(np.maximum(x[:, _PT_COLUMNS], 0.0))
         return x
 
-    def fit(self, events: NDArray[np.floating] | Iterable[NDArray[np.floating]]) -> Scaler:
+    def fit(self, events: NDArray[np.floating[Any]] | Iterable[NDArray[np.floating[Any]]]) -> Scaler:
         """Fit on SM events (an array or an iterable of batches), masking zero padding."""
         count = np.zeros(N_INPUTS)
         total = np.zeros(N_INPUTS)
@@ -116,7 +119,8 @@ class Scaler:
             max_abs = np.maximum(max_abs, np.abs(x).max(axis=0, initial=0.0))
             n_events += len(batch)
         if n_events == 0:
-            raise UsageError("cannot fit a scaler on zero events")
+            msg = "cannot fit a scaler on zero events"
+            raise UsageError(msg)
         seen = count > 0
         mean = np.divide(total, count, out=np.zeros(N_INPUTS), where=seen)
         var = np.divide(total_sq, count, out=np.zeros(N_INPUTS), where=seen) - mean**2
@@ -131,7 +135,7 @@ class Scaler:
         self.n_fit = n_events
         return self
 
-    def transform(self, particles: NDArray[np.floating], quantize: bool = True) -> NDArray[np.float32]:
+    def transform(self, particles: NDArray[np.floating[Any]], quantize: bool = True) -> NDArray[np.float32]:
         """(N, 19, 4) events -> (N, 57) model inputs, on the input grid if one is set."""
         x = self._shape_pt(to_inputs(particles).astype(np.float64))
         x = np.where(filled_mask(particles), (x - self.center) / self.scale, 0.0)
@@ -139,7 +143,7 @@ class Scaler:
             x = self.input_type.quantize(x)
         return x.astype(np.float32)
 
-    def inverse_transform(self, inputs: NDArray[np.floating]) -> NDArray[np.float64]:
+    def inverse_transform(self, inputs: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
         """(N, 57) model inputs (or reconstructions) -> (N, 57) physical pT, eta, phi."""
         x = np.asarray(inputs, dtype=np.float64) * self.scale + self.center
         if self.log_pt:
@@ -161,15 +165,19 @@ class Scaler:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Scaler:
         if data.get("format") != "trigger.Scaler" or data.get("version") != FORMAT_VERSION:
-            raise ArtifactError(f"not a version-{FORMAT_VERSION} scaler: "
-                                f"format={data.get('format')!r} version={data.get('version')!r}")
+            msg = (
+                f"not a version-{FORMAT_VERSION} scaler: "
+                                f"format={data.get('format')!r} version={data.get('version')!r}"
+            )
+            raise ArtifactError(msg)
         try:
             return cls(data["method"], bool(data["log_pt"]),
                        None if data["input_type"] is None else FixedType.parse(data["input_type"]),
                        np.asarray(data["center"], float), np.asarray(data["scale"], float),
                        int(data["n_fit"]))
         except (KeyError, TypeError, ValueError) as err:
-            raise ArtifactError(f"damaged scaler: {err}") from err
+            msg = f"damaged scaler: {err}"
+            raise ArtifactError(msg) from err
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1))
@@ -179,7 +187,9 @@ class Scaler:
         try:
             data = json.loads(Path(path).read_text())
         except FileNotFoundError:
-            raise ArtifactError(f"{path}: no such scaler file") from None
+            msg = f"{path}: no such scaler file"
+            raise ArtifactError(msg) from None
         except ValueError as err:
-            raise ArtifactError(f"{path}: not a JSON scaler file ({err})") from err
+            msg = f"{path}: not a JSON scaler file ({err})"
+            raise ArtifactError(msg) from err
         return cls.from_dict(data)

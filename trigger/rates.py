@@ -17,10 +17,12 @@ def parse_rate(text: str) -> float:
     """``"1kHz"`` -> 1000.0; anything else that is not a positive rate is a :class:`UsageError`."""
     match = _PATTERN.match(text)
     if not match:
-        raise UsageError(f"cannot read rate {text!r}; expected a number and a unit, e.g. 1kHz, 40MHz")
+        msg = f"cannot read rate {text!r}; expected a number and a unit, e.g. 1kHz, 40MHz"
+        raise UsageError(msg)
     value = float(match[1]) * _UNITS[match[2].lower()]
     if value <= 0:
-        raise UsageError(f"rate {text!r} must be positive")
+        msg = f"rate {text!r} must be positive"
+        raise UsageError(msg)
     return value
 
 
@@ -34,6 +36,9 @@ def format_rate(hz: float) -> str:
 def fpr_for_rate(accept_hz: float, bx_hz: float = BX_RATE_HZ) -> float:
     """The background false-positive rate that fills an accept budget: accept / bunch crossings."""
     if not 0 < accept_hz <= bx_hz:
-        raise UsageError(f"accept rate {format_rate(accept_hz)} must be positive and at most the "
-                         f"bunch-crossing rate {format_rate(bx_hz)}")
+        msg = (
+            f"accept rate {format_rate(accept_hz)} must be positive and at most the "
+                         f"bunch-crossing rate {format_rate(bx_hz)}"
+        )
+        raise UsageError(msg)
     return accept_hz / bx_hz

@@ -18,9 +18,11 @@ from scipy.stats import beta
 
 from trigger.errors import UsageError
 
-__all__ = ("MIN_EXPECTED", "RateEstimate", "ThresholdEstimate", "clopper_pearson", "rate_at",
+__all__ = ("FPR_POINTS", "MIN_EXPECTED", "RateEstimate", "ThresholdEstimate", "clopper_pearson", "rate_at",
            "threshold_for")
 
+#: false-positive rates at which efficiencies are reported (evaluation, report)
+FPR_POINTS = (1e-2, 1e-3, 1e-4, 1e-5)
 MIN_EXPECTED = 10  # SM events above threshold needed for a supported estimate (about 30 % error)
 ONE_SIGMA = 0.6827
 
@@ -30,7 +32,8 @@ def clopper_pearson(k: int | NDArray[np.int64], n: int | NDArray[np.int64],
     """Exact binomial (Clopper-Pearson 1934) interval for the fraction k/n at ``level``."""
     k, n = np.asarray(k), np.asarray(n)
     if np.any(n <= 0) or np.any(k < 0) or np.any(k > n):
-        raise ValueError(f"need 0 <= k <= n and n > 0, got k={k}, n={n}")
+        msg = f"need 0 <= k <= n and n > 0, got k={k}, n={n}"
+        raise ValueError(msg)
     alpha = 1.0 - level
     with np.errstate(invalid="ignore"):
         low = np.where(k == 0, 0.0, beta.ppf(alpha / 2, k, n - k + 1))
@@ -53,7 +56,7 @@ class RateEstimate:
         return asdict(self)
 
 
-def rate_at(scores: NDArray[np.floating], threshold: float) -> RateEstimate:
+def rate_at(scores: NDArray[np.floating[Any]], threshold: float) -> RateEstimate:
     """Accepted count, total and Clopper-Pearson bounds of the FPR at ``threshold`` (score > t)."""
     scores = np.asarray(scores)
     k = int(np.count_nonzero(scores > threshold))
@@ -84,16 +87,19 @@ class ThresholdEstimate:
         return cls(**{**data, "achieved": RateEstimate(**data["achieved"])})
 
 
-def threshold_for(scores: NDArray[np.floating], target_fpr: float) -> ThresholdEstimate:
+def threshold_for(scores: NDArray[np.floating[Any]], target_fpr: float) -> ThresholdEstimate:
     """The threshold at which a fraction ``target_fpr`` of the SM ``scores`` is accepted."""
     scores = np.sort(np.asarray(scores, dtype=np.float64))
     n = len(scores)
     if n == 0:
-        raise UsageError("cannot calibrate a threshold on zero SM events")
+        msg = "cannot calibrate a threshold on zero SM events"
+        raise UsageError(msg)
     if not np.all(np.isfinite(scores)):
-        raise UsageError("SM scores contain NaN or inf; cannot calibrate")
+        msg = "SM scores contain NaN or inf; cannot calibrate"
+        raise UsageError(msg)
     if not 0 < target_fpr < 1:
-        raise UsageError(f"target FPR must be in (0, 1), got {target_fpr}")
+        msg = f"target FPR must be in (0, 1), got {target_fpr}"
+        raise UsageError(msg)
     expected = target_fpr * n
 
     def at_count(count: float) -> float:

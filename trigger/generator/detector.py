@@ -106,8 +106,9 @@ def _smear_jets(truth_jets: Particles, rng: np.random.Generator, cfg: DetectorCo
     return Particles(truth_jets.pid[ok][order], pt[ok][order], eta[ok][order], phi[ok][order])
 
 
-def _take(objects: Particles, keep: NDArray[np.bool_]) -> Particles:
-    return Particles(*(column[keep] for column in objects))
+def _take(objects: Particles, keep: NDArray[np.bool_] | NDArray[np.intp]) -> Particles:
+    """The objects at ``keep`` (a mask or indices), columns kept apart."""
+    return Particles(objects.pid[keep], objects.pt[keep], objects.eta[keep], objects.phi[keep])
 
 
 def _remove_overlaps(jets: Particles, leptons: Particles, cfg: DetectorConfig) -> Particles:
@@ -126,7 +127,8 @@ def _fake_electron(jets: Particles, electrons: Particles, rng: np.random.Generat
         return None
     chosen = int(rng.choice(eligible))
     fake = Particles(np.array([11]), jets.pt[[chosen]], jets.eta[[chosen]], jets.phi[[chosen]])
-    merged = Particles(*(np.concatenate(pair) for pair in zip(electrons, fake, strict=True)))
+    merged = Particles(np.concatenate([electrons.pid, fake.pid]), np.concatenate([electrons.pt, fake.pt]),
+                       np.concatenate([electrons.eta, fake.eta]), np.concatenate([electrons.phi, fake.phi]))
     order = np.argsort(-merged.pt, kind="stable")
     not_chosen = np.arange(len(jets.pt)) != chosen
     return _take(merged, order), _take(jets, not_chosen)

@@ -121,4 +121,5 @@ def get_process(name: str) -> Process:
         return PROCESSES[name]
     except KeyError:
         known = ", ".join([COCKTAIL.name, *PROCESSES])
-        raise UsageError(f"unknown process {name!r}; choose one of: {known}") from None
+        msg = f"unknown process {name!r}; choose one of: {known}"
+        raise UsageError(msg) from None

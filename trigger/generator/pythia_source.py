@@ -21,8 +21,9 @@ def _pythia() -> Any:
     try:
         import pythia8mc
     except ModuleNotFoundError as err:
+        msg = "the event generator needs Pythia8's Python bindings: pip install 'pythia8mc==8.317.2'"
         raise ModuleNotFoundError(
-            "the event generator needs Pythia8's Python bindings: pip install 'pythia8mc==8.317.2'"
+            msg
         ) from err
     return pythia8mc
 
@@ -43,9 +44,11 @@ class PythiaSource:
         self._pythia = p8.Pythia("", False)
         for line in (*process.pythia_settings, f"Random:seed = {seed}"):
             if not self._pythia.readString(line):
-                raise TriggerError(f"Pythia rejected the setting {line!r} of process {process.name}")
+                msg = f"Pythia rejected the setting {line!r} of process {process.name}"
+                raise TriggerError(msg)
         if not self._pythia.init():
-            raise TriggerError(f"Pythia failed to initialise process {process.name}")
+            msg = f"Pythia failed to initialise process {process.name}"
+            raise TriggerError(msg)
         # anti-kt (power -1) on all visible final-state particles (select = 2), massless (2)
         self._jets = p8.SlowJet(-1, detector.jet_r, detector.jet_truth_pt_min,
                                 detector.visible_eta_max, 2, 2)
@@ -70,7 +73,8 @@ class PythiaSource:
         while not self._pythia.next():
             failures += 1
             if failures >= MAX_PYTHIA_FAILURES:
-                raise TriggerError(f"Pythia failed {failures} times in a row for {self.process.name}")
+                msg = f"Pythia failed {failures} times in a row for {self.process.name}"
+                raise TriggerError(msg)
         self.tried += 1
 
     def generate(self, n: int, rng: np.random.Generator,

@@ -74,11 +74,14 @@ class GenerationPlan:
     def __post_init__(self) -> None:
         get_process(self.process)
         if self.events < 1:
-            raise UsageError(f"--events must be >= 1, got {self.events}")
+            msg = f"--events must be >= 1, got {self.events}"
+            raise UsageError(msg)
         if self.chunk_size < 1:
-            raise UsageError(f"--chunk-size must be >= 1, got {self.chunk_size}")
+            msg = f"--chunk-size must be >= 1, got {self.chunk_size}"
+            raise UsageError(msg)
         if not 0 <= self.seed < 2**63:
-            raise UsageError(f"--seed must be a non-negative integer, got {self.seed}")
+            msg = f"--seed must be a non-negative integer, got {self.seed}"
+            raise UsageError(msg)
 
     @property
     def n_chunks(self) -> int:
@@ -115,7 +118,7 @@ _progress_queue: Any = None
 
 
 def _init_worker(progress_queue: Any) -> None:
-    global _progress_queue
+    global _progress_queue  # noqa: PLW0603  (a pool initializer hands the queue to its process)
     _progress_queue = progress_queue
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # and ends workers with SIGTERM
@@ -148,7 +151,7 @@ def _stdout_silenced() -> Iterator[None]:
 
     sys.stdout.flush()
     saved = os.dup(1)
-    with open(os.devnull, "w") as devnull:
+    with Path(os.devnull).open("w") as devnull:
         os.dup2(devnull.fileno(), 1)
     try:
         yield
@@ -218,10 +221,12 @@ def _open_output(plan: GenerationPlan, path: Path, resume: bool, overwrite: bool
         recorded = writer.attrs.get("generation")
         if recorded != plan.as_attrs():
             writer.close()
-            raise UsageError(f"{path}: cannot resume, it was made with other settings: {recorded}")
+            msg = f"{path}: cannot resume, it was made with other settings: {recorded}"
+            raise UsageError(msg)
         return writer
     if path.exists() and not overwrite:
-        raise UsageError(f"{path} exists; pass --resume to continue it or --overwrite to replace it")
+        msg = f"{path} exists; pass --resume to continue it or --overwrite to replace it"
+        raise UsageError(msg)
     attrs = _file_attrs(plan) | {"complete": False, "events_tried": {}}
     return EventWriter(path, attrs=attrs, extras=extras)
 
@@ -236,12 +241,14 @@ def generate(plan: GenerationPlan, path: str | Path, jobs: int = 1, resume: bool
     """Generate ``plan`` into ``path``; Ctrl-C (or SIGTERM) leaves a valid, resumable file."""
     path = Path(path)
     if jobs < 1:
-        raise UsageError(f"--jobs must be >= 1, got {jobs}")
+        msg = f"--jobs must be >= 1, got {jobs}"
+        raise UsageError(msg)
     writer = _open_output(plan, path, resume, overwrite)
     done = writer.n_events
     if done % plan.chunk_size and done != plan.events:
         writer.close()
-        raise UsageError(f"{path}: holds {done} events, not a whole number of chunks; cannot resume")
+        msg = f"{path}: holds {done} events, not a whole number of chunks; cannot resume"
+        raise UsageError(msg)
     tried = _recorded_tried(writer)
     todo = [plan.chunk(k) for k in range(done // plan.chunk_size, plan.n_chunks)]
     bar = tqdm(total=plan.events, initial=done, unit="ev", disable=not show_progress,

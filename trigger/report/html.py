@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterable, Sequence
 from html import escape
 from typing import Any
 
-from models.evaluate import FPR_POINTS
 from trigger.report.inputs import RESOURCES
 from trigger.report.plots import figure_name
+from trigger.thresholds import FPR_POINTS
 
 __all__ = ("SECTIONS", "render_html")
 
@@ -173,7 +173,7 @@ def _firmware(data: dict[str, Any]) -> str:
     for label, model in data["models"].items():
         fw = model["firmware"]
         if fw["source"] is None:
-            rows.append((label, fw["label"], *(["–"] * (4 + len(RESOURCES)))))
+            rows.append((label, fw["label"], *(["–"] * (4 + len(RESOURCES)))))  # noqa: RUF001  (an en dash)
             continue
         rows.append((label, fw["label"], fw.get("part") or NA, _num(fw.get("clock_ns")),
                      _num(fw.get("latency_cycles")), _num(fw.get("latency_ns")),

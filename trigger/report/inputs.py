@@ -1,7 +1,11 @@
-"""Read what other stages left on disk for the report: a replay run and firmware results.
+"""The report's contracts: what each stage leaves on disk, checked as the report reads it.
 
-Each reader checks the file against its contract and returns plain JSON-ready data;
-anything unusable is an :class:`~trigger.errors.InputFileError` naming the file.
+A replay run (``summary.json``), an open-source estimate (``estimate.json``, written by
+:mod:`firmware.estimate`) and the report's own ``report.json`` (models summarised by
+:mod:`models.summary`, firmware by :mod:`firmware.summary`), from which a report can be
+rendered again without TensorFlow. Each reader checks the file against its contract and
+returns plain JSON-ready data; anything unusable is an
+:class:`~trigger.errors.InputFileError` naming the file.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import numpy as np
 
 from trigger.errors import InputFileError
 
-__all__ = ("RESOURCES", "read_estimate", "read_firmware", "read_replay")
+__all__ = ("RESOURCES", "read_estimate", "read_replay", "read_report_data")
 
 #: resources the report shows, in this order
 RESOURCES = ("LUT", "FF", "DSP", "BRAM_36K")
@@ -121,50 +125,24 @@ def read_estimate(path: str | Path) -> dict[str, Any]:
     }
 
 
-def _from_vendor(reports: dict[str, Any]) -> dict[str, Any]:
-    """Vendor numbers: Vivado utilization when present (post-synthesis), else the HLS estimates."""
-    hls = reports.get("hls")
-    util = reports.get("vivado_synth.rpt") or reports.get("util.rpt")
-    timing = reports.get("timing.rpt")
-    info: dict[str, Any] = {"source": "vendor report", "part": None, "clock_ns": None,
-                            "latency_cycles": None, "latency_ns": None, "resources": {}, "available": {},
-                            "fractions": {}, "rtl_check": None, "targets": [], "tools": {}}
-    parts = []
-    if hls is not None:
-        parts.append("HLS C-synthesis")
-        info.update(clock_ns=hls.target_clock_ns, latency_cycles=hls.latency_worst,
-                    latency_ns=hls.latency_ns, estimated_clock_ns=hls.estimated_clock_ns,
-                    interval=hls.interval_max)
-        info["resources"] = dict(hls.resources)
-        info["available"] = dict(hls.available)
-    if util is not None:
-        parts.append("Vivado synthesis utilization")
-        info["resources"] = {k: int(v) for k, v in util.used.items()}
-        info["available"] = {k: int(v) for k, v in util.available.items()}
-    measured = util or hls
-    if measured is not None:
-        info["fractions"] = {k: measured.fraction(k) for k in info["resources"] if info["available"].get(k)}
-    if timing is not None:
-        parts.append("Vivado timing summary")
-        info["timing"] = {"wns_ns": timing.wns_ns, "whs_ns": timing.whs_ns, "met": timing.met}
-    info["label"] = "vendor report (" + ", ".join(parts) + ")"
-    return info
+#: keys of ``report.json`` (``trigger.report.collect.assemble``) and of each of its models
+_REPORT_KEYS: dict[str, tuple[type, ...]] = {
+    "title": (str,), "working_point": (dict,), "signals": (dict,), "models": (dict,),
+}
+_MODEL_KEYS: dict[str, tuple[type, ...]] = {
+    "name": (str,), "variants": (dict,), "default_variant": (str,), "parameters": (dict,),
+    "firmware": (dict,), "background_events": (int,), "agreement": (dict,),
+}
 
 
-def read_firmware(fw_dir: str | Path) -> dict[str, Any]:
-    """Vendor reports under ``fw_dir`` if any, else its ``estimate.json``, else 'not available'."""
-    from firmware.reports import read_reports
-
-    fw_dir = Path(fw_dir)
-    if not fw_dir.is_dir():
-        raise InputFileError(fw_dir, "not a firmware directory")
-    reports = read_reports(fw_dir)
-    if set(reports) - {"timing.rpt"}:  # resources or latency from the vendor
-        info = _from_vendor(reports)
-    elif (fw_dir / "estimate.json").is_file():
-        info = read_estimate(fw_dir / "estimate.json")
-    else:
-        return {"source": None,
-                "label": f"not available: no vendor reports or estimate.json in {fw_dir.name}"}
-    info["dir"] = fw_dir.name
-    return info
+def read_report_data(path: str | Path) -> dict[str, Any]:
+    """A ``report.json`` written by ``trigger report``, checked, to render again."""
+    path = Path(path)
+    data = _read_json(path)
+    _check_keys(path, data, _REPORT_KEYS)
+    for label, model in data["models"].items():
+        if not isinstance(model, dict):
+            raise InputFileError(path, f"model {label!r} is not an object")
+        _check_keys(path, model, _MODEL_KEYS)
+    data.pop("images", None)
+    return data

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -34,7 +34,7 @@ def figure_name(kind: str, name: str = "") -> str:
 @contextmanager
 def _style() -> Iterator[None]:
     try:
-        import mplhep
+        import mplhep  # optional styling; often not installed
 
         style: Any = mplhep.style.CMS
     except ImportError:
@@ -82,7 +82,10 @@ def roc_figure(data: dict[str, Any], signal: str) -> Figure:
            xlabel="SM false-positive rate (fraction of held-out SM events accepted)",
            ylabel=f"signal efficiency (TPR, {signal})", title=f"ROC: {signal} vs held-out SM")
     bx = wp["bx_rate_hz"]
-    top = ax.secondary_xaxis("top", functions=(lambda f: f * bx / 1e3, lambda r: r * 1e3 / bx))
+    # matplotlib calls these with arrays (its stubs say ArrayLike, which declares no arithmetic)
+    to_and_from_khz: tuple[Callable[[Any], Any], Callable[[Any], Any]] = (lambda f: f * bx / 1e3,
+                                                                          lambda r: r * 1e3 / bx)
+    top = ax.secondary_xaxis("top", functions=to_and_from_khz)
     top.set_xlabel(f"trigger accept rate at {wp['bx_rate']} [kHz]")
     ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
     return fig
@@ -122,7 +125,7 @@ def agreement_figure(data: dict[str, Any], label: str) -> Figure:
                    color="black" if i == 0 else f"C{i - 1}", label=sample, rasterized=True)
         values += points["float"] + points["quantized"]
     positive = min((v for v in values if v > 0), default=1e-6)
-    low, high = positive, max(values + [positive * 10])
+    low, high = positive, max([*values, positive * 10])
     log = min(values) > 0 and high / low > 100
     ax.plot([low, high], [low, high], color="0.4", lw=0.8, label="equal scores")
     ax.axvline(model["variants"]["float"]["threshold"], color="crimson", ls=":", lw=1,

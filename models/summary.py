@@ -1,0 +1,130 @@
+"""One model's part of the report, as JSON-ready data: what the report renders for a model.
+
+Per variant (quantized, float twin, and any extra variant such as the firmware emulator):
+the threshold, AUC and efficiencies with their intervals per signal, ROC curves and score
+histograms as plotted; float vs fixed-point agreement and a score scatter. The keys are the
+contract :mod:`trigger.report.inputs` checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sklearn.metrics import roc_curve
+
+from models.artifact import Artifact
+from models.evaluate import background_events, summarise_signal
+from models.scores import SCORES
+from trigger.thresholds import FPR_POINTS, MIN_EXPECTED
+
+__all__ = ("SM", "ExtraVariant", "model_summary", "roc_points")
+
+SM = "SM"  # sample name of the held-out background events
+ROC_POINTS = 160
+SCATTER_PER_SAMPLE = 600
+F = NDArray[np.float64]
+Samples = dict[str, NDArray[np.floating[Any]]]
+#: (variant name, samples -> (scores per sample, extra information)); e.g. the firmware emulator
+ExtraVariant = tuple[str, Callable[[Samples], tuple[dict[str, F], dict[str, Any] | None]]]
+
+
+def roc_points(background: F, signal: F, n_points: int = ROC_POINTS) -> dict[str, list[float]]:
+    """TPR on a log grid of FPR from 1/N_SM to 1 (the ROC step function, not interpolated)."""
+    labels = np.r_[np.zeros(len(background)), np.ones(len(signal))]
+    fpr, tpr, _ = roc_curve(labels, np.r_[background, signal])
+    grid = np.geomspace(1.0 / len(background), 1.0, n_points)
+    index = np.searchsorted(fpr, grid, side="right") - 1
+    return {"fpr": _rounded(grid), "tpr": _rounded(tpr[index])}
+
+
+def _rounded(values: NDArray[Any]) -> list[float]:
+    return [float(f"{v:.6g}") for v in np.asarray(values, np.float64)]
+
+
+def _histograms(scores: dict[str, F], bins: int = 60) -> dict[str, Any]:
+    """Score histograms of every sample on shared bins (logarithmic when the scores span decades)."""
+    everything = np.concatenate(list(scores.values()))
+    low, high = float(everything.min()), float(everything.max())
+    log = low > 0 and high / low > 100
+    edges = np.geomspace(low, high, bins + 1) if log else np.linspace(low, max(high, low + 1e-9), bins + 1)
+    return {"log_bins": log, "edges": _rounded(edges),
+            "counts": {name: np.histogram(s, edges)[0].tolist() for name, s in scores.items()},
+            "events": {name: len(s) for name, s in scores.items()}}
+
+
+def _agreement(first: F, second: F, first_cut: float, second_cut: float) -> dict[str, Any]:
+    """How often two score paths decide alike (each at its own threshold) and how far apart they are."""
+    differ = int(np.count_nonzero((first > first_cut) != (second > second_cut)))
+    return {"events": len(first), "decisions_differ": differ, "identical_decisions": 1 - differ / len(first),
+            "scores_differ": int(np.count_nonzero(first != second)),
+            "max_abs_difference": float(np.max(np.abs(first - second), initial=0.0))}
+
+
+def _scatter(scores: dict[str, dict[str, F]], a: str, b: str, seed: int = 0) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    out = {}
+    for sample in scores[a]:
+        n = len(scores[a][sample])
+        pick = np.sort(rng.choice(n, min(n, SCATTER_PER_SAMPLE), replace=False))
+        out[sample] = {a: _rounded(scores[a][sample][pick]), b: _rounded(scores[b][sample][pick])}
+    return out
+
+
+def model_summary(artifact: Artifact, label: str, background: str | Path, signals: Samples, wp_fpr: float,
+                  max_events: int | None = None, extra: ExtraVariant | None = None,
+                  progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """Score every variant of ``artifact`` on held-out SM events and ``signals``; the model's report data.
+
+    ``extra`` adds a variant scored elsewhere (the firmware emulator) at the quantized threshold;
+    its extra information is stored as ``exactness``.
+    """
+    config = artifact.config.model
+    bkg, note = background_events(artifact, background, max_events)
+    samples = {SM: bkg, **signals}
+    scores: dict[str, dict[str, F]] = {}
+    for variant in artifact.variants:
+        progress(f"scoring {label}/{variant} on {sum(map(len, samples.values()))} events")
+        scores[variant] = {name: artifact.score(events, variant) for name, events in samples.items()}
+    thresholds = {v: artifact.threshold(v) for v in artifact.variants}
+    exactness = None
+    if extra is not None and "quantized" in artifact.variants:
+        name, score_samples = extra
+        scores[name], exactness = score_samples(samples)
+        thresholds[name] = thresholds["quantized"]
+    variants = {}
+    for variant, by_sample in scores.items():
+        sm = by_sample[SM]
+        stored = artifact.thresholds.get(variant if variant in artifact.variants else "quantized")
+        variants[variant] = {
+            "threshold": thresholds[variant],
+            "threshold_note": stored.note if stored else "",
+            "signals": {name: {**summarise_signal(sm, s, FPR_POINTS, wp_fpr), "roc": roc_points(sm, s)}
+                        for name, s in by_sample.items() if name != SM},
+            "histogram": _histograms(by_sample),
+        }
+    agreement = {}
+    if "quantized" in scores:
+        every = {v: np.concatenate(list(s.values())) for v, s in scores.items()}
+        for other in (v for v in every if v != "quantized"):
+            agreement[f"quantized vs {other}"] = _agreement(every["quantized"], every[other],
+                                                            thresholds["quantized"], thresholds[other])
+    return {
+        "path": str(artifact.path), "name": config.name, "kind": config.kind,
+        "baseline": "seed-003 FFN baseline" if config.kind == "ffn-baseline" else None,
+        "score": config.score, "score_meaning": SCORES.get(config.score, config.score),
+        "architecture": config.parameters_hint,
+        "precision": (f"weights {config.weight_bits} bit, activations {config.activation_bits} bit, "
+                      f"inputs {config.input_type}") if config.quantized else "float32",
+        "parameters": {v: int(artifact.networks[v].trainable.count_params()) for v in artifact.variants},
+        "default_variant": artifact.default_variant,
+        "background_events": len(bkg), "background": note,
+        "statistics": {"min_resolvable_fpr": 1 / len(bkg), "min_supported_fpr": MIN_EXPECTED / len(bkg)},
+        "variants": variants,
+        "agreement": agreement,
+        "scatter": _scatter(scores, "float", "quantized") if {"float", "quantized"} <= set(scores) else None,
+        "exactness": exactness,
+    }
