@@ -30,7 +30,7 @@ from scipy.linalg.blas import get_blas_funcs
 
 from firmware.emulator import Emulator, Kernel
 from trigger.fixed import FixedType, Overflow, Rounding
-from trigger.preprocess import Scaler
+from trigger.preprocess import Scaler, event_values
 from trigger.schema import N_OBJECTS
 
 __all__ = ("Casts", "CompiledNetwork", "FirstProduct", "SquaresScore", "Workspace")
@@ -115,7 +115,7 @@ class FirstProduct:
         return cls.build(scaler, np.zeros((N_OBJECTS * 3, 0)))
 
     def __call__(self, particles: Floats, work: Workspace | None = None) -> tuple[F64, F64]:
-        particles = np.ascontiguousarray(particles)
+        particles = event_values(particles)  # the input rule: float32 first, then float64
         work = work or Workspace()
         q = work.rows("q", len(particles), N_OBJECTS * 3, exact_dtype(self.grid))
         product = work.rows(("product", 0), len(particles), self.weight.shape[1])

@@ -32,7 +32,7 @@ from models.numpy_forward import NumpyNetwork
 from models.scores import MASKED_SCORES, anomaly_score, firmware_score
 from replay.compiled import CompiledNetwork, FirstProduct, SquaresScore, Workspace
 from trigger.errors import ArtifactError, TriggerError
-from trigger.preprocess import Scaler, input_mask
+from trigger.preprocess import Scaler, event_values, input_mask
 from trigger.schema import N_OBJECTS, PT
 
 __all__ = ("BACKENDS", "EmulatedPath", "ReferencePath", "ScoringPath", "grid_mantissas", "in_chunks",
@@ -83,7 +83,7 @@ class EmulatedPath:
         return Workspace()
 
     def scores(self, particles: NDArray[np.floating[Any]]) -> F64:
-        return in_chunks(self._scores, particles)
+        return in_chunks(self._scores, event_values(particles))  # the input rule: float32 first
 
     def _scores(self, particles: NDArray[np.floating[Any]]) -> F64:
         q, product = self.first_product(particles, self.workspace)  # grid_mantissas, q @ first weight
@@ -103,6 +103,7 @@ class ReferencePath:
         self._project = None if scaler.input_type is None else FirstProduct.projection(scaler)
 
     def scores(self, particles: NDArray[np.floating[Any]]) -> F64:
+        particles = event_values(particles)  # the input rule: float32 first
         if self.backend == "numpy":
             return in_chunks(self._scores, particles)
         return self._scores(np.asarray(particles))  # one large batch for the GPU
@@ -126,7 +127,7 @@ class ReferencePath:
 
 
 def warm_up(path: ScoringPath) -> None:
-    """Score one empty event of each dtype, so that compiling the numba steps (or loading them
+    """Score one empty event of each file dtype, so that compiling the numba steps (or loading them
     from numba's cache: seconds once per machine, milliseconds after) is done before a role says
     READY and its first batches are not late."""
     for dtype in (np.float32, np.float64):
@@ -146,7 +147,7 @@ def grid_mantissas(scaler: Scaler, particles: NDArray[np.floating[Any]]) -> F64:
     two commutes with rounding.
     """
     grid = scaler.grid
-    particles = np.asarray(particles)
+    particles = event_values(particles)  # the input rule: float32 first, then float64
     n = len(particles)
     filled = particles[..., PT] > 0
     rows, slots = np.nonzero(filled)

@@ -80,3 +80,26 @@ def artifact_dir(files: dict[str, Path], tmp_path_factory: pytest.TempPathFactor
     assert main(["train", "--data", str(files["sm"]), "--out", str(out),
                  *[a for o in TINY_MODEL for a in ("--set", o)]]) == 0
     return out
+
+
+def float64_native(events: np.ndarray, scaler, n_changed: int = 50, seed: int = 0) -> np.ndarray:
+    """``events`` as float64 whose leading-electron eta lies just below a grid boundary in float64 and
+    on or above it once rounded to float32 (the public ADC2021 files are float64): projecting the
+    float64 values directly gives another grid point than the input rule does, in ``n_changed`` events."""
+    out = events.astype(np.float64)
+    k = 3 * 1 + 1  # input index of slot 1's eta (the leading electron, filled in every synthetic event)
+    center, step = float(scaler.center[k]), float(scaler.mantissa_step[k])
+    rng = np.random.default_rng(seed)
+    found = 0
+    for m in rng.permutation(np.arange(int(np.ceil((-2.5 - center) / step)), int((2.5 - center) / step))):
+        boundary = center + m * step
+        value = boundary - step * 1e-6
+        rounded = float(np.float32(value))
+        if np.floor((value - center) / step) == np.floor((rounded - center) / step):
+            continue  # the float32 rounding does not cross this boundary
+        out[found, 1, 1] = value
+        found += 1
+        if found == n_changed:
+            return out
+    msg = f"only {found} boundary-crossing values found"
+    raise AssertionError(msg)

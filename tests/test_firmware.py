@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import synthetic_events
+from conftest import float64_native, synthetic_events
 
 from firmware.check import compare_paths
 from firmware.convert import to_hls
@@ -33,6 +33,21 @@ def test_three_paths_agree_on_scores_and_decisions(artifact_dir: Path, hls_model
     assert exact[("csim", "emulator")].scores_differ == 0
     assert exact[("qkeras", "csim")].decisions_differ <= 2  # >= 99.9 % identical decisions
     assert scores["emulator"].shape == (2000,)
+
+
+def test_float64_native_events_score_alike_in_software_csim_emulator_and_replay(artifact_dir: Path, hls_model,
+                                                                              tmp_path: Path) -> None:
+    """Values a float32 cast changes, as in the public float64 files: the C-simulation is fed the
+    inputs of the input rule, and the replay's emulated path scores exactly what it does."""
+    from replay.paths import load_emulated, write_bundle
+
+    artifact = load_artifact(artifact_dir)
+    events = float64_native(synthetic_events(400, seed=13), artifact.scaler)
+    pairs, scores = compare_paths(artifact, hls_model, events)
+    assert {(p.first, p.second): p for p in pairs}[("csim", "emulator")].scores_differ == 0
+    write_bundle(artifact_dir, tmp_path / "bundle")
+    np.testing.assert_array_equal(load_emulated(tmp_path / "bundle").scores(events), scores["csim"])
+    np.testing.assert_array_equal(artifact.inputs(events), artifact.inputs(events.astype(np.float32)))
 
 
 def test_emulator_reads_types_from_the_model(hls_model) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from conftest import synthetic_events
+from conftest import float64_native, synthetic_events
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -206,6 +206,30 @@ def test_emulated_scores_do_not_depend_on_the_chunks(bundle: Path) -> None:
     pieces = [path.scores(events[i:j]) for i, j in ((0, 1), (1, 4000), (4000, 4003), (4003, 5000))]
     np.testing.assert_array_equal(np.concatenate(pieces), whole)
     assert len(np.unique(whole)) > 4000
+
+
+def test_float64_native_events_follow_the_input_rule_on_every_replay_step(bundle: Path) -> None:
+    """Values a float32 cast changes (as in the public float64 files): the numpy projection, the
+    compiled first step and the emulated path all score them as the software does."""
+    from firmware.emulator import Emulator
+    from models.scores import firmware_score
+    from trigger.preprocess import filled_mask
+
+    path = load_emulated(bundle)
+    events = float64_native(synthetic_events(400, seed=12), path.scaler)
+    fraction = path.scaler.input_type.fractional
+    software = path.scaler.transform(events).astype(np.float64) * 2.0**fraction
+    rounded = events.astype(np.float32)
+    direct = np.floor((events[:50, 1, 1] - path.scaler.center[4]) / path.scaler.mantissa_step[4])
+    assert np.all(direct == software[:50, 4] - 1)  # projected without the rule: one grid step lower
+    np.testing.assert_array_equal(software, path.scaler.transform(rounded).astype(np.float64) * 2.0**fraction)
+    np.testing.assert_array_equal(grid_mantissas(path.scaler, events), software)
+    q, _ = path.first_product(events)
+    np.testing.assert_array_equal(q, software)
+    x = software * 2.0**-fraction
+    expected = firmware_score(path.score, Emulator.load(bundle / "emulator.npz").predict(x), x, filled_mask(events))
+    np.testing.assert_array_equal(path.scores(events), expected)
+    np.testing.assert_array_equal(path.scores(events), path.scores(rounded))
 
 
 def test_emulated_path_matches_the_emulator_on_the_scaler_inputs(bundle: Path, artifact_dir: Path) -> None:

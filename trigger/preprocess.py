@@ -1,5 +1,14 @@
 """Events -> the 57 model inputs: per-input scaling fitted on SM events, then the firmware grid.
 
+**The input rule, for float32 and float64 files alike**: an event's values are first rounded
+to float32 (round to nearest, :func:`event_values`), whatever the file stores; everything
+after that (log1p, scaling, the projection onto the grid) is computed in float64 from those
+float32 values. Our own files are float32, the public ADC2021 files float64; float32 keeps
+about 7 significant digits, far finer than the input grid's step, and one rule makes every
+path -- training, evaluation, the C-simulation feed, the emulator, the replay's compiled
+step and the RTL test vectors -- see the same inputs. A slot is filled when its rounded pT
+is above 0.
+
 ``to_inputs`` drops the class column: input ``3 * row + feature`` is (pT, eta, phi) of
 slot ``row``. A :class:`Scaler` is fitted on SM training events only, over filled
 slots (zero padding is masked out of the statistics and stays exactly zero). With an
@@ -24,7 +33,7 @@ from trigger.errors import ArtifactError, UsageError
 from trigger.fixed import FixedType, Overflow, Rounding
 from trigger.schema import N_INPUTS, N_OBJECTS, PT
 
-__all__ = ("Scaler", "filled_mask", "to_inputs")
+__all__ = ("EVENT_DTYPE", "Scaler", "event_values", "filled_mask", "to_inputs")
 
 Method = Literal["standard", "maxabs", "none"]
 METHODS: tuple[Method, ...] = ("standard", "maxabs", "none")
@@ -33,15 +42,24 @@ _PT_COLUMNS = np.arange(N_OBJECTS) * 3 + PT
 _SLOT_OF_INPUT = np.repeat(np.arange(N_OBJECTS), 3)  # input column -> its slot
 
 
+#: what every event value is rounded to before the inputs are computed (the input rule above)
+EVENT_DTYPE = np.float32
+
+
+def event_values(particles: NDArray[np.floating[Any]]) -> NDArray[np.float32]:
+    """(N, 19, 4) events as contiguous float32, the input rule's first step (no copy if they are)."""
+    return np.ascontiguousarray(particles, dtype=EVENT_DTYPE)
+
+
 def to_inputs(particles: NDArray[np.floating[Any]]) -> NDArray[np.float32]:
     """(N, 19, 4) events -> (N, 57) float32 inputs, [pT, eta, phi] per slot."""
-    particles = np.asarray(particles)
-    return np.ascontiguousarray(particles[..., :3], dtype=np.float32).reshape(len(particles), N_INPUTS)
+    values = event_values(particles)
+    return np.ascontiguousarray(values[..., :3]).reshape(len(values), N_INPUTS)
 
 
 def filled_mask(particles: NDArray[np.floating[Any]]) -> NDArray[np.bool_]:
-    """(N, 57) True where the input belongs to a filled slot (pT > 0)."""
-    return input_mask(np.asarray(particles)[..., PT] > 0)
+    """(N, 57) True where the input belongs to a filled slot (pT > 0 after the float32 rounding)."""
+    return input_mask(event_values(particles)[..., PT] > 0)
 
 
 def input_mask(slots: NDArray[np.bool_]) -> NDArray[np.bool_]:
