@@ -37,7 +37,8 @@ sample: $(STAMP)
 	$(BIN)/trigger generate --process htautau    --events 10000 --seed $(SEED) --jobs $(JOBS) -o $(SAMPLE)/htautau.h5 --overwrite
 	$(BIN)/trigger generate --process htaunu     --events 10000 --seed $(SEED) --jobs $(JOBS) -o $(SAMPLE)/htaunu.h5 --overwrite
 
-## models: retrain the bundled models on the bundled sample and evaluate them (minutes on CPU)
+## models: retrain the bundled models on the bundled sample, calibrate them on the firmware emulator's scores
+## (the path that decides) and evaluate them (minutes on CPU)
 ARTIFACTS := models/artifacts
 SIGNALS   := $(foreach s,ato4l leptoquark htautau htaunu,--signal $(SAMPLE)/$(s).h5)
 models: $(STAMP)
@@ -45,6 +46,7 @@ models: $(STAMP)
 	$(BIN)/trigger train --config models/configs/dense_ae_w4.toml --data $(SAMPLE)/sm_cocktail.h5 --out $(ARTIFACTS)/dense-ae-w4 --overwrite
 	$(BIN)/trigger train --config models/configs/vae.toml --data $(SAMPLE)/sm_cocktail.h5 --out $(ARTIFACTS)/vae --overwrite
 	$(BIN)/trigger train --config models/configs/ffn_baseline.toml --data $(SAMPLE)/sm_cocktail.h5 --out $(ARTIFACTS)/ffn-baseline --overwrite
+	for m in dense-ae dense-ae-w4 vae ffn-baseline; do $(BIN)/trigger calibrate --model $(ARTIFACTS)/$$m --background $(SAMPLE)/sm_cocktail.h5 || exit 1; done
 	$(BIN)/trigger evaluate --model $(ARTIFACTS)/dense-ae --model $(ARTIFACTS)/dense-ae-w4 --model $(ARTIFACTS)/vae --model $(ARTIFACTS)/ffn-baseline --background $(SAMPLE)/sm_cocktail.h5 $(SIGNALS) --json $(ARTIFACTS)/evaluation.json
 
 clean-venv:

@@ -16,7 +16,16 @@ from models.artifact import Artifact
 from models.scores import firmware_score
 from trigger.preprocess import filled_mask
 
-__all__ = ("PairComparison", "check_firmware", "compare_paths", "csim_vs_emulator", "firmware_scores")
+__all__ = ("PairComparison", "check_firmware", "compare_paths", "csim_vs_emulator", "emulator_scores", "firmware_scores")
+
+
+def emulator_scores(artifact: Artifact, particles: NDArray[np.floating[Any]],
+                    emulator: Emulator | None = None) -> NDArray[np.float64]:
+    """Scores of the bit-exact emulator (the path that decides) on raw events."""
+    from firmware.convert import emulator_for
+
+    x = artifact.inputs(particles).astype(np.float64)
+    return firmware_scores(artifact, (emulator or emulator_for(artifact)).predict(x), x, particles)
 
 
 def firmware_scores(artifact: Artifact, outputs: NDArray[np.floating[Any]], inputs: NDArray[np.floating[Any]],

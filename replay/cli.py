@@ -68,6 +68,27 @@ def _input_options(parser: argparse.ArgumentParser) -> None:
     count.add_argument("--loop", action="store_true", help="cycle the inputs until Ctrl-C")
 
 
+def _working_point_options(parser: argparse.ArgumentParser) -> None:
+    point = parser.add_mutually_exclusive_group()
+    point.add_argument("--threshold", type=float, help="decide at this score threshold instead of the artifact's")
+    point.add_argument("--accept-rate", metavar="RATE",
+                       help="decide at the threshold for this accept rate (e.g. 2kHz), calibrated on the emulated "
+                            "path's scores of held-out SM events of --calibration")
+    parser.add_argument("--calibration", type=Path, metavar="SM.h5",
+                        help="SM events for --accept-rate (default: the bundled SM sample; its held-out split "
+                             "when it is the model's training file)")
+    parser.add_argument("--bx-rate", default="40MHz", help="bunch-crossing rate for --accept-rate")
+
+
+def _working_point(args: argparse.Namespace) -> Any:
+    from replay.config import WorkingPoint
+
+    if args.calibration is not None and args.accept_rate is None:
+        msg = "--calibration is for --accept-rate"
+        raise UsageError(msg)
+    return WorkingPoint(args.threshold, args.accept_rate, args.bx_rate, args.calibration)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from trigger.console import HelpFormatter as fmt
 
@@ -80,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     _input_options(parser)
     parser.add_argument("--model", type=Path, help="model artifact directory (default: the bundled dense AE)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes")
+    _working_point_options(parser)
     parser.add_argument("--reference-backend", default="auto", choices=("auto", "tensorflow", "numpy", "none"),
                         help="float reference path; auto = tensorflow when a GPU is visible, else numpy")
     parser.add_argument("--out", type=Path, help="run directory (default: runs/replay-DATE-TIME)")
@@ -96,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
                                           "numpy/JSON bundle the roles load without them", formatter_class=fmt)
     bundle.add_argument("directory", type=Path, metavar="BUNDLE_DIR")
     bundle.add_argument("--model", type=Path, help="model artifact directory (default: the bundled dense AE)")
+    _working_point_options(bundle)
     for role, text in ROLES.items():
         sub = roles.add_parser(role, help=text, description=text, formatter_class=fmt)
         sub.add_argument("--curve", type=Path, metavar="KEY_DIR", help="CurveZMQ keys (see `replay keys`)")
@@ -151,7 +174,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     print(f"events in {s['events_in']:,} = decided {s['events_decided']:,} + quarantined "
           f"{s['events_quarantined']:,}: accounting {'OK' if s['accounting_ok'] else 'VIOLATED'}")
     print(f"accepted {s['events_accepted']:,} (accept rate {format_rate(s['accept_rate_hz_at_bx'])} at 40 MHz, "
-          f"threshold {s['threshold']:.5g})")
+          f"threshold {s['threshold']:.5g}: {s['working_point']['source']})")
     print(f"throughput {s['events_per_second']:,.0f} events/s in {s['wall_seconds']:.2f} s, "
           f"real-time factor {s['real_time_factor']:.4f} of 40 MHz ({s['workers']} workers, {s['mode']})")
     if lat["p50"] is not None:
@@ -181,7 +204,7 @@ def _run_local(args: argparse.Namespace) -> int:
         msg = f"{out} is not empty; choose another --out"
         raise UsageError(msg)
     run = ReplayRun(tuple(args.input), args.model, out, _config(args), args.events, args.loop, args.workers,
-                    args.reference_backend, args.transport, args.curve)
+                    args.reference_backend, args.transport, args.curve, _working_point(args))
     summary = run_replay(run, progress=None if args.quiet or args.json else sys.stderr)
     if args.json:
         print(json.dumps(summary, indent=1))
@@ -208,8 +231,13 @@ def _run_role(args: argparse.Namespace) -> int:
         print(f"CurveZMQ keys written to {create_keys(args.directory)}; copy the directory to every host")
         return 0
     if args.role == "bundle":
-        manifest = write_bundle(args.model, args.directory)
-        print(f"bundle of {manifest['name']} written to {args.directory}; copy it to the worker hosts")
+        from replay.paths import apply_working_point
+        from trigger.sample import bundled_sample
+
+        write_bundle(args.model, args.directory)
+        manifest = apply_working_point(args.directory, _working_point(args), lambda: bundled_sample().background)
+        print(f"bundle of {manifest['name']} written to {args.directory} (threshold {manifest['threshold']:.6g}: "
+              f"{manifest['working_point']['source']}); copy it to the worker hosts")
         return 0
     from replay.security import Curve
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from trigger.errors import UsageError
-from trigger.rates import BX_RATE_HZ, format_rate, parse_rate
+from trigger.rates import BX_RATE_HZ, format_rate, fpr_for_rate, parse_rate
 
-__all__ = ("Endpoints", "ReplayConfig", "ReplayRate", "parse_replay_rate")
+__all__ = ("Endpoints", "ReplayConfig", "ReplayRate", "WorkingPoint", "parse_replay_rate")
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,34 @@ class ReplayRate:
     @property
     def mode(self) -> str:
         return "simulated" if self.simulated else "paced"
+
+
+@dataclass(frozen=True)
+class WorkingPoint:
+    """Where the replay decides: a fixed ``threshold``, or one calibrated for ``accept_rate`` of
+    ``bx_rate`` on the held-out SM events of ``calibration``; neither: the artifact's own."""
+
+    threshold: float | None = None
+    accept_rate: str | None = None
+    bx_rate: str = "40MHz"
+    calibration: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.threshold is not None and self.accept_rate is not None:
+            msg = "give --threshold or --accept-rate, not both"
+            raise UsageError(msg)
+        if self.threshold is not None and not math.isfinite(self.threshold):
+            msg = f"--threshold must be a finite number, got {self.threshold}"
+            raise UsageError(msg)
+        if self.accept_rate is not None:
+            fpr_for_rate(parse_rate(self.accept_rate), parse_rate(self.bx_rate))  # a clear error if bad
+
+    @property
+    def fpr(self) -> float:
+        if self.accept_rate is None:
+            msg = "no --accept-rate to turn into a false-positive rate"
+            raise UsageError(msg)
+        return fpr_for_rate(parse_rate(self.accept_rate), parse_rate(self.bx_rate))
 
 
 def parse_replay_rate(text: str) -> ReplayRate:

@@ -31,12 +31,26 @@ from firmware.emulator import Emulator
 from models.numpy_forward import NumpyNetwork
 from models.scores import MASKED_SCORES, anomaly_score, firmware_score
 from replay.compiled import CompiledNetwork, FirstProduct, SquaresScore, Workspace
+from replay.config import WorkingPoint
 from trigger.errors import ArtifactError, TriggerError
 from trigger.preprocess import Scaler, event_values, input_mask
 from trigger.schema import N_OBJECTS, PT
 
-__all__ = ("BACKENDS", "EmulatedPath", "ReferencePath", "ScoringPath", "grid_mantissas", "in_chunks",
-           "load_emulated", "load_reference", "read_bundle", "resolve_backend", "warm_up", "write_bundle")
+__all__ = (
+    "BACKENDS",
+    "EmulatedPath",
+    "ReferencePath",
+    "ScoringPath",
+    "apply_working_point",
+    "grid_mantissas",
+    "in_chunks",
+    "load_emulated",
+    "load_reference",
+    "read_bundle",
+    "resolve_backend",
+    "warm_up",
+    "write_bundle",
+)
 
 BACKENDS = ("auto", "tensorflow", "numpy", "none")
 F64 = NDArray[np.float64]
@@ -217,6 +231,36 @@ def write_bundle(artifact_dir: str | Path, out: str | Path) -> dict[str, Any]:
         NumpyNetwork.from_keras(artifact.networks["float"].scorer).save(out / "reference.npz")
         manifest["reference_threshold"] = artifact.threshold("float")
     (out / _MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def apply_working_point(bundle: str | Path, point: WorkingPoint | None,
+                        default_calibration: Callable[[], Path]) -> dict[str, Any]:
+    """Set the bundle's decision threshold from ``point`` and record where it came from.
+
+    ``--accept-rate`` is calibrated on the replay's own decision path: the bundle's emulated path
+    scores the held-out SM events of the calibration file (the artifact's test split when that is
+    its training file), and the threshold goes between two adjacent distinct scores.
+    """
+    from models.artifact import load_artifact
+    from models.evaluate import background_events
+    from trigger.thresholds import threshold_for
+
+    manifest = read_bundle(bundle)
+    if point is None or (point.threshold is None and point.accept_rate is None):
+        manifest["working_point"] = {"source": "the artifact's calibration", "threshold": manifest["threshold"]}
+    elif point.threshold is not None:
+        manifest["threshold"] = point.threshold
+        manifest["working_point"] = {"source": "--threshold", "threshold": point.threshold}
+    else:
+        calibration = point.calibration or default_calibration()
+        events, note = background_events(load_artifact(manifest["model"]), calibration)
+        estimate = threshold_for(load_emulated(bundle).scores(events), point.fpr, path="emulator (replay)",
+                                 events=f"{note} of {calibration.name} ({len(events)} SM events)")
+        manifest["threshold"] = estimate.threshold
+        manifest["working_point"] = {"source": f"--accept-rate {point.accept_rate} of {point.bx_rate}",
+                                     "threshold": estimate.threshold, "calibration": estimate.as_dict()}
+    (Path(bundle) / _MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
 
 

@@ -24,8 +24,8 @@ from typing import Any, TextIO
 import numpy as np
 
 from replay.collector import collector_main
-from replay.config import Endpoints, ReplayConfig
-from replay.paths import resolve_backend, write_bundle
+from replay.config import Endpoints, ReplayConfig, WorkingPoint
+from replay.paths import apply_working_point, resolve_backend, write_bundle
 from replay.reference import reference_main
 from replay.security import Curve
 from replay.source import Interrupt, RoleError, SourceStats, run_source
@@ -51,6 +51,13 @@ class ReplayRun:
     reference_backend: str = "auto"
     transport: str = "ipc"
     curve_keys: Path | None = None  # CurveZMQ key directory (tcp only)
+    working_point: WorkingPoint | None = None  # None: the artifact's calibrated threshold
+
+
+def _default_calibration() -> Path:
+    from trigger.sample import bundled_sample
+
+    return bundled_sample().background
 
 
 def free_tcp_base(count: int = 4) -> int:
@@ -122,7 +129,8 @@ def run_replay(run: ReplayRun, progress: TextIO | None = sys.stderr, roles: _Rol
         stream = EventStream(run.inputs, run.config.effective_batch_size, run.events, run.loop)
         try:
             run.out.mkdir(parents=True, exist_ok=True)
-            bundle = write_bundle(run.model, run.out / "model")
+            write_bundle(run.model, run.out / "model")
+            bundle = apply_working_point(run.out / "model", run.working_point, _default_calibration)
             interrupt.check()
             use_reference = backend != "none" and bundle["reference_threshold"] is not None
             stats = _run_roles(run, stream, bundle, backend if use_reference else "none", curve, roles or _Roles(),
@@ -175,6 +183,7 @@ def summarize(run: ReplayRun, stats: SourceStats, bundle: dict[str, Any], backen
         "inputs": [str(p) for p in run.inputs],
         "model": str(run.model) if run.model is not None else "the workers' bundle (remote roles)",
         "threshold": bundle.get("threshold", c.get("threshold")),
+        "working_point": bundle.get("working_point", {"source": "the workers' bundle (remote roles)"}),
         "reference_threshold": bundle.get("reference_threshold", c.get("reference_threshold")),
         "workers": run.workers,
         "transport": run.transport,

@@ -60,7 +60,16 @@ def test_calibrate_stores_a_new_working_point(artifact_dir: Path, files: dict[st
     assert main(["calibrate", "--model", str(copy), "--background", str(files["sm"]),
                  "--accept-rate", "4MHz"]) == 0  # FPR 0.1: 30 of the 300 held-out events
     calibrated = load_artifact(copy)
-    assert calibrated.thresholds["quantized"].target_fpr == pytest.approx(0.1)
+    quantized = calibrated.thresholds["quantized"]
+    assert quantized.target_fpr == pytest.approx(0.1) and quantized.path == "emulator"
+    assert quantized.events.startswith("held-out test split [1200, 1500) of the training file")
+    assert calibrated.thresholds["float"].path == "float"
+    from firmware.check import emulator_scores
+
+    held_out = synthetic_events(1500, seed=8)[1200:]  # the files["sm"] events the threshold saw
+    scores = emulator_scores(calibrated, held_out)
+    assert quantized.threshold not in set(scores.tolist())  # between two SM scores, not on one
+    assert np.count_nonzero(scores > quantized.threshold) == quantized.achieved.accepted == 30
     accepted = calibrated.accept(synthetic_events(3000, seed=5)).mean()
     assert 0.04 < accepted < 0.2  # about 0.1 on fresh events of the same kind
 

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from firmware.emulator import Kernel
 from replay.collector import Collector
 from replay.compiled import Casts, CompiledNetwork, FirstProduct, SquaresScore, Workspace
-from replay.config import ReplayConfig, parse_replay_rate
+from replay.config import ReplayConfig, WorkingPoint, parse_replay_rate
 from replay.paths import grid_mantissas, load_emulated, load_reference, write_bundle
 from replay.pipeline import ReplayRun, _Roles, run_replay
 from replay.source import RoleError, run_source
@@ -366,6 +366,49 @@ def test_replay_decides_every_event_once(tmp_path: Path, artifact_dir: Path, fil
     assert f"{4000:,} decided" in last_line and "quarantined 0" in last_line
     assert f"ref.disagree {summary['reference_disagreements']}" in last_line
     assert not multiprocessing.active_children()
+
+
+def test_working_point_from_a_threshold_or_an_accept_rate(tmp_path: Path, artifact_dir: Path, files: dict,
+                                                          bundle: Path) -> None:
+    """``--threshold`` decides at that score; ``--accept-rate`` calibrates on the emulated path's scores
+    of the held-out SM events, between two distinct scores; the summary says which was used."""
+    from trigger.thresholds import threshold_for
+
+    path = load_emulated(bundle)
+    scores = path.scores(synthetic_events(1500, seed=8)[1200:])  # files["sm"]'s held-out split
+    cut = float(np.quantile(scores, 0.9))
+    fixed = _run(tmp_path, artifact_dir, files["sm"], "fixed", events=1500, reference_backend="none",
+                 working_point=WorkingPoint(threshold=cut))
+    assert fixed["threshold"] == cut and fixed["working_point"]["source"] == "--threshold"
+    every = path.scores(synthetic_events(1500, seed=8))
+    assert fixed["events_accepted"] == np.count_nonzero(every > cut)
+    point = WorkingPoint(accept_rate="4MHz", calibration=files["sm"])  # FPR 0.1: 30 of 300
+    rated = _run(tmp_path, artifact_dir, files["sm"], "rated", events=1500, reference_backend="none",
+                 working_point=point)
+    expected = threshold_for(scores, 0.1)
+    assert rated["threshold"] == expected.threshold and rated["threshold"] not in set(scores.tolist())
+    calibration = rated["working_point"]["calibration"]
+    assert rated["working_point"]["source"] == "--accept-rate 4MHz of 40MHz"
+    assert calibration["path"] == "emulator (replay)" and calibration["achieved"]["accepted"] == 30
+    assert calibration["events"].startswith("held-out test split [1200, 1500) of the training file")
+    default = _run(tmp_path, artifact_dir, files["sm"], "default", events=100, reference_backend="none")
+    assert default["working_point"]["source"] == "the artifact's calibration"
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--threshold", "nan"], "--threshold must be a finite number"),
+    (["--threshold", "inf"], "--threshold must be a finite number"),
+    (["--accept-rate", "50MHz"], "must be positive and at most the bunch-crossing rate"),
+    (["--accept-rate", "fast"], "cannot read"),
+    (["--calibration", "x.h5"], "--calibration is for --accept-rate"),
+])
+def test_bad_working_points_are_one_line_errors(tmp_path: Path, artifact_dir: Path, capsys, argv: list[str],
+                                                message: str) -> None:
+    from replay.cli import main
+
+    assert main(["--model", str(artifact_dir), "--events", "10", "--out", str(tmp_path / "r"), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and not (tmp_path / "r").exists()
 
 
 @pytest.mark.slow

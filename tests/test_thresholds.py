@@ -5,7 +5,7 @@ import pytest
 
 from trigger.errors import UsageError
 from trigger.rates import format_rate, fpr_for_rate, parse_rate
-from trigger.thresholds import clopper_pearson, rate_at, threshold_for
+from trigger.thresholds import ThresholdEstimate, clopper_pearson, rate_at, threshold_for
 
 
 @pytest.mark.parametrize("fpr", [1e-2, 1e-3, 2.5e-4])
@@ -49,3 +49,16 @@ def test_rates_parse_and_map_to_fpr() -> None:
             parse_rate(bad)
     with pytest.raises(UsageError, match="at most the bunch-crossing rate"):
         fpr_for_rate(50e6, 40e6)
+
+
+def test_threshold_lies_between_distinct_scores_when_they_tie() -> None:
+    """Fixed-point scores tie often; the threshold is no SM score, so a tie cannot flip a decision."""
+    scores = np.repeat(np.arange(1000, dtype=np.float64) / 64, 40)  # 40 events on each grid value
+    est = threshold_for(scores, 0.01, path="emulator", events="test split")
+    assert est.threshold not in set(scores.tolist())
+    assert est.threshold == pytest.approx((scores[-400] + scores[-401]) / 2)  # between two adjacent values
+    assert est.achieved.accepted == 400 and (est.path, est.events) == ("emulator", "test split")
+    assert est.threshold_low <= est.threshold < est.threshold_high  # the spread may stay within one value
+    assert ThresholdEstimate.from_dict(est.as_dict()) == est
+    old = {k: v for k, v in est.as_dict().items() if k not in ("path", "events")}  # a thresholds.json of before
+    assert ThresholdEstimate.from_dict(old).path == ""

@@ -1,7 +1,9 @@
 """Score threshold <-> accept-rate calibration on SM events. Pure numpy; files are read elsewhere.
 
 The threshold for a target false-positive rate (FPR) is the score above which a fraction
-FPR of held-out SM events lies. Its statistical uncertainty comes from the binomial
+FPR of held-out SM events lies, placed halfway between two adjacent distinct SM scores, so
+that no SM score sits on it and ties cannot flip a decision (events with score > threshold
+are accepted). Each estimate records the scoring path and the events it was calibrated on. Its statistical uncertainty comes from the binomial
 spread of that count (order statistics); the FPR actually achieved carries a
 Clopper-Pearson interval. With fewer than ``MIN_EXPECTED`` SM events expected above the
 threshold the estimate is flagged: the sample cannot support the requested rate.
@@ -76,6 +78,8 @@ class ThresholdEstimate:
     expected_above: float  # target_fpr * number of SM events
     supported: bool
     note: str
+    path: str = ""  # the scores calibrated on: "emulator" (the firmware's fixed point), "qkeras", "float"
+    events: str = ""  # which SM events (never training events)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -87,8 +91,19 @@ class ThresholdEstimate:
         return cls(**{**data, "achieved": RateEstimate(**data["achieved"])})
 
 
-def threshold_for(scores: NDArray[np.floating[Any]], target_fpr: float) -> ThresholdEstimate:
-    """The threshold at which a fraction ``target_fpr`` of the SM ``scores`` is accepted."""
+def _between(scores: NDArray[np.float64], index: int) -> float:
+    """Halfway from the sorted ``scores[index]`` to the next larger distinct score; the score itself
+    when none is larger (then no SM event is accepted)."""
+    above = int(np.searchsorted(scores, scores[index], side="right"))
+    if above == len(scores):
+        return float(scores[index])
+    return float(scores[index] + (scores[above] - scores[index]) / 2)
+
+
+def threshold_for(scores: NDArray[np.floating[Any]], target_fpr: float, path: str = "",
+                  events: str = "") -> ThresholdEstimate:
+    """The threshold at which a fraction ``target_fpr`` of the SM ``scores`` is accepted; ``path`` and
+    ``events`` say which scores of which SM events these are."""
     scores = np.sort(np.asarray(scores, dtype=np.float64))
     n = len(scores)
     if n == 0:
@@ -103,9 +118,8 @@ def threshold_for(scores: NDArray[np.floating[Any]], target_fpr: float) -> Thres
     expected = target_fpr * n
 
     def at_count(count: float) -> float:
-        # score with `count` events strictly above it (threshold = that order statistic)
-        index = int(np.clip(np.ceil(n - count) - 1, 0, n - 1))
-        return float(scores[index])
+        # just above the score with `count` events strictly above it (that order statistic)
+        return _between(scores, int(np.clip(np.ceil(n - count) - 1, 0, n - 1)))
 
     threshold = at_count(expected)
     spread = np.sqrt(expected * (1 - target_fpr))
@@ -127,4 +141,6 @@ def threshold_for(scores: NDArray[np.floating[Any]], target_fpr: float) -> Thres
         expected_above=expected,
         supported=expected >= MIN_EXPECTED,
         note=note,
+        path=path,
+        events=events,
     )
