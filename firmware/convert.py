@@ -49,7 +49,7 @@ def hls_config(artifact: Artifact, network: Any,
     if input_type is None:
         msg = (
             f"{artifact.path}: the model has no fixed-point input grid "
-                           "(model.input_type); firmware needs one"
+            "(model.input_type); firmware needs one"
         )
         raise TriggerError(msg)
     input_layer = network.layers[0].name
@@ -59,7 +59,7 @@ def hls_config(artifact: Artifact, network: Any,
         if layer not in config["LayerName"]:
             msg = (
                 f"no layer {layer!r} to set a precision on; layers: "
-                               f"{', '.join(config['LayerName'])}"
+                f"{', '.join(config['LayerName'])}"
             )
             raise TriggerError(msg)
         config["LayerName"][layer]["Precision"]["result"] = precision

@@ -131,7 +131,7 @@ class Emulator:
             if layer.class_name != "Dense":
                 msg = (
                     f"cannot emulate layer {layer.name} ({layer.class_name}) here: "
-                                   "expected Dense, optionally followed by one activation"
+                    "expected Dense, optionally followed by one activation"
                 )
                 raise TriggerError(msg)
             dense_result = fixed_type(layer.get_output_variable().type.precision)
@@ -212,7 +212,7 @@ def _kernel(layer: Any, x_type: FixedType, bounds: Bounds, dense_result: FixedTy
     if product_frac > accum.fractional:
         msg = (
             f"layer {layer.name}: accum_t {accum} truncates each product; "
-                           "widen accum_t (hls4ml's auto precision does) to emulate it"
+            "widen accum_t (hls4ml's auto precision does) to emulate it"
         )
         raise TriggerError(msg)
     lossless = (dense_result.fractional >= accum.fractional

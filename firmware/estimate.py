@@ -93,7 +93,7 @@ def run_yosys(design: RtlDesign, part: str, yosys: str = YOWASP) -> dict[str, in
     if run.returncode != 0:
         msg = (
             f"yosys failed (log: {design.directory / 'yosys.log'}): "
-                           f"{(run.stderr or run.stdout).strip()[-800:]}"
+            f"{(run.stderr or run.stdout).strip()[-800:]}"
         )
         raise TriggerError(msg)
     return parse_yosys_stat((design.directory / "stat.json").read_text(), design.top)

@@ -145,7 +145,7 @@ def simulate(design: RtlDesign, inputs: NDArray[np.floating[Any]]) -> NDArray[np
     except RuntimeError as err:
         msg = (
             f"Verilator could not build the RTL simulation of {design.top} in "
-                           f"{design.directory / 'sim'}: {err}"
+            f"{design.directory / 'sim'}: {err}"
         )
         raise TriggerError(msg) from err
     return np.asarray(model.predict(np.asarray(inputs, np.float64)), np.float64)

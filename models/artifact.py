@@ -109,7 +109,7 @@ class Artifact:
         if variant not in self.thresholds:
             msg = (
                 f"{self.path}: no calibrated threshold for {variant!r}; "
-                               "run `trigger calibrate`"
+                "run `trigger calibrate`"
             )
             raise TriggerError(msg)
         return self.thresholds[variant].threshold
@@ -177,7 +177,7 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
         msg = (
             f"{path}: artifact format {manifest.get('format')!r} version "
-                            f"{manifest.get('version')!r}; this trigger reads {FORMAT!r} version {VERSION}"
+            f"{manifest.get('version')!r}; this trigger reads {FORMAT!r} version {VERSION}"
         )
         raise ArtifactError(msg)
     for name, digest in manifest.get("files", {}).items():

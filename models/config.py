@@ -54,7 +54,7 @@ class ModelConfig:
         if self.score not in SCORES_BY_KIND[self.kind]:
             msg = (
                 f"model.score {self.score!r} does not fit kind {self.kind!r}; "
-                             f"choose one of {', '.join(SCORES_BY_KIND[self.kind])}"
+                f"choose one of {', '.join(SCORES_BY_KIND[self.kind])}"
             )
             raise UsageError(msg)
         if self.latent < 1 or any(w < 1 for w in (*self.encoder, *self.decoder)):
@@ -132,7 +132,7 @@ def _build(kind: type, values: Mapping[str, Any], table: str) -> Any:
     if unknown:
         msg = (
             f"unknown key(s) in [{table}]: {', '.join(sorted(unknown))}; "
-                         f"known: {', '.join(known)}"
+            f"known: {', '.join(known)}"
         )
         raise UsageError(msg)
     converted = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}

@@ -64,7 +64,7 @@ def parse_replay_rate(text: str) -> ReplayRate:
     except UsageError:
         msg = (
             f"cannot read rate {text!r}; expected e.g. 40MHz-sim (simulated bunch crossings, "
-                         "as fast as possible) or 100kHz / 1MHz (paced on the wall clock)"
+            "as fast as possible) or 100kHz / 1MHz (paced on the wall clock)"
         )
         raise UsageError(msg) from None
     if simulated and hz != BX_RATE_HZ:

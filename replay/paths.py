@@ -216,7 +216,7 @@ def write_bundle(artifact_dir: str | Path, out: str | Path) -> dict[str, Any]:
     if "quantized" not in artifact.networks:
         msg = (
             f"{artifact_dir}: a float-only model has no firmware to replay; "
-                           "give a quantized model (--model)"
+            "give a quantized model (--model)"
         )
         raise TriggerError(msg)
     out = Path(out)

@@ -300,7 +300,7 @@ class _Head:
             if time.monotonic() > deadline:
                 msg = (
                     f"no READY from the {', '.join(missing)} within {self.config.ready_timeout_s:.0f} s; "
-                                "check that the role is running and its endpoints match"
+                    "check that the role is running and its endpoints match"
                 )
                 raise RoleError(msg)
             self.receive(100)

@@ -185,7 +185,7 @@ class Scaler:
         if data.get("format") != "trigger.Scaler" or data.get("version") != FORMAT_VERSION:
             msg = (
                 f"not a version-{FORMAT_VERSION} scaler: "
-                                f"format={data.get('format')!r} version={data.get('version')!r}"
+                f"format={data.get('format')!r} version={data.get('version')!r}"
             )
             raise ArtifactError(msg)
         try:

