@@ -20,7 +20,11 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
                         metavar="NAME", help="process to generate (see the list below)")
     parser.add_argument("--events", type=int, required=True, help="events to keep")
     parser.add_argument("--seed", type=int, default=1, help="master random seed")
-    parser.add_argument("--jobs", type=int, default=1, help="worker processes")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes (with --scheduler local: Dask workers)")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="run the chunks on a Dask cluster: 'local' starts a LocalCluster of --jobs workers "
+                             "here; an address (tcp://host:8786) uses a running scheduler, e.g. one whose workers "
+                             "dask-jobqueue submits to Slurm or HTCondor. Same bytes as --jobs 1 for a seed")
     parser.add_argument("--chunk-size", type=int, default=500,
                         help="events per independently seeded chunk (part of what the seed means)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="output HDF5 file")
@@ -34,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     plan = GenerationPlan(args.process, args.events, args.seed, args.chunk_size)
     result = generate(plan, args.output, jobs=args.jobs, resume=args.resume,
-                      overwrite=args.overwrite, show_progress=not args.quiet)
+                      overwrite=args.overwrite, show_progress=not args.quiet, scheduler=args.scheduler)
     tried = sum(result.tried.values())
     print(f"{result.path}: {result.events} events of {args.process} "
           f"({result.events / max(tried, 1):.1%} of {tried} generated passed the trigger) "

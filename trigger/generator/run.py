@@ -237,12 +237,26 @@ def _recorded_tried(writer: EventWriter) -> dict[str, int]:
 
 
 def generate(plan: GenerationPlan, path: str | Path, jobs: int = 1, resume: bool = False,
-             overwrite: bool = False, show_progress: bool = True) -> GenerationResult:
-    """Generate ``plan`` into ``path``; Ctrl-C (or SIGTERM) leaves a valid, resumable file."""
+             overwrite: bool = False, show_progress: bool = True, scheduler: str | None = None) -> GenerationResult:
+    """Generate ``plan`` into ``path``; Ctrl-C (or SIGTERM) leaves a valid, resumable file.
+
+    ``scheduler``: run the chunks on a Dask cluster (``"local"``: a LocalCluster of ``jobs``
+    workers here; else a scheduler address such as ``tcp://host:8786``) instead of a process pool.
+    """
     path = Path(path)
     if jobs < 1:
         msg = f"--jobs must be >= 1, got {jobs}"
         raise UsageError(msg)
+    if scheduler is None:
+        return _generate(plan, path, jobs, resume, overwrite, show_progress, None)
+    from trigger.generator.cluster import connect
+
+    with connect(scheduler, jobs) as client:  # before the file: an unreachable scheduler writes nothing
+        return _generate(plan, path, jobs, resume, overwrite, show_progress, client)
+
+
+def _generate(plan: GenerationPlan, path: Path, jobs: int, resume: bool, overwrite: bool, show_progress: bool,
+              client: Any) -> GenerationResult:
     writer = _open_output(plan, path, resume, overwrite)
     done = writer.n_events
     if done % plan.chunk_size and done != plan.events:
@@ -273,7 +287,15 @@ def generate(plan: GenerationPlan, path: str | Path, jobs: int = 1, resume: bool
     previous_term = signal.signal(signal.SIGTERM, signal.default_int_handler)
     complete = False
     try:
-        if jobs == 1 or len(todo) <= 1:
+        if client is not None:
+            from trigger.generator.cluster import run_on_dask
+
+            def write_and_count(result: tuple[int, NDArray[np.float32], NDArray[np.int8], dict[str, int]]) -> None:
+                write(result)
+                on_progress(sum(result[3].values()), len(result[1]))
+
+            run_on_dask(client, todo, run_chunk, write_and_count)
+        elif jobs == 1 or len(todo) <= 1:
             for chunk in todo:
                 write(run_chunk(chunk, on_progress))
         else:
