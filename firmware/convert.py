@@ -38,8 +38,9 @@ def firmware_network(artifact: Artifact) -> Any:
 
 
 def hls_config(artifact: Artifact, network: Any,
-               result_precisions: dict[str, str] | None = None) -> dict[str, Any]:
-    """hls4ml's per-layer configuration; ``result_precisions`` overrides layers' result types."""
+               precisions: dict[str, str] | None = None) -> dict[str, Any]:
+    """hls4ml's per-layer configuration; ``precisions`` overrides types: ``{"LAYER": ...}`` a layer's
+    result type, ``{"LAYER.accum": ...}`` its accumulator (any of hls4ml's precision names)."""
     import hls4ml
 
     config: dict[str, Any] = hls4ml.utils.config_from_keras_model(network, granularity="name", backend="Vitis",
@@ -55,14 +56,15 @@ def hls_config(artifact: Artifact, network: Any,
     input_layer = network.layers[0].name
     config["LayerName"][input_layer]["Precision"]["result"] = (
         f"{'ap_fixed' if input_type.signed else 'ap_ufixed'}<{input_type.width},{input_type.integer}>")
-    for layer, precision in (result_precisions or {}).items():
+    for key, precision in (precisions or {}).items():
+        layer, _, kind = key.partition(".")
         if layer not in config["LayerName"]:
             msg = (
                 f"no layer {layer!r} to set a precision on; layers: "
                 f"{', '.join(config['LayerName'])}"
             )
             raise TriggerError(msg)
-        config["LayerName"][layer]["Precision"]["result"] = precision
+        config["LayerName"][layer]["Precision"][kind or "result"] = precision
     return config
 
 
@@ -72,7 +74,7 @@ def project_name(artifact: Artifact) -> str:
 
 
 def convert(artifact: Artifact, out_dir: str | Path, part: str = DEFAULT_PART, clock_ns: float = DEFAULT_CLOCK_NS,
-            result_precisions: dict[str, str] | None = None) -> Any:
+            precisions: dict[str, str] | None = None) -> Any:
     """The artifact's quantized network as an hls4ml ``ModelGraph``; nothing is written yet."""
     import hls4ml
 
@@ -80,7 +82,7 @@ def convert(artifact: Artifact, out_dir: str | Path, part: str = DEFAULT_PART, c
     cwd = Path.cwd()
     try:
         return hls4ml.converters.convert_from_keras_model(
-            network, hls_config=hls_config(artifact, network, result_precisions), output_dir=str(out_dir),
+            network, hls_config=hls_config(artifact, network, precisions), output_dir=str(out_dir),
             backend="Vitis", io_type="io_parallel", part=part, clock_period=clock_ns,
             project_name=project_name(artifact))
     finally:
@@ -89,9 +91,9 @@ def convert(artifact: Artifact, out_dir: str | Path, part: str = DEFAULT_PART, c
 
 def to_hls(artifact: Artifact, out_dir: str | Path, part: str = DEFAULT_PART,
            clock_ns: float = DEFAULT_CLOCK_NS, compile: bool = True,
-           result_precisions: dict[str, str] | None = None) -> Any:
+           precisions: dict[str, str] | None = None) -> Any:
     """Convert the artifact's quantized network; write the HLS project and build the C-sim."""
-    model = convert(artifact, out_dir, part, clock_ns, result_precisions)
+    model = convert(artifact, out_dir, part, clock_ns, precisions)
     cwd = Path.cwd()
     try:
         if compile:

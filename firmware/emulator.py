@@ -231,6 +231,13 @@ def _kernel(layer: Any, x_type: FixedType, bounds: Bounds, dense_result: FixedTy
     dtype = np.float32 if magnitude < 2.0**24 and np.abs(bounds).max() < 2.0**24 else np.float64
     accum_limit = 2.0 ** (accum.width - 1) * 2.0 ** (product_frac - accum.fractional)
     may_wrap = bool(acc_low.min() < -accum_limit or acc_high.max() >= accum_limit)
+    if may_wrap and accum.overflow is not Overflow.WRAP:
+        # wrapping is modular, so one wrap of the final sum is exact; saturation happens at each
+        # addition, in the order the HLS adder tree adds, which this emulator does not follow
+        msg = (f"layer {layer.name}: accum_t {accum} saturates and its sums can leave its range, "
+               "which is saturated at every addition in the firmware's order; widen accum_t (hls4ml's "
+               "auto precision does) or let it wrap (AP_WRAP)")
+        raise TriggerError(msg)
     first = mid or result
     scale = 2.0 ** (first.fractional - product_frac)  # product units -> first-stage mantissas
     low_1, high_1 = np.floor(acc_low * scale) - 1, np.ceil(acc_high * scale) + 1

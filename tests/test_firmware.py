@@ -100,6 +100,27 @@ def test_synth_runs_the_vendor_build_and_parses_its_report(
 
 
 @pytest.mark.slow
+def test_a_narrow_accumulator_wraps_exactly_and_a_saturating_one_is_refused(artifact_dir: Path,
+                                                                          tmp_path: Path) -> None:
+    """A wrapping accum_t that overflows is emulated (modular sums: one wrap of the total is exact);
+    a saturating one saturates at each addition in the adder tree's order, and is refused."""
+    from trigger.errors import TriggerError
+
+    artifact = load_artifact(artifact_dir)  # inputs: 10 fractional bits, weights 6: products 16
+    wrapping = to_hls(artifact, tmp_path / "wrap", precisions={"enc_dense1.accum": "ap_fixed<17,1,AP_TRN,AP_WRAP>"})
+    emulator = Emulator.from_hls_model(wrapping)
+    assert emulator.kernels[0].accum_may_wrap
+    x = artifact.inputs(synthetic_events(2000, seed=14)).astype(np.float64)
+    np.testing.assert_array_equal(emulator.predict(x), wrapping.predict(np.ascontiguousarray(x)).reshape(len(x), -1))
+    wide = Emulator.from_hls_model(to_hls(artifact, tmp_path / "wide", compile=False))
+    assert np.any(emulator.predict(x) != wide.predict(x))  # the sums did wrap on these events
+    saturating = to_hls(artifact, tmp_path / "sat", compile=False,
+                        precisions={"enc_dense1.accum": "ap_fixed<17,1,AP_TRN,AP_SAT>"})
+    with pytest.raises(TriggerError, match=r"enc_dense1: accum_t .*AP_SAT.* saturates .* let it wrap"):
+        Emulator.from_hls_model(saturating)
+
+
+@pytest.mark.slow
 def test_emulator_follows_every_rounding_and_overflow_mode_it_is_given(artifact_dir: Path,
                                                                       tmp_path: Path) -> None:
     """Narrow result types with non-default modes: rounding ties, saturation and wrap all occur."""
@@ -109,7 +130,7 @@ def test_emulator_follows_every_rounding_and_overflow_mode_it_is_given(artifact_
         "outputs": "ap_fixed<6,-2,AP_RND_INF,AP_SAT>",  # [-1/8, 1/8): saturates
     }
     artifact = load_artifact(artifact_dir)
-    model = to_hls(artifact, tmp_path / "hls", result_precisions=overrides)
+    model = to_hls(artifact, tmp_path / "hls", precisions=overrides)
     emulator = Emulator.from_hls_model(model)
     assert str(emulator.kernels[0].result) == "ap_ufixed<5,1,AP_RND,AP_WRAP>"
     # hls4ml keeps a linear activation after the narrowed Dense: two casts in a row
