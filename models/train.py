@@ -1,7 +1,9 @@
 """Train a model (and its float twin) on SM events and write the artifact directory.
 
 The SM file is split in file order into train / validation / test; the test part is
-never trained on and calibrates the threshold. The float twin is trained first and the
+never trained on and calibrates the threshold. Every pass over the file streams it in
+chunks (:mod:`models.stream`): the scaler's fit, each epoch (shuffled across chunks) and
+the test scores, so the memory stays bounded whatever the file's size. The float twin is trained first and the
 quantized model is then trained quantization-aware starting from its weights, so the two
 stay the same function up to quantization. The schedule follows seed 003: Adam,
 learning rate halved after ``lr_patience`` epochs without a better validation loss,
@@ -11,20 +13,21 @@ early stopping after ``early_stopping_patience``, and the best epoch is kept.
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
 from models.artifact import Artifact, file_sha256, load_artifact, save_artifact
 from models.config import Config
 from models.networks import Networks, build_networks
+from models.stream import CHUNK_EVENTS, EventBatches
 from trigger.errors import UsageError
 from trigger.events import open_events
-from trigger.preprocess import Scaler, filled_mask
+from trigger.preprocess import Scaler
 from trigger.rates import fpr_for_rate, parse_rate
 from trigger.thresholds import ThresholdEstimate, threshold_for
 
@@ -66,10 +69,6 @@ def _loss(name: str) -> Any:
     return masked_mse
 
 
-def _targets(name: str, x: NDArray[np.float32], mask: NDArray[np.bool_]) -> NDArray[np.float32]:
-    return x if name == "mse" else np.concatenate([x, mask.astype(np.float32)], axis=1)
-
-
 def _epoch_logger(variant: str, epochs: int, out: Any) -> Any:
     import tensorflow as tf
 
@@ -87,7 +86,7 @@ def _epoch_logger(variant: str, epochs: int, out: Any) -> Any:
     return EpochLogger()
 
 
-def _fit(config: Config, variant: str, data: dict[str, tuple[Any, Any]], out_dir: Path,
+def _fit(config: Config, variant: str, data: dict[str, Any], out_dir: Path,
          log: Any, start_from: Networks | None = None) -> tuple[Networks, dict[str, list[float]]]:
     import tensorflow as tf
 
@@ -104,8 +103,8 @@ def _fit(config: Config, variant: str, data: dict[str, tuple[Any, Any]], out_dir
         tf.keras.callbacks.ModelCheckpoint(str(checkpoint), save_best_only=True, save_weights_only=True),
         _epoch_logger(variant, tc.epochs, log),
     ]
-    fit = nets.trainable.fit(*data["train"], validation_data=data["validation"], epochs=tc.epochs,
-                             batch_size=tc.batch_size, shuffle=True, callbacks=callbacks, verbose=0)
+    fit = nets.trainable.fit(data["train"], validation_data=data["validation"], epochs=tc.epochs,
+                             callbacks=callbacks, verbose=0)
     nets.trainable.load_weights(checkpoint)  # the best epoch, whether or not training stopped early
     history = {k: [float(v) for v in values] for k, values in fit.history.items()}
     return nets, history
@@ -115,22 +114,26 @@ def train(config: Config, data_path: str | Path, out_dir: str | Path, log: Any =
     """Train every variant of ``config`` on the SM events of ``data_path``; write ``out_dir``."""
     out_dir = Path(out_dir)
     tc, mc = config.training, config.model
+    data_path = Path(data_path)
     with open_events(data_path) as events:
         n = events.n_events if tc.max_events <= 0 else min(tc.max_events, events.n_events)
         split = split_events(n, tc.validation_fraction, tc.test_fraction)
-        parts = {name: events.read(*span) for name, span in
-                 (("train", split.train), ("validation", split.validation), ("test", split.test))}
         source_attrs = events.attrs
-    print(f"training {mc.name} ({mc.kind}, {mc.parameters_hint}) on {split.train[1]} SM events, "
-          f"validating on {split.validation[1] - split.validation[0]}, "
-          f"holding out {split.test[1] - split.test[0]}", file=log, flush=True)
-    # Scaler.__post_init__ checks the method and parses an input_type given as text
-    scaler = Scaler(mc.scaling, mc.log_pt, mc.input_type or None).fit(parts["train"])  # type: ignore[arg-type]
-    data = {}
-    for name in ("train", "validation"):
-        x = scaler.transform(parts[name])
-        data[name] = (x, _targets(mc.loss, x, filled_mask(parts[name])))
+        print(f"training {mc.name} ({mc.kind}, {mc.parameters_hint}) on {split.train[1]} SM events, "
+              f"validating on {split.validation[1] - split.validation[0]}, "
+              f"holding out {split.test[1] - split.test[0]}", file=log, flush=True)
+        # Scaler.__post_init__ checks the method and parses an input_type given as text
+        scaler = Scaler(mc.scaling, mc.log_pt, mc.input_type or None)  # type: ignore[arg-type]
+        scaler.fit(batch.particles for batch in events.iter_batches(CHUNK_EVENTS, *split.train))
     out_dir.mkdir(parents=True, exist_ok=True)
+    cache = tempfile.TemporaryDirectory(dir=out_dir, prefix=".inputs-")  # the prepared inputs, removed below
+    streams = {"train": EventBatches(data_path, split.train, scaler, mc.loss, tc.batch_size, seed=tc.seed,
+                                     cache=Path(cache.name) / "train"),
+               "validation": EventBatches(data_path, split.validation, scaler, mc.loss, tc.batch_size,
+                                          cache=Path(cache.name) / "validation")}
+    for stream in streams.values():
+        stream.prepare()
+    data = {name: stream.dataset() for name, stream in streams.items()}
     variants = ("quantized", "float") if mc.quantized else ("float",)
     networks: dict[str, Networks]
     history: dict[str, dict[str, list[float]]]
@@ -141,14 +144,18 @@ def train(config: Config, data_path: str | Path, out_dir: str | Path, log: Any =
         networks[variant], history[variant] = _fit(config, variant, data, out_dir, log,
                                                    start_from=networks.get("float"))
         seconds[variant] = time.monotonic() - start
+    del data, streams
+    cache.cleanup()
     networks = {variant: networks[variant] for variant in variants}  # the quantized model first
     artifact = Artifact(out_dir, config, scaler, networks)
     fpr = fpr_for_rate(parse_rate(tc.accept_rate), parse_rate(tc.bx_rate))
     thresholds: dict[str, ThresholdEstimate]
     metrics: dict[str, Any]
-    thresholds, metrics = {}, {"test_events": len(parts["test"]), "target_fpr": fpr}
+    thresholds, metrics = {}, {"test_events": split.test[1] - split.test[0], "target_fpr": fpr}
     for variant in variants:
-        scores = artifact.score(parts["test"], variant)
+        with open_events(data_path) as events:
+            scores = np.concatenate([artifact.score(batch.particles, variant)
+                                     for batch in events.iter_batches(CHUNK_EVENTS, *split.test)])
         thresholds[variant] = threshold_for(scores, fpr)
         metrics[variant] = {
             "parameters": int(networks[variant].trainable.count_params()),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import synthetic_events
+from conftest import TINY_MODEL, synthetic_events
 
 from models.artifact import load_artifact
 from models.config import load_config
@@ -120,3 +120,46 @@ def test_every_bundled_config_trains(config: str, files: dict[str, Path], tmp_pa
                      tmp_path / "a")
     scores = artifact.score(synthetic_events(50, seed=3))
     assert np.all(np.isfinite(scores)) and np.all(scores >= 0)
+
+
+def test_training_batches_stream_every_event_once_per_epoch_shuffled_across_chunks(event_file: Path) -> None:
+    """The stream reads small chunks, yields each event of the span once per epoch, mixes chunks in
+    a batch, reshuffles each epoch (seeded), and keeps file order for validation."""
+    from models.stream import EventBatches
+    from trigger.events import read_events
+    from trigger.preprocess import Scaler
+
+    events = read_events(event_file)  # 1000 synthetic events
+    scaler = Scaler("standard", log_pt=True, input_type="ap_fixed<16,6>").fit(events)
+    expected = scaler.transform(events[100:900])
+
+    def epoch(stream: EventBatches) -> np.ndarray:
+        batches = list(stream())
+        assert all(len(x) <= 64 for x, _ in batches) and all(y.shape == (len(x), 114) for x, y in batches)
+        return np.concatenate([x for x, _ in batches])
+
+    stream = EventBatches(event_file, (100, 900), scaler, "masked_mse", 64, seed=3, chunk_events=50, pool_chunks=4)
+    first, second = epoch(stream), epoch(stream)
+    rows = {row.tobytes(): i for i, row in enumerate(expected)}  # every event once (they are distinct)
+    positions = [rows[row.tobytes()] for row in first]
+    assert sorted(positions) == list(range(800)) and sorted(rows[r.tobytes()] for r in second) == list(range(800))
+    assert not np.array_equal(first, second)  # another order each epoch
+    assert len({p // 50 for p in positions[:64]}) > 1  # a batch mixes events of several chunks
+    again = EventBatches(event_file, (100, 900), scaler, "masked_mse", 64, seed=3, chunk_events=50, pool_chunks=4)
+    np.testing.assert_array_equal(epoch(again), first)  # the seed fixes the order
+    validation = EventBatches(event_file, (100, 900), scaler, "masked_mse", 64, chunk_events=50)
+    np.testing.assert_array_equal(epoch(validation), expected)
+
+
+def test_training_reads_float64_files_as_the_public_data_has_them(files: dict[str, Path], tmp_path: Path) -> None:
+    from trigger.events import EventWriter, read_events
+
+    sm64 = tmp_path / "sm64.h5"
+    with EventWriter(sm64, attrs={"process": "sm-cocktail"}, dtype=np.float64) as writer:
+        writer.append(read_events(files["sm"]).astype(np.float64))
+    assert main(["train", "--data", str(sm64), "--out", str(tmp_path / "ae64"),
+                 *[a for o in TINY_MODEL for a in ("--set", o)]]) == 0
+    artifact = load_artifact(tmp_path / "ae64")
+    assert artifact.manifest["data"]["split"]["test"] == [1200, 1500]
+    assert not list((tmp_path / "ae64").glob(".inputs-*"))  # the prepared inputs are removed
+    assert np.isfinite(artifact.score(read_events(sm64)[1200:], "quantized")).all()

@@ -1,0 +1,130 @@
+"""Training data streamed from HDF5: bounded memory whatever the file's size.
+
+An event range of the SM file is read in chunks of ``chunk_events``; each epoch visits the
+chunks in a new seeded order, pools ``pool_chunks`` of them, shuffles the pooled events and
+yields ``(inputs, targets)`` batches, so events mix across chunks while at most one pool is
+in memory (about 150 MB at the defaults for float64 files). The scaler's input rule is the
+one of :mod:`trigger.preprocess`. ``tf.data`` wraps the generator for Keras.
+
+With a ``cache`` folder, :meth:`EventBatches.prepare` computes the inputs once (float32, and
+the filled slots) into memory-mapped files there, about 250 bytes per event, and the
+epochs read those: the scaling costs about as much as an epoch's fit on two cores, so doing it
+every epoch made streaming a third slower than fitting from memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from trigger.events import open_events
+from trigger.preprocess import Scaler, event_values, filled_mask, input_mask
+from trigger.schema import N_INPUTS, N_OBJECTS, PT
+
+__all__ = ("CHUNK_EVENTS", "EventBatches", "training_targets")
+
+CHUNK_EVENTS = 32_768
+POOL_CHUNKS = 4
+
+
+def training_targets(loss: str, x: NDArray[np.float32], mask: NDArray[np.bool_]) -> NDArray[np.float32]:
+    """What the loss compares the reconstruction with: the inputs, and for ``masked_mse`` their mask."""
+    return x if loss == "mse" else np.concatenate([x, mask.astype(np.float32)], axis=1)
+
+
+@dataclass
+class EventBatches:
+    """Batches of ``[start, stop)`` of ``path``, shuffled per epoch when ``seed`` is given."""
+
+    path: Path
+    span: tuple[int, int]
+    scaler: Scaler
+    loss: str
+    batch_size: int
+    seed: int | None = None  # None: file order (validation)
+    chunk_events: int = CHUNK_EVENTS
+    pool_chunks: int = POOL_CHUNKS
+    cache: Path | None = None  # a folder for the prepared inputs (see prepare)
+    epoch: int = field(default=0, init=False)
+    _prepared: tuple[NDArray[np.float32], NDArray[np.bool_]] | None = field(default=None, init=False, repr=False)
+
+    def prepare(self) -> None:
+        """Compute the span's inputs and filled slots once into ``cache`` (memory-mapped)."""
+        if self.cache is None or self._prepared is not None:
+            return
+        self.cache.mkdir(parents=True, exist_ok=True)
+        n, (start, stop) = self.n_events, self.span
+        x = np.memmap(self.cache / "inputs.f32", np.float32, "w+", shape=(n, N_INPUTS))
+        slots = np.memmap(self.cache / "filled.bool", np.bool_, "w+", shape=(n, N_OBJECTS))
+        with open_events(self.path) as events:
+            for batch in events.iter_batches(self.chunk_events, start, stop):
+                lo, hi = batch.start - start, batch.start - start + len(batch.particles)
+                x[lo:hi] = self.scaler.transform(batch.particles)
+                slots[lo:hi] = event_values(batch.particles)[..., PT] > 0
+        x.flush()
+        slots.flush()
+        self._prepared = (np.memmap(self.cache / "inputs.f32", np.float32, "r", shape=(n, N_INPUTS)),
+                          np.memmap(self.cache / "filled.bool", np.bool_, "r", shape=(n, N_OBJECTS)))
+
+    @property
+    def n_events(self) -> int:
+        return self.span[1] - self.span[0]
+
+    def _pools(self, rng: np.random.Generator | None) -> Iterator[list[tuple[int, int]]]:
+        start, stop = self.span
+        chunks = [(lo, min(lo + self.chunk_events, stop)) for lo in range(start, stop, self.chunk_events)]
+        if rng is not None:
+            chunks = [chunks[i] for i in rng.permutation(len(chunks))]
+        for i in range(0, len(chunks), self.pool_chunks):
+            yield sorted(chunks[i:i + self.pool_chunks])
+
+    def pools(self) -> Iterator[tuple[NDArray[np.float32], NDArray[np.float32]]]:
+        """One epoch as shuffled pools of ``(inputs, targets)`` (each call is the next epoch)."""
+        rng = None if self.seed is None else np.random.default_rng([self.seed, self.epoch])
+        self.epoch += 1
+        with open_events(self.path) as events:
+            for pool in self._pools(rng):
+                if self._prepared is not None:
+                    x_all, slots_all = self._prepared
+                    start = self.span[0]
+                    x = np.concatenate([x_all[lo - start:hi - start] for lo, hi in pool])
+                    mask = input_mask(np.concatenate([slots_all[lo - start:hi - start] for lo, hi in pool]))
+                else:
+                    particles = np.concatenate([events.read(lo, hi) for lo, hi in pool])
+                    x, mask = self.scaler.transform(particles), filled_mask(particles)
+                if rng is not None:
+                    order = rng.permutation(len(x))
+                    x, mask = x[order], mask[order]
+                yield x, training_targets(self.loss, x, mask)
+
+    def __call__(self) -> Iterator[tuple[NDArray[np.float32], NDArray[np.float32]]]:
+        """One epoch of batches of ``batch_size`` (the last of each pool may be shorter)."""
+        for x, y in self.pools():
+            for lo in range(0, len(x), self.batch_size):
+                yield x[lo:lo + self.batch_size], y[lo:lo + self.batch_size]
+
+    def _stacked(self) -> Iterator[tuple[NDArray[np.float32], NDArray[np.float32]]]:
+        """Each pool as (batches, batch_size, width) arrays, its shorter last batch on its own."""
+        for x, y in self.pools():
+            full = len(x) // self.batch_size * self.batch_size
+            if full:
+                yield (x[:full].reshape(-1, self.batch_size, x.shape[1]),
+                       y[:full].reshape(-1, self.batch_size, y.shape[1]))
+            if full < len(x):
+                yield x[None, full:], y[None, full:]
+
+    def dataset(self) -> Any:
+        """The batches as a ``tf.data.Dataset``: Python hands over whole pools already cut into
+        batches, one element per batch (a generator call per batch, or TensorFlow batching one
+        event at a time, made an epoch 1.3 to 2.2 times slower than the in-memory fit)."""
+        import tensorflow as tf
+
+        width = N_INPUTS if self.loss == "mse" else 2 * N_INPUTS
+        signature = (tf.TensorSpec((None, None, N_INPUTS), tf.float32), tf.TensorSpec((None, None, width), tf.float32))
+        stacks = tf.data.Dataset.from_generator(self._stacked, output_signature=signature)
+        return stacks.flat_map(lambda x, y: tf.data.Dataset.from_tensor_slices((x, y))).prefetch(tf.data.AUTOTUNE)
