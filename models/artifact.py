@@ -17,8 +17,6 @@ custom-object deserialisation is involved.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -33,6 +31,7 @@ from models.config import Config
 from models.networks import Networks, build_networks
 from models.scores import anomaly_score
 from trigger.errors import ArtifactError, TriggerError
+from trigger.filehash import file_sha256
 from trigger.preprocess import Scaler, filled_mask
 from trigger.thresholds import ThresholdEstimate
 
@@ -41,21 +40,6 @@ __all__ = ("Artifact", "file_sha256", "load_artifact", "package_versions", "save
 FORMAT = "trigger.artifact"
 VERSION = 1
 PACKAGES = ("trigger-anomaly", "numpy", "tensorflow", "keras", "qkeras", "hls4ml", "h5py", "scikit-learn")
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a file; remembered while the file keeps its size and modification time."""
-    stat = Path(path).stat()
-    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=64)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:  # noqa: ARG001  (size, mtime: the cache key)
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def package_versions() -> dict[str, str]:

@@ -180,6 +180,13 @@ def print_summary(summary: dict[str, Any]) -> None:
     if lat["p50"] is not None:
         print(f"batch latency p50 {lat['p50']:.2f} ms, p90 {lat['p90']:.2f} ms, p99 {lat['p99']:.2f} ms, "
               f"max {lat['max']:.2f} ms")
+    held = s.get("held_out")
+    if held and held["trained_on_events"]:
+        rate = held["held_out_accept_rate_hz_at_bx"]
+        print(f"{held['trained_on_events']:,} of the {s['events_in']:,} events replayed were the model's training "
+              f"or validation events, so the accept rate above is not a trigger rate; on the "
+              f"{held['held_out_events']:,} held-out ones (the test split, where thresholds are calibrated): "
+              + (f"{format_rate(rate)} ({held['held_out_accepted']:,} accepted)" if rate is not None else "none"))
     if s["reference_backend"] != "none":
         print(f"reference ({s['reference_backend']}): {s['reference_events']:,} events compared, "
               f"{s['reference_disagreements']} decisions differ, largest score difference "

@@ -226,6 +226,7 @@ def write_bundle(artifact_dir: str | Path, out: str | Path) -> dict[str, Any]:
     manifest: dict[str, Any] = {
         "model": str(artifact_dir), "name": artifact.config.model.name, "score": artifact.config.model.score,
         "threshold": artifact.threshold("quantized"), "reference_threshold": None,
+        "training_data": artifact.manifest.get("data"),  # which events it saw: see replay.heldout
     }
     if "float" in artifact.networks:
         NumpyNetwork.from_keras(artifact.networks["float"].scorer).save(out / "reference.npz")

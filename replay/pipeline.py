@@ -21,10 +21,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+import h5py
 import numpy as np
 
 from replay.collector import collector_main
 from replay.config import Endpoints, ReplayConfig, WorkingPoint
+from replay.heldout import held_out_summary
 from replay.paths import apply_working_point, resolve_backend, write_bundle
 from replay.reference import reference_main
 from replay.security import Curve
@@ -168,6 +170,16 @@ def _run_roles(run: ReplayRun, stream: EventStream, bundle: dict[str, Any], back
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _held_out(run: ReplayRun, bundle: dict[str, Any], events_in: int) -> dict[str, Any]:
+    """``held_out``: how many replayed events the model trained on, and the accept rate on the rest."""
+    accepted = run.out / "accepted.h5"
+    if "training_data" not in bundle or not accepted.is_file():
+        return {"held_out": None}  # a remote source: the collector's folder holds the decisions
+    with h5py.File(accepted, "r") as f:
+        bx = f["bx"][:] if "bx" in f else np.zeros(0, np.int64)
+    return {"held_out": held_out_summary(run.inputs, bundle["training_data"], events_in, bx)}
+
+
 def summarize(run: ReplayRun, stats: SourceStats, bundle: dict[str, Any], backend: str) -> dict[str, Any]:
     """The run summary: counts, rates, the accounting check and latency percentiles."""
     c = stats.collector
@@ -177,6 +189,7 @@ def summarize(run: ReplayRun, stats: SourceStats, bundle: dict[str, Any], backen
     percentiles = {f"p{p}": float(np.percentile(latencies, p)) if len(latencies) else None for p in (50, 90, 99)}
     percentiles["max"] = float(np.max(latencies)) if len(latencies) else None
     return {
+        **_held_out(run, bundle, stats.events_in),
         "rate": run.config.rate.text,
         "mode": run.config.rate.mode,
         "target_rate_hz": run.config.rate.hz,

@@ -395,6 +395,22 @@ def test_working_point_from_a_threshold_or_an_accept_rate(tmp_path: Path, artifa
     assert default["working_point"]["source"] == "the artifact's calibration"
 
 
+def test_the_accept_rate_is_not_called_held_out_on_training_events(tmp_path: Path, artifact_dir: Path,
+                                                                   files: dict) -> None:
+    """Replaying the model's training file (cycled): the summary counts the events it trained on and
+    gives the accept rate on the held-out split alone; another file has no training events."""
+    from replay.heldout import held_out_summary
+
+    summary = _run(tmp_path, artifact_dir, files["sm"], "train", events=3300, reference_backend="none",
+                   working_point=WorkingPoint(threshold=0.0))  # accept everything: the counts are exact
+    held = summary["held_out"]
+    assert held["trained_on_events"] == 2 * 1200 + 300 and held["held_out_events"] == 2 * 300
+    assert held["held_out_accepted"] == 600 and held["held_out_accept_rate_hz_at_bx"] == pytest.approx(40e6)
+    other = _run(tmp_path, artifact_dir, files["signal"], "other", events=400, reference_backend="none")
+    assert other["held_out"]["trained_on_events"] == 0 and other["held_out"]["held_out_events"] == 400
+    assert held_out_summary([files["sm"]], None, 10, np.arange(3))["trained_on_events"] == 0
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["--threshold", "nan"], "--threshold must be a finite number"),
     (["--threshold", "inf"], "--threshold must be a finite number"),
