@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import shutil
 import socket
 import sys
@@ -28,6 +29,7 @@ from replay.collector import collector_main
 from replay.config import Endpoints, ReplayConfig, WorkingPoint
 from replay.heldout import held_out_summary
 from replay.paths import apply_working_point, resolve_backend, write_bundle
+from replay.process import role_entry
 from replay.reference import reference_main
 from replay.security import Curve
 from replay.source import Interrupt, RoleError, SourceStats, run_source
@@ -86,12 +88,16 @@ def _port_free(port: int) -> bool:
 class _Roles:
     """The local role processes; ``problem`` names one that died."""
 
-    def __init__(self) -> None:
+    def __init__(self, out: Path | None = None) -> None:
         self.ctx = multiprocessing.get_context("spawn")
         self.procs: dict[str, multiprocessing.process.BaseProcess] = {}
+        self.out = out
 
     def start(self, name: str, target: Any, *args: Any) -> None:
-        proc = self.ctx.Process(target=target, args=args, name=f"replay-{name}", daemon=True)
+        """A role process, killed by the kernel if this process dies, titled for ``ps``."""
+        title = f"replay {name}" + (f" (run {self.out})" if self.out is not None else "")
+        proc = self.ctx.Process(target=role_entry, args=(os.getpid(), title, target, *args), name=f"replay-{name}",
+                                daemon=True)
         proc.start()
         self.procs[name] = proc
 
@@ -135,7 +141,7 @@ def run_replay(run: ReplayRun, progress: TextIO | None = sys.stderr, roles: _Rol
             bundle = apply_working_point(run.out / "model", run.working_point, _default_calibration)
             interrupt.check()
             use_reference = backend != "none" and bundle["reference_threshold"] is not None
-            stats = _run_roles(run, stream, bundle, backend if use_reference else "none", curve, roles or _Roles(),
+            stats = _run_roles(run, stream, bundle, backend if use_reference else "none", curve, roles or _Roles(run.out),
                                progress, interrupt)
         finally:
             stream.close()

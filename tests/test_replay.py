@@ -698,6 +698,61 @@ def test_bundle_files_are_checked(tmp_path: Path, bundle: Path) -> None:
         Emulator.load(bundle / "reference.npz")
 
 
+def _children(pid: int) -> dict[int, str]:
+    """pid -> command line of the processes whose parent is ``pid``."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+        except (OSError, IndexError, ValueError):
+            continue  # exited meanwhile
+    return found
+
+
+@pytest.mark.slow
+def test_no_role_outlives_a_killed_replay_and_ps_names_them(tmp_path: Path, artifact_dir: Path, files: dict) -> None:
+    """SIGKILL of the process that started the roles: the kernel kills every role (PR_SET_PDEATHSIG)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-c", "import sys; from replay.cli import main; sys.exit(main())", "--loop",
+           "--input", str(files["sm"]), "--model", str(artifact_dir), "--batch-size", "256", "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    seen: list[str] = []
+    reader = threading.Thread(target=lambda: seen.extend(iter(lambda: proc.stderr.read(64), "")), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 180
+    while " decided " not in "".join(seen):
+        assert time.monotonic() < deadline and proc.poll() is None, "".join(seen)
+        time.sleep(0.1)
+    roles = {pid: line for pid, line in _children(proc.pid).items() if line.startswith("replay ")}
+    names = sorted(line.split(" (run")[0] for line in roles.values())
+    assert names == ["replay collector", "replay reference", "replay worker-0", "replay worker-1"]
+    assert all(f"(run {out})" in line for line in roles.values())
+    proc.kill()
+    proc.wait(timeout=30)
+    try:
+        deadline = time.monotonic() + 10
+        while any("(run " in _cmdline(pid) for pid in roles):
+            assert time.monotonic() < deadline, f"still alive 10 s after the kill: {roles}"
+            time.sleep(0.1)
+    finally:
+        for pid in roles:  # survivors of a failed check would hold the test's pipes open
+            if "(run " in _cmdline(pid):
+                os.kill(pid, signal.SIGKILL)
+        reader.join(timeout=10)
+        proc.stderr.close()
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
 @pytest.mark.slow
 def test_ctrl_c_drains_and_accounts_for_everything(tmp_path: Path, artifact_dir: Path, files: dict) -> None:
     import subprocess
