@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
         if role == "source":
             _rate_options(sub)
             _input_options(sub)
-            sub.add_argument("--bind", type=_host_port, default=("127.0.0.1", 5555), help="HOST:PORT to bind")
+            sub.add_argument("--bind", type=_host_port, default="127.0.0.1:5555", help="HOST:PORT to bind")
             sub.add_argument("--collector", type=_host_port, required=True, help="the collector's HOST:PORT")
             sub.add_argument("--no-reference", action="store_true", help="no reference role will connect")
             sub.add_argument("--out", type=Path, help="where summary.json goes")
@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
         if role == "reference":
             sub.add_argument("--backend", default="auto", choices=("auto", "tensorflow", "numpy"))
         if role == "collector":
-            sub.add_argument("--bind", type=_host_port, default=("127.0.0.1", 5558), help="HOST:PORT to bind")
+            sub.add_argument("--bind", type=_host_port, default="127.0.0.1:5558", help="HOST:PORT to bind")
             sub.add_argument("--out", type=Path, required=True, help="run directory for accepted events")
             sub.add_argument("--no-reference", action="store_true", help="no reference role will connect")
     return parser

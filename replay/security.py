@@ -24,12 +24,13 @@ __all__ = ("Curve", "create_keys", "secure_client", "secure_server")
 def create_keys(directory: str | Path) -> Path:
     """Write ``server`` and ``client`` key pairs into ``directory``."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     for name in ("server", "client"):
         if (directory / f"{name}.key_secret").exists():
             msg = f"{directory / name}.key_secret exists; not overwriting keys"
             raise UsageError(msg)
-        zmq.auth.create_certificates(directory, name)
+        _, secret = zmq.auth.create_certificates(directory, name)
+        Path(secret).chmod(0o600)  # pyzmq writes it with the umask's mode, world-readable by default
     return directory
 
 
@@ -42,6 +43,10 @@ class Curve:
 
     def _load(self, name: str, secret: bool) -> tuple[bytes, bytes | None]:
         path = self.directory / f"{name}.key{'_secret' if secret else ''}"
+        if secret and path.is_file() and path.stat().st_mode & 0o077:
+            msg = (f"{path} can be read by other users (mode {path.stat().st_mode & 0o777:o}); "
+                   f"a secret key must be private: chmod 600 {path}")
+            raise UsageError(msg)
         try:
             return zmq.auth.load_certificate(path)
         except (OSError, ValueError) as e:

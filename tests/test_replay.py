@@ -580,6 +580,29 @@ def test_curve_encrypted_tcp_run(tmp_path: Path, artifact_dir: Path, files: dict
     assert summary["accounting_ok"] and summary["events_decided"] == 1500
 
 
+def test_role_help_shows_the_default_addresses_as_typed(capsys) -> None:
+    from replay.cli import build_parser
+
+    for role, default in (("source", "127.0.0.1:5555"), ("collector", "127.0.0.1:5558")):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([role, "--help"])
+        assert f"(default: {default})" in capsys.readouterr().out
+    assert build_parser().parse_args(["source", "--collector", "h:1"]).bind == ("127.0.0.1", 5555)
+
+
+def test_secret_keys_are_private_and_a_readable_one_is_refused(tmp_path: Path) -> None:
+    from replay.security import Curve, create_keys
+
+    keys = create_keys(tmp_path / "keys")
+    assert keys.stat().st_mode & 0o777 == 0o700
+    for name in ("server", "client"):
+        assert (keys / f"{name}.key_secret").stat().st_mode & 0o777 == 0o600
+    Curve(keys)._load("server", secret=True)  # a private key loads
+    (keys / "client.key_secret").chmod(0o644)
+    with pytest.raises(UsageError, match=r"client\.key_secret can be read by other users \(mode 644\); .*chmod 600"):
+        Curve(keys)._load("client", secret=True)
+
+
 def _run_roles_over_tcp(python: str, model: list[str], data: Path, out: Path, env: dict | None = None) -> None:
     """``replay collector|worker|source`` as three processes of ``python``, as on three hosts."""
     import subprocess
