@@ -32,7 +32,7 @@ from typing import Any
 from replay.config import ReplayConfig
 from trigger.errors import TriggerError, UsageError
 
-__all__ = ("main", "print_summary")
+__all__ = ("exposure_warning", "main", "print_summary")
 
 ROLES = {
     "source": "read and pace the events, hand batches to workers, re-send lost ones, write the summary",
@@ -221,6 +221,21 @@ def _run_local(args: argparse.Namespace) -> int:
     return 0 if summary["accounting_ok"] else 1
 
 
+def exposure_warning(host: str) -> str | None:
+    """What to tell a role that binds ``host`` without CurveZMQ: None for loopback addresses."""
+    import ipaddress
+
+    if host == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass  # a host name: reachable from elsewhere
+    return (f"binding {host} without --curve: anyone who can reach this port can send or read events "
+            "unencrypted; create keys with `replay keys KEY_DIR` and add --curve KEY_DIR to every role")
+
+
 def _endpoints(host_port: tuple[str, int], collector: tuple[str, int]) -> Any:
     from replay.config import Endpoints
 
@@ -249,6 +264,10 @@ def _run_role(args: argparse.Namespace) -> int:
     from replay.security import Curve
 
     curve = Curve(args.curve) if args.curve else None
+    if args.role in ("source", "collector") and curve is None:
+        warning = exposure_warning(args.bind[0])
+        if warning:
+            print(f"replay {args.role}: warning: {warning}", file=sys.stderr)
     config = _config(args)
     out = getattr(args, "out", None) or Path("runs") / time.strftime(f"{args.role}-%Y%m%d-%H%M%S")
     bundle_dir = getattr(args, "bundle", None) or out / "model"

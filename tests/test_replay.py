@@ -580,6 +580,17 @@ def test_curve_encrypted_tcp_run(tmp_path: Path, artifact_dir: Path, files: dict
     assert summary["accounting_ok"] and summary["events_decided"] == 1500
 
 
+@pytest.mark.parametrize(("host", "warned"), [("127.0.0.1", False), ("127.3.2.1", False), ("::1", False),
+                                              ("localhost", False), ("0.0.0.0", True), ("10.1.2.3", True),
+                                              ("hostA", True)])
+def test_binding_beyond_loopback_without_curve_is_warned(host: str, warned: bool) -> None:
+    from replay.cli import exposure_warning
+
+    warning = exposure_warning(host)
+    assert (warning is not None) == warned
+    assert warning is None or (host in warning and "--curve" in warning and "replay keys" in warning)
+
+
 def test_role_help_shows_the_default_addresses_as_typed(capsys) -> None:
     from replay.cli import build_parser
 
