@@ -732,6 +732,26 @@ def test_bundle_files_are_checked(tmp_path: Path, bundle: Path) -> None:
         Emulator.load(bundle / "reference.npz")
 
 
+def _looping_replay(out: Path, artifact_dir: Path, data: Path, *extra: str, stdout_pipe: bool = True) -> tuple:
+    """``replay --loop`` in its own session, returned once decisions flow (the live line on stderr
+    says so, however long start-up takes): the process, the stderr read so far, its reader thread."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-c", "import sys; from replay.cli import main; sys.exit(main())", "--loop",
+           "--input", str(data), "--model", str(artifact_dir), "--batch-size", "256", "--out", str(out), *extra]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE if stdout_pipe else subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    seen: list[str] = []
+    reader = threading.Thread(target=lambda: seen.extend(iter(lambda: proc.stderr.read(64), "")), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 180
+    while " decided " not in "".join(seen):
+        assert time.monotonic() < deadline and proc.poll() is None, "".join(seen)
+        time.sleep(0.1)
+    return proc, seen, reader
+
+
 def _children(pid: int) -> dict[int, str]:
     """pid -> command line of the processes whose parent is ``pid``."""
     found = {}
@@ -747,20 +767,8 @@ def _children(pid: int) -> dict[int, str]:
 @pytest.mark.slow
 def test_no_role_outlives_a_killed_replay_and_ps_names_them(tmp_path: Path, artifact_dir: Path, files: dict) -> None:
     """SIGKILL of the process that started the roles: the kernel kills every role (PR_SET_PDEATHSIG)."""
-    import subprocess
-    import sys
-
     out = tmp_path / "run"
-    cmd = [sys.executable, "-c", "import sys; from replay.cli import main; sys.exit(main())", "--loop",
-           "--input", str(files["sm"]), "--model", str(artifact_dir), "--batch-size", "256", "--out", str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    seen: list[str] = []
-    reader = threading.Thread(target=lambda: seen.extend(iter(lambda: proc.stderr.read(64), "")), daemon=True)
-    reader.start()
-    deadline = time.monotonic() + 180
-    while " decided " not in "".join(seen):
-        assert time.monotonic() < deadline and proc.poll() is None, "".join(seen)
-        time.sleep(0.1)
+    proc, _, reader = _looping_replay(out, artifact_dir, files["sm"], stdout_pipe=False)
     roles = {pid: line for pid, line in _children(proc.pid).items() if line.startswith("replay ")}
     names = sorted(line.split(" (run")[0] for line in roles.values())
     assert names == ["replay collector", "replay reference", "replay worker-0", "replay worker-1"]
@@ -789,21 +797,8 @@ def _cmdline(pid: int) -> str:
 
 @pytest.mark.slow
 def test_ctrl_c_drains_and_accounts_for_everything(tmp_path: Path, artifact_dir: Path, files: dict) -> None:
-    import subprocess
-    import sys
-
     out = tmp_path / "run"
-    cmd = [sys.executable, "-c", "import sys; from replay.cli import main; sys.exit(main())", "--loop",
-           "--input", str(files["sm"]), "--model", str(artifact_dir), "--batch-size", "256",
-           "--reference-backend", "none", "--out", str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    seen: list[str] = []  # the live line on stderr says when decisions flow, however long start-up takes
-    reader = threading.Thread(target=lambda: seen.extend(iter(lambda: proc.stderr.read(64), "")), daemon=True)
-    reader.start()
-    deadline = time.monotonic() + 180
-    while " decided " not in "".join(seen):
-        assert time.monotonic() < deadline and proc.poll() is None, "".join(seen)
-        time.sleep(0.1)
+    proc, seen, reader = _looping_replay(out, artifact_dir, files["sm"], "--reference-backend", "none")
     time.sleep(1)  # a few more batches
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
     stdout = proc.stdout.read()
