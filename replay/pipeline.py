@@ -181,8 +181,11 @@ def _held_out(run: ReplayRun, bundle: dict[str, Any], events_in: int) -> dict[st
     accepted = run.out / "accepted.h5"
     if "training_data" not in bundle or not accepted.is_file():
         return {"held_out": None}  # a remote source: the collector's folder holds the decisions
-    with h5py.File(accepted, "r") as f:
-        bx = f["bx"][:] if "bx" in f else np.zeros(0, np.int64)
+    try:
+        with h5py.File(accepted, "r") as f:
+            bx = f["bx"][:] if "bx" in f else np.zeros(0, np.int64)
+    except OSError:  # a collector that did not close it (issue: crash-consistent output)
+        return {"held_out": None}
     return {"held_out": held_out_summary(run.inputs, bundle["training_data"], events_in, bx)}
 
 
