@@ -83,33 +83,32 @@ class EventBatches:
         for i in range(0, len(chunks), self.pool_chunks):
             yield sorted(chunks[i:i + self.pool_chunks])
 
+    def _pool_inputs(self, rng: np.random.Generator | None) -> Iterator[tuple[NDArray[np.float32], NDArray[np.bool_]]]:
+        """(inputs, input mask) of each pool, from the prepared files if there are any, else the events."""
+        start = self.span[0]
+        if self._prepared is not None:
+            x_all, slots_all = self._prepared
+            for pool in self._pools(rng):
+                yield (np.concatenate([x_all[lo - start:hi - start] for lo, hi in pool]),
+                       input_mask(np.concatenate([slots_all[lo - start:hi - start] for lo, hi in pool])))
+            return
+        with open_events(self.path) as events:
+            for pool in self._pools(rng):
+                particles = np.concatenate([events.read(lo, hi) for lo, hi in pool])
+                yield self.scaler.transform(particles), filled_mask(particles)
+
     def pools(self) -> Iterator[tuple[NDArray[np.float32], NDArray[np.float32]]]:
         """One epoch as shuffled pools of ``(inputs, targets)`` (each call is the next epoch)."""
         rng = None if self.seed is None else np.random.default_rng([self.seed, self.epoch])
         self.epoch += 1
-        with open_events(self.path) as events:
-            for pool in self._pools(rng):
-                if self._prepared is not None:
-                    x_all, slots_all = self._prepared
-                    start = self.span[0]
-                    x = np.concatenate([x_all[lo - start:hi - start] for lo, hi in pool])
-                    mask = input_mask(np.concatenate([slots_all[lo - start:hi - start] for lo, hi in pool]))
-                else:
-                    particles = np.concatenate([events.read(lo, hi) for lo, hi in pool])
-                    x, mask = self.scaler.transform(particles), filled_mask(particles)
-                if rng is not None:
-                    order = rng.permutation(len(x))
-                    x, mask = x[order], mask[order]
-                yield x, training_targets(self.loss, x, mask)
+        for inputs, in_slots in self._pool_inputs(rng):
+            order = slice(None) if rng is None else rng.permutation(len(inputs))
+            x, mask = inputs[order], in_slots[order]
+            yield x, training_targets(self.loss, x, mask)
 
     def __call__(self) -> Iterator[tuple[NDArray[np.float32], NDArray[np.float32]]]:
-        """One epoch of batches of ``batch_size`` (the last of each pool may be shorter)."""
-        for x, y in self.pools():
-            for lo in range(0, len(x), self.batch_size):
-                yield x[lo:lo + self.batch_size], y[lo:lo + self.batch_size]
-
-    def _stacked(self) -> Iterator[tuple[NDArray[np.float32], NDArray[np.float32]]]:
-        """Each pool as (batches, batch_size, width) arrays, its shorter last batch on its own."""
+        """One epoch as stacks of batches, (batches, batch_size, width) per pool, its shorter last
+        batch on its own: what :meth:`dataset` hands to TensorFlow."""
         for x, y in self.pools():
             full = len(x) // self.batch_size * self.batch_size
             if full:
@@ -126,5 +125,5 @@ class EventBatches:
 
         width = N_INPUTS if self.loss == "mse" else 2 * N_INPUTS
         signature = (tf.TensorSpec((None, None, N_INPUTS), tf.float32), tf.TensorSpec((None, None, width), tf.float32))
-        stacks = tf.data.Dataset.from_generator(self._stacked, output_signature=signature)
+        stacks = tf.data.Dataset.from_generator(self, output_signature=signature)
         return stacks.flat_map(lambda x, y: tf.data.Dataset.from_tensor_slices((x, y))).prefetch(tf.data.AUTOTUNE)

@@ -156,7 +156,9 @@ def train(config: Config, data_path: str | Path, out_dir: str | Path, log: Any =
         with open_events(data_path) as events:
             scores = np.concatenate([artifact.score(batch.particles, variant)
                                      for batch in events.iter_batches(CHUNK_EVENTS, *split.test)])
-        thresholds[variant] = threshold_for(scores, fpr)
+        thresholds[variant] = threshold_for(  # `trigger calibrate` redoes the quantized one on the emulator
+            scores, fpr, path="qkeras" if variant == "quantized" else variant,
+            events=f"held-out test split [{split.test[0]}, {split.test[1]}) of {data_path.name}")
         metrics[variant] = {
             "parameters": int(networks[variant].trainable.count_params()),
             "epochs": len(history[variant]["loss"]),

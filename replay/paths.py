@@ -141,11 +141,10 @@ class ReferencePath:
 
 
 def warm_up(path: ScoringPath) -> None:
-    """Score one empty event of each file dtype, so that compiling the numba steps (or loading them
-    from numba's cache: seconds once per machine, milliseconds after) is done before a role says
-    READY and its first batches are not late."""
-    for dtype in (np.float32, np.float64):
-        path.scores(np.zeros((1, N_OBJECTS, 4), dtype))
+    """Score one empty event, so that compiling the numba steps (or loading them from numba's
+    cache: seconds once per machine, milliseconds after) is done before a role says READY and its
+    first batches are not late. One dtype is enough: every path rounds events to float32 first."""
+    path.scores(np.zeros((1, N_OBJECTS, 4), np.float32))
 
 
 def _mask(score: str, particles: NDArray[np.floating[Any]]) -> NDArray[np.bool_] | None:

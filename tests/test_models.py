@@ -134,9 +134,9 @@ def test_training_batches_stream_every_event_once_per_epoch_shuffled_across_chun
     expected = scaler.transform(events[100:900])
 
     def epoch(stream: EventBatches) -> np.ndarray:
-        batches = list(stream())
-        assert all(len(x) <= 64 for x, _ in batches) and all(y.shape == (len(x), 114) for x, y in batches)
-        return np.concatenate([x for x, _ in batches])
+        stacks = list(stream())  # what train() hands to TensorFlow: (batches, <= 64, width) per pool
+        assert all(x.shape[1] <= 64 and y.shape == (*x.shape[:2], 114) for x, y in stacks)
+        return np.concatenate([x.reshape(-1, 57) for x, _ in stacks])
 
     stream = EventBatches(event_file, (100, 900), scaler, "masked_mse", 64, seed=3, chunk_events=50, pool_chunks=4)
     first, second = epoch(stream), epoch(stream)
