@@ -47,6 +47,7 @@ def main() -> int:
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
+    from firmware.check import csim_outputs
     from firmware.convert import firmware_network, to_hls
     from firmware.emulator import Emulator
     from models.artifact import load_artifact
@@ -62,12 +63,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, threadpool_limits(1):
         hls_model = to_hls(artifact, Path(tmp) / "hls")
         emulator = Emulator.from_hls_model(hls_model)
-        network = firmware_network(artifact)
+        network, _ = firmware_network(artifact)
         emu_rate, emu_out = _rate(emulator.predict, x, args.batch)
         xc = x[: args.csim_events]
-        csim_rate, csim_out = _rate(lambda b: hls_model.predict(np.ascontiguousarray(b)).reshape(len(b), -1),
-                                    xc, args.batch, repeat=1)
-        qk_rate, _ = _rate(lambda b: network(b.astype(np.float32), training=False).numpy(), x, args.batch)
+        csim_rate, csim_out = _rate(lambda b: csim_outputs(hls_model, b), xc, args.batch, repeat=1)
+        qk_rate, _ = _rate(lambda b: np.column_stack(network(b.astype(np.float32), training=False)), x, args.batch)
     exact = int(np.all(emu_out[: len(xc)] == csim_out, axis=1).sum())
     result = {
         "model": str(artifact.path), "batch": args.batch, "events": len(x), "csim_events": len(xc),

@@ -1,4 +1,4 @@
-"""Score the same events three ways (QKeras, hls4ml C-simulation, emulator) and count differences."""
+"""Score and decide the same events three ways (QKeras, hls4ml C-simulation, emulator) and count differences."""
 
 from __future__ import annotations
 
@@ -13,10 +13,8 @@ from numpy.typing import NDArray
 
 from firmware.emulator import Emulator
 from models.artifact import Artifact
-from models.scores import firmware_score
-from trigger.preprocess import filled_mask
 
-__all__ = ("PairComparison", "check_firmware", "compare_paths", "csim_vs_emulator", "emulator_scores", "firmware_scores")
+__all__ = ("PairComparison", "check_firmware", "compare_paths", "csim_outputs", "csim_vs_emulator", "emulator_scores")
 
 
 def emulator_scores(artifact: Artifact, particles: NDArray[np.floating[Any]],
@@ -24,14 +22,14 @@ def emulator_scores(artifact: Artifact, particles: NDArray[np.floating[Any]],
     """Scores of the bit-exact emulator (the path that decides) on raw events."""
     from firmware.convert import emulator_for
 
-    x = artifact.inputs(particles).astype(np.float64)
-    return firmware_scores(artifact, (emulator or emulator_for(artifact)).predict(x), x, particles)
+    emulator = emulator or emulator_for(artifact)
+    return emulator.scores(emulator.predict(artifact.inputs(particles).astype(np.float64)))
 
 
-def firmware_scores(artifact: Artifact, outputs: NDArray[np.floating[Any]], inputs: NDArray[np.floating[Any]],
-                    particles: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
-    """The anomaly score from the firmware network's outputs (reconstruction, or VAE mu)."""
-    return firmware_score(artifact.config.model.score, outputs, inputs, filled_mask(particles))
+def csim_outputs(hls_model: Any, x: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
+    """The C-simulation's (score, accept) per event, as one array like ``Emulator.predict``'s."""
+    outputs = hls_model.predict(np.ascontiguousarray(x, np.float64))
+    return np.column_stack([np.asarray(o, np.float64).reshape(len(x), -1) for o in outputs])
 
 
 @dataclass(frozen=True)
@@ -43,33 +41,39 @@ class PairComparison:
     decisions_differ: int
     max_abs_difference: float
 
+    @property
+    def exact(self) -> bool:
+        """Identical scores and identical decisions on every event."""
+        return self.scores_differ == 0 and self.decisions_differ == 0
+
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
 
 
 def compare_paths(artifact: Artifact, hls_model: Any, particles: NDArray[np.floating[Any]],
                   batch_size: int = 8192) -> tuple[list[PairComparison], dict[str, NDArray[np.float64]]]:
-    """Scores of QKeras, C-sim and emulator on ``particles`` and their pairwise differences."""
+    """Scores and accept bits of QKeras, C-sim and emulator on ``particles``, pairwise compared.
+    The C-sim and the emulator decide in firmware (their accept output); QKeras, in float, runs
+    the same layers, and its decision is its ReLU output above 0 (``score > threshold``)."""
     from firmware.convert import firmware_network
 
-    network = firmware_network(artifact)
+    network, _ = firmware_network(artifact)
     emulator = Emulator.from_hls_model(hls_model)
     x = artifact.inputs(particles)
     x64 = x.astype(np.float64)
+    score, accept = network.predict(x, batch_size=batch_size, verbose=0)
     outputs = {
-        "qkeras": network.predict(x, batch_size=batch_size, verbose=0),
-        "csim": hls_model.predict(np.ascontiguousarray(x64)).reshape(len(x), -1),
+        "qkeras": np.column_stack([score, np.asarray(accept) > 0]).astype(np.float64),
+        "csim": csim_outputs(hls_model, x64),
         "emulator": emulator.predict(x64),
     }
-    scores = {name: firmware_scores(artifact, out, x64, particles) for name, out in outputs.items()}
-    threshold = artifact.threshold("quantized")
+    scores = {name: emulator.scores(out) for name, out in outputs.items()}
     pairs = []
     for a, b in combinations(scores, 2):
         diff = np.abs(scores[a] - scores[b])
         pairs.append(PairComparison(
             a, b, len(x), int(np.count_nonzero(diff)),
-            int(np.count_nonzero((scores[a] > threshold) != (scores[b] > threshold))),
-            float(diff.max(initial=0.0))))
+            int(np.count_nonzero(outputs[a][:, 1] != outputs[b][:, 1])), float(diff.max(initial=0.0))))
     return pairs, scores
 
 

@@ -4,6 +4,8 @@ Precisions come from the QKeras quantizers (hls4ml's ``config_from_keras_model``
 ``granularity="name"``); the input precision is the grid the preprocessing projects onto,
 so the firmware sees exactly the inputs the model was trained and scored on. For a VAE
 only the encoder (inputs -> mu) goes to firmware: the score sum(mu^2) needs nothing else.
+The score and the accept decision are layers of the converted model (``firmware.head``):
+its two outputs are the score and the trigger bit.
 """
 
 from __future__ import annotations
@@ -14,19 +16,27 @@ from pathlib import Path
 from typing import Any
 
 from firmware.emulator import Emulator
+from firmware.head import FIRMWARE_SCORES, SCORE, HeadTypes, error_layers, threshold_mantissa, with_decision
 from models.artifact import Artifact
 from trigger.errors import TriggerError
+from trigger.schema import N_INPUTS
 
-__all__ = ("DEFAULT_PART", "convert", "emulator_for", "firmware_network", "hls_config", "project_name", "to_hls")
+__all__ = ("DEFAULT_PART", "convert", "emulator_for", "firmware_network", "head_types", "hls_config", "project_name",
+           "score_divisor", "to_hls")
 
 DEFAULT_PART = "xcvu9p-flga2104-2L-e"
 DEFAULT_CLOCK_NS = 5.0
 
 
-def firmware_network(artifact: Artifact) -> Any:
-    """The Keras model whose outputs the FPGA computes: the AE, or the VAE's mu branch."""
+def _network(artifact: Artifact) -> Any:
+    """The quantized Keras network whose outputs feed the score: the AE, or the VAE's mu branch."""
     if "quantized" not in artifact.networks:
         msg = f"{artifact.path}: a float-only model has no firmware; train a quantized one"
+        raise TriggerError(msg)
+    score = artifact.config.model.score
+    if score not in FIRMWARE_SCORES:
+        msg = (f"{artifact.path}: the score {score!r} has no firmware form; "
+               f"the firmware computes {' or '.join(FIRMWARE_SCORES)}")
         raise TriggerError(msg)
     nets = artifact.networks["quantized"]
     if artifact.config.model.kind == "vae":
@@ -35,6 +45,33 @@ def firmware_network(artifact: Artifact) -> Any:
         mu = nets.scorer.get_layer("z_mean").output
         return tf.keras.Model(nets.scorer.input, mu, name=f"{artifact.config.model.name}_mu")
     return nets.trainable
+
+
+def head_types(artifact: Artifact, network: Any, precisions: dict[str, str] | None = None) -> HeadTypes:
+    """The declared types of the firmware's score: model.error_type and model.score_type, unless
+    ``precisions`` (``hls_config``'s overrides) set the error or score layer's type."""
+    model, precisions = artifact.config.model, precisions or {}
+    error = precisions.get(error_layers(network, model.kind != "vae")[0], model.error_type)
+    return HeadTypes.declare(error, precisions.get(SCORE, model.score_type),
+                             int(network.output.shape[-1]))
+
+
+def score_divisor(artifact: Artifact) -> int:
+    """The firmware score (a sum of squares) over this is the software's: the mean for mse."""
+    return N_INPUTS if artifact.config.model.score == "mse" else 1
+
+
+def firmware_network(artifact: Artifact, threshold: float | None = None,
+                     precisions: dict[str, str] | None = None) -> tuple[Any, dict[str, str]]:
+    """The Keras model the FPGA computes, ``inputs -> (score, accept)``, and the precisions of its
+    score layers (those in ``precisions`` override the declared ones). ``threshold`` (default: the
+    artifact's calibrated one, else none: no event is accepted) is in the software's score units."""
+    network = _network(artifact)
+    types = head_types(artifact, network, precisions)
+    if threshold is None:
+        threshold = artifact.threshold("quantized") if "quantized" in artifact.thresholds else float("inf")
+    mantissa = threshold_mantissa(threshold, types.score, score_divisor(artifact))
+    return with_decision(network, artifact.config.model.kind != "vae", types, mantissa)
 
 
 def hls_config(artifact: Artifact, network: Any,
@@ -58,6 +95,8 @@ def hls_config(artifact: Artifact, network: Any,
         f"{'ap_fixed' if input_type.signed else 'ap_ufixed'}<{input_type.width},{input_type.integer}>")
     for key, precision in (precisions or {}).items():
         layer, _, kind = key.partition(".")
+        if layer.endswith("_linear") and layer.removesuffix("_linear") in config["LayerName"]:
+            config["LayerName"].setdefault(layer, {"Precision": {}})  # an activation hls4ml adds
         if layer not in config["LayerName"]:
             msg = (
                 f"no layer {layer!r} to set a precision on; layers: "
@@ -74,15 +113,17 @@ def project_name(artifact: Artifact) -> str:
 
 
 def convert(artifact: Artifact, out_dir: str | Path, part: str = DEFAULT_PART, clock_ns: float = DEFAULT_CLOCK_NS,
-            precisions: dict[str, str] | None = None) -> Any:
-    """The artifact's quantized network as an hls4ml ``ModelGraph``; nothing is written yet."""
+            precisions: dict[str, str] | None = None, threshold: float | None = None) -> Any:
+    """The artifact's quantized network with its score and decision as an hls4ml ``ModelGraph``;
+    nothing is written yet. ``precisions`` override the score layers' declared types too."""
     import hls4ml
 
-    network = firmware_network(artifact)
+    network, head_precisions = firmware_network(artifact, threshold, precisions)
     cwd = Path.cwd()
     try:
         return hls4ml.converters.convert_from_keras_model(
-            network, hls_config=hls_config(artifact, network, precisions), output_dir=str(out_dir),
+            network, hls_config=hls_config(artifact, network, {**head_precisions, **(precisions or {})}),
+            output_dir=str(out_dir),
             backend="Vitis", io_type="io_parallel", part=part, clock_period=clock_ns,
             project_name=project_name(artifact))
     finally:
@@ -91,9 +132,9 @@ def convert(artifact: Artifact, out_dir: str | Path, part: str = DEFAULT_PART, c
 
 def to_hls(artifact: Artifact, out_dir: str | Path, part: str = DEFAULT_PART,
            clock_ns: float = DEFAULT_CLOCK_NS, compile: bool = True,
-           precisions: dict[str, str] | None = None) -> Any:
+           precisions: dict[str, str] | None = None, threshold: float | None = None) -> Any:
     """Convert the artifact's quantized network; write the HLS project and build the C-sim."""
-    model = convert(artifact, out_dir, part, clock_ns, precisions)
+    model = convert(artifact, out_dir, part, clock_ns, precisions, threshold)
     cwd = Path.cwd()
     try:
         if compile:
@@ -105,7 +146,9 @@ def to_hls(artifact: Artifact, out_dir: str | Path, part: str = DEFAULT_PART,
     return model
 
 
-def emulator_for(artifact: Artifact, part: str = DEFAULT_PART, clock_ns: float = DEFAULT_CLOCK_NS) -> Emulator:
+def emulator_for(artifact: Artifact, part: str = DEFAULT_PART, clock_ns: float = DEFAULT_CLOCK_NS,
+                 threshold: float | None = None) -> Emulator:
     """The bit-exact emulator of the artifact's firmware, read from the converted graph (no project written)."""
     with tempfile.TemporaryDirectory() as tmp:
-        return Emulator.from_hls_model(convert(artifact, Path(tmp) / "hls", part, clock_ns))
+        model = convert(artifact, Path(tmp) / "hls", part, clock_ns, threshold=threshold)
+        return Emulator.from_hls_model(model)

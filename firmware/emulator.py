@@ -8,6 +8,10 @@ wrapped in ``accum_t``, then ``result_t``; an activation then casts (max(x, 0) f
 to its own ``result_t`` with that type's rounding and overflow. Every type and mode is
 read from the converted model graph, never assumed.
 
+The network ends in the firmware's score and decision (``firmware.head``): each error term cast
+to its type, the sum of squares (exact) cast to the score type, and the decision kernel, a
+Dense + ReLU whose one-bit result is 1 when the score mantissa exceeds the threshold's.
+
 Speed: each Dense and the activation after it run as one kernel on mantissas. The power-
 of-two scale into the activation's grid is folded into the weights, integer bounds are
 carried through the network so overflow handling is skipped where no value can overflow,
@@ -23,13 +27,14 @@ from typing import Any, cast
 import numpy as np
 from numpy.typing import NDArray
 
+from firmware.head import ERROR
 from trigger.errors import TriggerError
 from trigger.fixed import FixedType, Overflow, Rounding, round_scaled
 from trigger.npz import load_arrays, save_arrays
 
-__all__ = ("Emulator", "Kernel", "fixed_type")
+__all__ = ("Emulator", "Kernel", "ScoreHead", "fixed_type")
 
-FORMAT = "trigger.Emulator/1"  # the .npz written by Emulator.save
+FORMAT = "trigger.Emulator/2"  # the .npz written by Emulator.save (2: with the score and decision)
 
 F64 = NDArray[np.float64]
 Bounds = tuple[F64, F64]  # per-feature min and max of integer mantissas
@@ -108,11 +113,42 @@ class Kernel:
 
 
 @dataclass(frozen=True)
+class ScoreHead:
+    """The firmware's score and decision after the network (see ``firmware.head``)."""
+
+    reconstruction: bool  # mse: errors are output - input; mu2: the outputs (mu) themselves
+    error: FixedType  # each error term
+    accum: FixedType  # the sum of squares, exact
+    score: FixedType
+    divisor: int  # software score = firmware score / divisor (the mean for mse)
+    threshold: int  # the decision: score mantissa > threshold
+    decision: Kernel  # Dense(1) + ReLU into one bit
+
+    def score_mantissas(self, outputs: NDArray[Any], output_type: FixedType, q: NDArray[Any],
+                        input_type: FixedType) -> F64:
+        """Score mantissas from the network's output mantissas and the input mantissas ``q``."""
+        e = np.asarray(outputs, np.float64) * 2.0 ** (self.error.fractional - output_type.fractional)
+        if self.reconstruction:
+            e = e - np.asarray(q, np.float64) * 2.0 ** (self.error.fractional - input_type.fractional)
+        e = self.error.wrap_or_saturate(round_scaled(e, self.error.rounding))
+        total = np.einsum("ij,ij->i", e, e) * 2.0 ** (self.accum.fractional - 2 * self.error.fractional)
+        total = self.accum.wrap_or_saturate(total)  # exact unless it overflows (WRAP only, checked)
+        scaled = total * 2.0 ** (self.score.fractional - self.accum.fractional)
+        return self.score.wrap_or_saturate(round_scaled(scaled, self.score.rounding))
+
+    def accept(self, score_mantissas: F64) -> F64:
+        """The decision bit (0 or 1) of each score mantissa, through the decision kernel."""
+        bits = self.decision(score_mantissas[:, None].astype(self.decision.weight.dtype))
+        return np.asarray(bits, np.float64)[:, 0] * self.decision.result.lsb
+
+
+@dataclass(frozen=True)
 class Emulator:
-    """The network as a chain of kernels; ``predict`` runs a batch through them."""
+    """The network as a chain of kernels, then its score and decision; ``predict`` runs a batch."""
 
     input_type: FixedType
     kernels: tuple[Kernel, ...]
+    head: ScoreHead
 
     @classmethod
     def from_hls_model(cls, model: Any) -> Emulator:
@@ -126,17 +162,11 @@ class Emulator:
         bounds = (np.full(1, float(input_type.int_min)), np.full(1, float(input_type.int_max)))
         kernels = []
         i = 1
-        while i < len(layers):
+        while i < len(layers) and layers[i].class_name == "Dense":
             layer = layers[i]
-            if layer.class_name != "Dense":
-                msg = (
-                    f"cannot emulate layer {layer.name} ({layer.class_name}) here: "
-                    "expected Dense, optionally followed by one activation"
-                )
-                raise TriggerError(msg)
             dense_result = fixed_type(layer.get_output_variable().type.precision)
             activation, result = None, dense_result
-            if i + 1 < len(layers) and layers[i + 1].class_name != "Dense":
+            if i + 1 < len(layers) and layers[i + 1].class_name == "Activation":
                 activation = layers[i + 1]
                 name = activation.get_attr("activation")
                 if name not in ("relu", "linear", None):
@@ -147,59 +177,126 @@ class Emulator:
             kernels.append(kernel)
             current, bounds = result, kernel.out_bounds
             i += 2 if activation is not None else 1
-        return cls(input_type, tuple(kernels))
+        if not kernels:
+            msg = "hls4ml model has no Dense layer after its input"
+            raise TriggerError(msg)
+        return cls(input_type, tuple(kernels), _head(layers[i:], kernels[-1]))
 
     def save(self, path: str | Path) -> None:
         """Write the kernels to one ``.npz`` (arrays plus a JSON description; no pickle)."""
         arrays: dict[str, NDArray[Any]] = {}
-        kernels = []
-        for n, kernel in enumerate(self.kernels):
-            described: dict[str, Any] = {}
-            for f in fields(kernel):
-                value = getattr(kernel, f.name)
-                if isinstance(value, np.ndarray):
-                    arrays[f"{n}.{f.name}"] = value
-                elif f.name == "out_bounds":
-                    arrays[f"{n}.low"], arrays[f"{n}.high"] = value
-                else:
-                    described[f.name] = str(value) if isinstance(value, FixedType) else value
-            kernels.append(described)
-        save_arrays(path, FORMAT, {"input_type": str(self.input_type), "kernels": kernels}, arrays)
+        kernels = [_describe(kernel, str(n), arrays) for n, kernel in enumerate(self.kernels)]
+        head = {f.name: str(getattr(self.head, f.name)) if isinstance(getattr(self.head, f.name), FixedType)
+                else getattr(self.head, f.name) for f in fields(self.head) if f.name != "decision"}
+        head["decision"] = _describe(self.head.decision, "decision", arrays)
+        save_arrays(path, FORMAT, {"input_type": str(self.input_type), "kernels": kernels, "head": head}, arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> Emulator:
         """Read what :meth:`save` wrote; anything else is a :class:`TriggerError`."""
         meta, data = load_arrays(path, FORMAT)
         try:
-            kernels = []
-            for n, described in enumerate(meta["kernels"]):
-                kw: dict[str, Any] = {k: FixedType.parse(v) if k in ("accum", "mid", "result") and v else v
-                      for k, v in described.items()}
-                kw.update(weight=data[f"{n}.weight"], bias=data[f"{n}.bias"],
-                          out_bounds=(data[f"{n}.low"], data[f"{n}.high"]))
-                kernels.append(Kernel(**kw))
-            return cls(FixedType.parse(meta["input_type"]), tuple(kernels))
+            kernels = tuple(_undescribe(described, str(n), data) for n, described in enumerate(meta["kernels"]))
+            head: dict[str, Any] = dict(meta["head"])
+            head.update({k: FixedType.parse(head[k]) for k in ("error", "accum", "score")},
+                        decision=_undescribe(head["decision"], "decision", data))
+            return cls(FixedType.parse(meta["input_type"]), kernels, ScoreHead(**head))
         except (KeyError, TypeError, ValueError) as e:
             msg = f"{path}: damaged emulator file ({e})"
             raise TriggerError(msg) from None
 
     @property
     def output_type(self) -> FixedType:
-        return self.kernels[-1].result if self.kernels else self.input_type
+        """The network's output type (the reconstruction, or mu), before the score."""
+        return self.kernels[-1].result
+
+    @property
+    def threshold(self) -> int:
+        """The decision's threshold as a score mantissa."""
+        return self.head.threshold
 
     def predict(self, x: NDArray[np.floating[Any]]) -> F64:
-        """Outputs for a batch of float inputs, cast to the input type first as the C-sim does."""
+        """(score, accept) of a batch of float inputs, cast to the input type first as the C-sim does."""
         t = self.input_type
         q = _round(np.asarray(x, dtype=np.float64) * 2.0**t.fractional, t.rounding)
         if len(q) and (q.min() < t.int_min or q.max() > t.int_max):
             q = t.wrap_or_saturate(q)
         return self.predict_mantissas(q)
 
-    def predict_mantissas(self, q: NDArray[np.floating[Any]]) -> F64:
-        """Outputs for inputs given as integer mantissas of ``input_type`` (already in range)."""
+    def network_mantissas(self, q: NDArray[np.floating[Any]]) -> NDArray[Any]:
+        """The network's output mantissas for input mantissas ``q`` (already in range)."""
         for kernel in self.kernels:
             q = kernel(q)
-        return np.asarray(q, dtype=np.float64) * self.output_type.lsb
+        return q
+
+    def predict_mantissas(self, q: NDArray[np.floating[Any]]) -> F64:
+        """(score, accept) for inputs given as integer mantissas of ``input_type`` (already in range):
+        the firmware's two outputs, the score in its type's units and the bit as 0 or 1."""
+        m = self.head.score_mantissas(self.network_mantissas(q), self.output_type, q, self.input_type)
+        return np.column_stack([m * self.head.score.lsb, self.head.accept(m)])
+
+    def scores(self, outputs: NDArray[np.floating[Any]]) -> F64:
+        """The software's anomaly score from the firmware's outputs (C-sim, RTL or ``predict``)."""
+        return np.asarray(outputs, np.float64)[:, 0] / self.head.divisor
+
+    def network_scores(self, network_outputs: NDArray[np.floating[Any]], q: NDArray[np.floating[Any]]) -> F64:
+        """The software's anomaly score from the network's outputs (real values) and input mantissas."""
+        out = self.output_type
+        m = self.head.score_mantissas(np.asarray(network_outputs, np.float64) * 2.0**out.fractional, out, q,
+                                      self.input_type)
+        return m * self.head.score.lsb / self.head.divisor
+
+
+def _describe(kernel: Kernel, key: str, arrays: dict[str, NDArray[Any]]) -> dict[str, Any]:
+    """A kernel's JSON description; its arrays go into ``arrays`` under ``key``."""
+    described: dict[str, Any] = {}
+    for f in fields(kernel):
+        value = getattr(kernel, f.name)
+        if isinstance(value, np.ndarray):
+            arrays[f"{key}.{f.name}"] = value
+        elif f.name == "out_bounds":
+            arrays[f"{key}.low"], arrays[f"{key}.high"] = value
+        else:
+            described[f.name] = str(value) if isinstance(value, FixedType) else value
+    return described
+
+
+def _undescribe(described: dict[str, Any], key: str, data: dict[str, NDArray[Any]]) -> Kernel:
+    kw: dict[str, Any] = {k: FixedType.parse(v) if k in ("accum", "mid", "result") and v else v
+                          for k, v in described.items()}
+    kw.update(weight=data[f"{key}.weight"], bias=data[f"{key}.bias"],
+              out_bounds=(data[f"{key}.low"], data[f"{key}.high"]))
+    return Kernel(**kw)
+
+
+def _head(layers: list[Any], last: Kernel) -> ScoreHead:
+    """The score and decision layers that follow the network (``firmware.head``'s); without a
+    Subtract, the errors are the network's outputs (the VAE's mu, cast by its last activation)."""
+    kinds = [layer.class_name for layer in layers]
+    reconstruction = kinds[:1] == ["Merge"]
+    expected = (["Merge"] if reconstruction else []) + ["Dot", "Dense", "Activation"]
+    if kinds != expected or (reconstruction and (layers[0].name, layers[0].get_attr("op")) != (ERROR, "subtract")):
+        msg = (f"cannot emulate the layers after the network ({', '.join(kinds) or 'none'}): expected the "
+               "score and decision of firmware.head (Subtract, Dot, Dense, ReLU)")
+        raise TriggerError(msg)
+    if reconstruction:
+        error, dot = fixed_type(layers[0].get_output_variable().type.precision), layers[1]
+    else:
+        error, dot = last.result, layers[0]
+    accum = fixed_type(dot.get_attr("accum_t").precision)
+    score = fixed_type(dot.get_output_variable().type.precision)
+    terms = int(np.prod(layers[0].get_output_variable().shape)) if reconstruction else last.weight.shape[1]
+    largest = max(-error.int_min, error.int_max) ** 2 * terms * 2.0 ** (accum.fractional - 2 * error.fractional)
+    if accum.fractional < 2 * error.fractional or (largest > accum.int_max and accum.overflow is not Overflow.WRAP):
+        msg = (f"layer {dot.name}: accum_t {accum} does not hold the sum of squares of {error} exactly; "
+               "widen it or let it wrap")
+        raise TriggerError(msg)
+    score_bounds = (np.full(1, float(score.int_min)), np.full(1, float(score.int_max)))
+    dense, relu = layers[-2], layers[-1]
+    decision = _kernel(dense, score, score_bounds, fixed_type(dense.get_output_variable().type.precision), relu,
+                       fixed_type(relu.get_output_variable().type.precision))
+    threshold = -round(float(np.asarray(dense.weights["bias"].data).ravel()[0]))
+    return ScoreHead(reconstruction, error, accum, score, terms if reconstruction else 1, threshold, decision)
 
 
 def _kernel(layer: Any, x_type: FixedType, bounds: Bounds, dense_result: FixedType,

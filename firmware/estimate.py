@@ -4,8 +4,9 @@ No vendor tools: the network is written as distributed-arithmetic RTL (``firmwar
 DSP-free by construction), synthesized by yosys for the part's family, and the LUT, FF,
 DSP and block-RAM cells are counted. Latency is the pipeline depth times the clock
 period. Timing closure is not checked (yosys has no Xilinx timing model), so every number
-is labelled an estimate. The RTL is simulated on real events and compared bit for bit
-with the emulator.
+is labelled an estimate. The RTL ends in the score and the accept bit (``firmware.head``), so
+the figures include the score datapath and the comparator; it is simulated on real events and
+its score and decision compared bit for bit with the emulator's.
 """
 
 from __future__ import annotations
@@ -86,8 +87,10 @@ def run_yosys(design: RtlDesign, part: str, yosys: str = YOWASP) -> dict[str, in
     """``synth_xilinx`` of the design's top module, run in its folder (``yosys.log`` and
     ``stat.json`` are written there); returns the cell counts."""
     files = " ".join(str(p) for p in design.sources())  # relative: YoWASP sees only the folder
-    script = (f"read_verilog -sv {files}; synth_xilinx -family {yosys_family(part)} -top {design.top} "
-              "-flatten -noiopad; tee -q -o stat.json stat -json")
+    # the score's lookup tables are ROMs: mapped to logic (LUTs) first, as a distributed ROM is
+    script = (f"read_verilog -defer -sv {files}; hierarchy -top {design.top}; proc; memory -nomap; memory_map; "
+              f"synth_xilinx -family {yosys_family(part)} -top {design.top} -flatten -noiopad; "
+              "tee -q -o stat.json stat -json")
     run = subprocess.run([*yosys_command(yosys), "-q", "-l", "yosys.log", "-p", script], cwd=design.directory,
                          capture_output=True, text=True, check=False)
     if run.returncode != 0:
@@ -114,6 +117,7 @@ class Estimate:
     rtl_check: dict[str, Any]
     targets: list[dict[str, Any]]
     tools: dict[str, str]
+    includes_decision: bool = False  # the score datapath and the comparator are in the RTL
     latency_cutoff: float = 0.0
     da4ml_cost: float = 0.0
     seconds: dict[str, float] = field(default_factory=dict)
@@ -139,8 +143,11 @@ def estimate(artifact: Artifact, out_dir: str | Path, particles: NDArray[np.floa
     seconds["rtl"] = time.monotonic() - start
     progress(f"building the RTL with Verilator and simulating {len(check_inputs)} events")
     start = time.monotonic()
-    rtl_out = simulate(design, check_inputs)
-    mismatches = int(np.count_nonzero(np.any(rtl_out != emulator.predict(check_inputs), axis=1)))
+    rtl_out, emulated = simulate(design, check_inputs), emulator.predict(check_inputs)
+    rtl_check = {"simulator": "verilator", "events": len(check_inputs),
+                 "scores_differ": int(np.count_nonzero(rtl_out[:, 0] != emulated[:, 0])),
+                 "decisions_differ": int(np.count_nonzero(rtl_out[:, 1] != emulated[:, 1])),
+                 "mismatches": int(np.count_nonzero(np.any(rtl_out != emulated, axis=1)))}
     seconds["simulation"] = time.monotonic() - start
     progress(f"synthesizing with yosys synth_xilinx -family {yosys_family(part)} (minutes for a full model)")
     start = time.monotonic()
@@ -154,7 +161,7 @@ def estimate(artifact: Artifact, out_dir: str | Path, particles: NDArray[np.floa
         label=LABEL, part=part, clock_ns=clock_ns, latency_cycles=design.latency_cycles, latency_ns=latency_ns,
         resources={k: resources[k] for k in ("LUT", "FF", "DSP", "BRAM_36K")}, available=available,
         fractions={k: resources[k] / available[k] for k in available},
-        rtl_check={"simulator": "verilator", "events": len(check_inputs), "mismatches": mismatches},
+        rtl_check=rtl_check, includes_decision=True,
         targets=[{"name": n, "limit": lim, "value": values[n], "met": values[n] <= lim} for n, lim in TARGETS],
         tools=tool_versions(yosys), latency_cutoff=latency_cutoff, da4ml_cost=design.cost, seconds=seconds)
     result.write(out / "estimate.json")

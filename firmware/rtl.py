@@ -2,8 +2,9 @@
 
 ``trace_network`` describes each emulator kernel with da4ml's tracer -- the input cast,
 ``x @ W + b`` with the same constant weights, ReLU, and the result cast with its rounding
-and overflow mode -- so the RTL is built from the same description as the emulator, which
-is read from the hls4ml graph. da4ml rounds only TRN and RND; the RND_CONV (ties to even)
+and overflow mode -- then the score (errors cast, squared by lookup tables, summed, cast)
+and the decision kernel, so the RTL is built from the same description as the emulator,
+which is read from the hls4ml graph, and ends in the same two outputs: score and accept bit. da4ml rounds only TRN and RND; the RND_CONV (ties to even)
 that hls4ml gives QKeras' ``quantized_relu`` is built from RND and a tie correction:
 ``RND(y) - 2**-f`` exactly when ``y`` lies halfway and the floor is even.
 
@@ -14,6 +15,7 @@ inputs, so the RTL can be checked bit for bit against the emulator.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from firmware.emulator import Emulator
+from firmware.emulator import Emulator, Kernel, ScoreHead
 from firmware.tools import verilator_environment
 from trigger.errors import TriggerError
 from trigger.fixed import FixedType, Rounding
@@ -56,27 +58,48 @@ def _cast(y: Any, t: FixedType) -> Any:
     return corrected.quantize(*_kif(t), overflow_mode=overflow, round_mode="TRN")
 
 
-def trace_network(emulator: Emulator) -> tuple[Any, Any]:
-    """da4ml (input, output) variables computing exactly what ``emulator.predict`` computes."""
-    from da4ml.trace import FixedVariableArrayInput
+def _trace_kernel(x: Any, t: FixedType, k: Kernel) -> Any:
+    """One emulator kernel on da4ml variables ``x`` of type ``t``."""
     from da4ml.trace.ops import relu
 
-    width = emulator.kernels[0].weight.shape[0] if emulator.kernels else 0
-    inputs = FixedVariableArrayInput((width,))
-    x, t = _cast(inputs, emulator.input_type), emulator.input_type
+    if k.accum_may_wrap:
+        msg = f"layer {k.name}: an accumulator that can wrap is not traced"
+        raise TriggerError(msg)
+    first = k.mid or k.result
+    weight = np.asarray(k.weight, np.float64) * 2.0 ** (t.fractional - first.fractional)
+    y = x @ weight + np.asarray(k.bias, np.float64) * 2.0**-first.fractional
+    if k.mid is not None:
+        y = _cast(y, k.mid)
+    if k.relu:
+        y = relu(y)
+    return _cast(y, k.result)
+
+
+def _trace_score(x: Any, inputs: Any, head: ScoreHead) -> Any:
+    """The sum of squared errors cast to the score type. Each square is a lookup table on the
+    error's magnitude (LUTs, no multiplier), summed exactly in a balanced adder tree."""
+    from da4ml.trace import FixedVariableArray
+
+    errors = _cast(x - inputs if head.reconstruction else x, head.error)
+    magnitudes = FixedVariableArray(np.array([abs(v) for v in errors._vars.ravel()]), errors.solver_options)
+    integer = 2 * max(-head.error.int_min, head.error.int_max).bit_length() - 2 * head.error.fractional
+    squares = magnitudes.apply(np.square).quantize(0, integer, 2 * head.error.fractional, "WRAP", "TRN")
+    return _cast(np.sum(squares, keepdims=True), head.score)
+
+
+def trace_network(emulator: Emulator) -> tuple[Any, Any]:
+    """da4ml (input, output) variables computing exactly what ``emulator.predict`` computes:
+    the network, the score and the decision bit."""
+    from da4ml.trace import FixedVariableArrayInput
+
+    inputs = FixedVariableArrayInput((emulator.kernels[0].weight.shape[0],))
+    x_in = _cast(inputs, emulator.input_type)
+    x, t = x_in, emulator.input_type
     for k in emulator.kernels:
-        if k.accum_may_wrap:
-            msg = f"layer {k.name}: an accumulator that can wrap is not traced"
-            raise TriggerError(msg)
-        first = k.mid or k.result
-        weight = np.asarray(k.weight, np.float64) * 2.0 ** (t.fractional - first.fractional)
-        y = x @ weight + np.asarray(k.bias, np.float64) * 2.0**-first.fractional
-        if k.mid is not None:
-            y = _cast(y, k.mid)
-        if k.relu:
-            y = relu(y)
-        x, t = _cast(y, k.result), k.result
-    return inputs, x
+        x, t = _trace_kernel(x, t, k), k.result
+    score = _trace_score(x, x_in, emulator.head)
+    accept = _trace_kernel(score, emulator.head.score, emulator.head.decision)
+    return inputs, np.concatenate([score, accept])
 
 
 @dataclass(frozen=True)
@@ -124,6 +147,8 @@ def write_verilog(emulator: Emulator, name: str, out_dir: str | Path, part: str,
     comb = comb_trace(inputs, outputs)
     pipeline = to_pipeline(comb, latency_cutoff, verbose=False)
     VerilogModel(pipeline, name, str(out_dir), part_name=part, clock_period=clock_ns, print_latency=False).write()
+    for table in (Path(out_dir) / "src" / "memfiles").glob("*.mem"):  # $readmemh reads them from the folder
+        shutil.copyfile(table, Path(out_dir) / table.name)
     kif_in, kif_out = get_io_kifs(comb)
     n_in, n_out = comb.shape
     return RtlDesign(name, Path(out_dir), len(pipeline.solutions), int(sum(np.max(a) for a in kif_in)), int(np.max(kif_in[2])),

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from firmware.check import compare_paths, csim_vs_emulator, firmware_scores
+from firmware.check import compare_paths, csim_vs_emulator
 from firmware.convert import to_hls
 from firmware.emulator import Emulator
 from firmware.reports import read_reports
@@ -41,7 +41,7 @@ def emulated_variant(artifact: Artifact, check_events: int,
             scores = {}
             for sample, particles in samples.items():
                 x = artifact.inputs(particles).astype(np.float64)
-                scores[sample] = firmware_scores(artifact, emulator.predict(x), x, particles)
+                scores[sample] = emulator.scores(emulator.predict(x))
             if not check_events:
                 return scores, None
             particles = samples[SM][:check_events]
@@ -49,7 +49,7 @@ def emulated_variant(artifact: Artifact, check_events: int,
             pairs, _ = compare_paths(artifact, model, particles)
         exact = csim_vs_emulator(pairs)
         return scores, {"events": len(particles), "pairs": [p.as_dict() for p in pairs],
-                        "csim_vs_emulator_exact": exact.scores_differ == 0 and exact.decisions_differ == 0}
+                        "csim_vs_emulator_exact": exact.exact}
 
     return "emulator", score
 

@@ -40,6 +40,10 @@ class ModelConfig:
     activation_integer: int = 3
     float_activation: str = "relu"  # of the float twin ("leaky_relu" = LeakyReLU(0.3), seed 003)
     input_type: str = "ap_fixed<16,6>"  # the firmware's input grid; "" for none
+    # the firmware's score: each error term (AE: output - input; VAE: mu) cast to error_type, the
+    # sum of their squares in score_type ("": the exact width, so it never saturates)
+    error_type: str = "ap_fixed<8,5,AP_RND,AP_SAT_SYM>"  # symmetric: |error| fits 7 bits
+    score_type: str = ""
     scaling: str = "standard"
     log_pt: bool = True
     loss: Literal["mse", "masked_mse"] = "mse"
@@ -69,8 +73,9 @@ class ModelConfig:
         if self.float_activation not in ("relu", "leaky_relu"):
             msg = "model.float_activation: choose relu or leaky_relu"
             raise UsageError(msg)
-        if self.input_type:
-            FixedType.parse(self.input_type)
+        for text in (self.input_type, self.error_type, self.score_type):
+            if text:
+                FixedType.parse(text)
 
     @property
     def parameters_hint(self) -> str:

@@ -8,10 +8,9 @@ from typing import Any, cast
 import numpy as np
 from numpy.typing import NDArray
 
-from trigger.errors import TriggerError
 from trigger.schema import N_OBJECTS
 
-__all__ = ("MASKED_SCORES", "SCORES", "anomaly_score", "firmware_score")
+__all__ = ("MASKED_SCORES", "SCORES", "anomaly_score")
 
 F = NDArray[np.floating[Any]]
 
@@ -47,13 +46,3 @@ def anomaly_score(score: str, inputs: F, outputs: F | Sequence[F], mask: NDArray
         return cast(F, np.mean(np.abs(per_slot[..., 0]) + per_slot[..., 1] ** 2 + per_slot[..., 2] ** 2, axis=1))
     msg = f"unknown score {score!r}; known: {', '.join(SCORES)}"
     raise ValueError(msg)
-
-
-def firmware_score(score: str, outputs: F, inputs: F, mask: NDArray[np.bool_] | None) -> F:
-    """The score from the firmware network's outputs: the reconstruction, or the VAE's mu only."""
-    if score == "kl":
-        msg = "the VAE 'kl' score needs log_var, which is not on chip; use score mu2"
-        raise TriggerError(msg)
-    if score == "mu2":
-        return anomaly_score(score, inputs, (outputs, np.zeros_like(outputs)), mask)
-    return anomaly_score(score, inputs, outputs, mask)

@@ -10,9 +10,9 @@
   of the later layers stay with BLAS, which is faster on them than per-event loops; they go
   through SciPy's GEMM (its OpenBLAS ran these skinny products faster than numpy's on the
   machine measured, see benchmarks/replay.py), exact in any summation order like every product.
-- :class:`SquaresScore`: the ``mse`` and ``mu2`` scores in one pass. Every term is a dyadic
-  number whose sums stay exact (checked from the fixed-point types), so any summation order
-  gives numpy's result.
+- :class:`HeadScore`: the firmware's score (errors cast, squares summed, the score cast) in
+  one pass. Every term is an integer whose sums stay exact (checked from the fixed-point
+  types), so any summation order gives numpy's result.
 - :class:`Workspace`: the arrays all of these write into, kept from one chunk to the next, so
   the hot loop never asks the allocator for the large blocks glibc hands back to the OS.
 """
@@ -28,12 +28,12 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.linalg.blas import get_blas_funcs
 
-from firmware.emulator import Emulator, Kernel
+from firmware.emulator import Emulator, Kernel, ScoreHead
 from trigger.fixed import FixedType, Overflow, Rounding
 from trigger.preprocess import Scaler, event_values
 from trigger.schema import N_OBJECTS
 
-__all__ = ("Casts", "CompiledNetwork", "FirstProduct", "SquaresScore", "Workspace")
+__all__ = ("Casts", "CompiledNetwork", "FirstProduct", "HeadScore", "Workspace")
 
 F64 = NDArray[np.float64]
 Floats = NDArray[np.floating[Any]]
@@ -232,42 +232,61 @@ class CompiledNetwork:
 
 
 @numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})  # exact sums: any order, fused or not
-def _sum_of_squares(outputs: Floats, q: Floats, q_lsb: float, reconstruction: bool, divisor: float,
-                    scores: F64) -> None:  # pragma: no cover - compiled
+def _head_scores(outputs: Floats, q: Floats, out_scale: float, q_scale: float, reconstruction: bool, rounding: int,
+                 low: float, high: float, to_score: float, score_high: float, lsb: float, divisor: float,
+                 scores: F64) -> None:  # pragma: no cover - compiled
     for e in range(outputs.shape[0]):
         total = 0.0
         for k in range(outputs.shape[1]):
-            d = outputs[e, k] - q[e, k] * q_lsb if reconstruction else outputs[e, k]
-            total += d * d
-        scores[e] = total / divisor
+            v = outputs[e, k] * out_scale
+            if reconstruction:
+                v -= q[e, k] * q_scale
+            if rounding == 0:
+                v = np.floor(v)
+            elif rounding == 1:
+                v = np.floor(v + 0.5)
+            else:
+                v = np.rint(v)
+            v = min(max(v, low), high)
+            total += v * v
+        m = min(np.floor(total * to_score), score_high)
+        scores[e] = m * lsb / divisor
+
+
+_ROUNDINGS = {Rounding.TRN: 0, Rounding.RND: 1, Rounding.RND_CONV: 2}
 
 
 @dataclass(frozen=True)
-class SquaresScore:
-    """``mse`` (reconstruction error) or ``mu2`` (sum of latent squares) of the firmware outputs."""
+class HeadScore:
+    """The firmware's score (``ScoreHead.score_mantissas``, then the software's units) in one pass.
+    Every error term and square is an integer in float64 and the sum stays below 2**53 (checked),
+    so any summation order gives numpy's result."""
 
-    reconstruction: bool
-    input_lsb: float
+    head: ScoreHead
+    out_scale: float  # output values -> error mantissas
+    q_scale: float  # input mantissas -> error mantissas
 
     @classmethod
-    def of(cls, score: str, emulator: Emulator) -> SquaresScore | None:
-        """None unless ``score`` is one of the two and every partial sum is exact in float64: each
-        term is an integer times the finer lsb squared, so the bound is on integers."""
-        if score not in ("mse", "mu2"):
+    def of(cls, emulator: Emulator) -> HeadScore | None:
+        """None when the head needs numpy's general casts: other rounding or overflow modes, an
+        accumulator that wraps, a rounding score type, sums beyond 2**53."""
+        head, inp = emulator.head, emulator.input_type
+        e = head.error
+        largest = max(-e.int_min, e.int_max) ** 2 * emulator.kernels[-1].weight.shape[1]
+        exact_score = head.score.fractional >= head.accum.fractional
+        if (e.rounding not in _ROUNDINGS or e.overflow not in (Overflow.SAT, Overflow.SAT_SYM)
+                or largest * 2.0 ** (head.accum.fractional - 2 * e.fractional) > head.accum.int_max
+                or not (exact_score or head.score.rounding is Rounding.TRN)
+                or head.score.overflow is not Overflow.SAT or largest >= 2.0**53):
             return None
-        out, inp = emulator.output_type, emulator.input_type
-        frac = max(out.fractional, inp.fractional)
-        largest = max(-out.int_min, out.int_max) * 2.0 ** (frac - out.fractional)
-        if score == "mse":
-            largest += max(-inp.int_min, inp.int_max) * 2.0 ** (frac - inp.fractional)
-        width = emulator.kernels[-1].weight.shape[1]
-        if width * largest**2 >= 2.0**53:
-            return None
-        return cls(score == "mse", inp.lsb)
+        return cls(head, 2.0**e.fractional, 2.0 ** (e.fractional - inp.fractional) if head.reconstruction else 0.0)
 
     def __call__(self, outputs: Floats, q: Floats) -> F64:
-        """Scores from the outputs (real units) and the input mantissas ``q`` (float32 or 64)."""
+        """Scores from the network's outputs (real units) and the input mantissas ``q``."""
+        h = self.head
+        low, high = h.error.kept_range
         scores = np.empty(len(outputs))
-        _sum_of_squares(outputs, q, self.input_lsb, self.reconstruction,
-                        float(outputs.shape[1]) if self.reconstruction else 1.0, scores)
+        _head_scores(outputs, q, self.out_scale, self.q_scale, h.reconstruction, _ROUNDINGS[h.error.rounding],
+                     float(low), float(high), 2.0 ** (h.score.fractional - 2 * h.error.fractional),
+                     float(h.score.int_max), h.score.lsb, float(h.divisor), scores)
         return scores

@@ -3,9 +3,11 @@
 - :class:`EmulatedPath`: the trigger decision. Raw events -> the firmware's input mantissas
   (the artifact's scaling and fixed-point grid, identical to ``Scaler.transform``) -> the
   bit-exact firmware emulator -> the on-chip score -> threshold. The projection and the first
-  layer's product (filled slots only), each layer's casts and the mse/mu2 scores run compiled
+  layer's product (filled slots only), each layer's casts and the firmware's score run compiled
   (``replay.compiled``), every step tested equal to its numpy form: ``grid_mantissas``, the
-  emulator's kernels and ``firmware_score``.
+  emulator's kernels and its score head. A score above the threshold is exactly the firmware's
+  accept bit (``firmware.head.threshold_mantissa``), so any ``--threshold`` decides as the
+  firmware built with it would.
 - :class:`ReferencePath`: the float twin at full precision, on TensorFlow (GPU when one is
   visible) or numpy on CPU, with the float model's own threshold; its inputs are the same grid
   projection (compiled, without a product).
@@ -29,8 +31,8 @@ from numpy.typing import NDArray
 
 from firmware.emulator import Emulator
 from models.numpy_forward import NumpyNetwork
-from models.scores import MASKED_SCORES, anomaly_score, firmware_score
-from replay.compiled import CompiledNetwork, FirstProduct, SquaresScore, Workspace
+from models.scores import MASKED_SCORES, anomaly_score
+from replay.compiled import CompiledNetwork, FirstProduct, HeadScore, Workspace
 from replay.config import WorkingPoint
 from trigger.errors import ArtifactError, TriggerError
 from trigger.preprocess import Scaler, event_values, input_mask
@@ -89,8 +91,8 @@ class EmulatedPath:
         return CompiledNetwork.build(self.emulator)
 
     @cached_property
-    def squares_score(self) -> SquaresScore | None:
-        return SquaresScore.of(self.score, self.emulator)
+    def head_score(self) -> HeadScore | None:
+        return HeadScore.of(self.emulator)
 
     @cached_property
     def workspace(self) -> Workspace:
@@ -102,10 +104,9 @@ class EmulatedPath:
     def _scores(self, particles: NDArray[np.floating[Any]]) -> F64:
         q, product = self.first_product(particles, self.workspace)  # grid_mantissas, q @ first weight
         outputs = self.network.outputs(product, self.workspace)  # the emulator's kernels, casts compiled
-        if self.squares_score is not None:
-            return self.squares_score(outputs, q)
-        q *= self.emulator.input_type.lsb
-        return firmware_score(self.score, outputs, q, _mask(self.score, particles))
+        if self.head_score is not None:  # the firmware's score, compiled
+            return self.head_score(outputs, q)
+        return self.emulator.network_scores(outputs, q)
 
 
 class ReferencePath:

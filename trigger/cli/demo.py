@@ -168,7 +168,7 @@ def _firmware_stage(artifact: Any, particles: NDArray[np.floating[Any]]) -> bool
     for p in pairs:
         print(f"{p.first:>8} vs {p.second:<9} scores differ in {p.scores_differ} events, decisions in "
               f"{p.decisions_differ}; largest difference {p.max_abs_difference:.3g}")
-    return csim_vs_emulator(pairs).scores_differ == 0
+    return csim_vs_emulator(pairs).exact
 
 
 def _estimate_stage(artifact: Any, particles: NDArray[np.floating[Any]], out: Path) -> bool:

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
               f"{p.max_abs_difference:>16.3g}")
     if args.json:
         args.json.write_text(json.dumps([p.as_dict() for p in pairs], indent=1) + "\n")
-    return 0 if csim_vs_emulator(pairs).scores_differ == 0 else 1
+    return 0 if csim_vs_emulator(pairs).exact else 1
 
 
 def _synth(artifact: Artifact, args: argparse.Namespace) -> int:
@@ -133,7 +133,8 @@ def format_estimate(result: Estimate, data_name: str) -> str:
         lines.append(f"  {key:<9} {used:>9,}{share}")
     check = result.rtl_check
     lines.append(f"RTL ({check['simulator']}) vs emulator on {check['events']} events of {data_name}: "
-                 f"{check['mismatches']} differ")
+                 f"scores differ in {check['scores_differ']}, decisions in {check['decisions_differ']}"
+                 f"{'' if result.includes_decision else ' (score and decision not in the RTL)'}")
     lines += [f"  target {t['name']:<11} <= {t['limit']:<8g} measured {t['value']:<10g} "
               f"{'PASS' if t['met'] else 'MISS'}" for t in result.targets]
     return "\n".join(lines)

@@ -180,8 +180,11 @@ def _firmware(data: dict[str, Any]) -> str:
                      *(_resource(fw, r) for r in RESOURCES)))
         if fw.get("rtl_check"):
             rtl = fw["rtl_check"]
+            scope = ("score and decision in the RTL" if fw.get("includes_decision")
+                     else "network only: the score and decision are not in the RTL")
             extra.append(_p(f"{label}: RTL simulation ({rtl.get('simulator')}) on {rtl.get('events')} "
-                            f"events: {rtl.get('mismatches')} mismatches.", ""))
+                            f"events ({scope}): scores differ in {rtl.get('scores_differ', NA)}, decisions in "
+                            f"{rtl.get('decisions_differ', NA)} ({rtl.get('mismatches')} events differ).", ""))
         if fw.get("targets"):
             extra.append(_table(("target", "limit", "value", "met"),
                                 [(t.get("name"), t.get("limit"), t.get("value"), _num(t.get("met")))

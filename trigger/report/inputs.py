@@ -121,7 +121,7 @@ def read_estimate(path: str | Path) -> dict[str, Any]:
         "latency_cycles": data["latency_cycles"], "latency_ns": data["latency_ns"],
         "resources": resources, "available": available, "fractions": fractions,
         "rtl_check": data.get("rtl_check"), "targets": data.get("targets", []),
-        "tools": data.get("tools", {}),
+        "tools": data.get("tools", {}), "includes_decision": bool(data.get("includes_decision", False)),
     }
 
 
