@@ -50,12 +50,13 @@ calibration-sample: $(STAMP)
 ARTIFACTS := models/artifacts
 SIGNALS   := $(foreach s,ato4l leptoquark htautau htaunu,--signal $(SAMPLE)/$(s).h5)
 models: $(STAMP)
+	$(BIN)/trigger train --config models/configs/tiny_ae.toml --data $(SAMPLE)/sm_cocktail.h5 --out $(ARTIFACTS)/tiny-ae --overwrite
 	$(BIN)/trigger train --config models/configs/dense_ae.toml --data $(SAMPLE)/sm_cocktail.h5 --out $(ARTIFACTS)/dense-ae --overwrite
 	$(BIN)/trigger train --config models/configs/dense_ae_w4.toml --data $(SAMPLE)/sm_cocktail.h5 --out $(ARTIFACTS)/dense-ae-w4 --overwrite
 	$(BIN)/trigger train --config models/configs/vae.toml --data $(SAMPLE)/sm_cocktail.h5 --out $(ARTIFACTS)/vae --overwrite
 	$(BIN)/trigger train --config models/configs/ffn_baseline.toml --data $(SAMPLE)/sm_cocktail.h5 --out $(ARTIFACTS)/ffn-baseline --overwrite
-	for m in dense-ae dense-ae-w4 vae ffn-baseline; do $(BIN)/trigger calibrate --model $(ARTIFACTS)/$$m --background $(SAMPLE)/sm_cocktail.h5 || exit 1; done
-	$(BIN)/trigger evaluate --model $(ARTIFACTS)/dense-ae --model $(ARTIFACTS)/dense-ae-w4 --model $(ARTIFACTS)/vae --model $(ARTIFACTS)/ffn-baseline --background $(SAMPLE)/sm_cocktail.h5 $(SIGNALS) --json $(ARTIFACTS)/evaluation.json
+	for m in tiny-ae dense-ae dense-ae-w4 vae ffn-baseline; do $(BIN)/trigger calibrate --model $(ARTIFACTS)/$$m --background $(SAMPLE)/sm_cocktail.h5 || exit 1; done
+	$(BIN)/trigger evaluate --model $(ARTIFACTS)/tiny-ae --model $(ARTIFACTS)/dense-ae --model $(ARTIFACTS)/dense-ae-w4 --model $(ARTIFACTS)/vae --model $(ARTIFACTS)/ffn-baseline --background $(SAMPLE)/sm_cocktail.h5 $(SIGNALS) --json $(ARTIFACTS)/evaluation.json
 
 clean-venv:
 	rm -rf $(VENV)

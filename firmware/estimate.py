@@ -147,6 +147,7 @@ def estimate(artifact: Artifact, out_dir: str | Path, particles: NDArray[np.floa
     rtl_check = {"simulator": "verilator", "events": len(check_inputs),
                  "scores_differ": int(np.count_nonzero(rtl_out[:, 0] != emulated[:, 0])),
                  "decisions_differ": int(np.count_nonzero(rtl_out[:, 1] != emulated[:, 1])),
+                 "accepted": int(np.count_nonzero(emulated[:, 1])),  # decisions exercised both ways?
                  "mismatches": int(np.count_nonzero(np.any(rtl_out != emulated, axis=1)))}
     seconds["simulation"] = time.monotonic() - start
     progress(f"synthesizing with yosys synth_xilinx -family {yosys_family(part)} (minutes for a full model)")

@@ -3,7 +3,7 @@
 Typical use::
 
     from models.artifact import load_artifact
-    artifact = load_artifact("models/artifacts/dense-ae")
+    artifact = load_artifact("models/artifacts/tiny-ae")
     scores = artifact.score(particles)          # (N, 19, 4) raw events -> anomaly scores
 """
 

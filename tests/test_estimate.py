@@ -125,6 +125,7 @@ def test_estimate_flow_on_a_tiny_model(artifact_dir: Path, tmp_path: Path, capsy
     printed = capsys.readouterr().out
     assert code == 0, printed
     result = json.loads((out / "estimate.json").read_text())
+    assert result["rtl_check"].pop("accepted") >= 0  # how many the check accepted: 0 is possible here
     assert result["rtl_check"] == {"simulator": "verilator", "events": 1000, "scores_differ": 0,
                                    "decisions_differ": 0, "mismatches": 0}
     assert result["includes_decision"] is True

@@ -72,7 +72,13 @@ def test_calibrate_stores_a_new_working_point(artifact_dir: Path, files: dict[st
     above = np.count_nonzero(scores > quantized.threshold)
     assert above == quantized.achieved.accepted  # 30 of 300, fewer when SM scores tie at the cut:
     assert 30 - np.count_nonzero(scores == np.sort(scores)[-30]) < above <= 30
-    accepted = calibrated.accept(synthetic_events(3000, seed=5)).mean()
+    # the software now scores as the firmware does: the stored emulator, at the new threshold
+    assert calibrated.firmware is not None and (copy / "emulator.npz").is_file()
+    np.testing.assert_array_equal(calibrated.score(held_out), scores)
+    fresh = synthetic_events(3000, seed=5)
+    bits = calibrated.firmware.predict(calibrated.inputs(fresh).astype(np.float64))[:, 1]
+    np.testing.assert_array_equal(calibrated.accept(fresh), bits == 1)
+    accepted = calibrated.accept(fresh).mean()
     assert 0.04 < accepted < 0.2  # about 0.1 on fresh events of the same kind
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from trigger.errors import InputFileError
 
-__all__ = ("BACKGROUND", "DEFAULT_MODEL", "FITTING_MODEL", "SIGNALS", "Sample", "bundled_sample", "default_model")
+__all__ = ("BACKGROUND", "DEFAULT_MODEL", "LARGER_MODEL", "SIGNALS", "Sample", "bundled_sample", "default_model")
 
 BACKGROUND = "sm_cocktail.h5"
 #: signal name -> file name; the names follow the public ADC2021 signals
@@ -25,9 +25,9 @@ SIGNALS = {
 
 
 #: the model `make demo` and `replay` use unless told otherwise, trained by `make models`
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "artifacts" / "dense-ae"
-#: the default model re-quantized (4-bit weights) to fit the FPGA budget; the demo estimates it
-FITTING_MODEL = DEFAULT_MODEL.parent / "dense-ae-w4"
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "artifacts" / "tiny-ae"
+#: the larger 8-bit autoencoder the demo compares the default with (63k LUTs: beyond the FPGA budget)
+LARGER_MODEL = DEFAULT_MODEL.parent / "dense-ae"
 
 
 def default_model() -> Path:

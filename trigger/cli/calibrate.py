@@ -59,4 +59,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"[{variant}] {t.note}")
     save_thresholds(artifact, thresholds)
     print(f"thresholds stored in {artifact.path / 'thresholds.json'}")
+    if "quantized" in thresholds:
+        from firmware.convert import emulator_for
+        from models.artifact import EMULATOR, update_manifest
+
+        emulator_for(artifact, threshold=thresholds["quantized"].threshold).save(artifact.path / EMULATOR)
+        update_manifest(artifact.path)
+        print(f"firmware emulator (score and decision at this threshold) stored in {artifact.path / EMULATOR}")
     return 0

@@ -25,7 +25,7 @@ from trigger.cli.inspect import format_report
 from trigger.errors import TriggerError, UsageError
 from trigger.events import open_events
 from trigger.preprocess import Scaler, filled_mask
-from trigger.sample import DEFAULT_MODEL, FITTING_MODEL, bundled_sample, default_model
+from trigger.sample import DEFAULT_MODEL, LARGER_MODEL, bundled_sample, default_model
 from trigger.validate import validate_file
 
 __all__ = ("add_arguments", "run")
@@ -42,10 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
                         help="events replayed at the simulated 40 MHz clock (the sample is cycled)")
     parser.add_argument("--estimate-events", type=int, default=300,
                         help="events simulated in the RTL for the estimate (0: skip the estimate)")
-    parser.add_argument("--estimate", choices=("fitting", "all"), default="fitting",
-                        help="models the open-source estimate synthesizes: 'fitting', the re-quantized "
-                             "dense-ae-w4 built for the FPGA budget (about 2 minutes of Yosys), or 'all', "
-                             "the default dense-ae as well (its 63k LUTs take Yosys many minutes more)")
+    parser.add_argument("--estimate", choices=("default", "all"), default="default",
+                        help="models the open-source estimate synthesizes: 'default', the bundled tiny-ae "
+                             "built for the FPGA budget (about a minute of Yosys), or 'all', the larger "
+                             "dense-ae as well (its 63k LUTs take Yosys many minutes more)")
     parser.add_argument("--out", type=Path, default=Path("runs/demo"),
                         help="where the estimates, the replay run and the report go: a new or empty folder, "
                              "or one an earlier demo wrote (then --overwrite)")
@@ -98,13 +98,13 @@ def run(args: argparse.Namespace) -> int:
                        artifact.thresholds[artifact.default_variant].target_fpr)
     print(format_table(results))
     ok &= _firmware_stage(artifact, held_out[: args.firmware_events])
-    # the default model and, when bundled, its re-quantized variant that fits the FPGA budget
-    models = [artifact] + [load_artifact(p) for p in (FITTING_MODEL,) if p.is_dir()]
+    # the default model (built for the FPGA budget) and, when bundled, the larger one it replaced
+    models = [artifact] + [load_artifact(p) for p in (LARGER_MODEL,) if p.is_dir()]
     firmware: list[Path | None] = [None] * len(models)
-    estimated = [i for i, m in enumerate(models) if args.estimate == "all" or Path(m.path).resolve() == FITTING_MODEL]
+    estimated = [i for i in range(len(models)) if args.estimate == "all" or i == 0]
     if args.estimate_events > 0 and estimated:
         print(f"\n== stage 5: open-source estimate of {', '.join(models[i].config.model.name for i in estimated)}"
-              + ("" if len(estimated) == len(models) else " (--estimate all adds the default model)"))
+              + ("" if len(estimated) == len(models) else " (--estimate all adds the larger model)"))
         for i in estimated:
             firmware[i] = args.out / f"estimate-{models[i].config.model.name}"
             ok &= _estimate_stage(models[i], held_out[: args.estimate_events], cast(Path, firmware[i]))

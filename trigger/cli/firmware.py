@@ -133,7 +133,8 @@ def format_estimate(result: Estimate, data_name: str) -> str:
         lines.append(f"  {key:<9} {used:>9,}{share}")
     check = result.rtl_check
     lines.append(f"RTL ({check['simulator']}) vs emulator on {check['events']} events of {data_name}: "
-                 f"scores differ in {check['scores_differ']}, decisions in {check['decisions_differ']}"
+                 f"scores differ in {check['scores_differ']}, decisions in {check['decisions_differ']} "
+                 f"({check['accepted']} accepted)"
                  f"{'' if result.includes_decision else ' (score and decision not in the RTL)'}")
     lines += [f"  target {t['name']:<11} <= {t['limit']:<8g} measured {t['value']:<10g} "
               f"{'PASS' if t['met'] else 'MISS'}" for t in result.targets]
