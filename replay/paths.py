@@ -221,7 +221,7 @@ def write_bundle(artifact_dir: str | Path, out: str | Path) -> dict[str, Any]:
         raise TriggerError(msg)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    emulator_for(artifact).save(out / "emulator.npz")
+    (artifact.firmware or emulator_for(artifact)).save(out / "emulator.npz")  # the artifact's own when stored
     artifact.scaler.save(out / "scaler.json")
     manifest: dict[str, Any] = {
         "model": str(artifact_dir), "name": artifact.config.model.name, "score": artifact.config.model.score,

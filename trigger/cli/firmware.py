@@ -18,8 +18,10 @@ __all__ = ("add_arguments", "format_estimate", "run")
 _VERBS = {
     "convert": "write the HLS project and build the C-simulation",
     "synth": "write the HLS/Vivado project and run it if the vendor tools exist",
-    "check": "compare QKeras, hls4ml C-sim and the emulator event by event",
-    "estimate": "open-source resource/latency estimate: da4ml Verilog, Yosys synth_xilinx, Verilator RTL check",
+    "check": "compare the score and the accept bit of QKeras, hls4ml C-sim and the emulator event by event "
+             "(exit status 1 unless the C-sim and the emulator agree on both)",
+    "estimate": "open-source resource/latency estimate of the firmware with its score and decision: da4ml "
+                "Verilog, Yosys synth_xilinx, Verilator RTL check of scores and decisions",
 }
 
 
