@@ -1,7 +1,7 @@
 """Events per second of the firmware emulator, hls4ml's C-simulation and QKeras, side by side.
 
-The emulator in two forms: compiled (``replay.compiled``, what the replay's workers run, from raw
-events: projection, network, score) and plain numpy (``Emulator.predict``, from inputs). One run,
+The emulator in two forms: compiled (``firmware.compiled``, what the check, the report and the
+replay run, from raw events: projection, network, score) and plain numpy (``Emulator.predict``, from inputs). One run,
 one thread each (BLAS and TensorFlow limited to one), the same events, and both forms' scores and
 decisions checked against the C-sim's on every event it scored. Ratios, not absolute numbers, are
 what to compare across machines.

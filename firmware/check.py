@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from firmware.compiled import CompiledEmulator
 from firmware.emulator import Emulator
 from models.artifact import Artifact
 
@@ -19,11 +20,10 @@ __all__ = ("PairComparison", "check_firmware", "compare_paths", "csim_outputs", 
 
 def emulator_scores(artifact: Artifact, particles: NDArray[np.floating[Any]],
                     emulator: Emulator | None = None) -> NDArray[np.float64]:
-    """Scores of the bit-exact emulator (the path that decides) on raw events."""
+    """Scores of the bit-exact emulator (the path that decides, compiled) on raw events."""
     from firmware.convert import emulator_for
 
-    emulator = emulator or emulator_for(artifact)
-    return emulator.scores(emulator.predict(artifact.inputs(particles).astype(np.float64)))
+    return CompiledEmulator(artifact.scaler, emulator or emulator_for(artifact)).scores(particles)
 
 
 def csim_outputs(hls_model: Any, x: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
@@ -52,9 +52,10 @@ class PairComparison:
 
 def compare_paths(artifact: Artifact, hls_model: Any, particles: NDArray[np.floating[Any]],
                   batch_size: int = 8192) -> tuple[list[PairComparison], dict[str, NDArray[np.float64]]]:
-    """Scores and accept bits of QKeras, C-sim and emulator on ``particles``, pairwise compared.
-    The C-sim and the emulator decide in firmware (their accept output); QKeras, in float, runs
-    the same layers, and its decision is its ReLU output above 0 (``score > threshold``)."""
+    """Scores and accept bits of QKeras, C-sim and the (compiled) emulator on ``particles``, pairwise
+    compared. The C-sim decides in firmware (its accept output), the emulator exactly where its
+    score is above ``threshold_value``; QKeras, in float, runs the same layers, and its decision is
+    its ReLU output above 0 (``score > threshold``)."""
     from firmware.convert import firmware_network
 
     network, _ = firmware_network(artifact)
@@ -62,18 +63,18 @@ def compare_paths(artifact: Artifact, hls_model: Any, particles: NDArray[np.floa
     x = artifact.inputs(particles)
     x64 = x.astype(np.float64)
     score, accept = network.predict(x, batch_size=batch_size, verbose=0)
-    outputs = {
-        "qkeras": np.column_stack([score, np.asarray(accept) > 0]).astype(np.float64),
-        "csim": csim_outputs(hls_model, x64),
-        "emulator": emulator.predict(x64),
-    }
-    scores = {name: emulator.scores(out) for name, out in outputs.items()}
+    csim = csim_outputs(hls_model, x64)
+    compiled = CompiledEmulator(artifact.scaler, emulator).scores(particles)
+    scores = {"qkeras": np.asarray(score, np.float64)[:, 0] / emulator.head.divisor,
+              "csim": emulator.scores(csim), "emulator": compiled}
+    decisions = {"qkeras": np.asarray(accept)[:, 0] > 0, "csim": csim[:, 1] == 1,
+                 "emulator": compiled > emulator.threshold_value}
     pairs = []
     for a, b in combinations(scores, 2):
         diff = np.abs(scores[a] - scores[b])
         pairs.append(PairComparison(
             a, b, len(x), int(np.count_nonzero(diff)),
-            int(np.count_nonzero(outputs[a][:, 1] != outputs[b][:, 1])), float(diff.max(initial=0.0))))
+            int(np.count_nonzero(decisions[a] != decisions[b])), float(diff.max(initial=0.0))))
     return pairs, scores
 
 

@@ -215,6 +215,12 @@ class Emulator:
         """The decision's threshold as a score mantissa."""
         return self.head.threshold
 
+    @property
+    def threshold_value(self) -> float:
+        """The threshold in the software's units: a score (from :meth:`scores`) is above it exactly
+        when the firmware's accept bit is 1."""
+        return self.head.threshold * self.head.score.lsb / self.head.divisor
+
     def predict(self, x: NDArray[np.floating[Any]]) -> F64:
         """(score, accept) of a batch of float inputs, cast to the input type first as the C-sim does."""
         t = self.input_type

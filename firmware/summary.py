@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from firmware.check import compare_paths, csim_vs_emulator
+from firmware.compiled import CompiledEmulator
 from firmware.convert import to_hls
 from firmware.emulator import Emulator
 from firmware.reports import read_reports
@@ -38,10 +39,8 @@ def emulated_variant(artifact: Artifact, check_events: int,
                 progress(f"  {name}: hls4ml conversion and C-simulation build with g++ (about 10 s)")
             model = to_hls(artifact, Path(tmp) / "hls", compile=check_events > 0)
             emulator = Emulator.from_hls_model(model)
-            scores = {}
-            for sample, particles in samples.items():
-                x = artifact.inputs(particles).astype(np.float64)
-                scores[sample] = emulator.scores(emulator.predict(x))
+            compiled = CompiledEmulator(artifact.scaler, emulator)
+            scores = {sample: compiled.scores(particles) for sample, particles in samples.items()}
             if not check_events:
                 return scores, None
             particles = samples[SM][:check_events]

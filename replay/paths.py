@@ -4,7 +4,7 @@
   (the artifact's scaling and fixed-point grid, identical to ``Scaler.transform``) -> the
   bit-exact firmware emulator -> the on-chip score -> threshold. The projection and the first
   layer's product (filled slots only), each layer's casts and the firmware's score run compiled
-  (``replay.compiled``), every step tested equal to its numpy form: ``grid_mantissas``, the
+  (``firmware.compiled``, the check's and the report's emulator too), every step tested equal to its numpy form: ``grid_mantissas``, the
   emulator's kernels and its score head. A score above the threshold is exactly the firmware's
   accept bit (``firmware.head.threshold_mantissa``), so any ``--threshold`` decides as the
   firmware built with it would.
@@ -22,17 +22,16 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol, cast
 
 import numpy as np
 from numpy.typing import NDArray
 
+from firmware.compiled import CompiledEmulator, FirstProduct, in_chunks
 from firmware.emulator import Emulator
 from models.numpy_forward import NumpyNetwork
 from models.scores import MASKED_SCORES, anomaly_score
-from replay.compiled import CompiledNetwork, FirstProduct, HeadScore, Workspace
 from replay.config import WorkingPoint
 from trigger.errors import ArtifactError, TriggerError
 from trigger.preprocess import Scaler, event_values, input_mask
@@ -67,46 +66,11 @@ class ScoringPath(Protocol):
 
 
 @dataclass(frozen=True)
-class EmulatedPath:
-    """Scaling onto the input grid, the firmware emulator, the on-chip score and its threshold.
-    One thread per path: its compiled steps write into one :class:`Workspace`."""
+class EmulatedPath(CompiledEmulator):
+    """The firmware's compiled emulator (``firmware.compiled``) and the threshold it decides at."""
 
-    scaler: Scaler
-    emulator: Emulator
     score: str
     threshold: float
-
-    def __post_init__(self) -> None:
-        grid, fw = self.scaler.input_type, self.emulator.input_type
-        if grid is None or (grid.width, grid.integer, grid.signed) != (fw.width, fw.integer, fw.signed):
-            msg = f"scaler grid {grid} differs from the firmware input {fw}"
-            raise ArtifactError(msg)
-
-    @cached_property
-    def first_product(self) -> FirstProduct:
-        return FirstProduct.build(self.scaler, self.emulator.kernels[0].weight)
-
-    @cached_property
-    def network(self) -> CompiledNetwork:
-        return CompiledNetwork.build(self.emulator)
-
-    @cached_property
-    def head_score(self) -> HeadScore | None:
-        return HeadScore.of(self.emulator)
-
-    @cached_property
-    def workspace(self) -> Workspace:
-        return Workspace()
-
-    def scores(self, particles: NDArray[np.floating[Any]]) -> F64:
-        return in_chunks(self._scores, event_values(particles))  # the input rule: float32 first
-
-    def _scores(self, particles: NDArray[np.floating[Any]]) -> F64:
-        q, product = self.first_product(particles, self.workspace)  # grid_mantissas, q @ first weight
-        outputs = self.network.outputs(product, self.workspace)  # the emulator's kernels, casts compiled
-        if self.head_score is not None:  # the firmware's score, compiled
-            return self.head_score(outputs, q)
-        return self.emulator.network_scores(outputs, q)
 
 
 class ReferencePath:
@@ -176,16 +140,6 @@ def grid_mantissas(scaler: Scaler, particles: NDArray[np.floating[Any]]) -> F64:
     x = np.zeros((n, N_OBJECTS, 3))
     x[rows, slots] = values
     return x.reshape(n, N_OBJECTS * 3)
-
-
-def in_chunks(score: Callable[[NDArray[np.floating[Any]]], F64], particles: NDArray[np.floating[Any]],
-              chunk: int = 2048) -> F64:
-    """``score`` over chunks of ``chunk`` events, so every intermediate array stays in cache."""
-    particles = np.asarray(particles)
-    out = np.empty(len(particles))
-    for start in range(0, len(particles), chunk):
-        out[start:start + chunk] = score(particles[start:start + chunk])
-    return out
 
 
 def gpu_visible() -> bool:

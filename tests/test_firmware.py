@@ -7,6 +7,7 @@ import pytest
 from conftest import float64_native, synthetic_events
 
 from firmware.check import compare_paths, csim_outputs
+from firmware.compiled import CompiledEmulator
 from firmware.convert import to_hls
 from firmware.emulator import Emulator
 from models.artifact import load_artifact
@@ -165,3 +166,11 @@ def test_score_saturates_and_a_threshold_on_a_tie_is_not_accepted(artifact_dir: 
     np.testing.assert_array_equal(emulator.predict(x), csim)
     np.testing.assert_array_equal(csim[:, 1] == 1, scores > tie)
     assert np.count_nonzero(scores == tie) >= 1 and np.count_nonzero(csim[:, 1]) == np.count_nonzero(scores > tie)
+    # the compiled emulator (check, report, replay) from raw events: the same scores, and its
+    # decision, score > threshold_value, is the firmware's bit
+    events = synthetic_events(2000, seed=15)
+    compiled = CompiledEmulator(artifact.scaler, emulator).scores(events)
+    on_events = csim_outputs(model, artifact.inputs(events).astype(np.float64))
+    np.testing.assert_array_equal(compiled, emulator.scores(on_events))
+    np.testing.assert_array_equal(compiled > emulator.threshold_value, on_events[:, 1] == 1)
+    assert 0 < np.count_nonzero(on_events[:, 1]) < len(events)

@@ -19,9 +19,9 @@ from conftest import float64_native, synthetic_events
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from firmware.compiled import Casts, CompiledNetwork, FirstProduct, HeadScore, Workspace
 from firmware.emulator import Kernel
 from replay.collector import Collector
-from replay.compiled import Casts, CompiledNetwork, FirstProduct, HeadScore, Workspace
 from replay.config import ReplayConfig, WorkingPoint, parse_replay_rate
 from replay.paths import grid_mantissas, load_emulated, load_reference, write_bundle
 from replay.pipeline import ReplayRun, _Roles, run_replay

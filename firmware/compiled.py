@@ -1,4 +1,9 @@
-"""The emulated path compiled with numba where numpy is slow; bit-identical to the numpy form.
+"""The firmware emulator compiled with numba where numpy is slow; bit-identical to the numpy form.
+
+:class:`CompiledEmulator` is the fast emulator the check, the report and the replay all score
+with: raw events in, the firmware's score out (its accept bit is ``score > threshold_value``). It
+runs these steps, each tested equal to its numpy form (``Emulator.predict``, which stays the
+reference):
 
 - :class:`FirstProduct`: per event, exactly what ``grid_mantissas`` followed by the first
   layer's product ``q @ weight`` computes, several times faster: only the filled slots (about
@@ -19,8 +24,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numba
@@ -29,11 +35,12 @@ from numpy.typing import NDArray
 from scipy.linalg.blas import get_blas_funcs
 
 from firmware.emulator import Emulator, Kernel, ScoreHead
+from trigger.errors import ArtifactError
 from trigger.fixed import FixedType, Overflow, Rounding
 from trigger.preprocess import Scaler, event_values
 from trigger.schema import N_OBJECTS
 
-__all__ = ("Casts", "CompiledNetwork", "FirstProduct", "HeadScore", "Workspace")
+__all__ = ("Casts", "CompiledEmulator", "CompiledNetwork", "FirstProduct", "HeadScore", "Workspace", "in_chunks")
 
 F64 = NDArray[np.float64]
 Floats = NDArray[np.floating[Any]]
@@ -290,3 +297,56 @@ class HeadScore:
                      float(low), float(high), 2.0 ** (h.score.fractional - 2 * h.error.fractional),
                      float(h.score.int_max), h.score.lsb, float(h.divisor), scores)
         return scores
+
+
+def in_chunks(score: Callable[[NDArray[np.floating[Any]]], F64], particles: NDArray[np.floating[Any]],
+              chunk: int = 2048) -> F64:
+    """``score`` over chunks of ``chunk`` events, so every intermediate array stays in cache."""
+    particles = np.asarray(particles)
+    out = np.empty(len(particles))
+    for start in range(0, len(particles), chunk):
+        out[start:start + chunk] = score(particles[start:start + chunk])
+    return out
+
+
+@dataclass(frozen=True)
+class CompiledEmulator:
+    """Scaling onto the input grid, the firmware emulator and its score, compiled: raw events in,
+    the firmware's score out. One thread per instance: its steps write into one :class:`Workspace`."""
+
+    scaler: Scaler
+    emulator: Emulator
+
+    def __post_init__(self) -> None:
+        grid, fw = self.scaler.input_type, self.emulator.input_type
+        if grid is None or (grid.width, grid.integer, grid.signed) != (fw.width, fw.integer, fw.signed):
+            msg = f"scaler grid {grid} differs from the firmware input {fw}"
+            raise ArtifactError(msg)
+
+    @cached_property
+    def first_product(self) -> FirstProduct:
+        return FirstProduct.build(self.scaler, self.emulator.kernels[0].weight)
+
+    @cached_property
+    def network(self) -> CompiledNetwork:
+        return CompiledNetwork.build(self.emulator)
+
+    @cached_property
+    def head_score(self) -> HeadScore | None:
+        return HeadScore.of(self.emulator)
+
+    @cached_property
+    def workspace(self) -> Workspace:
+        return Workspace()
+
+    def scores(self, particles: NDArray[np.floating[Any]]) -> F64:
+        """The firmware's scores (software units) of raw events; above ``emulator.threshold_value``
+        exactly where the firmware's accept bit is 1."""
+        return in_chunks(self._scores, event_values(particles))  # the input rule: float32 first
+
+    def _scores(self, particles: NDArray[np.floating[Any]]) -> F64:
+        q, product = self.first_product(particles, self.workspace)  # grid_mantissas, q @ first weight
+        outputs = self.network.outputs(product, self.workspace)  # the emulator's kernels, casts compiled
+        if self.head_score is not None:  # the firmware's score, compiled
+            return self.head_score(outputs, q)
+        return self.emulator.network_scores(outputs, q)
