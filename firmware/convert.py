@@ -16,13 +16,20 @@ from pathlib import Path
 from typing import Any
 
 from firmware.emulator import Emulator
-from firmware.head import FIRMWARE_SCORES, SCORE, HeadTypes, error_layers, threshold_mantissa, with_decision
+from firmware.head import (
+    FIRMWARE_SCORES,
+    SCORE,
+    HeadTypes,
+    error_layers,
+    score_divisor,
+    threshold_mantissa,
+    with_decision,
+)
 from models.artifact import Artifact
 from trigger.errors import TriggerError
-from trigger.schema import N_INPUTS
 
 __all__ = ("DEFAULT_PART", "convert", "emulator_for", "firmware_network", "head_types", "hls_config", "project_name",
-           "score_divisor", "to_hls")
+           "to_hls")
 
 DEFAULT_PART = "xcvu9p-flga2104-2L-e"
 DEFAULT_CLOCK_NS = 5.0
@@ -56,11 +63,6 @@ def head_types(artifact: Artifact, network: Any, precisions: dict[str, str] | No
                              int(network.output.shape[-1]))
 
 
-def score_divisor(artifact: Artifact) -> int:
-    """The firmware score (a sum of squares) over this is the software's: the mean for mse."""
-    return N_INPUTS if artifact.config.model.score == "mse" else 1
-
-
 def firmware_network(artifact: Artifact, threshold: float | None = None,
                      precisions: dict[str, str] | None = None) -> tuple[Any, dict[str, str]]:
     """The Keras model the FPGA computes, ``inputs -> (score, accept)``, and the precisions of its
@@ -70,8 +72,9 @@ def firmware_network(artifact: Artifact, threshold: float | None = None,
     types = head_types(artifact, network, precisions)
     if threshold is None:
         threshold = artifact.threshold("quantized") if "quantized" in artifact.thresholds else float("inf")
-    mantissa = threshold_mantissa(threshold, types.score, score_divisor(artifact))
-    return with_decision(network, artifact.config.model.kind != "vae", types, mantissa)
+    reconstruction = artifact.config.model.kind != "vae"
+    divisor = score_divisor(reconstruction, int(network.output.shape[-1]))
+    return with_decision(network, reconstruction, types, threshold_mantissa(threshold, types.score, divisor))
 
 
 def hls_config(artifact: Artifact, network: Any,

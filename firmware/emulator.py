@@ -27,7 +27,7 @@ from typing import Any, cast
 import numpy as np
 from numpy.typing import NDArray
 
-from firmware.head import ERROR
+from firmware.head import ERROR, score_divisor
 from trigger.errors import TriggerError
 from trigger.fixed import FixedType, Overflow, Rounding, round_scaled
 from trigger.npz import load_arrays, save_arrays
@@ -302,7 +302,7 @@ def _head(layers: list[Any], last: Kernel) -> ScoreHead:
     decision = _kernel(dense, score, score_bounds, fixed_type(dense.get_output_variable().type.precision), relu,
                        fixed_type(relu.get_output_variable().type.precision))
     threshold = -round(float(np.asarray(dense.weights["bias"].data).ravel()[0]))
-    return ScoreHead(reconstruction, error, accum, score, terms if reconstruction else 1, threshold, decision)
+    return ScoreHead(reconstruction, error, accum, score, score_divisor(reconstruction, terms), threshold, decision)
 
 
 def _kernel(layer: Any, x_type: FixedType, bounds: Bounds, dense_result: FixedType,

@@ -28,7 +28,7 @@ from trigger.errors import TriggerError
 from trigger.fixed import FixedType, Overflow, Rounding
 
 __all__ = ("ACCEPT", "DECISION", "ERROR", "FIRMWARE_SCORES", "SCORE", "HeadTypes", "error_layers",
-           "threshold_mantissa", "with_decision")
+           "score_divisor", "threshold_mantissa", "with_decision")
 
 ERROR, SCORE, DECISION = "error", "score", "decision"
 ACCEPT = f"{DECISION}_relu"  # the name hls4ml gives the Dense's ReLU
@@ -60,6 +60,12 @@ class HeadTypes:
                    f"wide; declare a narrower model.error_type or model.score_type")
             raise TriggerError(msg)
         return cls(error, accum, score)
+
+
+def score_divisor(reconstruction: bool, terms: int) -> int:
+    """The firmware score (a sum of squares) over this is the software's: the mean over the
+    ``terms`` errors for a reconstruction (mse), the sum itself for mu2."""
+    return terms if reconstruction else 1
 
 
 def threshold_mantissa(threshold: float, score: FixedType, divisor: int) -> int:
