@@ -4,8 +4,8 @@
   (the artifact's scaling and fixed-point grid, identical to ``Scaler.transform``) -> the
   bit-exact firmware emulator -> the on-chip score -> threshold. The projection and the first
   layer's product (filled slots only), each layer's casts and the firmware's score run compiled
-  (``firmware.compiled``, the check's and the report's emulator too), every step tested equal to its numpy form: ``grid_mantissas``, the
-  emulator's kernels and its score head. A score above the threshold is exactly the firmware's
+  (``firmware.compiled``, the check's and the report's emulator too), every step tested equal
+  to its numpy form: ``grid_mantissas``, the emulator's kernels and its score head. A score above the threshold is exactly the firmware's
   accept bit (``firmware.head.threshold_mantissa``), so any ``--threshold`` decides as the
   firmware built with it would.
 - :class:`ReferencePath`: the float twin at full precision, on TensorFlow (GPU when one is
