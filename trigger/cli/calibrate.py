@@ -2,6 +2,8 @@
 
 The quantized model's threshold is calibrated on the path that decides: the bit-exact firmware
 emulator's fixed-point scores (hls4ml's graph, as the replay and the FPGA score), not QKeras'.
+The emulator, its decision set to the new threshold, is then stored in the artifact
+(``emulator.npz``), and the artifact's quantized scores go through it from then on.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ __all__ = ("add_arguments", "calibrated_thresholds", "run")
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.epilog = ("The FPR is accept-rate / bx-rate, e.g. 1kHz of 40MHz -> 2.5e-5. Uses the held-out "
                      "test split when --background is the training file, else all its events. The quantized "
-                     "variant is calibrated on the firmware emulator's scores, the float twin on its own.")
+                     "variant is calibrated on the firmware emulator's scores, the float twin on its own; the "
+                     "emulator, deciding at the new threshold, is stored in the artifact (emulator.npz).")
     parser.add_argument("--model", type=Path, required=True, metavar="DIR", help="artifact directory")
     parser.add_argument("--background", type=Path, required=True, help="SM events")
     parser.add_argument("--accept-rate", default="1kHz", help="trigger accept budget")
