@@ -136,6 +136,10 @@ class ScoreHead:
         scaled = total * 2.0 ** (self.score.fractional - self.accum.fractional)
         return self.score.wrap_or_saturate(round_scaled(scaled, self.score.rounding))
 
+    def values(self, score_mantissas: Any) -> Any:
+        """Score mantissas in the software's units (the order of operations every path uses)."""
+        return score_mantissas * self.score.lsb / self.divisor
+
     def accept(self, score_mantissas: F64) -> F64:
         """The decision bit (0 or 1) of each score mantissa, through the decision kernel."""
         bits = self.decision(score_mantissas[:, None].astype(self.decision.weight.dtype))
@@ -219,7 +223,7 @@ class Emulator:
     def threshold_value(self) -> float:
         """The threshold in the software's units: a score (from :meth:`scores`) is above it exactly
         when the firmware's accept bit is 1."""
-        return self.head.threshold * self.head.score.lsb / self.head.divisor
+        return float(self.head.values(self.head.threshold))
 
     def predict(self, x: NDArray[np.floating[Any]]) -> F64:
         """(score, accept) of a batch of float inputs, cast to the input type first as the C-sim does."""
@@ -250,7 +254,7 @@ class Emulator:
         out = self.output_type
         m = self.head.score_mantissas(np.asarray(network_outputs, np.float64) * 2.0**out.fractional, out, q,
                                       self.input_type)
-        return m * self.head.score.lsb / self.head.divisor
+        return np.asarray(self.head.values(m), np.float64)
 
 
 def _describe(kernel: Kernel, key: str, arrays: dict[str, NDArray[Any]]) -> dict[str, Any]:
