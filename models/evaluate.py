@@ -1,13 +1,16 @@
 """Physics performance of trained models: ROC AUC and signal efficiency at fixed SM FPR.
 
 Background scores come from SM events the model never trained on: the held-out test
-split when the background file is the training file, otherwise the whole file. Every
+split when the background file is the training file, otherwise the whole file. The trigger
+working point is the artifact's calibrated threshold (calibrated on the 1,000,000-event
+calibration sample for the bundled models) when it is for the working FPR. Every
 efficiency carries a Clopper-Pearson interval, and an FPR that the number of SM events
 cannot resolve is reported as such instead of as a number.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,7 @@ from sklearn.metrics import roc_auc_score
 from models.artifact import Artifact, file_sha256
 from trigger.errors import UsageError
 from trigger.events import open_events
-from trigger.thresholds import FPR_POINTS, ThresholdEstimate, clopper_pearson, threshold_for
+from trigger.thresholds import FPR_POINTS, ThresholdEstimate, clopper_pearson, rate_at, threshold_for
 
 __all__ = ("FPR_POINTS", "background_events", "evaluate", "read_signals", "signal_name", "summarise_signal")
 
@@ -81,9 +84,23 @@ def _efficiency(signal: F, cut: ThresholdEstimate) -> dict[str, Any]:
     }
 
 
-def summarise_signal(background: F, signal: F, fpr_points: Sequence[float],
-                     working_fpr: float) -> dict[str, Any]:
-    """AUC with its error, TPR at each resolvable FPR and at the trigger working point."""
+def _working_point(background: F, signal: F, working_fpr: float,
+                   calibrated: ThresholdEstimate | None) -> dict[str, Any]:
+    """The efficiency at the trigger working point: at the artifact's calibrated threshold when it was
+    calibrated for this FPR (its statistics are the calibration sample's, which may be far larger
+    than ``background``), else at the threshold for ``working_fpr`` on ``background``."""
+    if calibrated is None or not math.isclose(calibrated.target_fpr, working_fpr, rel_tol=1e-9):
+        return {"fpr": working_fpr, **_efficiency(signal, threshold_for(background, working_fpr)),
+                "threshold_from": "these SM events"}
+    return {"fpr": working_fpr, **_efficiency(signal, calibrated),
+            "threshold_from": f"the artifact's calibration on {calibrated.events or 'SM events'}",
+            "fpr_on_these_events": rate_at(background, calibrated.threshold).as_dict()}
+
+
+def summarise_signal(background: F, signal: F, fpr_points: Sequence[float], working_fpr: float,
+                     calibrated: ThresholdEstimate | None = None) -> dict[str, Any]:
+    """AUC with its error, TPR at each resolvable FPR and at the trigger working point (at the
+    ``calibrated`` threshold when it is for ``working_fpr``)."""
     labels = np.r_[np.zeros(len(background)), np.ones(len(signal))]
     auc = float(roc_auc_score(labels, np.r_[background, signal]))
     tpr_at_fpr: dict[str, Any] = {}
@@ -95,7 +112,7 @@ def summarise_signal(background: F, signal: F, fpr_points: Sequence[float],
         "auc": auc,
         "auc_error": hanley_mcneil_error(auc, len(signal), len(background)),
         "tpr_at_fpr": tpr_at_fpr,
-        "working_point": {"fpr": working_fpr, **_efficiency(signal, threshold_for(background, working_fpr))},
+        "working_point": _working_point(background, signal, working_fpr, calibrated),
         "events": len(signal),
     }
 
@@ -120,7 +137,7 @@ def evaluate(artifacts: Sequence[Artifact], background_path: str | Path,
                 "score": artifact.config.model.score, "background_events": len(bkg),
                 "background": note,
                 "signals": {name: summarise_signal(bkg, artifact.score(events, variant), fpr_points,
-                                                   working_fpr)
+                                                   working_fpr, artifact.thresholds.get(variant))
                             for name, events in signal_events.items()},
             }
             background_info[label] = note

@@ -102,7 +102,7 @@ def model_summary(artifact: Artifact, label: str, background: str | Path, signal
         variants[variant] = {
             "threshold": thresholds[variant],
             "threshold_note": stored.note if stored else "",
-            "signals": {name: {**summarise_signal(sm, s, FPR_POINTS, wp_fpr), "roc": roc_points(sm, s)}
+            "signals": {name: {**summarise_signal(sm, s, FPR_POINTS, wp_fpr, stored), "roc": roc_points(sm, s)}
                         for name, s in by_sample.items() if name != SM},
             "histogram": _histograms(by_sample),
         }

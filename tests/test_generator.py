@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
+from trigger.cli import main as trigger_main
 from trigger.errors import UsageError
 from trigger.events import open_events
 from trigger.generator import GenerationPlan, generate, get_process
@@ -93,6 +95,9 @@ def test_interrupted_generation_leaves_a_valid_file_that_resumes_identically(
     assert validate_file(path).ok
     with open_events(path) as f:
         assert f.attrs["complete"] is False
+    record = tmp_path / "record.json"
+    assert trigger_main(["checksum", str(cocktail), "--write", str(record)]) == 0
+    assert trigger_main(["checksum", str(path), "--check", str(record)]) == 2  # not complete: refused
     monkeypatch.setattr(generator_run, "run_chunk", real_run_chunk)
     with pytest.raises(UsageError, match="--resume"):
         generate(COCKTAIL_PLAN, path, show_progress=False)
@@ -102,6 +107,21 @@ def test_interrupted_generation_leaves_a_valid_file_that_resumes_identically(
     resumed = generate(COCKTAIL_PLAN, path, resume=True, show_progress=False)
     assert resumed.complete and resumed.events == 30
     assert _particles(path) == _particles(cocktail)
+    assert trigger_main(["checksum", str(path), "--check", str(record)]) == 0  # the recorded sample
+
+
+def test_a_sample_record_catches_one_changed_value(cocktail: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    record, changed = tmp_path / "record.json", tmp_path / "changed.h5"
+    assert trigger_main(["checksum", str(cocktail), "--write", str(record)]) == 0
+    assert json.loads(record.read_text())["seed"] == 5
+    changed.write_bytes(cocktail.read_bytes())
+    assert trigger_main(["checksum", str(changed), "--check", str(record)]) == 0
+    with h5py.File(changed, "r+") as h5:
+        h5["Particles"][7, 0, 0] += 1.0
+    capsys.readouterr()
+    assert trigger_main(["checksum", str(changed), "--check", str(record)]) == 1
+    assert "events_sha256: recorded" in capsys.readouterr().err
 
 
 @pytest.mark.slow

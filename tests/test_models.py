@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_MODEL, synthetic_events
+from conftest import TINY_MODEL, synthetic_events, write_events
 
 from models.artifact import load_artifact
 from models.config import load_config
@@ -80,6 +80,26 @@ def test_calibrate_stores_a_new_working_point(artifact_dir: Path, files: dict[st
     np.testing.assert_array_equal(calibrated.accept(fresh), bits == 1)
     accepted = calibrated.accept(fresh).mean()
     assert 0.04 < accepted < 0.2  # about 0.1 on fresh events of the same kind
+
+
+def test_the_working_point_is_the_calibrated_threshold(artifact_dir: Path, files: dict[str, Path],
+                                                       tmp_path: Path) -> None:
+    """Evaluated on a few SM events, the working point keeps the threshold (and the statistics) of the
+    artifact's calibration; at an FPR it was not calibrated for, it is set on the events at hand."""
+    copy = tmp_path / "copy"
+    shutil.copytree(artifact_dir, copy)
+    assert main(["calibrate", "--model", str(copy), "--background", str(files["sm"]),
+                 "--accept-rate", "4MHz"]) == 0  # FPR 0.1 on 300 held-out events: supported
+    calibrated = load_artifact(copy)
+    few = write_events(tmp_path / "few.h5", synthetic_events(50, seed=3), "sm-cocktail")
+    point = evaluate([calibrated], few, [files["signal"]], 0.1)[
+        "models"]["dense-ae/quantized"]["signals"]["hardjets"]["working_point"]
+    assert point["threshold"] == calibrated.thresholds["quantized"].threshold
+    assert point["supported"] and point["threshold_from"].startswith("the artifact's calibration on held-out")
+    assert point["fpr_on_these_events"]["total"] == 50
+    other = evaluate([calibrated], few, [files["signal"]], 0.05)[
+        "models"]["dense-ae/quantized"]["signals"]["hardjets"]["working_point"]
+    assert other["threshold_from"] == "these SM events" and not other["supported"]  # 2.5 expected above
 
 
 @pytest.mark.parametrize("damage", ["weights", "manifest", "version", "missing"])

@@ -26,6 +26,7 @@ SUBCOMMANDS = {
     "firmware": ("firmware", "hls4ml conversion, C-simulation and the bit-exact emulator check"),
     "report": ("report", "self-contained HTML report: ROC, efficiencies, firmware, replay, comparison"),
     "validate": ("inspect", "check an event file's layout; exit status 1 on any violation"),
+    "checksum": ("checksum", "SHA-256 of an event file's events; write or check a sample's record"),
 }
 
 
