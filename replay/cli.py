@@ -2,6 +2,8 @@
 
     replay --rate 40MHz-sim                       # bundled sample, default model, 2 workers
     replay --rate 100kHz --input sm.h5 --events 200000 --workers 2 --out runs/paced
+    replay --resume runs/paced                    # continue a run whose processes died
+    replay recover runs/paced                     # or rebuild its files and summary as they are
     replay source    --rate 40MHz-sim --input sm.h5 --bind 0.0.0.0:5555 --collector hostB:5558
     replay bundle    --model DIR BUNDLE_DIR    # once, where TensorFlow and hls4ml are installed
     replay worker    --bundle BUNDLE_DIR --source hostA:5555 --collector hostB:5558
@@ -58,6 +60,9 @@ def _rate_options(parser: argparse.ArgumentParser) -> None:
                         help="events per batch (paced runs use less)")
     parser.add_argument("--deadline-ms", type=float, default=100.0,
                         help="paced runs: an event must be decided this long after its BX time")
+    parser.add_argument("--reference-prescale", type=int, default=1, metavar="N",
+                        help="send one batch in N to the reference path as well (it also skips batches "
+                             "whenever it is busy: the trigger decision never waits for it)")
 
 
 def _input_options(parser: argparse.ArgumentParser) -> None:
@@ -109,7 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--curve", type=Path, metavar="KEY_DIR", help="CurveZMQ keys (tcp only; see `replay keys`)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--quiet", action="store_true", help="no live progress line")
+    parser.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                        help="continue the run in RUN_DIR with its recorded settings (run.json): the batches "
+                             "its journal holds are counted, not replayed, so it ends as an uninterrupted run")
     roles = parser.add_subparsers(dest="role", metavar="ROLE", help="run one role (multi-host)")
+    recover = roles.add_parser("recover", help="rebuild a run's files and summary from its journal",
+                               description="write accepted.h5, quarantine.h5 and summary.json of a run that "
+                                           "did not finish from the decisions its collector journaled")
+    recover.add_argument("directory", type=Path, metavar="RUN_DIR")
     keys = roles.add_parser("keys", help="write CurveZMQ key pairs for tcp between hosts",
                             description="write CurveZMQ server and client key pairs into KEY_DIR")
     keys.add_argument("directory", type=Path, metavar="KEY_DIR")
@@ -152,7 +164,8 @@ def _config(args: argparse.Namespace) -> Any:
 
     return ReplayConfig(rate=parse_replay_rate(getattr(args, "rate", "40MHz-sim")),
                         batch_size=getattr(args, "batch_size", ReplayConfig.batch_size),
-                        deadline_s=getattr(args, "deadline_ms", 100.0) / 1000)
+                        deadline_s=getattr(args, "deadline_ms", 100.0) / 1000,
+                        reference_prescale=getattr(args, "reference_prescale", 1))
 
 
 def _defaults(args: argparse.Namespace) -> None:
@@ -171,8 +184,9 @@ def print_summary(summary: dict[str, Any]) -> None:
 
     s = summary
     lat = s["batch_latency_ms"]
+    check = {True: "OK", False: "VIOLATED", None: "not known (the source's count was lost)"}[s["accounting_ok"]]
     print(f"events in {s['events_in']:,} = decided {s['events_decided']:,} + quarantined "
-          f"{s['events_quarantined']:,}: accounting {'OK' if s['accounting_ok'] else 'VIOLATED'}")
+          f"{s['events_quarantined']:,}: accounting {check}")
     print(f"accepted {s['events_accepted']:,} (accept rate {format_rate(s['accept_rate_hz_at_bx'])} at 40 MHz, "
           f"threshold {s['threshold']:.5g}: {s['working_point']['source']})")
     print(f"throughput {s['events_per_second']:,.0f} events/s in {s['wall_seconds']:.2f} s, "
@@ -188,7 +202,10 @@ def print_summary(summary: dict[str, Any]) -> None:
               f"{held['held_out_events']:,} held-out ones (the test split, where thresholds are calibrated): "
               + (f"{format_rate(rate)} ({held['held_out_accepted']:,} accepted)" if rate is not None else "none"))
     if s["reference_backend"] != "none":
-        print(f"reference ({s['reference_backend']}): {s['reference_events']:,} events compared, "
+        compared = s["reference_events"] / s["events_in"] if s["events_in"] else 0.0
+        prescale = f", prescale {s['reference_prescale']}" if s["reference_prescale"] > 1 else ""
+        print(f"reference ({s['reference_backend']}{prescale}): {s['reference_events']:,} events compared "
+              f"({compared:.1%}; {s['reference_skipped']:,} skipped, the trigger path never waits for it), "
               f"{s['reference_disagreements']} decisions differ, largest score difference "
               f"{s['reference_max_abs_score_difference']:.3g}")
     if s["mode"] == "paced":
@@ -201,18 +218,24 @@ def print_summary(summary: dict[str, Any]) -> None:
         print(f"quarantine: {s['quarantine_reasons']}; rejected frames: {s['rejected_frames']}")
     if src["interrupted"]:
         print(f"interrupted: {src['events_abandoned']} events in flight abandoned")
+    if src.get("resumed_events"):
+        print(f"resumed: {src['resumed_events']:,} events were decided before the run was continued")
 
 
 def _run_local(args: argparse.Namespace) -> int:
-    from replay.pipeline import ReplayRun, run_replay
+    from replay.pipeline import ReplayRun, load_run, run_replay
 
-    out = args.out or Path("runs") / time.strftime("replay-%Y%m%d-%H%M%S")
-    if out.exists() and any(out.iterdir()):
-        msg = f"{out} is not empty; choose another --out"
-        raise UsageError(msg)
-    run = ReplayRun(tuple(args.input), args.model, out, _config(args), args.events, args.loop, args.workers,
-                    args.reference_backend, args.transport, args.curve, _working_point(args))
-    summary = run_replay(run, progress=None if args.quiet or args.json else sys.stderr)
+    if args.resume is not None:
+        out, run = args.resume, load_run(args.resume)
+    else:
+        out = args.out or Path("runs") / time.strftime("replay-%Y%m%d-%H%M%S")
+        if out.exists() and any(out.iterdir()):
+            msg = f"{out} is not empty; choose another --out (or continue the run there with --resume {out})"
+            raise UsageError(msg)
+        run = ReplayRun(tuple(args.input), args.model, out, _config(args), args.events, args.loop, args.workers,
+                        args.reference_backend, args.transport, args.curve, _working_point(args))
+    summary = run_replay(run, progress=None if args.quiet or args.json else sys.stderr,
+                         resume=args.resume is not None)
     if args.json:
         print(json.dumps(summary, indent=1))
     else:
@@ -251,6 +274,13 @@ def _run_role(args: argparse.Namespace) -> int:
         from replay.security import create_keys
 
         print(f"CurveZMQ keys written to {create_keys(args.directory)}; copy the directory to every host")
+        return 0
+    if args.role == "recover":
+        from replay.pipeline import recover_run
+
+        summary = recover_run(args.directory)
+        print_summary(summary)
+        print(f"{summary['note']}; summary: {args.directory / 'summary.json'}")
         return 0
     if args.role == "bundle":
         from replay.paths import apply_working_point
@@ -322,6 +352,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*keras.constraints.serialize", category=UserWarning)
     args = build_parser().parse_args(argv)
     try:
+        if args.resume is not None and (args.role or args.input or args.model or args.out or args.events or args.loop):
+            msg = "--resume takes the run's settings from RUN_DIR/run.json; give it alone (with --quiet or --json)"
+            raise UsageError(msg)
         _defaults(args)
         return _run_role(args) if args.role else _run_local(args)
     except TriggerError as err:

@@ -109,12 +109,13 @@ class ReplayConfig:
     ready_timeout_s: float = 60.0  # how long to wait for the roles to come up
     deadline_s: float = 0.1  # paced mode: an event must be decided this long after its BX time
     progress_s: float = 0.5
+    reference_prescale: int = 1  # one batch in N goes to the reference path too (when it can take it)
 
     def __post_init__(self) -> None:
         if not 1 <= self.batch_size <= self.max_events_per_frame:
             msg = f"batch size {self.batch_size} must be between 1 and {self.max_events_per_frame}"
             raise UsageError(msg)
-        for name in ("credits", "hwm", "liveness"):
+        for name in ("credits", "hwm", "liveness", "reference_prescale"):
             if getattr(self, name) < 1:
                 msg = f"{name} must be at least 1"
                 raise UsageError(msg)

@@ -6,6 +6,11 @@ inherited) and meet on ipc sockets (or tcp on 127.0.0.1). The source runs in thi
 process and prints live progress. At the end the run summary combines the source's
 and the collector's counts and checks the accounting invariant
 ``events_in == events_decided + events_quarantined``.
+
+The run folder records the run (``run.json``) and the collector journals every decision
+before acknowledging it, so a run whose processes died can be continued (``resume=True``:
+the batches already decided are counted, not sent again) or its files rebuilt from the
+journal (:func:`recover_run`).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import socket
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -26,9 +31,11 @@ import h5py
 import numpy as np
 
 from replay.collector import collector_main
-from replay.config import Endpoints, ReplayConfig, WorkingPoint
+from replay.config import Endpoints, ReplayConfig, WorkingPoint, parse_replay_rate
 from replay.heldout import held_out_summary
-from replay.paths import apply_working_point, resolve_backend, write_bundle
+from replay.journal import JOURNAL, SeqSet
+from replay.outputs import journal_state, write_outputs
+from replay.paths import apply_working_point, read_bundle, resolve_backend, write_bundle
 from replay.process import role_entry
 from replay.reference import reference_main
 from replay.security import Curve
@@ -38,7 +45,9 @@ from replay.worker import worker_main
 from trigger.errors import UsageError
 from trigger.rates import BX_RATE_HZ
 
-__all__ = ("ReplayRun", "run_replay", "summarize")
+__all__ = ("RUN_FILE", "ReplayRun", "load_run", "recover_run", "run_replay", "summarize")
+
+RUN_FILE = "run.json"  # the run's settings, for --resume and recover
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,43 @@ class ReplayRun:
     transport: str = "ipc"
     curve_keys: Path | None = None  # CurveZMQ key directory (tcp only)
     working_point: WorkingPoint | None = None  # None: the artifact's calibrated threshold
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready, paths absolute so that a resume from another directory finds them."""
+        def path(p: Path | None) -> str | None:
+            return None if p is None else str(Path(p).resolve())
+
+        config = {f.name: getattr(self.config, f.name) for f in fields(ReplayConfig) if f.name != "rate"}
+        point = None if self.working_point is None else {**asdict(self.working_point),
+                                                         "calibration": path(self.working_point.calibration)}
+        return {"inputs": [path(p) for p in self.inputs], "model": path(self.model), "out": path(self.out),
+                "config": {"rate": self.config.rate.text, **config}, "events": self.events, "loop": self.loop,
+                "workers": self.workers, "reference_backend": self.reference_backend, "transport": self.transport,
+                "curve_keys": path(self.curve_keys), "working_point": point}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], out: Path) -> ReplayRun:
+        config = ReplayConfig(**{**d["config"], "rate": parse_replay_rate(d["config"]["rate"])})
+        point = d["working_point"]
+        if point is not None:
+            point = WorkingPoint(**{**point, "calibration": None if point["calibration"] is None
+                                    else Path(point["calibration"])})
+        return cls(tuple(Path(p) for p in d["inputs"]), None if d["model"] is None else Path(d["model"]), out, config,
+                   d["events"], d["loop"], d["workers"], d["reference_backend"], d["transport"],
+                   None if d["curve_keys"] is None else Path(d["curve_keys"]), point)
+
+
+def load_run(out: str | Path) -> ReplayRun:
+    """The settings of the run in folder ``out`` (a clear error when it holds none)."""
+    out = Path(out)
+    try:
+        return ReplayRun.from_dict(json.loads((out / RUN_FILE).read_text()), out)
+    except FileNotFoundError:
+        msg = f"{out}: no {RUN_FILE}; not a replay run folder (or made before runs were recorded)"
+        raise UsageError(msg) from None
+    except (ValueError, KeyError, TypeError) as err:
+        msg = f"{out / RUN_FILE}: unreadable run record ({err})"
+        raise UsageError(msg) from None
 
 
 def _default_calibration() -> Path:
@@ -120,8 +166,10 @@ class _Roles:
                 proc.join()
 
 
-def run_replay(run: ReplayRun, progress: TextIO | None = sys.stderr, roles: _Roles | None = None) -> dict[str, Any]:
-    """Replay ``run.inputs`` through the pipeline; returns (and writes) the run summary."""
+def run_replay(run: ReplayRun, progress: TextIO | None = sys.stderr, roles: _Roles | None = None,
+               resume: bool = False) -> dict[str, Any]:
+    """Replay ``run.inputs`` through the pipeline; returns (and writes) the run summary. ``resume``
+    continues the run recorded in ``run.out``: the batches its journal holds are not sent again."""
     if run.workers < 1:
         msg = f"--workers must be at least 1, got {run.workers}"
         raise UsageError(msg)
@@ -136,13 +184,17 @@ def run_replay(run: ReplayRun, progress: TextIO | None = sys.stderr, roles: _Rol
     with Interrupt() as interrupt:
         stream = EventStream(run.inputs, run.config.effective_batch_size, run.events, run.loop)
         try:
-            run.out.mkdir(parents=True, exist_ok=True)
-            write_bundle(run.model, run.out / "model")
-            bundle = apply_working_point(run.out / "model", run.working_point, _default_calibration)
+            if resume:
+                bundle, done = read_bundle(run.out / "model"), journal_state(run.out)[1]
+            else:
+                run.out.mkdir(parents=True, exist_ok=True)
+                (run.out / RUN_FILE).write_text(json.dumps(run.as_dict(), indent=1) + "\n")
+                write_bundle(run.model, run.out / "model")
+                bundle, done = apply_working_point(run.out / "model", run.working_point, _default_calibration), SeqSet()
             interrupt.check()
             use_reference = backend != "none" and bundle["reference_threshold"] is not None
             stats = _run_roles(run, stream, bundle, backend if use_reference else "none", curve, roles or _Roles(run.out),
-                               progress, interrupt)
+                               progress, interrupt, done)
         finally:
             stream.close()
     summary = summarize(run, stats, bundle, backend if use_reference else "none")
@@ -151,7 +203,7 @@ def run_replay(run: ReplayRun, progress: TextIO | None = sys.stderr, roles: _Rol
 
 
 def _run_roles(run: ReplayRun, stream: EventStream, bundle: dict[str, Any], backend: str, curve: Curve | None,
-               roles: _Roles, progress: TextIO | None, interrupt: Interrupt) -> SourceStats:
+               roles: _Roles, progress: TextIO | None, interrupt: Interrupt, done: SeqSet) -> SourceStats:
     """Start collector, workers and reference as processes, run the source here, stop them all."""
     config, model_dir = run.config, str(run.out / "model")
     tmp = Path(tempfile.mkdtemp(prefix="replay-"))
@@ -166,11 +218,12 @@ def _run_roles(run: ReplayRun, stream: EventStream, bundle: dict[str, Any], back
             roles.start("reference", reference_main, endpoints.reference, endpoints.acks, endpoints.results,
                         model_dir, backend, config, curve)
         if progress is not None:
+            resumed = f"; resuming: {len(done):,} batches already decided" if len(done) else ""
             progress.write(f"replay: {sum(f.n_events for f in stream.files):,} events in {len(run.inputs)} file(s), "
                            f"{config.describe()}, {run.workers} worker(s), reference: {backend}; "
-                           f"output in {run.out}\n")
+                           f"output in {run.out}{resumed}\n")
         return run_source(endpoints, stream, config, use_reference, roles.problem, progress, curve=curve,
-                          interrupt=interrupt)
+                          interrupt=interrupt, done=done)
     finally:
         roles.stop()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -221,6 +274,8 @@ def summarize(run: ReplayRun, stats: SourceStats, bundle: dict[str, Any], backen
         "wall_seconds": stats.wall_seconds,
         "reference_backend": backend,
         "reference_events": c.get("reference_events", 0),
+        "reference_skipped": stats.reference_skipped + c.get("reference_missing", 0),
+        "reference_prescale": run.config.reference_prescale,
         "reference_disagreements": c.get("reference_disagreements", 0),
         "reference_missing": c.get("reference_missing", 0),
         "reference_max_abs_score_difference": c.get("max_abs_score_difference", 0.0),
@@ -232,3 +287,26 @@ def summarize(run: ReplayRun, stats: SourceStats, bundle: dict[str, Any], backen
         "duplicate_batches": c.get("duplicate_batches", 0),
         "source": {k: v for k, v in asdict(stats).items() if k != "collector"},
     }
+
+
+def recover_run(out: str | Path) -> dict[str, Any]:
+    """Rebuild the files and the summary of a run that did not finish, from its journal.
+
+    The source's own count of the events it read died with it, so the summary's
+    ``accounting_ok`` is None; ``replay --resume`` finishes the run and checks it.
+    """
+    out = Path(out)
+    run = load_run(out)
+    if not (out / JOURNAL).exists():
+        msg = f"{out}: no {JOURNAL}; the run decided nothing that could be recovered"
+        raise UsageError(msg)
+    counts = write_outputs(out).as_dict()
+    bundle = read_bundle(out / "model")
+    stats = SourceStats(events_in=counts["events_decided"] + counts["events_quarantined"],
+                        batches=counts["batches_decided"], collector=counts)
+    summary = summarize(replace(run, out=out), stats, bundle, run.reference_backend)
+    summary.update(accounting_ok=None, recovered=True,
+                   note="rebuilt from the journal of a run that did not finish: the events decided before it "
+                        "stopped; `replay --resume` continues it")
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return summary

@@ -1,9 +1,11 @@
-"""Reference role: score every batch with the float twin at full precision.
+"""Reference role: score batches with the float twin at full precision, as a side check.
 
-It receives a copy of each new batch from the source (PULL), scores it with TensorFlow (on a
-GPU when one is visible) or numpy, and pushes the float scores to the collector, which
-joins them with the emulated decisions by batch sequence number. It says READY to the
-source once the model is loaded, so the source does not start before it.
+It receives a copy of the batches the source can give it without waiting (one in
+``--reference-prescale``, fewer when it falls behind), scores them with TensorFlow (on a GPU
+when one is visible) or numpy, and pushes the float scores to the collector, which compares
+them with the emulated decisions by batch sequence number. Like a trigger's monitoring
+stream it never holds the decision back, and it runs at a lower CPU priority than the
+trigger path. It says READY to the source once the model is loaded.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from replay.security import Curve, secure_client
 from replay.wire import READY, REFERENCE, STOP, FrameError, encode
 from replay.worker import Limits, finite_scores, parse_task, rejected
 
-__all__ = ("run_reference",)
+__all__ = ("REFERENCE_NICENESS", "run_reference")
+
+REFERENCE_NICENESS = 10  # added to the reference process's nice value
 
 
 def run_reference(feed: str, acks: str, results: str, bundle: str | Path, backend: str, config: ReplayConfig,
@@ -71,4 +75,5 @@ def reference_main(feed: str, acks: str, results: str, bundle: str, backend: str
                    curve: Curve | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threadpool_limits(1)  # K workers share the cores: one BLAS thread each
+    os.nice(REFERENCE_NICENESS)  # a monitoring path: the trigger path's processes come first for the CPU
     run_reference(feed, acks, results, bundle, backend, config, zmq.Context(), curve)

@@ -29,6 +29,7 @@ import zmq
 from numpy.typing import NDArray
 
 from replay.config import Endpoints, ReplayConfig
+from replay.journal import SeqSet
 from replay.security import Curve, secure_client, secure_server
 from replay.stream import EventStream
 from replay.wire import (
@@ -62,10 +63,13 @@ class SourceStats:
     resent_batches: int = 0
     workers_seen: int = 0
     workers_lost: int = 0
-    reference_batches: int = 0
-    reference_stalled: bool = False
+    reference_batches: int = 0  # batches sent to the reference path as well
+    reference_events: int = 0
+    reference_skipped: int = 0  # events the reference path did not get: prescaled, or it was busy
+    reference_busy: int = 0  # of those, events it would have had but could not take without waiting
     interrupted: bool = False
     events_abandoned: int = 0  # in flight when a second Ctrl-C cut the drain short
+    resumed_events: int = 0  # decided before the run was resumed: counted in events_in, not sent again
     wall_seconds: float = 0.0
     collector: dict[str, Any] = field(default_factory=dict)
 
@@ -134,8 +138,9 @@ class _Head:
     """The source's state machine; ``run`` drives it."""
 
     def __init__(self, sockets: dict[str, zmq.Socket[Any]], config: ReplayConfig, reference: bool,
-                 alive: Callable[[str], str | None], progress: TextIO | None) -> None:
+                 alive: Callable[[str], str | None], progress: TextIO | None, done: SeqSet | None = None) -> None:
         self.s, self.config, self.reference, self.alive, self.progress = sockets, config, reference, alive, progress
+        self.done = done or SeqSet()  # batches decided before a resume
         self.stats = SourceStats()
         self.workers: dict[bytes, _Worker] = {}
         self.in_flight: dict[int, _InFlight] = {}
@@ -255,14 +260,27 @@ class _Head:
         self.stats.workers_lost += 1
         self.resend.extend(seq for seq in sorted(worker.batches) if seq in self.in_flight)
 
-    def send_reference(self, frames: list[Any]) -> None:
-        if not self.reference or self.stats.reference_stalled:
-            return
-        try:
-            self.s["reference"].send_multipart(frames, copy=False)
-            self.stats.reference_batches += 1
-        except zmq.Again:
-            self.stats.reference_stalled = True  # reported; the trigger path goes on without it
+    def reference_takes(self, seq: int) -> bool | None:
+        """Whether batch ``seq`` goes to the reference path too: one in ``reference_prescale`` (else
+        False), when its socket takes it now (else None: busy). The reference is a side check: the
+        trigger path never waits for it."""
+        if not self.reference or seq % self.config.reference_prescale:
+            return False
+        return True if int(self.s["reference"].getsockopt(zmq.EVENTS)) & zmq.POLLOUT else None
+
+    def send_reference(self, frames: list[Any], n: int, takes: bool | None) -> None:
+        if takes:
+            try:
+                self.s["reference"].send_multipart(frames, copy=False, flags=zmq.NOBLOCK)
+            except zmq.Again:  # it said it would take it; the collector stops waiting for these scores
+                takes = None
+            else:
+                self.stats.reference_batches += 1
+                self.stats.reference_events += n
+                return
+        if self.reference:
+            self.stats.reference_skipped += n
+            self.stats.reference_busy += n if takes is None else 0
 
     def show(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -320,10 +338,16 @@ class _Head:
                 break
             if pending is None and not exhausted:
                 particles = next(batches, None)
+                while particles is not None and self.stats.batches in self.done:  # decided before a resume
+                    self.stats.batches += 1
+                    self.stats.events_in += len(particles)
+                    self.stats.resumed_events += len(particles)
+                    bx += len(particles)
+                    particles = next(batches, None)
                 if particles is None:
                     exhausted = True
-                else:
-                    due = None if rate.simulated else t0 + int(bx * 1e9 / rate.hz)
+                else:  # paced: the first batch not yet decided is due now
+                    due = None if rate.simulated else t0 + int((bx - self.stats.resumed_events) * 1e9 / rate.hz)
                     pending = _Batch(self.stats.batches, bx, particles, due)
                     bx += len(particles)
             sent_any = self._send_resends()
@@ -354,16 +378,19 @@ class _Head:
         return sent
 
     def _send_new(self, batch: _Batch) -> bool:
-        header = {"seq": batch.seq, "bx0": batch.bx0, "n": len(batch.particles), "t_sent": time.monotonic_ns()}
+        n = len(batch.particles)
+        header = {"seq": batch.seq, "bx0": batch.bx0, "n": n, "t_sent": time.monotonic_ns()}
         if batch.due_ns is not None:
             header["t_due"] = batch.due_ns
-        item = _InFlight(encode(TASK, header, [batch.particles]), len(batch.particles))
+        takes = self.reference_takes(batch.seq)
+        header["ref"] = bool(takes)  # the collector waits for the reference scores of these batches only
+        item = _InFlight(encode(TASK, header, [batch.particles]), n)
         if not self.send(batch.seq, item):
             return False
         self.in_flight[batch.seq] = item
-        self.send_reference(item.frames)
+        self.send_reference(item.frames, n, takes)
         self.stats.batches += 1
-        self.stats.events_in += item.n
+        self.stats.events_in += n
         return True
 
     def finish(self) -> None:
@@ -382,7 +409,7 @@ class _Head:
             self.progress.write("\n")
         for identity in list(self.workers):
             self.s["tasks"].send_multipart([identity, STOP])
-        if self.reference and not s.reference_stalled:
+        if self.reference:
             with contextlib.suppress(zmq.Again):
                 self.s["reference"].send_multipart([STOP], flags=zmq.NOBLOCK)
         s.collector = self.final or {}
@@ -391,8 +418,9 @@ class _Head:
 def run_source(endpoints: Endpoints, stream: EventStream, config: ReplayConfig, reference: bool,
                alive: Callable[[str], str | None] = lambda _role: None, progress: TextIO | None = sys.stderr,
                context: zmq.Context[Any] | None = None, curve: Curve | None = None,
-               interrupt: Interrupt | None = None) -> SourceStats:
-    """Bind, wait for the roles, replay the stream, and return the source's and collector's counts.
+               interrupt: Interrupt | None = None, done: SeqSet | None = None) -> SourceStats:
+    """Bind, wait for the roles, replay the stream, and return the source's and collector's counts;
+    the batches in ``done`` (decided before a resume) are counted but not sent.
 
     ``alive(role)`` names a local role process that died (``role`` is a name prefix, "" for
     any); roles on other hosts are known only by their messages, so the default says none.
@@ -404,7 +432,6 @@ def run_source(endpoints: Endpoints, stream: EventStream, config: ReplayConfig, 
             sock.linger = 0
         tasks.sndhwm = acks.rcvhwm = feed.sndhwm = config.hwm * 4
         tasks.router_mandatory = True
-        feed.sndtimeo = int(config.ack_timeout_s * 1000)
         secure_server(curve, tasks, acks, feed)
         secure_client(curve, collector)
         tasks.bind(endpoints.tasks)
@@ -413,7 +440,7 @@ def run_source(endpoints: Endpoints, stream: EventStream, config: ReplayConfig, 
         collector.linger = 2000
         collector.connect(endpoints.results)
         head = _Head({"tasks": tasks, "acks": acks, "reference": feed, "collector": collector}, config,
-                     reference, alive, progress)
+                     reference, alive, progress, done)
         try:
             with contextlib.ExitStack() as stack:  # the caller's handler if it installed one
                 ctrl_c = interrupt or stack.enter_context(Interrupt())

@@ -110,7 +110,7 @@ def handle_task(path: EmulatedPath, frames: Sequence[Any], limits: Limits, worke
     scores = finite_scores(path, particles)
     accepted = np.flatnonzero(scores > path.threshold)
     quarantined = np.flatnonzero(np.isnan(scores))
-    out = {k: header[k] for k in (*TASK_FIELDS, "t_due") if k in header}
+    out = {k: header[k] for k in (*TASK_FIELDS, "t_due", "ref") if k in header}
     out.update(worker=worker, t_start=started, t_end=time.monotonic_ns(),
                quarantine_reason=Reject.NON_FINITE.value)
     return encode(RESULT, out, [scores, accepted, particles[accepted], quarantined, particles[quarantined]])

@@ -348,6 +348,13 @@ def _run(tmp: Path, artifact_dir: Path, data: Path, name: str, **kw) -> dict:
     return run_replay(run, progress=progress, roles=roles)
 
 
+def _decided_batches(run_dir: Path, worker: int | None = None) -> int:
+    """Batches the collector has journaled (decided and acknowledged) so far, by ``worker`` if given."""
+    from replay.journal import JOURNAL, read_records
+
+    return sum(r["k"] == "d" and worker in (None, r["worker"]) for r in read_records(run_dir / JOURNAL))
+
+
 def _expected_accepts(bundle: Path, data: Path, events: int) -> np.ndarray:
     from trigger.events import read_events
 
@@ -466,9 +473,8 @@ def test_a_killed_worker_loses_nothing(tmp_path: Path, artifact_dir: Path, files
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             proc = roles.procs.get("worker-0")
-            if proc is not None and proc.pid and (Path(tmp_path / "run" / "accepted.h5").exists()):
-                time.sleep(1.0)  # mid-run: the paced source needs ~6 s for all events, more on a busy machine
-                os.kill(proc.pid, signal.SIGKILL)
+            if proc is not None and proc.pid and _decided_batches(tmp_path / "run", proc.pid) >= 3:
+                os.kill(proc.pid, signal.SIGKILL)  # mid-run: the paced source needs ~6 s for all events
                 killed.append(proc.pid)
                 return
             time.sleep(0.05)

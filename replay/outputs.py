@@ -1,0 +1,179 @@
+"""From the collector's journal to the run's files and counts.
+
+The journal (:mod:`replay.journal`) is the record of a run; everything else in the run folder
+is derived from it: ``accepted.h5`` (accepted events in the input layout, with BX id, time,
+score and reference score), ``quarantine.h5`` (events no path could score, with the reason),
+``batch_latency_ms.npy`` and the collector's counts. The collector derives them when it
+closes; ``replay recover`` does it for a run whose collector or head died.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from replay.journal import JOURNAL, SeqSet, read_records, unpack_array
+from replay.wire import Reject
+from trigger.events import EventWriter
+from trigger.rates import BX_RATE_HZ
+
+__all__ = (
+    "DECISION",
+    "DUPLICATE",
+    "FRAME_REJECTED",
+    "REASONS",
+    "REFERENCE_JOIN",
+    "REJECTED_BATCH",
+    "CollectorCounts",
+    "journal_state",
+    "write_outputs",
+)
+
+BX_NS = 1e9 / BX_RATE_HZ  # 25 ns between bunch crossings
+REASONS = tuple(Reject)
+
+# journal record kinds
+DECISION = "d"  # a batch decided: its accepted and quarantined events, latency, deadline misses
+REJECTED_BATCH = "r"  # a batch whose frame no worker could use: all its events quarantined
+REFERENCE_JOIN = "f"  # a decided batch compared with the reference path's scores (or never)
+FRAME_REJECTED = "x"  # a malformed message, counted by reason
+DUPLICATE = "u"  # a batch decided a second time (a re-sent batch), dropped
+
+_WRITE_EVERY = 4096  # accepted events held before they are appended to accepted.h5
+
+
+@dataclass
+class CollectorCounts:
+    """What the collector has seen; ``as_dict`` goes into the run summary."""
+
+    batches_decided: int = 0
+    events_decided: int = 0
+    events_quarantined: int = 0
+    events_accepted: int = 0
+    duplicate_batches: int = 0
+    reference_events: int = 0
+    reference_disagreements: int = 0
+    reference_missing: int = 0
+    deadline_misses: int = 0
+    quarantine_reasons: Counter[str] = field(default_factory=Counter)
+    rejected_frames: Counter[str] = field(default_factory=Counter)
+    max_abs_score_difference: float = 0.0
+
+    def add(self, record: dict[str, Any]) -> None:
+        """Count one journal record."""
+        kind = record["k"]
+        if kind == DECISION:
+            quarantined, n = len(unpack_array(record["quarantined"])), record["n"]
+            self.batches_decided += 1
+            self.events_quarantined += quarantined
+            self.events_decided += n - quarantined
+            self.events_accepted += len(unpack_array(record["accepted"]))
+            if quarantined:
+                self.quarantine_reasons[Reject.NON_FINITE.value] += quarantined
+            self.deadline_misses += record["late"]
+        elif kind == REJECTED_BATCH:
+            self.batches_decided += 1
+            self.events_quarantined += record["n"]
+            self.quarantine_reasons[record["reason"]] += record["n"]
+        elif kind == REFERENCE_JOIN:
+            self.reference_events += record["compared"]
+            self.reference_disagreements += record["disagreements"]
+            self.reference_missing += record["missing"]
+            self.max_abs_score_difference = max(self.max_abs_score_difference, record["max_diff"])
+        elif kind == FRAME_REJECTED:
+            self.rejected_frames[record["reason"]] += 1
+        elif kind == DUPLICATE:
+            self.duplicate_batches += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["quarantine_reasons"] = dict(self.quarantine_reasons)
+        d["rejected_frames"] = dict(self.rejected_frames)
+        return d
+
+
+def journal_state(out_dir: str | Path) -> tuple[CollectorCounts, SeqSet]:
+    """The counts and the decided batch numbers recorded in a run folder's journal."""
+    counts, decided = CollectorCounts(), SeqSet()
+    for record in read_records(Path(out_dir) / JOURNAL):
+        counts.add(record)
+        if record["k"] in (DECISION, REJECTED_BATCH):
+            decided.add(record["seq"])
+    return counts, decided
+
+
+class _Appender:
+    """Columns gathered in memory and appended to an :class:`EventWriter` in blocks."""
+
+    def __init__(self, writer: EventWriter, names: tuple[str, ...]) -> None:
+        self.writer, self.names = writer, names
+        self.parts: list[tuple[NDArray[Any], ...]] = []
+        self.held = 0
+
+    def add(self, *columns: NDArray[Any]) -> None:
+        if len(columns[0]):
+            self.parts.append(columns)
+            self.held += len(columns[0])
+        if self.held >= _WRITE_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.parts:
+            events, *extras = (np.concatenate(c) for c in zip(*self.parts, strict=True))
+            self.writer.append(events, **dict(zip(self.names, extras, strict=True)))
+            self.parts.clear()
+            self.held = 0
+
+
+def _reference_scores(records: Iterable[dict[str, Any]]) -> dict[int, NDArray[np.float64]]:
+    """Per batch, the reference scores of the events the emulated path accepted."""
+    return {r["seq"]: unpack_array(r["accepted_reference"]) for r in records
+            if r["k"] == REFERENCE_JOIN and r["compared"]}
+
+
+def write_outputs(out_dir: str | Path) -> CollectorCounts:
+    """Write ``accepted.h5``, ``quarantine.h5`` and ``batch_latency_ms.npy`` from the journal (each
+    decided batch once, in the order decided, each file whole or not at all); the counts recorded."""
+    out_dir = Path(out_dir)
+    journal = out_dir / JOURNAL
+    reference = _reference_scores(read_records(journal))
+    counts, decided, latencies = CollectorCounts(), SeqSet(), []
+    partial = {name: out_dir / f"{name}.partial" for name in ("accepted.h5", "quarantine.h5")}
+    accepted_file = EventWriter(partial["accepted.h5"], extras={
+        "bx": np.int64, "timestamp_ns": np.float64, "score": np.float64, "reference_score": np.float64})
+    quarantine_file = EventWriter(partial["quarantine.h5"], dtype=np.float64,
+                                  extras={"bx": np.int64, "reason": np.int8})
+    quarantine_file.set_attrs({"reason_codes": {i: r.value for i, r in enumerate(REASONS)}})
+    accepted = _Appender(accepted_file, ("bx", "timestamp_ns", "score", "reference_score"))
+    quarantined = _Appender(quarantine_file, ("bx", "reason"))
+    try:
+        for record in read_records(journal):
+            if record["k"] in (DECISION, REJECTED_BATCH):
+                if record["seq"] in decided:
+                    continue  # a restarted collector may have decided a batch again before it knew
+                decided.add(record["seq"])
+            counts.add(record)
+            if record["k"] != DECISION:
+                continue
+            bx = record["bx0"] + unpack_array(record["accepted"])
+            ref = reference.get(record["seq"], np.full(len(bx), np.nan))
+            accepted.add(unpack_array(record["events"]), bx, bx * BX_NS, unpack_array(record["scores"]), ref)
+            q = unpack_array(record["quarantined"])
+            quarantined.add(unpack_array(record["qevents"]), record["bx0"] + q,
+                            np.full(len(q), REASONS.index(Reject.NON_FINITE), np.int8))
+            latencies.append(record["latency_ms"])
+        accepted.flush()
+        quarantined.flush()
+    finally:
+        accepted_file.close()
+        quarantine_file.close()
+    for name, path in partial.items():  # whole files or none: a crash here leaves the journal to rebuild them
+        path.replace(out_dir / name)
+    np.save(out_dir / "batch_latency_ms.npy", np.asarray(latencies, np.float64))
+    return counts

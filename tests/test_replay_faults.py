@@ -1,0 +1,163 @@
+"""Replay faults as a user meets them: a process of the run killed mid-run (SIGKILL), after the
+k-th decided batch. Whatever dies, the run folder stays readable, holds every acknowledged
+decision, rebuilds its files (``replay recover``) and resumes (``replay --resume``) to the
+accepted set of an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from replay.journal import JOURNAL, Journal, SeqSet, read_records
+from replay.paths import load_emulated
+from trigger.events import read_events
+
+REPLAY = [sys.executable, "-c", "import sys; from replay.cli import main; sys.exit(main())"]
+
+
+def _decided(run: Path) -> int:
+    return sum(r["k"] == "d" for r in read_records(run / JOURNAL))
+
+
+def _role_processes(run: Path) -> list[int]:
+    """Processes whose command line (the role's title) names the run folder."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and entry.name != str(os.getpid()):
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if f"(run {run})" in cmdline:
+                pids.append(int(entry.name))
+    return pids
+
+
+@pytest.fixture
+def no_leaked_roles(tmp_path: Path):
+    """Fails the test that leaves a role process of its runs behind (and kills it)."""
+    yield
+    leaked = [pid for run in tmp_path.iterdir() if run.is_dir() for pid in _role_processes(run)]
+    for pid in leaked:
+        os.kill(pid, signal.SIGKILL)
+    assert not leaked, f"role processes left behind: {leaked}"
+
+
+def _accepted_bx(run: Path) -> np.ndarray:
+    with h5py.File(run / "accepted.h5") as f:
+        return np.sort(f["bx"][:])
+
+
+def _expected(run: Path, data: Path, events: int) -> np.ndarray:
+    particles = read_events(data)
+    particles = np.concatenate([particles] * (events // len(particles) + 1))[:events]
+    path = load_emulated(run / "model")
+    return np.flatnonzero(path.scores(particles) > path.threshold)
+
+
+# -- the journal -----------------------------------------------------------------------------
+def test_a_torn_journal_record_is_cut_off_and_the_journal_continues(tmp_path: Path) -> None:
+    path = tmp_path / JOURNAL
+    journal = Journal(path)
+    for seq in range(3):
+        journal.append({"k": "d", "seq": seq, "data": bytes(100)})
+    journal.close()
+    whole = path.stat().st_size
+    with path.open("ab") as f:
+        f.write(b"\x40\x00\x00\x00\x01\x02")  # a record cut short, as by a SIGKILL mid-write
+    assert [r["seq"] for r in read_records(path)] == [0, 1, 2]
+    journal = Journal(path)
+    assert journal.truncated_bytes == 6 and path.stat().st_size == whole
+    journal.append({"k": "d", "seq": 3})
+    journal.close()
+    assert [r["seq"] for r in read_records(path)] == [0, 1, 2, 3]
+    data = bytearray(path.read_bytes())
+    data[20] ^= 0xFF  # a damaged byte in the first record: nothing after it is trusted
+    path.write_bytes(bytes(data))
+    assert list(read_records(path)) == []
+
+
+def test_seq_sets_stay_small_when_numbers_come_nearly_in_order() -> None:
+    seen = SeqSet()
+    for seq in [1, 0, 2, 5, 3, 4, 7]:
+        seen.add(seq)
+    assert seen.low == 6 and seen.above == {7} and len(seen) == 7
+    assert 4 in seen and 7 in seen and 6 not in seen and -1 not in seen
+    assert not seen.is_range(8)
+    seen.add(6)
+    assert seen.is_range(8) and not seen.above
+
+
+# -- killed processes ------------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("victim", ["head", "collector"])
+def test_a_killed_process_leaves_a_run_that_recovers_and_resumes(tmp_path: Path, artifact_dir: Path,
+                                                                  files: dict, victim: str,
+                                                                  no_leaked_roles: None) -> None:
+    """SIGKILL of the head (the source, which started every role) or of the collector after the
+    10th decided batch: no role outlives the head, the journal holds what was decided, ``recover``
+    writes readable files from it and ``--resume`` ends with every event decided once and the
+    accepted set of an uninterrupted run."""
+    run, events, log = tmp_path / "run", 16_000, tmp_path / "head.log"
+    with log.open("w") as err:
+        head = subprocess.Popen([*REPLAY, "--model", str(artifact_dir), "--input", str(files["sm"]), "--events",
+                                 str(events), "--rate", "4kHz", "--out", str(run), "--reference-backend", "numpy",
+                                 "--quiet"], stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        deadline = time.monotonic() + 120
+        while _decided(run) < 10:
+            assert head.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        roles = _role_processes(run)
+        collector = [pid for pid in roles if b"replay collector" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        os.kill(head.pid if victim == "head" else collector[0], signal.SIGKILL)
+        head.wait(60)
+    finally:
+        if head.poll() is None:
+            head.kill()
+    if victim == "head":
+        deadline = time.monotonic() + 10
+        while _role_processes(run) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _role_processes(run), "role processes outlived the head by 10 s"
+    else:
+        assert head.returncode != 0  # the run ends with an error naming the collector
+    decided_before = _decided(run)
+    assert decided_before >= 10
+
+    recovered = subprocess.run([*REPLAY, "recover", str(run)], capture_output=True, text=True, check=False)
+    assert recovered.returncode == 0, recovered.stderr
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["recovered"] and summary["accounting_ok"] is None
+    assert 0 < summary["events_decided"] < events
+    kept = _accepted_bx(run)  # readable, and every accepted event decided so far is in it
+    assert set(kept) <= set(_expected(run, files["sm"], events)) and len(np.unique(kept)) == len(kept)
+
+    resumed = subprocess.run([*REPLAY, "--resume", str(run), "--quiet"], capture_output=True, text=True,
+                             check=False, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["events_in"] == events and summary["accounting_ok"]
+    assert summary["events_decided"] + summary["events_quarantined"] == events
+    assert summary["source"]["resumed_events"] >= 10 * 40  # 40 events a batch at 4 kHz
+    bx = _accepted_bx(run)
+    assert len(np.unique(bx)) == len(bx)  # no event decided twice
+    np.testing.assert_array_equal(bx, _expected(run, files["sm"], events))
+
+
+def test_resume_needs_a_recorded_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from replay.cli import main
+
+    assert main(["--resume", str(tmp_path)]) == 2
+    assert "no run.json; not a replay run folder" in capsys.readouterr().err
+    assert main(["--resume", str(tmp_path), "--events", "10"]) == 2
+    assert "give it alone" in capsys.readouterr().err
