@@ -211,9 +211,11 @@ def print_summary(summary: dict[str, Any]) -> None:
     if s["mode"] == "paced":
         print(f"deadline misses: {s['deadline_misses']:,} events later than {s['deadline_s'] * 1000:.0f} ms")
     src = s["source"]
-    if src["resent_batches"] or src["workers_lost"] or s["duplicate_batches"]:
-        print(f"recovered: {src['workers_lost']} worker(s) lost, {src['resent_batches']} batch(es) re-sent, "
-              f"{s['duplicate_batches']} duplicate(s) dropped")
+    restarts = s.get("restarts") or {}
+    if src["resent_batches"] or src["workers_lost"] or s["duplicate_batches"] or restarts:
+        restarted = "".join(f", {role} restarted {n}x" for role, n in restarts.items())
+        print(f"recovered: {src['workers_lost']} worker(s) lost{restarted}, {src['resent_batches']} batch(es) "
+              f"re-sent, {s['duplicate_batches']} duplicate(s) dropped")
     if s["quarantine_reasons"] or s["rejected_frames"]:
         print(f"quarantine: {s['quarantine_reasons']}; rejected frames: {s['rejected_frames']}")
     if src["interrupted"]:

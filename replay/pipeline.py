@@ -22,6 +22,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -132,11 +133,16 @@ def _port_free(port: int) -> bool:
 
 
 class _Roles:
-    """The local role processes; ``problem`` names one that died."""
+    """The local role processes; ``problem`` names one that died, ``restart`` starts it again."""
+
+    max_restarts = 3  # per role and run
+    first_backoff_s = 0.25  # doubled at each restart of the same role
 
     def __init__(self, out: Path | None = None) -> None:
         self.ctx = multiprocessing.get_context("spawn")
         self.procs: dict[str, multiprocessing.process.BaseProcess] = {}
+        self.specs: dict[str, tuple[Any, tuple[Any, ...]]] = {}
+        self.restarts: dict[str, int] = {}
         self.out = out
 
     def start(self, name: str, target: Any, *args: Any) -> None:
@@ -145,14 +151,28 @@ class _Roles:
         proc = self.ctx.Process(target=role_entry, args=(os.getpid(), title, target, *args), name=f"replay-{name}",
                                 daemon=True)
         proc.start()
-        self.procs[name] = proc
+        self.procs[name], self.specs[name] = proc, (target, args)
 
     def problem(self, role: str = "") -> str | None:
-        """A role process (whose name starts with ``role``; any if empty) that exited with an error."""
+        """A role process (whose name starts with ``role``; any if empty) that exited: during a run
+        (before STOP) that is a problem whatever its status."""
         for name, proc in self.procs.items():
-            if name.startswith(role) and proc.exitcode not in (None, 0):
-                return f"the {name} process exited with status {proc.exitcode} (see the messages above)"
+            if name.startswith(role) and proc.exitcode is not None:
+                return f"the {name} process exited with status {proc.exitcode}"
         return None
+
+    def restart(self, role: str) -> bool:
+        """Start the dead role ``role`` again after a back-off; False once it was restarted
+        ``max_restarts`` times (or it is not a role of this run)."""
+        count = self.restarts.get(role, 0)
+        if role not in self.specs or count >= self.max_restarts:
+            return False
+        time.sleep(self.first_backoff_s * 2**count)
+        self.restarts[role] = count + 1
+        self.procs[role].join(0)
+        target, args = self.specs[role]
+        self.start(role, target, *args)
+        return True
 
     def stop(self, timeout: float = 5.0) -> None:
         for proc in self.procs.values():
@@ -223,7 +243,7 @@ def _run_roles(run: ReplayRun, stream: EventStream, bundle: dict[str, Any], back
                            f"{config.describe()}, {run.workers} worker(s), reference: {backend}; "
                            f"output in {run.out}{resumed}\n")
         return run_source(endpoints, stream, config, use_reference, roles.problem, progress, curve=curve,
-                          interrupt=interrupt, done=done)
+                          interrupt=interrupt, done=done, restart=roles.restart)
     finally:
         roles.stop()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -285,6 +305,7 @@ def summarize(run: ReplayRun, stats: SourceStats, bundle: dict[str, Any], backen
         "quarantine_reasons": c.get("quarantine_reasons", {}),
         "rejected_frames": c.get("rejected_frames", {}),
         "duplicate_batches": c.get("duplicate_batches", 0),
+        "restarts": stats.restarts,
         "source": {k: v for k, v in asdict(stats).items() if k != "collector"},
     }
 

@@ -70,6 +70,7 @@ class SourceStats:
     interrupted: bool = False
     events_abandoned: int = 0  # in flight when a second Ctrl-C cut the drain short
     resumed_events: int = 0  # decided before the run was resumed: counted in events_in, not sent again
+    restarts: dict[str, int] = field(default_factory=dict)  # role -> times it died and was started again
     wall_seconds: float = 0.0
     collector: dict[str, Any] = field(default_factory=dict)
 
@@ -138,9 +139,12 @@ class _Head:
     """The source's state machine; ``run`` drives it."""
 
     def __init__(self, sockets: dict[str, zmq.Socket[Any]], config: ReplayConfig, reference: bool,
-                 alive: Callable[[str], str | None], progress: TextIO | None, done: SeqSet | None = None) -> None:
+                 alive: Callable[[str], str | None], progress: TextIO | None, done: SeqSet | None = None,
+                 restart: Callable[[str], bool] = lambda _role: False) -> None:
         self.s, self.config, self.reference, self.alive, self.progress = sockets, config, reference, alive, progress
         self.done = done or SeqSet()  # batches decided before a resume
+        self.restart = restart
+        self.end: dict[str, Any] | None = None  # END, once sent (again to a restarted collector)
         self.stats = SourceStats()
         self.workers: dict[bytes, _Worker] = {}
         self.in_flight: dict[int, _InFlight] = {}
@@ -149,7 +153,7 @@ class _Head:
         self.collector_stats: dict[str, Any] = {}
         self.final: dict[str, Any] | None = None
         self.started = time.monotonic()
-        self._last_progress = self._roles_checked = time.monotonic()
+        self._last_progress = self._roles_checked = self._beaten = time.monotonic()
         self._rr: deque[bytes] = deque()
 
     # -- incoming -----------------------------------------------------------------------
@@ -164,6 +168,19 @@ class _Head:
             if self.s["acks"] in events:
                 self._from_control(self.s["acks"].recv_multipart())
             events = dict(poller.poll(0))
+        self.beat()
+
+    def beat(self) -> None:
+        """A HEARTBEAT to every worker each ``heartbeat_s``, so that one waiting for work (while the
+        other roles come up, or between paced batches) knows the source is alive."""
+        if time.monotonic() - self._beaten < self.config.heartbeat_s:
+            return
+        self._beaten = time.monotonic()
+        for identity in list(self.workers):
+            try:
+                self.s["tasks"].send_multipart([identity, HEARTBEAT], flags=zmq.NOBLOCK)
+            except zmq.ZMQError:  # gone, or its queue is full of work: either way not idle
+                continue
 
     def _from_worker(self, frames: list[bytes]) -> None:
         identity, body = frames[0], frames[1:]
@@ -198,6 +215,10 @@ class _Head:
                 if owner is not None:
                     owner.batches.discard(header["seq"])
         elif kind == READY and isinstance(header.get("role"), str):
+            if header["role"] == "collector" and "collector" in self.ready:  # a restarted collector
+                self.resend.extend(seq for seq in sorted(self.in_flight) if seq not in self.resend)
+                if self.end is not None:
+                    self.s["collector"].send_multipart(encode(END, self.end))
             self.ready.add(header["role"])
         elif kind == STATS:
             self.collector_stats = header
@@ -215,14 +236,28 @@ class _Head:
             if item.worker and now - item.sent_at > self.config.ack_timeout_s and seq not in self.resend:
                 self.resend.append(seq)
 
-    def check_roles(self) -> None:
-        """Stop with an error when the collector died (nothing could be acknowledged any more)
-        or when no worker is left and one died; a lost worker alone is handled by re-sending."""
-        now = time.monotonic()
-        if now - self._roles_checked < self.config.heartbeat_s:
+    def check_roles(self, now: bool = False) -> None:
+        """Start a dead collector or reference again (the collector continues its journal; what it
+        had not acknowledged is sent again when it says READY); stop with an error when the
+        collector cannot be restarted, or when no worker is left and one died. A lost worker
+        alone is handled by re-sending its batches, a reference that stays dead by going on
+        without it."""
+        if not now and time.monotonic() - self._roles_checked < self.config.heartbeat_s:
             return
-        self._roles_checked = now
-        if problem := self.alive("collector" if self.workers else ""):
+        self._roles_checked = time.monotonic()
+        for role in ("collector", "reference") if self.reference else ("collector",):
+            problem = self.alive(role)
+            if problem is None:
+                continue
+            if self.restart(role):
+                self.stats.restarts[role] = self.stats.restarts.get(role, 0) + 1
+                if self.progress is not None:
+                    self.progress.write(f"\nreplay: {problem}; started it again\n")
+            elif role == "collector":
+                raise RoleError(problem)
+            else:
+                self.reference = False  # the side check ends; the trigger path goes on
+        if not self.workers and (problem := self.alive("")):
             raise RoleError(problem)
 
     def _next_worker(self) -> bytes | None:
@@ -396,14 +431,20 @@ class _Head:
     def finish(self) -> None:
         """END to the collector, wait for its FINAL, STOP the workers and the reference."""
         s = self.stats
-        end = {"events_in": s.events_in, "batches": s.batches, "reference_batches": s.reference_batches}
-        self.s["collector"].send_multipart(encode(END, end))
+        self.end = {"events_in": s.events_in, "batches": s.batches, "reference_batches": s.reference_batches}
+        self.s["collector"].send_multipart(encode(END, self.end))
         # the collector may first wait ack_timeout_s for reference scores that never come
-        deadline = time.monotonic() + self.config.ack_timeout_s + 5.0
+        wait = self.config.ack_timeout_s + 5.0
+        deadline = time.monotonic() + wait
         while self.final is None and time.monotonic() < deadline:
             self.receive(100)
-            if self.final is None and self.alive("collector"):
-                break  # only the collector's death ends the wait: a lost worker does not
+            if self.final is None and self.alive("collector"):  # only the collector's death matters here
+                restarts = self.stats.restarts.get("collector", 0)
+                with contextlib.suppress(RoleError):
+                    self.check_roles(now=True)
+                if self.stats.restarts.get("collector", 0) == restarts:
+                    break
+                deadline = time.monotonic() + wait + self.config.ready_timeout_s  # it must come up first
         self.show(force=True)
         if self.progress is not None and self.progress.isatty():
             self.progress.write("\n")
@@ -418,12 +459,14 @@ class _Head:
 def run_source(endpoints: Endpoints, stream: EventStream, config: ReplayConfig, reference: bool,
                alive: Callable[[str], str | None] = lambda _role: None, progress: TextIO | None = sys.stderr,
                context: zmq.Context[Any] | None = None, curve: Curve | None = None,
-               interrupt: Interrupt | None = None, done: SeqSet | None = None) -> SourceStats:
+               interrupt: Interrupt | None = None, done: SeqSet | None = None,
+               restart: Callable[[str], bool] = lambda _role: False) -> SourceStats:
     """Bind, wait for the roles, replay the stream, and return the source's and collector's counts;
     the batches in ``done`` (decided before a resume) are counted but not sent.
 
     ``alive(role)`` names a local role process that died (``role`` is a name prefix, "" for
     any); roles on other hosts are known only by their messages, so the default says none.
+    ``restart(role)`` starts a dead local role again and says whether it did.
     """
     context = context or zmq.Context.instance()
     with (context.socket(zmq.ROUTER) as tasks, context.socket(zmq.PULL) as acks,
@@ -440,7 +483,7 @@ def run_source(endpoints: Endpoints, stream: EventStream, config: ReplayConfig, 
         collector.linger = 2000
         collector.connect(endpoints.results)
         head = _Head({"tasks": tasks, "acks": acks, "reference": feed, "collector": collector}, config,
-                     reference, alive, progress, done)
+                     reference, alive, progress, done, restart)
         try:
             with contextlib.ExitStack() as stack:  # the caller's handler if it installed one
                 ctrl_c = interrupt or stack.enter_context(Interrupt())
