@@ -473,7 +473,8 @@ def run_source(endpoints: Endpoints, stream: EventStream, config: ReplayConfig, 
           context.socket(zmq.PUSH) as feed, context.socket(zmq.PUSH) as collector):
         for sock in (tasks, acks, feed, collector):
             sock.linger = 0
-        tasks.sndhwm = acks.rcvhwm = feed.sndhwm = config.hwm * 4
+        tasks.sndhwm = acks.rcvhwm = config.hwm * 4
+        feed.sndhwm = config.hwm  # what the reference path may lag behind by, in batches
         tasks.router_mandatory = True
         secure_server(curve, tasks, acks, feed)
         secure_client(curve, collector)

@@ -193,3 +193,37 @@ def test_resume_needs_a_recorded_run(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "no run.json; not a replay run folder" in capsys.readouterr().err
     assert main(["--resume", str(tmp_path), "--events", "10"]) == 2
     assert "give it alone" in capsys.readouterr().err
+
+
+def slow_reference_main(*args: object) -> None:
+    """The reference role, a third of a second per batch: far slower than the trigger path."""
+    import replay.reference
+
+    score = replay.reference._score
+
+    def slowly(*a: object) -> object:
+        time.sleep(0.3)
+        return score(*a)
+
+    replay.reference._score = slowly
+    replay.reference.reference_main(*args)
+
+
+class _SlowReference(_Roles):
+    def start(self, name: str, target: object, *args: object) -> None:
+        super().start(name, slow_reference_main if name == "reference" else target, *args)
+
+
+@pytest.mark.slow
+def test_a_slow_reference_never_delays_a_decision(tmp_path: Path, artifact_dir: Path, files: dict,
+                                                  no_leaked_roles: None) -> None:
+    """Paced at 20 kHz (100 batches a second, 100 ms deadline) with a reference that scores three
+    batches a second: every event is decided in time, the reference compares what it can."""
+    run, events = tmp_path / "run", 30_000
+    config = ReplayConfig(rate=parse_replay_rate("20kHz"), heartbeat_s=0.1)
+    summary = run_replay(ReplayRun((files["sm"],), artifact_dir, run, config, events=events,
+                                   reference_backend="numpy"), progress=None, roles=_SlowReference(run))
+    assert summary["events_in"] == events and summary["accounting_ok"]
+    assert summary["deadline_misses"] == 0
+    assert 0 < summary["reference_events"] < events / 2 and summary["reference_skipped"] > events / 2
+    np.testing.assert_array_equal(_accepted_bx(run), _expected(run, files["sm"], events))
