@@ -258,7 +258,7 @@ def run_collector(results: str, acks: str, out_dir: str | Path, threshold: float
                     seq = collector.handle(pull.recv_multipart(copy=False))
                     last_heard = time.monotonic()
                     if seq is not None:
-                        source.send_multipart(encode(ACK, {"seq": seq}))
+                        source.send_multipart(encode(ACK, {"seq": seq, "pid": os.getpid()}))
                 elif time.monotonic() - last_heard > config.ready_timeout_s * 10:
                     break  # nobody has sent anything for a long time: give up, keep what was decided
                 if (collector.end is not None and collector.pending

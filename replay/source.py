@@ -145,6 +145,7 @@ class _Head:
         self.done = done or SeqSet()  # batches decided before a resume
         self.restart = restart
         self.end: dict[str, Any] | None = None  # END, once sent (again to a restarted collector)
+        self.collector_pid: Any = None  # from the collector's READY: only its ACKs count
         self.stats = SourceStats()
         self.workers: dict[bytes, _Worker] = {}
         self.in_flight: dict[int, _InFlight] = {}
@@ -208,8 +209,8 @@ class _Head:
             header = decode_header(frames, {})
         except FrameError:
             return
-        if kind == ACK and type(header.get("seq")) is int:
-            done = self.in_flight.pop(header["seq"], None)
+        if kind == ACK and type(header.get("seq")) is int and header.get("pid") == self.collector_pid:
+            done = self.in_flight.pop(header["seq"], None)  # only the collector's, only for batches in flight
             if done is not None:
                 owner = self.workers.get(done.worker)
                 if owner is not None:
@@ -219,6 +220,8 @@ class _Head:
                 self.resend.extend(seq for seq in sorted(self.in_flight) if seq not in self.resend)
                 if self.end is not None:
                     self.s["collector"].send_multipart(encode(END, self.end))
+            if header["role"] == "collector":
+                self.collector_pid = header.get("pid")
             self.ready.add(header["role"])
         elif kind == STATS:
             self.collector_stats = header
