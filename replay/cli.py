@@ -309,7 +309,11 @@ def _run_role(args: argparse.Namespace) -> int:
         from replay.worker import run_worker
 
         ends = _endpoints(args.source, args.collector)
-        print(f"worker: scored {run_worker(ends.tasks, ends.results, bundle_dir, config, curve=curve)} batches")
+        def say(message: str) -> None:
+            print(f"worker: {message}", file=sys.stderr, flush=True)
+
+        print(f"worker: scored {run_worker(ends.tasks, ends.results, bundle_dir, config, curve=curve, say=say)} "
+              "batches")
     elif args.role == "reference":
         from replay.reference import run_reference
 

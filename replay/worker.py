@@ -17,7 +17,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,42 +117,71 @@ def handle_task(path: EmulatedPath, frames: Sequence[Any], limits: Limits, worke
 
 
 def run_worker(tasks: str, results: str, bundle: str | Path, config: ReplayConfig,
-               context: zmq.Context[Any] | None = None, curve: Curve | None = None) -> int:
-    """Serve until the source says STOP or falls silent; returns the number of batches scored."""
+               context: zmq.Context[Any] | None = None, curve: Curve | None = None,
+               say: Callable[[str], None] | None = None, give_up_s: float | None = None) -> int:
+    """Serve until the source says STOP; returns the number of batches scored.
+
+    A source that falls silent (not started yet, restarted, or gone) is waited for as in zguide's
+    Paranoid Pirate: after ``liveness`` heartbeats without a word the worker drops its connection,
+    waits (back-off doubling up to 16 heartbeats) and connects again with a fresh READY, for up to
+    ``give_up_s`` (default ``10 * ready_timeout_s``) of silence; ``say`` is told once per wait."""
     path = load_emulated(bundle)
     warm_up(path)
     limits = Limits.of(config)
-    worker = os.getpid()
     context = context or zmq.Context.instance()
-    beat_ms = int(config.heartbeat_s * 1000)
-    done = 0
-    with context.socket(zmq.DEALER) as source, context.socket(zmq.PUSH) as collector:
-        for sock in (source, collector):
-            sock.linger = 0
+    give_up_s = config.ready_timeout_s * 10 if give_up_s is None else give_up_s
+    done, heard, backoff, told = 0, time.monotonic(), config.heartbeat_s, False
+    with context.socket(zmq.PUSH) as collector:
+        collector.linger = 0
         collector.sndhwm = config.hwm
         collector.sndtimeo = int(config.ack_timeout_s * 1000)  # a dead collector must not block the worker
-        secure_client(curve, source, collector)
-        source.connect(tasks)
+        secure_client(curve, collector)
         collector.connect(results)
+        while True:
+            stopped, served, last_heard = _serve(context, tasks, collector, path, limits, config, curve)
+            done += served
+            if stopped:
+                return done
+            if last_heard is not None:  # it was there: a new silence starts
+                heard, backoff, told = last_heard, config.heartbeat_s, False
+            silent = time.monotonic() - heard
+            if silent > give_up_s:
+                return done
+            if say is not None and not told:
+                say(f"no word from the source at {tasks} for {silent:.0f} s; connecting again until it answers "
+                    f"(giving up after {give_up_s:.0f} s)")
+                told = True
+            time.sleep(backoff)
+            backoff = min(2 * backoff, 16 * config.heartbeat_s)
+
+
+def _serve(context: zmq.Context[Any], tasks: str, collector: zmq.Socket[Any], path: EmulatedPath, limits: Limits,
+           config: ReplayConfig, curve: Curve | None) -> tuple[bool, int, float | None]:
+    """One connection to the source, until it says STOP or falls silent: (whether it said STOP,
+    batches scored, when it was last heard, None if never)."""
+    worker, beat_ms, done = os.getpid(), int(config.heartbeat_s * 1000), 0
+    with context.socket(zmq.DEALER) as source:  # a new socket, a new identity: the source sees a new worker
+        source.linger = 0
+        secure_client(curve, source)
+        source.connect(tasks)
         source.send_multipart(encode(READY, {"credits": config.credits, "worker": worker}))
-        last_heard = time.monotonic()
+        connected, last_heard = time.monotonic(), None
         while True:
             if not source.poll(beat_ms):
-                if time.monotonic() - last_heard > config.heartbeat_s * config.liveness * 4:
-                    break  # the source is gone
+                if time.monotonic() - (last_heard or connected) > config.heartbeat_s * config.liveness:
+                    return False, done, last_heard  # the source is silent: connect again
                 source.send_multipart(encode(HEARTBEAT, {"worker": worker}))
                 continue
             frames = source.recv_multipart(copy=False)
             last_heard = time.monotonic()
             if frames and bytes(frames[0]) == STOP:
-                break
+                return True, done, last_heard
             if frames and bytes(frames[0]) == HEARTBEAT:
                 continue
             with contextlib.suppress(zmq.Again):  # unacknowledged, so the source sends the batch again
                 collector.send_multipart(handle_task(path, frames, limits, worker), copy=False)
             source.send_multipart(encode(READY, {"credits": 1, "worker": worker}))
             done += 1
-    return done
 
 
 def worker_main(tasks: str, results: str, bundle: str, config: ReplayConfig, curve: Curve | None = None) -> None:

@@ -227,3 +227,47 @@ def test_a_slow_reference_never_delays_a_decision(tmp_path: Path, artifact_dir: 
     assert summary["deadline_misses"] == 0
     assert 0 < summary["reference_events"] < events / 2 and summary["reference_skipped"] > events / 2
     np.testing.assert_array_equal(_accepted_bx(run), _expected(run, files["sm"], events))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("order", [("worker", "collector", "source"), ("source", "worker", "collector"),
+                                   ("collector", "source", "worker")])
+def test_roles_start_in_any_order(tmp_path: Path, files: dict, artifact_dir: Path, order: tuple[str, ...]) -> None:
+    """Each role started 3 s after the one before (longer than a worker's liveness, 0.5 s, and than
+    the 2 s after which workers used to give up): the run completes."""
+    import zmq
+
+    from replay.collector import run_collector
+    from replay.config import Endpoints
+    from replay.paths import write_bundle
+    from replay.source import run_source
+    from replay.stream import EventStream
+    from replay.worker import run_worker
+
+    bundle = tmp_path / "bundle"
+    manifest = write_bundle(artifact_dir, bundle)
+    ends, config = Endpoints.ipc(tmp_path), ReplayConfig(batch_size=100, heartbeat_s=0.1, liveness=5)
+    said: list[str] = []
+    results: dict[str, object] = {}
+    stream = EventStream([files["sm"]], 100, 1000)
+    with zmq.Context() as ctx:
+        roles = {
+            "worker": lambda: results.update(worker=run_worker(ends.tasks, ends.results, bundle, config, ctx,
+                                                                say=said.append)),
+            "collector": lambda: results.update(collector=run_collector(
+                ends.results, ends.acks, tmp_path / "run", manifest["threshold"], None, config, ctx)),
+            "source": lambda: results.update(source=run_source(ends, stream, config, reference=False,
+                                                               progress=None, context=ctx)),
+        }
+        threads = []
+        for role in order:
+            threads.append(threading.Thread(target=roles[role]))
+            threads[-1].start()
+            time.sleep(3.0)
+        for thread in threads:
+            thread.join(60)
+    stream.close()
+    assert not any(t.is_alive() for t in threads)
+    assert results["source"].events_in == 1000 and results["collector"]["events_decided"] == 1000
+    assert results["worker"] == 10
+    assert any("no word from the source" in m for m in said) == (order.index("worker") < order.index("source"))
