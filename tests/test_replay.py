@@ -573,7 +573,8 @@ def test_source_judges_roles_by_what_they_do(tmp_path: Path, files: dict, bundle
     with zmq.Context() as ctx:
         collector = threading.Thread(target=_stand_in_collector,
                                      args=(ctx, ends, first_result, None if collector_dies else 0.6))
-        worker = threading.Thread(target=run_worker, args=(ends.tasks, ends.results, bundle, config, ctx))
+        worker = threading.Thread(target=run_worker, args=(ends.tasks, ends.results, bundle, config, ctx),
+                                  kwargs={"give_up_s": 3.0})  # once the source is gone
         collector.start()
         worker.start()
         try:
