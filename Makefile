@@ -37,26 +37,33 @@ sample: $(STAMP)
 	$(BIN)/trigger generate --process htautau    --events 10000 --seed $(SEED) --jobs $(JOBS) -o $(SAMPLE)/htautau.h5 --overwrite
 	$(BIN)/trigger generate --process htaunu     --events 10000 --seed $(SEED) --jobs $(JOBS) -o $(SAMPLE)/htaunu.h5 --overwrite
 
-## calibration-sample: the 1,000,000-event SM calibration sample (seed 2, never trained on), resumable:
-## about 5 h on 2 cores; run it again after an interruption and it continues where it stopped
+## calibration-sample: the 1,000,000-event SM calibration sample (seed 2, never trained on), about 5 h on
+## 2 cores, resumable (run it again after an interruption and it continues where it stopped). At ~49 MB it
+## is not in the repository; its record (seed, size, SHA-256 of the events) is, and the rebuild is checked
+## against it byte for byte
 CALIBRATION := data/calibration/sm_cocktail_calibration.h5
+CALIBRATION_RECORD := data/calibration/sm_cocktail_calibration.json
 calibration-sample: $(STAMP)
 	mkdir -p $(dir $(CALIBRATION))
 	$(BIN)/trigger generate --process sm-cocktail --events 1000000 --seed 2 --jobs $(JOBS) -o $(CALIBRATION) \
 	    $$( [ -f $(CALIBRATION) ] && echo --resume )
+	@if [ -f $(CALIBRATION_RECORD) ]; then $(BIN)/trigger checksum $(CALIBRATION) --check $(CALIBRATION_RECORD); \
+	else echo "no $(CALIBRATION_RECORD) yet; record this first complete sample with:" \
+	    "trigger checksum $(CALIBRATION) --write $(CALIBRATION_RECORD)"; fi
 
-## models: retrain the bundled models on the bundled sample, calibrate them on the firmware emulator's scores
-## (the path that decides) and evaluate them (minutes on CPU)
+## models: retrain the bundled models on the bundled sample, calibrate their 1 kHz thresholds on the
+## calibration sample (the quantized ones on the firmware emulator's scores, the path that decides) and
+## evaluate them (minutes on CPU once the calibration sample is built)
 ARTIFACTS := models/artifacts
 SIGNALS   := $(foreach s,ato4l leptoquark htautau htaunu,--signal $(SAMPLE)/$(s).h5)
-models: $(STAMP)
+models: calibration-sample
 	$(BIN)/trigger train --config models/configs/tiny_ae.toml --data $(SAMPLE)/sm_cocktail.h5 --out $(ARTIFACTS)/tiny-ae --overwrite
 	$(BIN)/trigger train --config models/configs/dense_ae.toml --data $(SAMPLE)/sm_cocktail.h5 --out $(ARTIFACTS)/dense-ae --overwrite
 	$(BIN)/trigger train --config models/configs/dense_ae_w4.toml --data $(SAMPLE)/sm_cocktail.h5 --out $(ARTIFACTS)/dense-ae-w4 --overwrite
 	$(BIN)/trigger train --config models/configs/vae.toml --data $(SAMPLE)/sm_cocktail.h5 --out $(ARTIFACTS)/vae --overwrite
 	$(BIN)/trigger train --config models/configs/ffn_baseline.toml --data $(SAMPLE)/sm_cocktail.h5 --out $(ARTIFACTS)/ffn-baseline --overwrite
-	for m in tiny-ae dense-ae dense-ae-w4 vae ffn-baseline; do $(BIN)/trigger calibrate --model $(ARTIFACTS)/$$m --background $(SAMPLE)/sm_cocktail.h5 || exit 1; done
-	$(BIN)/trigger evaluate --model $(ARTIFACTS)/tiny-ae --model $(ARTIFACTS)/dense-ae --model $(ARTIFACTS)/dense-ae-w4 --model $(ARTIFACTS)/vae --model $(ARTIFACTS)/ffn-baseline --background $(SAMPLE)/sm_cocktail.h5 $(SIGNALS) --json $(ARTIFACTS)/evaluation.json
+	for m in tiny-ae dense-ae dense-ae-w4 vae ffn-baseline; do $(BIN)/trigger calibrate --model $(ARTIFACTS)/$$m --background $(CALIBRATION) || exit 1; done
+	$(BIN)/trigger evaluate --model $(ARTIFACTS)/tiny-ae --model $(ARTIFACTS)/dense-ae --model $(ARTIFACTS)/dense-ae-w4 --model $(ARTIFACTS)/vae --model $(ARTIFACTS)/ffn-baseline --background $(CALIBRATION) $(SIGNALS) --json $(ARTIFACTS)/evaluation.json
 
 clean-venv:
 	rm -rf $(VENV)
