@@ -211,6 +211,8 @@ def run_replay(run: ReplayRun, progress: TextIO | None = sys.stderr, roles: _Rol
                 (run.out / RUN_FILE).write_text(json.dumps(run.as_dict(), indent=1) + "\n")
                 write_bundle(run.model, run.out / "model")
                 bundle, done = apply_working_point(run.out / "model", run.working_point, _default_calibration), SeqSet()
+            if not run.config.rate.simulated:
+                stream.preload()
             interrupt.check()
             use_reference = backend != "none" and bundle["reference_threshold"] is not None
             stats = _run_roles(run, stream, bundle, backend if use_reference else "none", curve, roles or _Roles(run.out),

@@ -51,6 +51,13 @@ class EventStream:
             return None
         return self.events if self.events is not None else self.available
 
+    def preload(self) -> None:
+        """Read the inputs into memory now when they are cycled and fit, so that a paced run does
+        not fall behind its clock while it reads and decompresses the first pass."""
+        if self._cache is not None and not self._cache:
+            for _ in self._one_pass():
+                pass
+
     def _one_pass(self) -> Iterator[NDArray[np.floating[Any]]]:
         if self._cache:
             yield from self._cache

@@ -835,3 +835,14 @@ def test_ctrl_c_drains_and_accounts_for_everything(tmp_path: Path, artifact_dir:
     assert summary["source"]["interrupted"] and summary["accounting_ok"]
     assert summary["events_in"] > 0 and summary["events_in"] == summary["events_decided"]
     assert "accounting OK" in stdout
+
+
+def test_a_preloaded_stream_yields_the_same_batches(files: dict) -> None:
+    """Paced runs read cycled inputs into memory first: the batches are the same, the file is not read again."""
+    plain, preloaded = EventStream([files["sm"]], 400, 3500), EventStream([files["sm"]], 400, 3500)
+    preloaded.preload()
+    preloaded.files[0].close()  # everything it yields now comes from memory
+    for a, b in zip(plain, preloaded, strict=True):
+        np.testing.assert_array_equal(a, b)
+    plain.close()
+    preloaded.close()
