@@ -246,6 +246,7 @@ def run_collector(results: str, acks: str, out_dir: str | Path, threshold: float
             pull.linger = 0
             source.linger = 2000  # FINAL must leave before the socket closes
             pull.rcvhwm = config.hwm * 4
+            pull.maxmsgsize = config.max_message_bytes  # ZeroMQ drops a peer that sends more
             secure_server(curve, pull)
             secure_client(curve, source)
             pull.bind(results)

@@ -11,7 +11,10 @@ from pathlib import Path
 from trigger.errors import UsageError
 from trigger.rates import BX_RATE_HZ, format_rate, fpr_for_rate, parse_rate
 
-__all__ = ("Endpoints", "ReplayConfig", "ReplayRate", "WorkingPoint", "parse_replay_rate")
+__all__ = ("MAX_CONTROL_BYTES", "Endpoints", "ReplayConfig", "ReplayRate", "WorkingPoint", "parse_replay_rate")
+
+#: ZeroMQ's MAXMSGSIZE on sockets that receive only control messages (READY, HEARTBEAT, ACK, STATS, FINAL)
+MAX_CONTROL_BYTES = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,13 @@ class ReplayConfig:
     @property
     def max_frame_bytes(self) -> int:
         return self.max_events_per_frame * 19 * 4 * 8
+
+    @property
+    def max_message_bytes(self) -> int:
+        """ZeroMQ's MAXMSGSIZE on sockets that receive batches: a larger frame makes it drop the
+        connection before buffering the frame. The largest is a worker's result: scores, indices
+        and events, each for every event of the largest batch."""
+        return self.max_frame_bytes + 3 * 8 * self.max_events_per_frame + (1 << 16)
 
     @property
     def effective_batch_size(self) -> int:

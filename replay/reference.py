@@ -19,7 +19,7 @@ from typing import Any
 import zmq
 from threadpoolctl import threadpool_limits
 
-from replay.config import ReplayConfig
+from replay.config import MAX_CONTROL_BYTES, ReplayConfig
 from replay.paths import ReferencePath, load_reference, warm_up
 from replay.security import Curve, secure_client
 from replay.wire import READY, REFERENCE, STOP, FrameError, encode
@@ -43,6 +43,8 @@ def run_reference(feed: str, acks: str, results: str, bundle: str | Path, backen
         for sock in (source, control, collector):
             sock.linger = 0
         source.rcvhwm = collector.sndhwm = config.hwm
+        source.maxmsgsize = config.max_message_bytes
+        control.maxmsgsize = collector.maxmsgsize = MAX_CONTROL_BYTES  # they only send
         secure_client(curve, source, control, collector)
         source.connect(feed)
         control.connect(acks)

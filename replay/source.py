@@ -28,7 +28,7 @@ import numpy as np
 import zmq
 from numpy.typing import NDArray
 
-from replay.config import Endpoints, ReplayConfig
+from replay.config import MAX_CONTROL_BYTES, Endpoints, ReplayConfig
 from replay.journal import SeqSet
 from replay.security import Curve, secure_client, secure_server
 from replay.stream import EventStream
@@ -477,6 +477,8 @@ def run_source(endpoints: Endpoints, stream: EventStream, config: ReplayConfig, 
         for sock in (tasks, acks, feed, collector):
             sock.linger = 0
         tasks.sndhwm = acks.rcvhwm = config.hwm * 4
+        for sock in (tasks, acks, feed, collector):  # workers and the collector send control messages only
+            sock.maxmsgsize = MAX_CONTROL_BYTES
         feed.sndhwm = config.hwm  # what the reference path may lag behind by, in batches
         tasks.router_mandatory = True
         secure_server(curve, tasks, acks, feed)

@@ -27,7 +27,7 @@ import zmq
 from numpy.typing import NDArray
 from threadpoolctl import threadpool_limits
 
-from replay.config import ReplayConfig
+from replay.config import MAX_CONTROL_BYTES, ReplayConfig
 from replay.paths import EmulatedPath, ScoringPath, load_emulated, warm_up
 from replay.security import Curve, secure_client
 from replay.wire import (
@@ -133,6 +133,7 @@ def run_worker(tasks: str, results: str, bundle: str | Path, config: ReplayConfi
     done, heard, backoff, told = 0, time.monotonic(), config.heartbeat_s, False
     with context.socket(zmq.PUSH) as collector:
         collector.linger = 0
+        collector.maxmsgsize = MAX_CONTROL_BYTES  # it only sends
         collector.sndhwm = config.hwm
         collector.sndtimeo = int(config.ack_timeout_s * 1000)  # a dead collector must not block the worker
         secure_client(curve, collector)
@@ -162,6 +163,7 @@ def _serve(context: zmq.Context[Any], tasks: str, collector: zmq.Socket[Any], pa
     worker, beat_ms, done = os.getpid(), int(config.heartbeat_s * 1000), 0
     with context.socket(zmq.DEALER) as source:  # a new socket, a new identity: the source sees a new worker
         source.linger = 0
+        source.maxmsgsize = config.max_message_bytes  # ZeroMQ drops a source that sends more
         secure_client(curve, source)
         source.connect(tasks)
         source.send_multipart(encode(READY, {"credits": config.credits, "worker": worker}))

@@ -271,3 +271,35 @@ def test_roles_start_in_any_order(tmp_path: Path, files: dict, artifact_dir: Pat
     assert results["source"].events_in == 1000 and results["collector"]["events_decided"] == 1000
     assert results["worker"] == 10
     assert any("no word from the source" in m for m in said) == (order.index("worker") < order.index("source"))
+
+
+def test_an_oversized_frame_is_dropped_by_zeromq_before_it_is_buffered(tmp_path: Path) -> None:
+    """MAXMSGSIZE from the config on the collector's socket: a 4 MB frame (the limit is about
+    0.7 MB here) never reaches the collector, a small bad one does and is counted."""
+    import zmq
+
+    from replay.collector import run_collector
+    from replay.config import Endpoints
+    from replay.wire import END, encode
+
+    ends, config = Endpoints.ipc(tmp_path), ReplayConfig(batch_size=100, max_events_per_frame=1024)
+    assert config.max_message_bytes < 4 << 20
+    counts: dict[str, object] = {}
+    with zmq.Context() as ctx, ctx.socket(zmq.PULL) as acks:
+        acks.bind(ends.acks)
+        collector = threading.Thread(target=lambda: counts.update(run_collector(
+            ends.results, ends.acks, tmp_path / "run", 1.0, None, config, ctx)))
+        collector.start()
+        assert acks.poll(30_000)  # the collector's READY: it is bound
+        with ctx.socket(zmq.PUSH) as big, ctx.socket(zmq.PUSH) as small:
+            big.linger = small.linger = 1000
+            big.connect(ends.results)
+            big.send_multipart([b"X", bytes(4 << 20)])
+            time.sleep(0.5)
+            small.connect(ends.results)
+            small.send_multipart([b"X", b"junk"])
+            time.sleep(0.5)
+            small.send_multipart(encode(END, {"events_in": 0, "batches": 0, "reference_batches": 0}))
+            collector.join(30)
+    assert not collector.is_alive()
+    assert counts["rejected_frames"] == {"bad_header": 1}  # the small one (without the limit the big one arrives, whole)
