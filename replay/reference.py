@@ -4,8 +4,8 @@ It receives a copy of the batches the source can give it without waiting (one in
 ``--reference-prescale``, fewer when it falls behind), scores them with TensorFlow (on a GPU
 when one is visible) or numpy, and pushes the float scores to the collector, which compares
 them with the emulated decisions by batch sequence number. Like a trigger's monitoring
-stream it never holds the decision back, and it runs at a lower CPU priority than the
-trigger path. It says READY to the source once the model is loaded.
+stream it never holds the decision back, and it runs only on CPU time the trigger path
+leaves idle (Linux's SCHED_IDLE). It says READY to the source once the model is loaded.
 """
 
 from __future__ import annotations
@@ -25,9 +25,18 @@ from replay.security import Curve, secure_client
 from replay.wire import READY, REFERENCE, STOP, FrameError, encode
 from replay.worker import Limits, finite_scores, parse_task, rejected
 
-__all__ = ("REFERENCE_NICENESS", "run_reference")
+__all__ = ("lowest_priority", "run_reference")
 
-REFERENCE_NICENESS = 10  # added to the reference process's nice value
+
+def lowest_priority() -> str:
+    """Run this process (and the threads it starts from now on) only on CPU time nothing else
+    wants: Linux's SCHED_IDLE, else nice 19. Says which it got."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):  # not Linux, or not allowed
+        os.nice(19)
+        return "nice 19"
+    return "SCHED_IDLE"
 
 
 def run_reference(feed: str, acks: str, results: str, bundle: str | Path, backend: str, config: ReplayConfig,
@@ -77,5 +86,5 @@ def reference_main(feed: str, acks: str, results: str, bundle: str, backend: str
                    curve: Curve | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threadpool_limits(1)  # K workers share the cores: one BLAS thread each
-    os.nice(REFERENCE_NICENESS)  # a monitoring path: the trigger path's processes come first for the CPU
+    lowest_priority()  # a monitoring path: the trigger path's processes come first for the CPU
     run_reference(feed, acks, results, bundle, backend, config, zmq.Context(), curve)
