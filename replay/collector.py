@@ -254,6 +254,7 @@ def run_collector(results: str, acks: str, out_dir: str | Path, threshold: float
             source.send_multipart(encode(READY, {"role": "collector", "pid": os.getpid(),
                                                  "decided": len(collector.decided)}))
             last_stats = last_heard = time.monotonic()
+            ended_at: float | None = None  # when END came: the reference gets ack_timeout_s from then on
             while not collector.complete:
                 if pull.poll(int(stats_every * 1000)):
                     seq = collector.handle(pull.recv_multipart(copy=False))
@@ -262,13 +263,16 @@ def run_collector(results: str, acks: str, out_dir: str | Path, threshold: float
                         source.send_multipart(encode(ACK, {"seq": seq, "pid": os.getpid()}))
                 elif time.monotonic() - last_heard > config.ready_timeout_s * 10:
                     break  # nobody has sent anything for a long time: give up, keep what was decided
-                if (collector.end is not None and collector.pending
-                        and time.monotonic() - last_heard > config.ack_timeout_s):
-                    collector.flush_pending()  # the reference stopped answering
+                if collector.end is not None and ended_at is None:
+                    ended_at = time.monotonic()
+                if (ended_at is not None and collector.pending
+                        and time.monotonic() - ended_at > config.ack_timeout_s):
+                    collector.flush_pending()  # the side check gets no longer than that to catch up
                 if time.monotonic() - last_stats >= stats_every:
                     source.send_multipart(encode(STATS, collector.counts.as_dict()))
                     last_stats = time.monotonic()
-            summary = collector.close().as_dict()
+            source.send_multipart(encode(STATS, {**collector.counts.as_dict(), "closing": True}))
+            summary = collector.close().as_dict()  # writes the files from the journal: may take a while
             summary.update(threshold=threshold, reference_threshold=reference_threshold)
             source.send_multipart(encode(FINAL, summary))
             return summary

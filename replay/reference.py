@@ -40,10 +40,14 @@ def lowest_priority() -> str:
 
 
 def run_reference(feed: str, acks: str, results: str, bundle: str | Path, backend: str, config: ReplayConfig,
-                  context: zmq.Context[Any] | None = None, curve: Curve | None = None) -> int:
-    """Serve until STOP or silence; returns the number of batches scored."""
+                  context: zmq.Context[Any] | None = None, curve: Curve | None = None, idle: bool = False) -> int:
+    """Serve until STOP or silence; returns the number of batches scored. ``idle``: once the model
+    is loaded (at normal priority, so that it says READY soon on a busy machine), score on idle
+    CPU time only."""
     path = load_reference(bundle, backend)
     warm_up(path)
+    if idle:
+        lowest_priority()
     limits = Limits.of(config)
     context = context or zmq.Context.instance()
     done = 0
@@ -86,5 +90,5 @@ def reference_main(feed: str, acks: str, results: str, bundle: str, backend: str
                    curve: Curve | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threadpool_limits(1)  # K workers share the cores: one BLAS thread each
-    lowest_priority()  # a monitoring path: the trigger path's processes come first for the CPU
-    run_reference(feed, acks, results, bundle, backend, config, zmq.Context(), curve)
+    # a monitoring path: the trigger path's processes come first for the CPU
+    run_reference(feed, acks, results, bundle, backend, config, zmq.Context(), curve, idle=True)

@@ -146,6 +146,7 @@ class _Head:
         self.restart = restart
         self.end: dict[str, Any] | None = None  # END, once sent (again to a restarted collector)
         self.collector_pid: Any = None  # from the collector's READY: only its ACKs count
+        self.collector_heard = time.monotonic()  # its last STATS
         self.stats = SourceStats()
         self.workers: dict[bytes, _Worker] = {}
         self.in_flight: dict[int, _InFlight] = {}
@@ -224,7 +225,7 @@ class _Head:
                 self.collector_pid = header.get("pid")
             self.ready.add(header["role"])
         elif kind == STATS:
-            self.collector_stats = header
+            self.collector_stats, self.collector_heard = header, time.monotonic()
         elif kind == FINAL:
             self.final = self.collector_stats = header  # the closing progress line shows the final counts
 
@@ -439,8 +440,8 @@ class _Head:
         # the collector may first wait ack_timeout_s for reference scores that never come
         wait = self.config.ack_timeout_s + 5.0
         deadline = time.monotonic() + wait
-        while self.final is None and time.monotonic() < deadline:
-            self.receive(100)
+        while self.final is None and time.monotonic() < max(deadline, self.collector_heard + wait):
+            self.receive(100)  # as long as the collector reports, it is working towards FINAL
             if self.final is None and self.alive("collector"):  # only the collector's death matters here
                 restarts = self.stats.restarts.get("collector", 0)
                 with contextlib.suppress(RoleError):
