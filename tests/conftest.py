@@ -103,3 +103,21 @@ def float64_native(events: np.ndarray, scaler, n_changed: int = 50, seed: int = 
             return out
     msg = f"only {found} boundary-crossing values found"
     raise AssertionError(msg)
+
+
+def decided_batches(run_dir: Path, worker: int | None = None) -> int:
+    """Batches a replay's collector has journaled (decided and acknowledged) so far, by ``worker`` if given."""
+    from replay.journal import JOURNAL, read_records
+
+    return sum(r["k"] == "d" and worker in (None, r["worker"]) for r in read_records(run_dir / JOURNAL))
+
+
+def expected_accepts(bundle: Path, data: Path, events: int) -> np.ndarray:
+    """The stream positions the bundle's emulated path accepts among ``events`` events of ``data``, cycled."""
+    from replay.paths import load_emulated
+    from trigger.events import read_events
+
+    particles = read_events(data)
+    particles = np.concatenate([particles] * (events // len(particles) + 1))[:events]
+    path = load_emulated(bundle)
+    return np.flatnonzero(path.scores(particles) > path.threshold)

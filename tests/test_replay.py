@@ -15,7 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from conftest import float64_native, synthetic_events
+from conftest import decided_batches, expected_accepts, float64_native, synthetic_events
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -348,21 +348,6 @@ def _run(tmp: Path, artifact_dir: Path, data: Path, name: str, **kw) -> dict:
     return run_replay(run, progress=progress, roles=roles)
 
 
-def _decided_batches(run_dir: Path, worker: int | None = None) -> int:
-    """Batches the collector has journaled (decided and acknowledged) so far, by ``worker`` if given."""
-    from replay.journal import JOURNAL, read_records
-
-    return sum(r["k"] == "d" and worker in (None, r["worker"]) for r in read_records(run_dir / JOURNAL))
-
-
-def _expected_accepts(bundle: Path, data: Path, events: int) -> np.ndarray:
-    from trigger.events import read_events
-
-    particles = read_events(data)
-    particles = np.concatenate([particles] * (events // len(particles) + 1))[:events]
-    return np.flatnonzero(load_emulated(bundle).scores(particles) > load_emulated(bundle).threshold)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("transport", ["ipc", "tcp"])
 def test_replay_decides_every_event_once(tmp_path: Path, artifact_dir: Path, files: dict, bundle: Path,
@@ -375,7 +360,7 @@ def test_replay_decides_every_event_once(tmp_path: Path, artifact_dir: Path, fil
         bx = np.sort(f["bx"][:])
         assert f["Particles"].shape == (len(bx), 19, 4)
         assert (f["score"][:] > summary["threshold"]).all()
-    np.testing.assert_array_equal(bx, _expected_accepts(bundle, files["sm"], 4000))
+    np.testing.assert_array_equal(bx, expected_accepts(bundle, files["sm"], 4000))
     assert summary["events_accepted"] == len(bx)
     assert summary["reference_events"] == 4000
     assert summary["reference_disagreements"] <= 0.05 * 4000
@@ -473,7 +458,7 @@ def test_a_killed_worker_loses_nothing(tmp_path: Path, artifact_dir: Path, files
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             proc = roles.procs.get("worker-0")
-            if proc is not None and proc.pid and _decided_batches(tmp_path / "run", proc.pid) >= 3:
+            if proc is not None and proc.pid and decided_batches(tmp_path / "run", proc.pid) >= 3:
                 os.kill(proc.pid, signal.SIGKILL)  # mid-run: the paced source needs ~6 s for all events
                 killed.append(proc.pid)
                 return
@@ -491,7 +476,7 @@ def test_a_killed_worker_loses_nothing(tmp_path: Path, artifact_dir: Path, files
     with h5py.File(tmp_path / "run" / "accepted.h5") as f:
         bx = f["bx"][:]
     assert len(np.unique(bx)) == len(bx)  # no event decided twice
-    np.testing.assert_array_equal(np.sort(bx), _expected_accepts(bundle, files["sm"], 24000))
+    np.testing.assert_array_equal(np.sort(bx), expected_accepts(bundle, files["sm"], 24000))
 
 
 @pytest.mark.slow

@@ -17,18 +17,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from conftest import decided_batches, expected_accepts
 
 from replay.config import ReplayConfig, parse_replay_rate
 from replay.journal import JOURNAL, Journal, SeqSet, read_records
-from replay.paths import load_emulated
 from replay.pipeline import ReplayRun, _Roles, run_replay
-from trigger.events import read_events
 
 REPLAY = [sys.executable, "-c", "import sys; from replay.cli import main; sys.exit(main())"]
-
-
-def _decided(run: Path) -> int:
-    return sum(r["k"] == "d" for r in read_records(run / JOURNAL))
 
 
 def _role_processes(run: Path) -> list[int]:
@@ -58,13 +53,6 @@ def no_leaked_roles(tmp_path: Path):
 def _accepted_bx(run: Path) -> np.ndarray:
     with h5py.File(run / "accepted.h5") as f:
         return np.sort(f["bx"][:])
-
-
-def _expected(run: Path, data: Path, events: int) -> np.ndarray:
-    particles = read_events(data)
-    particles = np.concatenate([particles] * (events // len(particles) + 1))[:events]
-    path = load_emulated(run / "model")
-    return np.flatnonzero(path.scores(particles) > path.threshold)
 
 
 # -- the journal -----------------------------------------------------------------------------
@@ -115,7 +103,7 @@ def test_a_killed_collector_or_reference_is_started_again(tmp_path: Path, artifa
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not killed:
             proc = roles.procs.get(victim)
-            if proc is not None and proc.pid and _decided(run) >= 10:
+            if proc is not None and proc.pid and decided_batches(run) >= 10:
                 os.kill(proc.pid, signal.SIGKILL)
                 killed.append(proc.pid)
             time.sleep(0.02)
@@ -131,7 +119,7 @@ def test_a_killed_collector_or_reference_is_started_again(tmp_path: Path, artifa
     assert summary["events_in"] == events and summary["accounting_ok"]
     bx = _accepted_bx(run)
     assert len(np.unique(bx)) == len(bx)  # no event decided twice
-    np.testing.assert_array_equal(bx, _expected(run, files["sm"], events))
+    np.testing.assert_array_equal(bx, expected_accepts(run / "model", files["sm"], events))
     again = roles.procs[victim]  # the new process, ended by the run's end as the others are
     assert again.pid != killed[0] and again.exitcode == 0
     assert summary["reference_events"] + summary["reference_skipped"] <= events  # a side check: it may miss some
@@ -151,7 +139,7 @@ def test_a_killed_head_leaves_a_run_that_recovers_and_resumes(tmp_path: Path, ar
                                  "--quiet"], stdout=subprocess.DEVNULL, stderr=err)
     try:
         deadline = time.monotonic() + 120
-        while _decided(run) < 10:
+        while decided_batches(run) < 10:
             assert head.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.05)
         assert _role_processes(run)  # titled "replay worker-0 (run DIR)" and so on
@@ -164,7 +152,7 @@ def test_a_killed_head_leaves_a_run_that_recovers_and_resumes(tmp_path: Path, ar
     while _role_processes(run) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _role_processes(run), "role processes outlived the head by 10 s"
-    assert _decided(run) >= 10
+    assert decided_batches(run) >= 10
 
     recovered = subprocess.run([*REPLAY, "recover", str(run)], capture_output=True, text=True, check=False)
     assert recovered.returncode == 0, recovered.stderr
@@ -172,7 +160,7 @@ def test_a_killed_head_leaves_a_run_that_recovers_and_resumes(tmp_path: Path, ar
     assert summary["recovered"] and summary["accounting_ok"] is None
     assert 0 < summary["events_decided"] < events
     kept = _accepted_bx(run)  # readable, and every accepted event decided so far is in it
-    assert set(kept) <= set(_expected(run, files["sm"], events)) and len(np.unique(kept)) == len(kept)
+    assert set(kept) <= set(expected_accepts(run / "model", files["sm"], events)) and len(np.unique(kept)) == len(kept)
 
     resumed = subprocess.run([*REPLAY, "--resume", str(run), "--quiet"], capture_output=True, text=True,
                              check=False, timeout=300)
@@ -183,7 +171,7 @@ def test_a_killed_head_leaves_a_run_that_recovers_and_resumes(tmp_path: Path, ar
     assert summary["source"]["resumed_events"] >= 10 * 40  # 40 events a batch at 4 kHz
     bx = _accepted_bx(run)
     assert len(np.unique(bx)) == len(bx)  # no event decided twice
-    np.testing.assert_array_equal(bx, _expected(run, files["sm"], events))
+    np.testing.assert_array_equal(bx, expected_accepts(run / "model", files["sm"], events))
 
 
 def test_resume_needs_a_recorded_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -226,7 +214,7 @@ def test_a_slow_reference_never_delays_a_decision(tmp_path: Path, artifact_dir: 
     assert summary["events_in"] == events and summary["accounting_ok"]
     assert summary["deadline_misses"] == 0
     assert 0 < summary["reference_events"] < events / 2 and summary["reference_skipped"] > events / 2
-    np.testing.assert_array_equal(_accepted_bx(run), _expected(run, files["sm"], events))
+    np.testing.assert_array_equal(_accepted_bx(run), expected_accepts(run / "model", files["sm"], events))
 
 
 @pytest.mark.slow
