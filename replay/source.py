@@ -147,6 +147,7 @@ class _Head:
         self.end: dict[str, Any] | None = None  # END, once sent (again to a restarted collector)
         self.collector_pid: Any = None  # from the collector's READY: only its ACKs count
         self.collector_heard = time.monotonic()  # its last STATS
+        self._had_workers = time.monotonic()  # when a worker was last known
         self.stats = SourceStats()
         self.workers: dict[bytes, _Worker] = {}
         self.in_flight: dict[int, _InFlight] = {}
@@ -261,7 +262,10 @@ class _Head:
                 raise RoleError(problem)
             else:
                 self.reference = False  # the side check ends; the trigger path goes on
-        if not self.workers and (problem := self.alive("")):
+        if self.workers:
+            self._had_workers = time.monotonic()
+        elif (time.monotonic() - self._had_workers > self.config.heartbeat_s * self.config.liveness * 4
+              and (problem := self.alive(""))):  # a live worker reconnecting is back well before that
             raise RoleError(problem)
 
     def _next_worker(self) -> bytes | None:
