@@ -16,7 +16,9 @@ the bundle themselves, which needs TensorFlow and hls4ml there.
 
 Ports: the source binds PORT (tasks), PORT+1 (control) and PORT+2 (reference feed); the
 collector binds its PORT (results). Roles on one host default to 127.0.0.1. Across hosts,
-`replay keys KEY_DIR` once, copy KEY_DIR to every host and add `--curve KEY_DIR` to every role.
+encrypt with CurveZMQ: on each host `replay keys KEY_DIR ROLE` makes that role's own key pair and
+says which public key to copy where (secret keys never leave their host); then add
+`--curve KEY_DIR` to every role.
 """
 
 from __future__ import annotations
@@ -111,7 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="float reference path; auto = tensorflow when a GPU is visible, else numpy")
     parser.add_argument("--out", type=Path, help="run directory (default: runs/replay-DATE-TIME)")
     parser.add_argument("--transport", default="ipc", choices=("ipc", "tcp"), help="socket transport")
-    parser.add_argument("--curve", type=Path, metavar="KEY_DIR", help="CurveZMQ keys (tcp only; see `replay keys`)")
+    parser.add_argument("--curve", action="store_true",
+                        help="encrypt and authenticate with CurveZMQ, fresh keys for each role of this run, "
+                             "none written (tcp only)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--quiet", action="store_true", help="no live progress line")
     parser.add_argument("--resume", type=Path, metavar="RUN_DIR",
@@ -122,9 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
                                description="write accepted.h5, quarantine.h5 and summary.json of a run that "
                                            "did not finish from the decisions its collector journaled")
     recover.add_argument("directory", type=Path, metavar="RUN_DIR")
-    keys = roles.add_parser("keys", help="write CurveZMQ key pairs for tcp between hosts",
-                            description="write CurveZMQ server and client key pairs into KEY_DIR")
+    keys = roles.add_parser("keys", help="make this host's CurveZMQ key pair for one role",
+                            description="write ROLE's CurveZMQ key pair into KEY_DIR (the secret one 0600, "
+                                        "never to be copied) with servers/ and authorized_clients/ for the "
+                                        "public keys of its peers, and print what to copy where")
     keys.add_argument("directory", type=Path, metavar="KEY_DIR")
+    keys.add_argument("key_role", metavar="ROLE", choices=tuple(ROLES), help=", ".join(ROLES))
     bundle = roles.add_parser("bundle", help="write the model bundle that worker, reference and collector load",
                               description="read a model artifact once (TensorFlow, hls4ml) and write the "
                                           "numpy/JSON bundle the roles load without them", formatter_class=fmt)
@@ -133,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     _working_point_options(bundle)
     for role, text in ROLES.items():
         sub = roles.add_parser(role, help=text, description=text, formatter_class=fmt)
-        sub.add_argument("--curve", type=Path, metavar="KEY_DIR", help="CurveZMQ keys (see `replay keys`)")
+        sub.add_argument("--curve", type=Path, metavar="KEY_DIR",
+                         help=f"encrypt with the {role}'s CurveZMQ keys in KEY_DIR (see `replay keys`)")
         model = sub.add_mutually_exclusive_group()
         model.add_argument("--model", type=Path, help="model artifact directory (default: the bundled dense AE)")
         if role != "source":
@@ -258,7 +266,7 @@ def exposure_warning(host: str) -> str | None:
     except ValueError:
         pass  # a host name: reachable from elsewhere
     return (f"binding {host} without --curve: anyone who can reach this port can send or read events "
-            "unencrypted; create keys with `replay keys KEY_DIR` and add --curve KEY_DIR to every role")
+            "unencrypted; make keys with `replay keys KEY_DIR ROLE` on each host and add --curve KEY_DIR to every role")
 
 
 def _endpoints(host_port: tuple[str, int], collector: tuple[str, int]) -> Any:
@@ -273,9 +281,10 @@ def _run_role(args: argparse.Namespace) -> int:
     from replay.paths import read_bundle, resolve_backend, write_bundle
 
     if args.role == "keys":
-        from replay.security import create_keys
+        from replay.security import create_keys, key_instructions
 
-        print(f"CurveZMQ keys written to {create_keys(args.directory)}; copy the directory to every host")
+        create_keys(args.directory, args.key_role)
+        print(key_instructions(args.directory, args.key_role))
         return 0
     if args.role == "recover":
         from replay.pipeline import recover_run
@@ -295,7 +304,7 @@ def _run_role(args: argparse.Namespace) -> int:
         return 0
     from replay.security import Curve
 
-    curve = Curve(args.curve) if args.curve else None
+    curve = Curve.load(args.curve, args.role) if args.curve else None
     if args.role in ("source", "collector") and curve is None:
         warning = exposure_warning(args.bind[0])
         if warning:

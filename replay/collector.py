@@ -248,7 +248,7 @@ def run_collector(results: str, acks: str, out_dir: str | Path, threshold: float
             pull.rcvhwm = config.hwm * 4
             pull.maxmsgsize = config.max_message_bytes  # ZeroMQ drops a peer that sends more
             secure_server(curve, pull)
-            secure_client(curve, source)
+            secure_client(curve, "source", source)
             pull.bind(results)
             source.connect(acks)
             source.send_multipart(encode(READY, {"role": "collector", "pid": os.getpid(),

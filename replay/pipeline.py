@@ -39,7 +39,7 @@ from replay.outputs import journal_state, write_outputs
 from replay.paths import apply_working_point, read_bundle, resolve_backend, write_bundle
 from replay.process import role_entry
 from replay.reference import reference_main
-from replay.security import Curve
+from replay.security import run_keys
 from replay.source import Interrupt, RoleError, SourceStats, run_source
 from replay.stream import EventStream
 from replay.worker import worker_main
@@ -64,7 +64,7 @@ class ReplayRun:
     workers: int = 2
     reference_backend: str = "auto"
     transport: str = "ipc"
-    curve_keys: Path | None = None  # CurveZMQ key directory (tcp only)
+    curve: bool = False  # CurveZMQ with fresh per-role keys (tcp only)
     working_point: WorkingPoint | None = None  # None: the artifact's calibrated threshold
 
     def as_dict(self) -> dict[str, Any]:
@@ -78,7 +78,7 @@ class ReplayRun:
         return {"inputs": [path(p) for p in self.inputs], "model": path(self.model), "out": path(self.out),
                 "config": {"rate": self.config.rate.text, **config}, "events": self.events, "loop": self.loop,
                 "workers": self.workers, "reference_backend": self.reference_backend, "transport": self.transport,
-                "curve_keys": path(self.curve_keys), "working_point": point}
+                "curve": self.curve, "working_point": point}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], out: Path) -> ReplayRun:
@@ -89,7 +89,7 @@ class ReplayRun:
                                     else Path(point["calibration"])})
         return cls(tuple(Path(p) for p in d["inputs"]), None if d["model"] is None else Path(d["model"]), out, config,
                    d["events"], d["loop"], d["workers"], d["reference_backend"], d["transport"],
-                   None if d["curve_keys"] is None else Path(d["curve_keys"]), point)
+                   bool(d.get("curve")), point)
 
 
 def load_run(out: str | Path) -> ReplayRun:
@@ -193,13 +193,12 @@ def run_replay(run: ReplayRun, progress: TextIO | None = sys.stderr, roles: _Rol
     if run.workers < 1:
         msg = f"--workers must be at least 1, got {run.workers}"
         raise UsageError(msg)
-    if run.curve_keys is not None and run.transport != "tcp":
-        msg = "CurveZMQ keys (--curve) protect tcp; add --transport tcp"
+    if run.curve and run.transport != "tcp":
+        msg = "CurveZMQ (--curve) protects tcp; add --transport tcp"
         raise UsageError(msg)
     if run.model is None:
         msg = "a replay on this machine needs a model (--model); only a remote source runs without one"
         raise UsageError(msg)
-    curve = Curve(run.curve_keys) if run.curve_keys is not None else None
     backend = resolve_backend(run.reference_backend)
     with Interrupt() as interrupt:
         stream = EventStream(run.inputs, run.config.effective_batch_size, run.events, run.loop)
@@ -215,7 +214,7 @@ def run_replay(run: ReplayRun, progress: TextIO | None = sys.stderr, roles: _Rol
                 stream.preload()
             interrupt.check()
             use_reference = backend != "none" and bundle["reference_threshold"] is not None
-            stats = _run_roles(run, stream, bundle, backend if use_reference else "none", curve, roles or _Roles(run.out),
+            stats = _run_roles(run, stream, bundle, backend if use_reference else "none", roles or _Roles(run.out),
                                progress, interrupt, done)
         finally:
             stream.close()
@@ -224,27 +223,29 @@ def run_replay(run: ReplayRun, progress: TextIO | None = sys.stderr, roles: _Rol
     return summary
 
 
-def _run_roles(run: ReplayRun, stream: EventStream, bundle: dict[str, Any], backend: str, curve: Curve | None,
-               roles: _Roles, progress: TextIO | None, interrupt: Interrupt, done: SeqSet) -> SourceStats:
+def _run_roles(run: ReplayRun, stream: EventStream, bundle: dict[str, Any], backend: str, roles: _Roles,
+               progress: TextIO | None, interrupt: Interrupt, done: SeqSet) -> SourceStats:
     """Start collector, workers and reference as processes, run the source here, stop them all."""
     config, model_dir = run.config, str(run.out / "model")
     tmp = Path(tempfile.mkdtemp(prefix="replay-"))
     endpoints = Endpoints.ipc(tmp) if run.transport == "ipc" else Endpoints.tcp(base_port=free_tcp_base())
     use_reference = backend != "none"
+    keys = run_keys(run.workers) if run.curve else {}  # none: plain tcp or ipc
     try:
         roles.start("collector", collector_main, endpoints.results, endpoints.acks, str(run.out),
-                    bundle["threshold"], bundle["reference_threshold"] if use_reference else None, config, curve)
+                    bundle["threshold"], bundle["reference_threshold"] if use_reference else None, config, keys.get("collector"))
         for k in range(run.workers):
-            roles.start(f"worker-{k}", worker_main, endpoints.tasks, endpoints.results, model_dir, config, curve)
+            roles.start(f"worker-{k}", worker_main, endpoints.tasks, endpoints.results, model_dir, config,
+                        keys.get(f"worker-{k}"))
         if use_reference:
             roles.start("reference", reference_main, endpoints.reference, endpoints.acks, endpoints.results,
-                        model_dir, backend, config, curve)
+                        model_dir, backend, config, keys.get("reference"))
         if progress is not None:
             resumed = f"; resuming: {len(done):,} batches already decided" if len(done) else ""
             progress.write(f"replay: {sum(f.n_events for f in stream.files):,} events in {len(run.inputs)} file(s), "
                            f"{config.describe()}, {run.workers} worker(s), reference: {backend}; "
                            f"output in {run.out}{resumed}\n")
-        return run_source(endpoints, stream, config, use_reference, roles.problem, progress, curve=curve,
+        return run_source(endpoints, stream, config, use_reference, roles.problem, progress, curve=keys.get("source"),
                           interrupt=interrupt, done=done, restart=roles.restart)
     finally:
         roles.stop()

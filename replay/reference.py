@@ -58,7 +58,8 @@ def run_reference(feed: str, acks: str, results: str, bundle: str | Path, backen
         source.rcvhwm = collector.sndhwm = config.hwm
         source.maxmsgsize = config.max_message_bytes
         control.maxmsgsize = collector.maxmsgsize = MAX_CONTROL_BYTES  # they only send
-        secure_client(curve, source, control, collector)
+        secure_client(curve, "source", source, control)
+        secure_client(curve, "collector", collector)
         source.connect(feed)
         control.connect(acks)
         collector.connect(results)

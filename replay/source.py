@@ -487,7 +487,7 @@ def run_source(endpoints: Endpoints, stream: EventStream, config: ReplayConfig, 
         feed.sndhwm = config.hwm  # what the reference path may lag behind by, in batches
         tasks.router_mandatory = True
         secure_server(curve, tasks, acks, feed)
-        secure_client(curve, collector)
+        secure_client(curve, "collector", collector)
         tasks.bind(endpoints.tasks)
         acks.bind(endpoints.acks)
         feed.bind(endpoints.reference)

@@ -136,7 +136,7 @@ def run_worker(tasks: str, results: str, bundle: str | Path, config: ReplayConfi
         collector.maxmsgsize = MAX_CONTROL_BYTES  # it only sends
         collector.sndhwm = config.hwm
         collector.sndtimeo = int(config.ack_timeout_s * 1000)  # a dead collector must not block the worker
-        secure_client(curve, collector)
+        secure_client(curve, "collector", collector)
         collector.connect(results)
         while True:
             stopped, served, last_heard = _serve(context, tasks, collector, path, limits, config, curve)
@@ -164,7 +164,7 @@ def _serve(context: zmq.Context[Any], tasks: str, collector: zmq.Socket[Any], pa
     with context.socket(zmq.DEALER) as source:  # a new socket, a new identity: the source sees a new worker
         source.linger = 0
         source.maxmsgsize = config.max_message_bytes  # ZeroMQ drops a source that sends more
-        secure_client(curve, source)
+        secure_client(curve, "source", source)
         source.connect(tasks)
         source.send_multipart(encode(READY, {"credits": config.credits, "worker": worker}))
         connected, last_heard = time.monotonic(), None

@@ -9,6 +9,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -580,12 +581,10 @@ def test_source_judges_roles_by_what_they_do(tmp_path: Path, files: dict, bundle
 
 @pytest.mark.slow
 def test_curve_encrypted_tcp_run(tmp_path: Path, artifact_dir: Path, files: dict) -> None:
-    from replay.security import create_keys
-
-    keys = create_keys(tmp_path / "keys")
-    summary = _run(tmp_path, artifact_dir, files["sm"], "run", transport="tcp", curve_keys=keys,
-                   reference_backend="none")
+    summary = _run(tmp_path, artifact_dir, files["sm"], "run", transport="tcp", curve=True)
     assert summary["accounting_ok"] and summary["events_decided"] == 1500
+    assert summary["reference_events"] > 0  # the reference's three sockets got through too
+    assert not list((tmp_path / "run").rglob("*.key*"))  # the run's keys live in memory only
 
 
 @pytest.mark.parametrize(("host", "warned"), [("127.0.0.1", False), ("127.3.2.1", False), ("::1", False),
@@ -609,37 +608,116 @@ def test_role_help_shows_the_default_addresses_as_typed(capsys) -> None:
     assert build_parser().parse_args(["source", "--collector", "h:1"]).bind == ("127.0.0.1", 5555)
 
 
-def test_secret_keys_are_private_and_a_readable_one_is_refused(tmp_path: Path) -> None:
+def test_each_role_makes_its_own_private_pair_and_says_what_to_copy(tmp_path: Path, capsys) -> None:
+    from replay.cli import main
+
+    keys = tmp_path / "keys"
+    assert main(["keys", str(keys), "worker"]) == 0
+    said = capsys.readouterr().out
+    assert keys.stat().st_mode & 0o777 == 0o700
+    assert (keys / "worker.key_secret").stat().st_mode & 0o777 == 0o600
+    assert "authorized_clients/ of the source" in said and "authorized_clients/ of the collector" in said
+    assert "servers/" in said and "worker.key_secret" not in said  # only the public key is ever copied
+    assert main(["keys", str(keys), "worker"]) == 2  # an existing pair is never overwritten
+    assert "not overwriting" in capsys.readouterr().err
+
+
+def _host_keys(root: Path, roles: Sequence[str]) -> dict[str, Path]:
+    """One key folder per role as on separate hosts, the public keys copied as `replay keys` says."""
+    import shutil
+
+    from replay.security import CLIENTS, SERVERS, create_keys
+
+    folders = {role: root / f"{role}-host" for role in roles}
+    publics = {role: create_keys(folders[role], role) for role in roles}
+    for role in roles:
+        for server in SERVERS[role]:
+            if server in folders:
+                shutil.copy(publics[server], folders[role] / "servers" / f"{server}.key")
+        for client in CLIENTS.get(role, ()):
+            if client in folders:
+                shutil.copy(publics[client], folders[role] / "authorized_clients" / f"{client}.key")
+    return folders
+
+
+def test_secret_keys_stay_private_and_key_folders_are_checked(tmp_path: Path) -> None:
+    from replay.security import Curve
+
+    keys = _host_keys(tmp_path, ("source", "collector", "worker"))
+    curve = Curve.load(keys["worker"], "worker")
+    assert set(curve.servers) == {"source", "collector"}
+    assert len(Curve.load(keys["source"], "source").authorized) == 2
+    (keys["worker"] / "worker.key_secret").chmod(0o644)
+    with pytest.raises(UsageError, match=r"worker\.key_secret can be read by other users \(mode 644\); .*chmod 600"):
+        Curve.load(keys["worker"], "worker")
+    (keys["worker"] / "worker.key_secret").chmod(0o600)
+    (keys["worker"] / "servers" / "collector.key").unlink()
+    with pytest.raises(UsageError, match=r"no CurveZMQ key .*servers/collector\.key: copy the collector's public key there"):
+        Curve.load(keys["worker"], "worker")
+    (keys["source"] / "authorized_clients" / "spy.key_secret").write_bytes(
+        (keys["worker"] / "worker.key_secret").read_bytes())
+    with pytest.raises(UsageError, match="secret keys never leave their host"):
+        Curve.load(keys["source"], "source")
+    for key in (keys["collector"] / "authorized_clients").iterdir():
+        key.unlink()
+    with pytest.raises(UsageError, match="no client keys in"):
+        Curve.load(keys["collector"], "collector")
+
+
+def test_a_client_whose_key_is_not_authorized_is_refused(tmp_path: Path) -> None:
+    import zmq
+
     from replay.security import Curve, create_keys
 
-    keys = create_keys(tmp_path / "keys")
-    assert keys.stat().st_mode & 0o777 == 0o700
-    for name in ("server", "client"):
-        assert (keys / f"{name}.key_secret").stat().st_mode & 0o777 == 0o600
-    Curve(keys)._load("server", secret=True)  # a private key loads
-    (keys / "client.key_secret").chmod(0o644)
-    with pytest.raises(UsageError, match=r"client\.key_secret can be read by other users \(mode 644\); .*chmod 600"):
-        Curve(keys)._load("client", secret=True)
+    keys = _host_keys(tmp_path, ("source", "collector", "worker"))
+    intruder = tmp_path / "intruder"  # a pair made by `replay keys`, but never authorized
+    create_keys(intruder, "worker")
+    for server in ("source", "collector"):
+        (intruder / "servers" / f"{server}.key").write_bytes((keys[server] / f"{server}.key").read_bytes())
+    server = Curve.load(keys["collector"], "collector")
+    ctx = zmq.Context()
+    try:
+        with ctx.socket(zmq.PULL) as pull:
+            server.server(pull)
+            port = pull.bind_to_random_port("tcp://127.0.0.1")
+            received = {}
+            for name, folder in (("intruder", intruder), ("worker", keys["worker"])):
+                with ctx.socket(zmq.PUSH) as push:
+                    push.linger = 0
+                    Curve.load(folder, "worker").client(push, "collector")
+                    push.connect(f"tcp://127.0.0.1:{port}")
+                    push.send(name.encode(), zmq.NOBLOCK) if push.poll(2000, zmq.POLLOUT) else None
+                    received[name] = pull.recv() if pull.poll(2000) else None
+            assert received == {"intruder": None, "worker": b"worker"}
+    finally:
+        server.close()
+        ctx.term()
 
 
-def _run_roles_over_tcp(python: str, model: list[str], data: Path, out: Path, env: dict | None = None) -> None:
-    """``replay collector|worker|source`` as three processes of ``python``, as on three hosts."""
+def _run_roles_over_tcp(python: str, model: list[str], data: Path, out: Path, env: dict | None = None,
+                        curve: bool = False) -> None:
+    """``replay collector|worker|source`` as three processes of ``python``, as on three hosts
+    (with ``curve``: each with its own key folder, as `replay keys` makes them)."""
     import subprocess
 
     from replay.pipeline import free_tcp_base
+
+    keys = _host_keys(out / "keys", ("source", "collector", "worker")) if curve else {}
+    def role(name: str) -> list[str]:
+        return [*replay, name, *(["--curve", str(keys[name])] if curve else [])]
 
     base = free_tcp_base(8)
     source, collector = f"127.0.0.1:{base}", f"127.0.0.1:{base + 4}"
     replay = [python, "-c", "import sys; from replay.cli import main; sys.exit(main())"]
     out.mkdir(parents=True, exist_ok=True)  # the roles run there: the package comes from python's install
     procs = [
-        subprocess.Popen([*replay, "collector", *model, "--bind", collector, "--source", source, "--no-reference",
+        subprocess.Popen([*role("collector"), *model, "--bind", collector, "--source", source, "--no-reference",
                           "--out", str(out / "collector")], env=env, cwd=out),
-        subprocess.Popen([*replay, "worker", *model, "--source", source, "--collector", collector], env=env,
+        subprocess.Popen([*role("worker"), *model, "--source", source, "--collector", collector], env=env,
                          cwd=out),
     ]
     try:
-        head = subprocess.run([*replay, "source", "--input", str(data), "--events", "3000", "--batch-size",
+        head = subprocess.run([*role("source"), "--input", str(data), "--events", "3000", "--batch-size",
                                "256", "--bind", source, "--collector", collector, "--no-reference",
                                "--out", str(out / "head")], check=False, capture_output=True, text=True,
                               timeout=300, env=env, cwd=out)
@@ -665,7 +743,7 @@ def test_roles_run_as_separate_commands_over_tcp(tmp_path: Path, artifact_dir: P
 @pytest.mark.slow
 def test_roles_run_from_a_bundle_with_the_replay_extra_only(tmp_path: Path, bundle: Path, files: dict) -> None:
     """A worker host with ``pip install trigger-anomaly[replay]``: no TensorFlow, hls4ml or QKeras there,
-    and every role runs from a bundle written by ``replay bundle``."""
+    and every role runs from a bundle written by ``replay bundle``, encrypted with its own CurveZMQ keys."""
     import shutil
     import subprocess
     import sys
@@ -685,7 +763,7 @@ def test_roles_run_from_a_bundle_with_the_replay_extra_only(tmp_path: Path, bund
     missing = subprocess.run([python, "-c", probe], capture_output=True, text=True, check=True, cwd=tmp_path)
     assert missing.stdout.split() == heavy
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    _run_roles_over_tcp(python, ["--bundle", str(bundle)], files["sm"], tmp_path / "run", env=env)
+    _run_roles_over_tcp(python, ["--bundle", str(bundle)], files["sm"], tmp_path / "run", env=env, curve=True)
 
 
 def test_running_collector_survives_garbage_on_its_socket(tmp_path: Path, bundle: Path) -> None:
