@@ -40,7 +40,7 @@ __all__ = ("exposure_warning", "main", "print_summary")
 
 ROLES = {
     "source": "read and pace the events, hand batches to workers, re-send lost ones, write the summary",
-    "worker": "score batches on the bit-exact emulated firmware path and decide",
+    "worker": "score batches on the bit-exact emulated firmware path and decide (one thread: start one per core)",
     "reference": "score batches with the float twin (TensorFlow on a GPU, or numpy)",
     "collector": "join decisions with reference scores, write accepted events, account for every event",
 }
@@ -201,7 +201,7 @@ def print_summary(summary: dict[str, Any]) -> None:
           f"real-time factor {s['real_time_factor']:.4f} of 40 MHz ({s['workers']} workers, {s['mode']})")
     if lat["p50"] is not None:
         print(f"batch latency p50 {lat['p50']:.2f} ms, p90 {lat['p90']:.2f} ms, p99 {lat['p99']:.2f} ms, "
-              f"max {lat['max']:.2f} ms")
+              f"max {lat['max']:.2f} ms (clock: {s.get('latency_clock', 'this host')})")
     held = s.get("held_out")
     if held and held["trained_on_events"]:
         rate = held["held_out_accept_rate_hz_at_bx"]
@@ -315,7 +315,11 @@ def _run_role(args: argparse.Namespace) -> int:
     if args.role != "source":
         bundle = read_bundle(bundle_dir) if getattr(args, "bundle", None) else write_bundle(args.model, bundle_dir)
     if args.role == "worker":
+        from threadpoolctl import threadpool_limits
+
         from replay.worker import run_worker
+
+        threadpool_limits(1)  # one BLAS thread: run a worker per core (several threads each ran at a third)
 
         ends = _endpoints(args.source, args.collector)
         def say(message: str) -> None:
@@ -344,7 +348,7 @@ def _run_role(args: argparse.Namespace) -> int:
 
 
 def _run_source_role(args: argparse.Namespace, config: Any, out: Path, curve: Any) -> int:
-    from replay.pipeline import ReplayRun, summarize
+    from replay.pipeline import REMOTE, ReplayRun, summarize
     from replay.source import run_source
     from replay.stream import EventStream
 
@@ -356,7 +360,7 @@ def _run_source_role(args: argparse.Namespace, config: Any, out: Path, curve: An
         stream.close()
     out.mkdir(parents=True, exist_ok=True)
     run = ReplayRun(tuple(args.input), args.model, out, config)
-    summary = summarize(run, stats, {}, "remote")
+    summary = summarize(run, stats, {}, REMOTE)
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     print_summary(summary)
     return 0 if summary["accounting_ok"] else 1

@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 
 from replay.config import ReplayConfig
 from replay.journal import JOURNAL, Journal, pack_array
+from replay.latency import late_events
 from replay.outputs import (
     DECISION,
     DUPLICATE,
@@ -80,7 +81,7 @@ class Collector:
                  rate_hz: float | None = None, deadline_s: float = 0.1) -> None:
         self.out_dir = out_dir
         self.threshold, self.reference_threshold = threshold, reference_threshold
-        self.rate_hz, self.deadline_ns = rate_hz, deadline_s * 1e9
+        self.rate_hz, self.deadline_ns = rate_hz, int(deadline_s * 1e9)
         out_dir.mkdir(parents=True, exist_ok=True)
         self.counts, self.decided = journal_state(out_dir)  # empty unless the run is continued
         self.journal = Journal(out_dir / JOURNAL)
@@ -129,7 +130,8 @@ class Collector:
             self._record({"k": DUPLICATE, "seq": seq})
             return seq  # acknowledge again: the source may have missed the first ACK
         now = time.monotonic_ns()
-        late = self._late(header["t_due"], n, now) if type(header.get("t_due")) is int else 0
+        late = (late_events(header["t_due"], n, now, self.rate_hz, self.deadline_ns)
+                if self.rate_hz is not None and type(header.get("t_due")) is int else 0)
         self._record({"k": DECISION, "seq": seq, "bx0": header["bx0"], "n": n, "accepted": pack_array(accepted),
                       "scores": pack_array(scores[accepted]), "events": pack_array(accepted_events),
                       "quarantined": pack_array(quarantined), "qevents": pack_array(
@@ -189,14 +191,6 @@ class Collector:
         self._record({"k": REFERENCE_JOIN, "seq": seq, "compared": int(ok.sum()),
                       "disagreements": int(np.count_nonzero(emulated_accepts != reference_accepts)),
                       "max_diff": diff, "missing": 0, "accepted_reference": pack_array(reference[decided.accepted])})
-
-    def _late(self, t_due: int, n: int, now_ns: int) -> int:
-        """Paced runs: events decided later than their BX time plus the deadline."""
-        if self.rate_hz is None:
-            return 0
-        # event i of the batch arrives at t_due + i / rate and is due a deadline later
-        late = (now_ns - t_due - self.deadline_ns) * self.rate_hz / 1e9
-        return int(np.clip(np.ceil(late), 0, n))
 
     def flush_pending(self, keep: int = 0) -> None:
         """Give up on the reference scores of the oldest waiting batches (the reference never sent them)."""

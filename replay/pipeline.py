@@ -265,14 +265,21 @@ def _held_out(run: ReplayRun, bundle: dict[str, Any], events_in: int) -> dict[st
     return {"held_out": held_out_summary(run.inputs, bundle["training_data"], events_in, bx)}
 
 
+#: ``summarize``'s backend for a source role: the collector and reference run elsewhere
+REMOTE = "remote"
+
+
 def summarize(run: ReplayRun, stats: SourceStats, bundle: dict[str, Any], backend: str) -> dict[str, Any]:
-    """The run summary: counts, rates, the accounting check and latency percentiles."""
+    """The run summary: counts, rates, the accounting check and latency percentiles (for a
+    ``REMOTE`` source, deadlines and latencies on its own clock, from the acknowledgements)."""
     c = stats.collector
     decided, quarantined = c.get("events_decided", 0), c.get("events_quarantined", 0)
     latencies = np.load(run.out / "batch_latency_ms.npy") if (run.out / "batch_latency_ms.npy").exists() else []
     rate = (decided + quarantined) / stats.wall_seconds if stats.wall_seconds > 0 else 0.0
     percentiles = {f"p{p}": float(np.percentile(latencies, p)) if len(latencies) else None for p in (50, 90, 99)}
     percentiles["max"] = float(np.max(latencies)) if len(latencies) else None
+    remote = backend == REMOTE  # the collector's clock is another host's: only the source's own counts
+    misses = stats.round_trip_deadline_misses if remote else c.get("deadline_misses", 0)
     return {
         **_held_out(run, bundle, stats.events_in),
         "rate": run.config.rate.text,
@@ -302,9 +309,12 @@ def summarize(run: ReplayRun, stats: SourceStats, bundle: dict[str, Any], backen
         "reference_disagreements": c.get("reference_disagreements", 0),
         "reference_missing": c.get("reference_missing", 0),
         "reference_max_abs_score_difference": c.get("max_abs_score_difference", 0.0),
-        "deadline_misses": c.get("deadline_misses", 0),
+        "deadline_misses": misses,
         "deadline_s": None if run.config.rate.simulated else run.config.deadline_s,
-        "batch_latency_ms": percentiles,
+        "batch_latency_ms": stats.round_trip_ms if remote else percentiles,
+        "latency_clock": ("the source's: a batch's first send to its decision's acknowledgement (round trip)"
+                          if remote else "this host's: a batch's first send to the collector's decision"),
+        "round_trip_ms": stats.round_trip_ms,
         "quarantine_reasons": c.get("quarantine_reasons", {}),
         "rejected_frames": c.get("rejected_frames", {}),
         "duplicate_batches": c.get("duplicate_batches", 0),

@@ -17,6 +17,7 @@ fresh pairs for every role of the run in memory (:func:`run_keys`) and writes no
 
 from __future__ import annotations
 
+import shutil
 import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -30,7 +31,8 @@ from zmq.auth.thread import ThreadAuthenticator
 from trigger.errors import UsageError
 
 __all__ = ("ROLES", "SERVERS", "Curve", "create_keys", "key_instructions", "run_keys", "secure_client",
-           "secure_server")
+           "secure_server",
+           "share_public_keys")
 
 #: the roles that connect to each role that binds
 CLIENTS = {"source": ("collector", "worker", "reference"), "collector": ("source", "worker", "reference")}
@@ -58,6 +60,19 @@ def create_keys(directory: str | Path, role: str) -> Path:
     public, secret = zmq.auth.create_certificates(directory, role)
     Path(secret).chmod(0o600)  # pyzmq writes it with the umask's mode, world-readable by default
     return Path(public)
+
+
+def share_public_keys(folders: Mapping[str, Path]) -> None:
+    """Copy the public keys between the key folders of ``folders`` (role -> folder made by
+    :func:`create_keys`) as :func:`key_instructions` says: what an operator does by hand
+    across hosts, for roles whose folders are all on this machine."""
+    for role, folder in folders.items():
+        for server in SERVERS[role]:
+            if server in folders:
+                shutil.copy(folders[server] / f"{server}.key", folder / "servers" / f"{server}.key")
+        for client in CLIENTS.get(role, ()):
+            if client in folders:
+                shutil.copy(folders[client] / f"{client}.key", folder / "authorized_clients" / f"{client}.key")
 
 
 def key_instructions(directory: Path, role: str) -> str:

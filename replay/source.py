@@ -30,6 +30,7 @@ from numpy.typing import NDArray
 
 from replay.config import MAX_CONTROL_BYTES, Endpoints, ReplayConfig
 from replay.journal import SeqSet
+from replay.latency import LatencyHistogram, late_events
 from replay.security import Curve, secure_client, secure_server
 from replay.stream import EventStream
 from replay.wire import (
@@ -72,6 +73,9 @@ class SourceStats:
     resumed_events: int = 0  # decided before the run was resumed: counted in events_in, not sent again
     restarts: dict[str, int] = field(default_factory=dict)  # role -> times it died and was started again
     wall_seconds: float = 0.0
+    # on the source's own clock, whatever host the others run on: first sent -> decision acknowledged
+    round_trip_ms: dict[str, float | None] = field(default_factory=dict)
+    round_trip_deadline_misses: int = 0  # paced runs: events whose acknowledgement came after the deadline
     collector: dict[str, Any] = field(default_factory=dict)
 
 
@@ -100,6 +104,8 @@ class _Batch:
 class _InFlight:
     frames: list[Any]
     n: int
+    first_sent_ns: int
+    due_ns: int | None = None
     worker: bytes = b""
     sent_at: float = 0.0
 
@@ -147,6 +153,7 @@ class _Head:
         self.end: dict[str, Any] | None = None  # END, once sent (again to a restarted collector)
         self.collector_pid: Any = None  # from the collector's READY: only its ACKs count
         self.collector_heard = time.monotonic()  # its last STATS
+        self.round_trip = LatencyHistogram()
         self._had_workers = time.monotonic()  # when a worker was last known
         self.stats = SourceStats()
         self.workers: dict[bytes, _Worker] = {}
@@ -214,6 +221,7 @@ class _Head:
         if kind == ACK and type(header.get("seq")) is int and header.get("pid") == self.collector_pid:
             done = self.in_flight.pop(header["seq"], None)  # only the collector's, only for batches in flight
             if done is not None:
+                self._acknowledged(done)
                 owner = self.workers.get(done.worker)
                 if owner is not None:
                     owner.batches.discard(header["seq"])
@@ -229,6 +237,14 @@ class _Head:
             self.collector_stats, self.collector_heard = header, time.monotonic()
         elif kind == FINAL:
             self.final = self.collector_stats = header  # the closing progress line shows the final counts
+
+    def _acknowledged(self, item: _InFlight) -> None:
+        """A batch's decision is on record: its round trip on this clock, and its late events."""
+        now_ns = time.monotonic_ns()
+        self.round_trip.add((now_ns - item.first_sent_ns) / 1e6)
+        if item.due_ns is not None:
+            self.stats.round_trip_deadline_misses += late_events(item.due_ns, item.n, now_ns, self.config.rate.hz,
+                                                                 int(self.config.deadline_s * 1e9))
 
     # -- liveness -----------------------------------------------------------------------
     def expire(self) -> None:
@@ -422,12 +438,13 @@ class _Head:
 
     def _send_new(self, batch: _Batch) -> bool:
         n = len(batch.particles)
-        header = {"seq": batch.seq, "bx0": batch.bx0, "n": n, "t_sent": time.monotonic_ns()}
+        now_ns = time.monotonic_ns()
+        header = {"seq": batch.seq, "bx0": batch.bx0, "n": n, "t_sent": now_ns}
         if batch.due_ns is not None:
             header["t_due"] = batch.due_ns
         takes = self.reference_takes(batch.seq)
         header["ref"] = bool(takes)  # the collector waits for the reference scores of these batches only
-        item = _InFlight(encode(TASK, header, [batch.particles]), n)
+        item = _InFlight(encode(TASK, header, [batch.particles]), n, now_ns, batch.due_ns)
         if not self.send(batch.seq, item):
             return False
         self.in_flight[batch.seq] = item
@@ -462,6 +479,7 @@ class _Head:
             with contextlib.suppress(zmq.Again):
                 self.s["reference"].send_multipart([STOP], flags=zmq.NOBLOCK)
         s.collector = self.final or {}
+        s.round_trip_ms = self.round_trip.summary()
 
 
 def run_source(endpoints: Endpoints, stream: EventStream, config: ReplayConfig, reference: bool,

@@ -363,8 +363,12 @@ def test_replay_decides_every_event_once(tmp_path: Path, artifact_dir: Path, fil
         assert (f["score"][:] > summary["threshold"]).all()
     np.testing.assert_array_equal(bx, expected_accepts(bundle, files["sm"], 4000))
     assert summary["events_accepted"] == len(bx)
-    assert summary["reference_events"] == 4000
-    assert summary["reference_disagreements"] <= 0.05 * 4000
+    # the reference takes a batch only when it is free (on idle CPU time): all of them on an idle machine
+    assert summary["reference_events"] + summary["reference_skipped"] == 4000 and summary["reference_events"] > 0
+    assert summary["reference_disagreements"] <= 0.05 * summary["reference_events"]
+    # the source's own round trip ends at the ACK, after the collector decided and journaled the batch
+    assert summary["round_trip_ms"]["p50"] >= 0.98 * summary["batch_latency_ms"]["p50"]
+    assert summary["round_trip_ms"]["max"] >= summary["batch_latency_ms"]["max"]
     written = json.loads((tmp_path / "run" / "summary.json").read_text())
     for key in ("events_in", "events_decided", "events_quarantined", "events_accepted", "accept_rate_hz_at_bx",
                 "events_per_second", "real_time_factor", "reference_disagreements", "batch_latency_ms"):
@@ -598,6 +602,19 @@ def test_binding_beyond_loopback_without_curve_is_warned(host: str, warned: bool
     assert warning is None or (host in warning and "--curve" in warning and "replay keys" in warning)
 
 
+def test_latency_histogram_percentiles_hold_within_half_a_bin() -> None:
+    from replay.latency import LatencyHistogram
+
+    latencies = np.random.default_rng(3).lognormal(np.log(20), 1.5, 20_000)
+    histogram = LatencyHistogram()
+    for ms in latencies:
+        histogram.add(float(ms))
+    assert len(histogram) == len(latencies) and histogram.max_ms == latencies.max()
+    for p in (50, 90, 99):
+        assert histogram.percentile(p) == pytest.approx(np.percentile(latencies, p), rel=0.02)
+    assert LatencyHistogram().summary() == {"p50": None, "p90": None, "p99": None, "max": None}
+
+
 def test_role_help_shows_the_default_addresses_as_typed(capsys) -> None:
     from replay.cli import build_parser
 
@@ -624,19 +641,12 @@ def test_each_role_makes_its_own_private_pair_and_says_what_to_copy(tmp_path: Pa
 
 def _host_keys(root: Path, roles: Sequence[str]) -> dict[str, Path]:
     """One key folder per role as on separate hosts, the public keys copied as `replay keys` says."""
-    import shutil
-
-    from replay.security import CLIENTS, SERVERS, create_keys
+    from replay.security import create_keys, share_public_keys
 
     folders = {role: root / f"{role}-host" for role in roles}
-    publics = {role: create_keys(folders[role], role) for role in roles}
     for role in roles:
-        for server in SERVERS[role]:
-            if server in folders:
-                shutil.copy(publics[server], folders[role] / "servers" / f"{server}.key")
-        for client in CLIENTS.get(role, ()):
-            if client in folders:
-                shutil.copy(publics[client], folders[role] / "authorized_clients" / f"{client}.key")
+        create_keys(folders[role], role)
+    share_public_keys(folders)
     return folders
 
 
@@ -724,6 +734,7 @@ def _run_roles_over_tcp(python: str, model: list[str], data: Path, out: Path, en
         assert head.returncode == 0, head.stderr
         summary = json.loads((out / "head" / "summary.json").read_text())
         assert summary["events_in"] == 3000 and summary["accounting_ok"]
+        assert summary["batch_latency_ms"]["p50"] > 0 and "source's" in summary["latency_clock"]  # its own clock
         assert procs[0].wait(timeout=60) == 0
         with h5py.File(out / "collector" / "accepted.h5") as f:
             assert len(f["bx"]) == summary["events_accepted"]

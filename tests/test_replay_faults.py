@@ -121,7 +121,9 @@ def test_a_killed_collector_or_reference_is_started_again(tmp_path: Path, artifa
     assert len(np.unique(bx)) == len(bx)  # no event decided twice
     np.testing.assert_array_equal(bx, expected_accepts(run / "model", files["sm"], events))
     again = roles.procs[victim]  # the new process, ended by the run's end as the others are
-    assert again.pid != killed[0] and again.exitcode == 0
+    assert again.pid != killed[0]
+    # the collector ends by itself; the reference, on idle CPU time only, may still be stopped by the run's end
+    assert again.exitcode == 0 if victim == "collector" else again.exitcode in (0, -signal.SIGTERM)
     assert summary["reference_events"] + summary["reference_skipped"] <= events  # a side check: it may miss some
 
 
