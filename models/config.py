@@ -16,12 +16,15 @@ from typing import Any, Literal
 from trigger.errors import UsageError
 from trigger.fixed import FixedType
 
-__all__ = ("Config", "ModelConfig", "TrainingConfig", "load_config")
+__all__ = ("FLOAT_KINDS", "Config", "ModelConfig", "TrainingConfig", "load_config")
 
-Kind = Literal["ae", "vae", "ffn-baseline"]
+Kind = Literal["ae", "vae", "ffn-baseline", "cnn-ae", "transformer-ae"]
 Score = Literal["mse", "masked_mse", "ffn", "mu2", "kl"]
-KINDS: tuple[str, ...] = ("ae", "vae", "ffn-baseline")
-SCORES_BY_KIND = {"ae": ("mse", "masked_mse"), "vae": ("mu2", "kl"), "ffn-baseline": ("ffn",)}
+KINDS: tuple[str, ...] = ("ae", "vae", "ffn-baseline", "cnn-ae", "transformer-ae")
+#: float-only references (seed 003): no quantized variant, no firmware
+FLOAT_KINDS = frozenset({"ffn-baseline", "cnn-ae", "transformer-ae"})
+SCORES_BY_KIND = {"ae": ("mse", "masked_mse"), "vae": ("mu2", "kl"), "ffn-baseline": ("ffn",),
+                  "cnn-ae": ("mse", "masked_mse", "ffn"), "transformer-ae": ("mse", "masked_mse", "ffn")}
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,9 @@ class ModelConfig:
     loss: Literal["mse", "masked_mse"] = "mse"
     score: Score = "mse"
     kl_weight: float = 1.0  # VAE: beta of the KL term
+    # transformer-ae: encoder = (embedding width, feed-forward width) of each attention block
+    blocks: int = 2  # attention blocks before and after the bottleneck
+    attention_heads: int = 4
     l2: float = 1e-4
 
     def __post_init__(self) -> None:
@@ -64,8 +70,12 @@ class ModelConfig:
         if self.latent < 1 or any(w < 1 for w in (*self.encoder, *self.decoder)):
             msg = "layer widths and model.latent must be >= 1"
             raise UsageError(msg)
-        if self.kind == "ffn-baseline" and self.quantized:
-            msg = "the ffn-baseline is a float model: set model.quantized = false"
+        if self.kind in FLOAT_KINDS and self.quantized:
+            msg = f"the {self.kind} is a float model: set model.quantized = false"
+            raise UsageError(msg)
+        if self.kind == "transformer-ae" and (len(self.encoder) != 2 or self.blocks < 1 or self.attention_heads < 1):
+            msg = ("a transformer-ae takes model.encoder = [embedding width, feed-forward width], "
+                   "model.blocks >= 1 and model.attention_heads >= 1")
             raise UsageError(msg)
         if not 2 <= self.weight_bits <= 16 or not 2 <= self.activation_bits <= 16:
             msg = "bit widths must be between 2 and 16"

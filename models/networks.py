@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from models.config import ModelConfig
-from trigger.schema import N_INPUTS
+from trigger.schema import N_INPUTS, N_OBJECTS
 
 __all__ = ("Networks", "build_networks")
 
@@ -84,9 +84,81 @@ class _LayerFactory:
                            name=name)
 
 
+def _cnn_ae(cfg: ModelConfig, make: _LayerFactory) -> Any:
+    """Seed 003's convolutional autoencoder: the event as a 19 x 3 image (slots x pT, eta, phi),
+    3 x 3 convolutions (``encoder`` filters), a dense bottleneck, transposed convolutions back
+    (``decoder`` filters) to one channel."""
+    keras, layers = make.keras, make.keras.layers
+    inputs = keras.Input((N_INPUTS,), name="inputs")
+    x = layers.Reshape((N_OBJECTS, 3, 1), name="image")(inputs)
+    for i, filters in enumerate(cfg.encoder, 1):
+        x = layers.Conv2D(filters, 3, padding="same", kernel_regularizer=make.l2, name=f"enc_conv{i}")(x)
+        x = make.relu(f"enc_act{i}")(x)
+    x = make.dense(cfg.latent, "latent")(layers.Flatten(name="flatten")(x))
+    first = cfg.decoder[0] if cfg.decoder else 1
+    x = make.relu("dec_act0")(make.dense(N_OBJECTS * 3 * first, "dec_dense")(x))
+    x = layers.Reshape((N_OBJECTS, 3, first), name="unflatten")(x)
+    for i, filters in enumerate(cfg.decoder[1:], 1):
+        x = layers.Conv2DTranspose(filters, 3, padding="same", kernel_regularizer=make.l2, name=f"dec_conv{i}")(x)
+        x = make.relu(f"dec_act{i}")(x)
+    x = layers.Conv2DTranspose(1, 3, padding="same", kernel_regularizer=make.l2, name="dec_out")(x)
+    return keras.Model(inputs, layers.Reshape((N_INPUTS,), name="outputs")(x), name=f"{cfg.name}_float")
+
+
+def _slot_embedding_layer() -> Any:
+    keras = _keras()
+    Layer: Any = keras.layers.Layer
+
+    class SlotEmbedding(Layer):  # type: ignore[misc]  # Keras ships no type information: the base is Any
+        """Adds a learned vector per slot: which object type (MET, e, mu, jet) and rank a row is."""
+
+        def build(self, input_shape: Any) -> None:
+            self.table = self.add_weight(name="table", shape=tuple(input_shape[1:]), initializer="zeros")
+
+        def call(self, inputs: Any) -> Any:
+            return inputs + self.table
+
+    return SlotEmbedding
+
+
+def _attention_blocks(cfg: ModelConfig, make: _LayerFactory, x: Any, prefix: str) -> Any:
+    """``cfg.blocks`` post-norm transformer blocks over the 19 slots: self-attention (Q = K = V)
+    and a feed-forward layer, each with a residual connection and layer normalisation."""
+    layers = make.keras.layers
+    width, hidden = cfg.encoder
+    for i in range(1, cfg.blocks + 1):
+        name = f"{prefix}{i}"
+        attention = layers.MultiHeadAttention(cfg.attention_heads, max(1, width // cfg.attention_heads),
+                                              kernel_regularizer=make.l2, name=f"{name}_attention")(x, x)
+        x = layers.LayerNormalization(name=f"{name}_norm1")(layers.Add(name=f"{name}_res1")([x, attention]))
+        y = make.relu(f"{name}_act")(make.dense(hidden, f"{name}_ff1")(x))
+        y = make.dense(width, f"{name}_ff2")(y)
+        x = layers.LayerNormalization(name=f"{name}_norm2")(layers.Add(name=f"{name}_res2")([x, y]))
+    return x
+
+
+def _transformer_ae(cfg: ModelConfig, make: _LayerFactory) -> Any:
+    """Seed 003's transformer autoencoder: each slot embedded (plus a learned slot vector),
+    attention blocks, a dense bottleneck of ``latent``, attention blocks again, and each slot's
+    pT, eta, phi read back out."""
+    keras, layers = make.keras, make.keras.layers
+    width = cfg.encoder[0]
+    inputs = keras.Input((N_INPUTS,), name="inputs")
+    x = make.dense(width, "embed")(layers.Reshape((N_OBJECTS, 3), name="slots")(inputs))
+    x = _attention_blocks(cfg, make, _slot_embedding_layer()(name="slot_embedding")(x), "enc_block")
+    x = make.dense(cfg.latent, "latent")(layers.Flatten(name="flatten")(x))
+    x = layers.Reshape((N_OBJECTS, width), name="unflatten")(make.dense(N_OBJECTS * width, "dec_dense")(x))
+    x = _attention_blocks(cfg, make, _slot_embedding_layer()(name="dec_slot_embedding")(x), "dec_block")
+    outputs = layers.Reshape((N_INPUTS,), name="outputs")(make.dense(3, "readout")(x))
+    return keras.Model(inputs, outputs, name=f"{cfg.name}_float")
+
+
 def build_networks(cfg: ModelConfig, quantized: bool) -> Networks:
     """The networks of ``cfg``; ``quantized=False`` gives the float twin of the same shape."""
     keras = _keras()
+    if cfg.kind in ("cnn-ae", "transformer-ae"):  # float references: no quantized variant
+        model = (_cnn_ae if cfg.kind == "cnn-ae" else _transformer_ae)(cfg, _LayerFactory(cfg, quantized=False))
+        return Networks(model, model)
     make = _LayerFactory(cfg, quantized and cfg.quantized)
     inputs = keras.Input((N_INPUTS,), name="inputs")
     x = inputs

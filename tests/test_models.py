@@ -139,7 +139,7 @@ def test_config_rejects_typos_and_mismatches(tmp_path: Path) -> None:
     assert config.model.kind == "vae" and config.model.latent == 4 and config.model.score == "mu2"
 
 
-@pytest.mark.parametrize("config", ["vae.toml", "ffn_baseline.toml"])
+@pytest.mark.parametrize("config", ["vae.toml", "ffn_baseline.toml", "cnn_ae.toml", "transformer_ae.toml"])
 def test_every_bundled_config_trains(config: str, files: dict[str, Path], tmp_path: Path) -> None:
     from models.train import train
 
