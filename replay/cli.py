@@ -109,8 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", type=Path, help="model artifact directory (default: the bundled dense AE)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes")
     _working_point_options(parser)
+    parser.add_argument("--reference", type=Path, metavar="MODEL_DIR",
+                        help="the reference path's model: any artifact's full-precision model, at its own "
+                             "calibrated threshold (default: the trigger model's float twin); the summary counts "
+                             "the events only it accepts and those only the trigger accepts")
     parser.add_argument("--reference-backend", default="auto", choices=("auto", "tensorflow", "numpy", "none"),
-                        help="float reference path; auto = tensorflow when a GPU is visible, else numpy")
+                        help="float reference path; auto = tensorflow when a GPU is visible (or the reference "
+                             "has convolutions or attention), else numpy")
     parser.add_argument("--out", type=Path, help="run directory (default: runs/replay-DATE-TIME)")
     parser.add_argument("--transport", default="ipc", choices=("ipc", "tcp"), help="socket transport")
     parser.add_argument("--curve", action="store_true",
@@ -137,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
                                           "numpy/JSON bundle the roles load without them", formatter_class=fmt)
     bundle.add_argument("directory", type=Path, metavar="BUNDLE_DIR")
     bundle.add_argument("--model", type=Path, help="model artifact directory (default: the bundled dense AE)")
+    bundle.add_argument("--reference", type=Path, metavar="MODEL_DIR",
+                        help="another artifact's full-precision model for the reference role (default: the float twin)")
     _working_point_options(bundle)
     for role, text in ROLES.items():
         sub = roles.add_parser(role, help=text, description=text, formatter_class=fmt)
@@ -212,10 +219,13 @@ def print_summary(summary: dict[str, Any]) -> None:
     if s["reference_backend"] != "none":
         compared = s["reference_events"] / s["events_in"] if s["events_in"] else 0.0
         prescale = f", prescale {s['reference_prescale']}" if s["reference_prescale"] > 1 else ""
-        print(f"reference ({s['reference_backend']}{prescale}): {s['reference_events']:,} events compared "
-              f"({compared:.1%}; {s['reference_skipped']:,} skipped, the trigger path never waits for it), "
-              f"{s['reference_disagreements']} decisions differ, largest score difference "
-              f"{s['reference_max_abs_score_difference']:.3g}")
+        print(f"reference {s.get('reference_model') or ''} ({s['reference_backend']}{prescale}): "
+              f"{s['reference_events']:,} events compared ({compared:.1%}; {s['reference_skipped']:,} skipped, the "
+              f"trigger path never waits for it), {s['reference_disagreements']} decisions differ "
+              f"({s.get('reference_only_accepts', 0)} accepted by the reference only, "
+              f"{s.get('trigger_only_accepts', 0)} by the trigger only)"
+              + (f", largest score difference {s['reference_max_abs_score_difference']:.3g}"
+                 if s.get("reference_twin", True) else ""))
     if s["mode"] == "paced":
         print(f"deadline misses: {s['deadline_misses']:,} events later than {s['deadline_s'] * 1000:.0f} ms")
     src = s["source"]
@@ -243,7 +253,7 @@ def _run_local(args: argparse.Namespace) -> int:
             msg = f"{out} is not empty; choose another --out (or continue the run there with --resume {out})"
             raise UsageError(msg)
         run = ReplayRun(tuple(args.input), args.model, out, _config(args), args.events, args.loop, args.workers,
-                        args.reference_backend, args.transport, args.curve, _working_point(args))
+                        args.reference_backend, args.transport, args.curve, _working_point(args), args.reference)
     summary = run_replay(run, progress=None if args.quiet or args.json else sys.stderr,
                          resume=args.resume is not None)
     if args.json:
@@ -278,7 +288,7 @@ def _endpoints(host_port: tuple[str, int], collector: tuple[str, int]) -> Any:
 
 
 def _run_role(args: argparse.Namespace) -> int:
-    from replay.paths import read_bundle, resolve_backend, write_bundle
+    from replay.paths import read_bundle, reference_backend, write_bundle
 
     if args.role == "keys":
         from replay.security import create_keys, key_instructions
@@ -297,7 +307,7 @@ def _run_role(args: argparse.Namespace) -> int:
         from replay.paths import apply_working_point
         from trigger.sample import bundled_sample
 
-        write_bundle(args.model, args.directory)
+        write_bundle(args.model, args.directory, args.reference)
         manifest = apply_working_point(args.directory, _working_point(args), lambda: bundled_sample().background)
         print(f"bundle of {manifest['name']} written to {args.directory} (threshold {manifest['threshold']:.6g}: "
               f"{manifest['working_point']['source']}); copy it to the worker hosts")
@@ -331,7 +341,7 @@ def _run_role(args: argparse.Namespace) -> int:
         from replay.reference import run_reference
 
         ends = _endpoints(args.source, args.collector)
-        backend = resolve_backend(args.backend)
+        backend = reference_backend(args.backend, bundle)
         n = run_reference(ends.reference, ends.acks, ends.results, bundle_dir, backend, config, curve=curve)
         print(f"reference: scored {n} batches")
     elif args.role == "collector":

@@ -188,9 +188,11 @@ class Collector:
         emulated_accepts = decided.scores[ok] > self.threshold
         reference_accepts = reference[ok] > self.reference_threshold
         diff = float(np.abs(decided.scores[ok] - reference[ok]).max()) if ok.any() else 0.0
+        only_reference = int(np.count_nonzero(reference_accepts & ~emulated_accepts))
+        only_trigger = int(np.count_nonzero(emulated_accepts & ~reference_accepts))
         self._record({"k": REFERENCE_JOIN, "seq": seq, "compared": int(ok.sum()),
-                      "disagreements": int(np.count_nonzero(emulated_accepts != reference_accepts)),
-                      "max_diff": diff, "missing": 0, "accepted_reference": pack_array(reference[decided.accepted])})
+                      "disagreements": only_reference + only_trigger, "only_reference": only_reference,
+                      "only_trigger": only_trigger, "max_diff": diff, "missing": 0, "accepted_reference": pack_array(reference[decided.accepted])})
 
     def flush_pending(self, keep: int = 0) -> None:
         """Give up on the reference scores of the oldest waiting batches (the reference never sent them)."""

@@ -59,6 +59,8 @@ class CollectorCounts:
     duplicate_batches: int = 0
     reference_events: int = 0
     reference_disagreements: int = 0
+    reference_only_accepts: int = 0  # events the reference accepts and the trigger does not
+    trigger_only_accepts: int = 0  # and the other way round
     reference_missing: int = 0
     deadline_misses: int = 0
     quarantine_reasons: Counter[str] = field(default_factory=Counter)
@@ -84,6 +86,8 @@ class CollectorCounts:
         elif kind == REFERENCE_JOIN:
             self.reference_events += record["compared"]
             self.reference_disagreements += record["disagreements"]
+            self.reference_only_accepts += record.get("only_reference", 0)
+            self.trigger_only_accepts += record.get("only_trigger", 0)
             self.reference_missing += record["missing"]
             self.max_abs_score_difference = max(self.max_abs_score_difference, record["max_diff"])
         elif kind == FRAME_REJECTED:

@@ -48,6 +48,7 @@ __all__ = (
     "load_emulated",
     "load_reference",
     "read_bundle",
+    "reference_backend",
     "resolve_backend",
     "warm_up",
     "write_bundle",
@@ -161,8 +162,9 @@ def resolve_backend(requested: str) -> str:
     return requested
 
 
-def write_bundle(artifact_dir: str | Path, out: str | Path) -> dict[str, Any]:
-    """Read the artifact once (TensorFlow, hls4ml) and write what the roles load with numpy."""
+def write_bundle(artifact_dir: str | Path, out: str | Path, reference: str | Path | None = None) -> dict[str, Any]:
+    """Read the artifact once (TensorFlow, hls4ml) and write what the roles load with numpy; the
+    reference path is the artifact's float twin, or the float model of artifact ``reference``."""
     from firmware.convert import emulator_for
     from models.artifact import load_artifact
 
@@ -182,11 +184,39 @@ def write_bundle(artifact_dir: str | Path, out: str | Path) -> dict[str, Any]:
         "threshold": artifact.threshold("quantized"), "reference_threshold": None,
         "training_data": artifact.manifest.get("data"),  # which events it saw: see replay.heldout
     }
-    if "float" in artifact.networks:
+    if reference is not None:
+        manifest.update(_reference_model(Path(reference), out))
+    elif "float" in artifact.networks:
         NumpyNetwork.from_keras(artifact.networks["float"].scorer).save(out / "reference.npz")
-        manifest["reference_threshold"] = artifact.threshold("float")
+        manifest.update(reference_threshold=artifact.threshold("float"), reference_name=f"{manifest['name']}/float",
+                        reference_score=manifest["score"], reference_twin=True)
     (out / _MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
+
+
+def _reference_model(path: Path, out: Path) -> dict[str, Any]:
+    """Bundle another artifact's float model as the reference path (``replay --reference``): its
+    scaler, its numpy form when it has one (dense layers only), and its own calibrated threshold."""
+    from models.artifact import load_artifact
+
+    reference = load_artifact(path)
+    if "float" not in reference.networks:
+        msg = f"{path}: no full-precision model to use as the reference"
+        raise TriggerError(msg)
+    if "float" not in reference.thresholds:
+        msg = f"{path}: its float model has no calibrated threshold; run `trigger calibrate --model {path}` first"
+        raise TriggerError(msg)
+    reference.scaler.save(out / "reference_scaler.json")
+    try:
+        NumpyNetwork.from_keras(reference.networks["float"].scorer).save(out / "reference.npz")
+        numpy_form = True
+    except TriggerError:  # convolutions, attention: TensorFlow only
+        (out / "reference.npz").unlink(missing_ok=True)
+        numpy_form = False
+    name = reference.config.model.name
+    return {"reference_model": str(path.resolve()), "reference_name": f"{name}/float",
+            "reference_score": reference.config.model.score, "reference_threshold": reference.threshold("float"),
+            "reference_twin": False, "reference_numpy": numpy_form}
 
 
 def apply_working_point(bundle: str | Path, point: WorkingPoint | None,
@@ -242,11 +272,25 @@ def load_reference(bundle: str | Path, backend: str) -> ReferencePath:
     if m["reference_threshold"] is None:
         msg = f"{m['model']}: no float twin to use as the reference; use --reference-backend none"
         raise TriggerError(msg)
-    scaler = Scaler.load(bundle / "scaler.json")
+    twin = m.get("reference_twin", True)
+    scaler = Scaler.load(bundle / ("scaler.json" if twin else "reference_scaler.json"))
     if backend == "tensorflow":
         from models.artifact import load_artifact
 
-        network: Any = load_artifact(m["model"]).networks["float"].scorer
+        network: Any = load_artifact(m["model"] if twin else m["reference_model"]).networks["float"].scorer
+    elif not m.get("reference_numpy", True):
+        msg = (f"the reference {m['reference_name']} has layers only TensorFlow runs; "
+               "use --reference-backend tensorflow (or auto)")
+        raise TriggerError(msg)
     else:
         network = NumpyNetwork.load(bundle / "reference.npz")
-    return ReferencePath(scaler, network, m["score"], float(m["reference_threshold"]), backend)
+    return ReferencePath(scaler, network, m.get("reference_score", m["score"]), float(m["reference_threshold"]),
+                         backend)
+
+
+def reference_backend(requested: str, bundle: dict[str, Any]) -> str:
+    """The backend the bundle's reference runs on: ``auto`` is TensorFlow when a GPU is visible or
+    the reference has no numpy form, else numpy."""
+    if requested == "auto" and not bundle.get("reference_numpy", True):
+        return "tensorflow"
+    return resolve_backend(requested)

@@ -36,7 +36,7 @@ from replay.config import Endpoints, ReplayConfig, WorkingPoint, parse_replay_ra
 from replay.heldout import held_out_summary
 from replay.journal import JOURNAL, SeqSet
 from replay.outputs import journal_state, write_outputs
-from replay.paths import apply_working_point, read_bundle, resolve_backend, write_bundle
+from replay.paths import apply_working_point, read_bundle, reference_backend, resolve_backend, write_bundle
 from replay.process import role_entry
 from replay.reference import reference_main
 from replay.security import run_keys
@@ -66,6 +66,7 @@ class ReplayRun:
     transport: str = "ipc"
     curve: bool = False  # CurveZMQ with fresh per-role keys (tcp only)
     working_point: WorkingPoint | None = None  # None: the artifact's calibrated threshold
+    reference: Path | None = None  # another artifact's float model as the reference (None: the float twin)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, paths absolute so that a resume from another directory finds them."""
@@ -78,7 +79,7 @@ class ReplayRun:
         return {"inputs": [path(p) for p in self.inputs], "model": path(self.model), "out": path(self.out),
                 "config": {"rate": self.config.rate.text, **config}, "events": self.events, "loop": self.loop,
                 "workers": self.workers, "reference_backend": self.reference_backend, "transport": self.transport,
-                "curve": self.curve, "working_point": point}
+                "curve": self.curve, "working_point": point, "reference": path(self.reference)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], out: Path) -> ReplayRun:
@@ -89,7 +90,7 @@ class ReplayRun:
                                     else Path(point["calibration"])})
         return cls(tuple(Path(p) for p in d["inputs"]), None if d["model"] is None else Path(d["model"]), out, config,
                    d["events"], d["loop"], d["workers"], d["reference_backend"], d["transport"],
-                   bool(d.get("curve")), point)
+                   bool(d.get("curve")), point, None if d.get("reference") is None else Path(d["reference"]))
 
 
 def load_run(out: str | Path) -> ReplayRun:
@@ -199,7 +200,7 @@ def run_replay(run: ReplayRun, progress: TextIO | None = sys.stderr, roles: _Rol
     if run.model is None:
         msg = "a replay on this machine needs a model (--model); only a remote source runs without one"
         raise UsageError(msg)
-    backend = resolve_backend(run.reference_backend)
+    backend = resolve_backend(run.reference_backend)  # an unknown name fails before anything starts
     with Interrupt() as interrupt:
         stream = EventStream(run.inputs, run.config.effective_batch_size, run.events, run.loop)
         try:
@@ -208,11 +209,12 @@ def run_replay(run: ReplayRun, progress: TextIO | None = sys.stderr, roles: _Rol
             else:
                 run.out.mkdir(parents=True, exist_ok=True)
                 (run.out / RUN_FILE).write_text(json.dumps(run.as_dict(), indent=1) + "\n")
-                write_bundle(run.model, run.out / "model")
+                write_bundle(run.model, run.out / "model", run.reference)
                 bundle, done = apply_working_point(run.out / "model", run.working_point, _default_calibration), SeqSet()
             if not run.config.rate.simulated:
                 stream.preload()
             interrupt.check()
+            backend = reference_backend(run.reference_backend, bundle)
             use_reference = backend != "none" and bundle["reference_threshold"] is not None
             stats = _run_roles(run, stream, bundle, backend if use_reference else "none", roles or _Roles(run.out),
                                progress, interrupt, done)
@@ -306,7 +308,11 @@ def summarize(run: ReplayRun, stats: SourceStats, bundle: dict[str, Any], backen
         "reference_events": c.get("reference_events", 0),
         "reference_skipped": stats.reference_skipped + c.get("reference_missing", 0),
         "reference_prescale": run.config.reference_prescale,
+        "reference_model": bundle.get("reference_name"),
+        "reference_twin": bundle.get("reference_twin", True),
         "reference_disagreements": c.get("reference_disagreements", 0),
+        "reference_only_accepts": c.get("reference_only_accepts", 0),
+        "trigger_only_accepts": c.get("trigger_only_accepts", 0),
         "reference_missing": c.get("reference_missing", 0),
         "reference_max_abs_score_difference": c.get("max_abs_score_difference", 0.0),
         "deadline_misses": misses,

@@ -30,7 +30,7 @@ from replay.source import RoleError, run_source
 from replay.stream import EventStream
 from replay.wire import RESULT, TASK, FrameError, Reject, decode_arrays, decode_header, encode
 from replay.worker import Limits, finite_scores, handle_task
-from trigger.errors import InputFileError, UsageError
+from trigger.errors import InputFileError, TriggerError, UsageError
 from trigger.fixed import FixedType, Overflow, Rounding
 
 LIMITS = Limits(max_events=1024, max_bytes=1024 * 19 * 4 * 8)
@@ -581,6 +581,57 @@ def test_source_judges_roles_by_what_they_do(tmp_path: Path, files: dict, bundle
             collector.join(30)
             worker.join(30)  # it stops on STOP, or when the source falls silent
     assert not worker.is_alive() and not collector.is_alive()
+
+
+@pytest.fixture(scope="module")
+def cnn_artifact(files: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny seed-003 CNN autoencoder trained for one epoch (a float-only model with its threshold)."""
+    from models.config import load_config
+    from models.train import train
+
+    config = Path(__file__).resolve().parents[1] / "models/configs/cnn_ae.toml"
+    out = tmp_path_factory.mktemp("cnn") / "cnn-ae"
+    train(load_config(config, ["training.epochs=1", "model.encoder=[4, 8]", "model.decoder=[8, 4]",
+                               "model.latent=4"]), files["sm"], out, log=io.StringIO())
+    return out
+
+
+def test_a_reference_only_tensorflow_runs_is_refused_on_numpy(tmp_path: Path, artifact_dir: Path,
+                                                              cnn_artifact: Path) -> None:
+    from replay.paths import load_reference, reference_backend
+
+    bundle = write_bundle(artifact_dir, tmp_path / "b", reference=cnn_artifact)
+    assert bundle["reference_name"] == "cnn-ae/float" and not bundle["reference_numpy"]
+    assert reference_backend("auto", bundle) == "tensorflow"
+    with pytest.raises(TriggerError, match="only TensorFlow runs; use --reference-backend tensorflow"):
+        load_reference(tmp_path / "b", "numpy")
+
+
+@pytest.mark.slow
+def test_replay_with_another_model_as_the_reference(tmp_path: Path, artifact_dir: Path, files: dict,
+                                                    cnn_artifact: Path) -> None:
+    """``--reference`` a CNN autoencoder: each path decides at its own calibrated threshold, and the
+    collector counts, per compared batch, the events only one of them accepts."""
+    from models.artifact import load_artifact
+    from replay.journal import read_records
+    from replay.outputs import DECISION, REFERENCE_JOIN
+
+    summary = _run(tmp_path, artifact_dir, files["sm"], "run", events=1500, reference=cnn_artifact,
+                   reference_backend="auto")
+    assert summary["accounting_ok"] and summary["reference_backend"] == "tensorflow"
+    assert summary["reference_model"] == "cnn-ae/float" and summary["reference_events"] > 0
+    records = list(read_records(tmp_path / "run" / "decisions.journal"))
+    batches = {r["seq"]: (r["bx0"], r["n"]) for r in records if r["k"] == DECISION}
+    compared = [batches[r["seq"]] for r in records if r["k"] == REFERENCE_JOIN and r["compared"]]
+    with h5py.File(files["sm"]) as f:
+        events = f["Particles"][:1500]
+    cnn = load_artifact(cnn_artifact)
+    reference = cnn.score(events, "float") > cnn.threshold("float")
+    trigger = np.isin(np.arange(1500), expected_accepts(tmp_path / "run" / "model", files["sm"], 1500))
+    rows = np.concatenate([np.arange(bx0, bx0 + n) for bx0, n in compared])
+    assert summary["reference_only_accepts"] == np.count_nonzero(reference[rows] & ~trigger[rows])
+    assert summary["trigger_only_accepts"] == np.count_nonzero(trigger[rows] & ~reference[rows])
+    assert summary["reference_disagreements"] == summary["reference_only_accepts"] + summary["trigger_only_accepts"]
 
 
 @pytest.mark.slow
