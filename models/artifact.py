@@ -40,7 +40,8 @@ from trigger.thresholds import ThresholdEstimate
 if TYPE_CHECKING:
     from firmware.emulator import Emulator
 
-__all__ = ("EMULATOR", "Artifact", "file_sha256", "load_artifact", "package_versions", "save_artifact")
+__all__ = ("EMULATOR", "Artifact", "file_sha256", "load_artifact", "package_versions", "read_manifest", "save_artifact",
+           "update_manifest")
 
 FORMAT = "trigger.artifact"
 VERSION = 1
@@ -168,7 +169,8 @@ def save_thresholds(artifact: Artifact, thresholds: dict[str, ThresholdEstimate]
     update_manifest(artifact.path)
 
 
-def _read_manifest(path: Path) -> dict[str, Any]:
+def read_manifest(path: Path) -> dict[str, Any]:
+    """An artifact's manifest, every file it lists checked against its hash."""
     if not path.is_dir():
         msg = f"{path}: not a model artifact directory"
         raise ArtifactError(msg)
@@ -199,7 +201,11 @@ def _read_manifest(path: Path) -> dict[str, Any]:
 def load_artifact(path: str | Path) -> Artifact:
     """Load an artifact directory; any damage or incompatibility is an :class:`ArtifactError`."""
     path = Path(path)
-    manifest = _read_manifest(path)
+    manifest = read_manifest(path)
+    if manifest.get("kind") == "supervised":
+        msg = (f"{path}: a {manifest.get('note', 'supervised classifier')}; it is not an anomaly score and "
+               f"cannot be a trigger's model: compare it with `trigger evaluate --supervised {path}`")
+        raise ArtifactError(msg)
     try:
         config = Config.from_dict(json.loads((path / "config.json").read_text()))
         thresholds = {v: ThresholdEstimate.from_dict(t)

@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from sklearn.metrics import roc_auc_score
 
 from models.artifact import Artifact, file_sha256
+from models.supervised import SupervisedArtifact
 from trigger.errors import UsageError
 from trigger.events import open_events
 from trigger.thresholds import FPR_POINTS, ThresholdEstimate, clopper_pearson, rate_at, threshold_for
@@ -49,7 +50,7 @@ def read_signals(paths: Sequence[str | Path], max_events: int | None = None) -> 
     return signals
 
 
-def background_events(artifact: Artifact, path: str | Path,
+def background_events(artifact: Artifact | SupervisedArtifact, path: str | Path,
                       max_events: int | None = None) -> tuple[NDArray[np.floating[Any]], str]:
     """SM events for evaluation and a note saying which ones they are."""
     data = artifact.manifest.get("data", {})
@@ -119,8 +120,10 @@ def summarise_signal(background: F, signal: F, fpr_points: Sequence[float], work
 
 def evaluate(artifacts: Sequence[Artifact], background_path: str | Path,
              signal_paths: Sequence[str | Path], working_fpr: float,
-             fpr_points: Sequence[float] = FPR_POINTS, max_events: int | None = None) -> dict[str, Any]:
-    """Evaluate every variant of every artifact on the same events; a JSON-ready dict."""
+             fpr_points: Sequence[float] = FPR_POINTS, max_events: int | None = None,
+             supervised: Sequence[SupervisedArtifact] = ()) -> dict[str, Any]:
+    """Evaluate every variant of every artifact on the same events, and each ``supervised``
+    classifier on the held-out events of its own signal; a JSON-ready dict."""
     signal_events = read_signals(signal_paths, max_events)
     models: dict[str, Any] = {}
     background_info: dict[str, Any] = {}
@@ -141,6 +144,9 @@ def evaluate(artifacts: Sequence[Artifact], background_path: str | Path,
                             for name, events in signal_events.items()},
             }
             background_info[label] = note
+    for classifier in supervised:
+        models[f"supervised-{classifier.signal}/supervised"] = _evaluate_supervised(
+            classifier, background_path, signal_paths, working_fpr, fpr_points, max_events)
     first = next(iter(models.values()))
     return {
         "background_file": Path(background_path).name,
@@ -149,3 +155,21 @@ def evaluate(artifacts: Sequence[Artifact], background_path: str | Path,
                     for name, s in first["signals"].items()},
         "models": models,
     }
+
+
+def _evaluate_supervised(classifier: SupervisedArtifact, background_path: str | Path,
+                         signal_paths: Sequence[str | Path], working_fpr: float, fpr_points: Sequence[float],
+                         max_events: int | None) -> dict[str, Any]:
+    """A supervised classifier on the held-out SM events and the held-out events of its signal."""
+    paths = [p for p in signal_paths if signal_name(p) == classifier.signal]
+    if not paths:
+        msg = f"{classifier.path} is the supervised classifier for {classifier.signal}: give its --signal file"
+        raise UsageError(msg)
+    background, note = background_events(classifier, background_path, max_events)
+    events = classifier.held_out_signal(paths[0], read_signals(paths[:1], None)[classifier.signal])
+    bkg = classifier.score(background)
+    return {"path": str(classifier.path), "variant": "supervised", "kind": "supervised", "supervised": True,
+            "note": classifier.manifest["note"], "score": "log-odds of signal (supervised)",
+            "background_events": len(bkg), "background": note,
+            "signals": {classifier.signal: summarise_signal(bkg, classifier.score(events[:max_events]), fpr_points,
+                                                            working_fpr, classifier.threshold)}}

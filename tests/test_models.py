@@ -191,3 +191,24 @@ def test_training_reads_float64_files_as_the_public_data_has_them(files: dict[st
     assert artifact.manifest["data"]["split"]["test"] == [1200, 1500]
     assert not list((tmp_path / "ae64").glob(".inputs-*"))  # the prepared inputs are removed
     assert np.isfinite(artifact.score(read_events(sm64)[1200:], "quantized")).all()
+
+
+
+def test_the_supervised_bound_trains_round_trips_and_never_passes_for_an_anomaly_score(
+        files: dict[str, Path], artifact_dir: Path, tmp_path: Path) -> None:
+    from models.supervised import load_supervised, train_supervised
+
+    out = tmp_path / "supervised-hardjets"
+    trained = train_supervised(files["sm"], files["signal"], out, fpr=0.01, max_iter=30)
+    events = synthetic_events(200, seed=4)
+    np.testing.assert_array_equal(load_supervised(out).score(events), trained.score(events))
+    assert trained.signal == "hardjets" and trained.manifest["signal_data"]["train"] == [0, 240]
+    with pytest.raises(ArtifactError, match=r"supervised classifier for hardjets.*not an anomaly score"):
+        load_artifact(out)  # so no command can take it as a trigger's model
+    with pytest.raises(ArtifactError, match="not a supervised classifier"):
+        load_supervised(artifact_dir)
+    results = evaluate([load_artifact(artifact_dir)], files["sm"], [files["signal"]], 0.01, supervised=[trained])
+    row = results["models"]["supervised-hardjets/supervised"]
+    assert row["supervised"] and "not an anomaly detector" in row["note"]
+    assert row["signals"]["hardjets"]["events"] == 400 - 240  # its own signal's held-out events only
+    assert row["signals"]["hardjets"]["auc"] > 0.9  # the signal's jets are three times harder

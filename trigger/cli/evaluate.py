@@ -15,6 +15,9 @@ __all__ = ("add_arguments", "format_table", "run")
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--model", type=Path, action="append", required=True, metavar="DIR",
                         help="artifact directory; repeat to compare models on the same events")
+    parser.add_argument("--supervised", type=Path, action="append", default=[], metavar="DIR",
+                        help="a supervised classifier (`trigger supervised`), reported as the bound for its own "
+                             "signal on that signal's held-out events; repeatable")
     parser.add_argument("--background", type=Path, required=True, help="SM events")
     parser.add_argument("--signal", type=Path, action="append", required=True, metavar="FILE",
                         help="signal events; repeatable")
@@ -34,24 +37,30 @@ def _cell(point: dict[str, Any] | None) -> str:
 def format_table(results: dict[str, Any]) -> str:
     fprs = list(next(iter(next(iter(results["models"].values()))["signals"].values()))["tpr_at_fpr"])
     wp = results["working_point_fpr"]
-    head = f"{'model':<28}{'signal':<12}{'AUC':>15}" + "".join(f"{'TPR@' + f:>11}" for f in fprs)
+    head = f"{'model':<34}{'signal':<12}{'AUC':>15}" + "".join(f"{'TPR@' + f:>11}" for f in fprs)
     lines = [head + f"{'TPR@WP ' + format(wp, '.2g'):>15}"]
     for label, model in results["models"].items():
         for name, s in model["signals"].items():
             auc = f"{s['auc']:.4f}±{s['auc_error']:.4f}"
-            row = f"{label:<28}{name:<12}{auc:>15}" + "".join(f"{_cell(s['tpr_at_fpr'][f]):>11}" for f in fprs)
+            row = f"{label:<34}{name:<12}{auc:>15}" + "".join(f"{_cell(s['tpr_at_fpr'][f]):>11}" for f in fprs)
             lines.append(row + f"{_cell(s['working_point']):>15}")
     lines.append("* statistically limited: fewer than 10 SM events expected above the threshold")
+    if any(model.get("supervised") for model in results["models"].values()):
+        lines.append("supervised-*: a classifier trained on that signal, the bound for a dedicated trigger, "
+                     "not an anomaly detector (its own signal's held-out events only)")
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
     from models.artifact import load_artifact
     from models.evaluate import evaluate
+    from models.supervised import load_supervised
 
     fpr = fpr_for_rate(parse_rate(args.accept_rate), parse_rate(args.bx_rate))
     artifacts = [load_artifact(path) for path in args.model]
-    results = evaluate(artifacts, args.background, args.signal, fpr, max_events=args.max_events)
+    supervised = [load_supervised(path) for path in args.supervised]
+    results = evaluate(artifacts, args.background, args.signal, fpr, max_events=args.max_events,
+                       supervised=supervised)
     results["working_point"] = {"accept_rate": args.accept_rate, "bx_rate": args.bx_rate}
     print(format_table(results))
     if args.json:
