@@ -212,3 +212,31 @@ def test_the_supervised_bound_trains_round_trips_and_never_passes_for_an_anomaly
     assert row["supervised"] and "not an anomaly detector" in row["note"]
     assert row["signals"]["hardjets"]["events"] == 400 - 240  # its own signal's held-out events only
     assert row["signals"]["hardjets"]["auc"] > 0.9  # the signal's jets are three times harder
+
+
+@pytest.mark.slow
+def test_the_sweep_writes_a_pareto_front(files: dict[str, Path], tmp_path: Path, monkeypatch) -> None:
+    from models import sweep
+
+    monkeypatch.setattr(sweep, "SPACE", {"width": (4, 8, 4), "latent": (2, 3, 1), "weight_bits": (4, 5, 1),
+                                         "activation_bits": (4, 5, 1)})  # a tiny space: two trials
+    config = load_config(Path(__file__).parents[1] / "models/configs/tiny_ae.toml", ["training.max_events=600"])
+    summary = sweep.run_sweep(config, files["sm"], [files["signal"]], tmp_path / "sweep", trials=2, epochs=1,
+                              fpr=0.01, progress=lambda _: None)
+    written = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    assert written == json.loads(json.dumps(summary)) and len(written["trials"]) == 2
+    assert written["pareto"] and set(written["pareto"]) <= {t["number"] for t in written["trials"]}
+    for trial in written["trials"]:
+        assert 0 <= trial["efficiency"] <= 1 and trial["cost"] > 0 and trial["latency_ns"] > 0
+        assert 4 <= trial["params"]["width"] <= 8
+    assert (tmp_path / "sweep" / "pareto.png").stat().st_size > 1000
+
+
+def test_the_pareto_front_keeps_only_unbeaten_trials() -> None:
+    from models.sweep import TrialResult, pareto_front
+
+    def trial(n: int, efficiency: float, cost: float) -> TrialResult:
+        return TrialResult(n, {}, efficiency, {}, cost, 10.0, {})
+
+    trials = [trial(0, 0.5, 100), trial(1, 0.6, 200), trial(2, 0.4, 150), trial(3, 0.6, 250), trial(4, 0.7, 400)]
+    assert [t.number for t in pareto_front(trials)] == [0, 1, 4]

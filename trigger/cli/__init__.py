@@ -23,6 +23,7 @@ SUBCOMMANDS = {
     "train": ("train", "train a quantized autoencoder and its float twin on SM events"),
     "evaluate": ("evaluate", "ROC AUC and signal efficiency at fixed SM FPR, per signal"),
     "calibrate": ("calibrate", "calibrate a model's threshold to a trigger accept rate"),
+    "sweep": ("sweep", "Optuna search of widths and bit widths: efficiency against firmware logic"),
     "supervised": ("supervised", "train the supervised upper bound: a classifier per signal (not a trigger)"),
     "firmware": ("firmware", "hls4ml conversion, C-simulation and the bit-exact emulator check"),
     "report": ("report", "self-contained HTML report: ROC, efficiencies, firmware, replay, comparison"),

@@ -1,0 +1,179 @@
+"""A multi-objective architecture search with Optuna: trigger efficiency against firmware logic.
+
+Each trial trains the base configuration with the trial's widths, latent size and bit widths
+(quantization-aware, as ``trigger train`` does), then measures, on the path that decides:
+
+- the **mean signal efficiency at the working point**: the bit-exact emulator's scores, the
+  threshold for the working FPR calibrated on held-out SM events (the calibration sample
+  when given), averaged over the signal files;
+- the **logic**: da4ml's cost of the network with its score and decision (adder bits, the
+  quantity the open-source estimate's LUT count follows), and the latency of its pipeline.
+
+Optuna's NSGA-II sampler looks for the Pareto front of (efficiency up, cost down). ``check``
+synthesizes some of the front's points with yosys (the full open-source estimate) so the cost
+is checked against LUTs where it matters.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from models.config import Config
+from trigger.errors import UsageError
+
+__all__ = ("SPACE", "TrialResult", "pareto_front", "run_sweep")
+
+#: parameter -> (low, high, step) of the search
+SPACE: dict[str, tuple[int, int, int]] = {
+    "width": (8, 32, 4),  # the hidden layer(s) of encoder and decoder
+    "latent": (2, 6, 1),
+    "weight_bits": (4, 8, 1),  # QKeras re-seeds its initializer identically below 4 bits
+    "activation_bits": (4, 8, 1),
+}
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    number: int
+    params: dict[str, int]
+    efficiency: float  # mean over the signals at the working point
+    efficiencies: dict[str, float]
+    cost: float  # da4ml's adder-bit cost, score and decision included
+    latency_ns: float
+    auc: dict[str, float]
+
+
+def _config(base: Config, params: dict[str, int], epochs: int) -> Config:
+    depth = len(base.model.encoder)
+    model = replace(base.model, name=f"{base.model.name}-sweep", encoder=(params["width"],) * depth,
+                    decoder=(params["width"],) * depth, latent=params["latent"], weight_bits=params["weight_bits"],
+                    activation_bits=params["activation_bits"])
+    return Config(model, replace(base.training, epochs=epochs))
+
+
+def _chunked_scores(score: Callable[[NDArray[Any]], NDArray[np.float64]], events: NDArray[Any],
+                    chunk: int = 100_000) -> NDArray[np.float64]:
+    return np.concatenate([score(events[i:i + chunk]) for i in range(0, max(len(events), 1), chunk)])
+
+
+def evaluate_trial(config: Config, data: Path, signals: dict[str, NDArray[Any]], calibration: Path | None,
+                   fpr: float, out: Path, latency_cutoff: float, clock_ns: float) -> dict[str, Any]:
+    """Train ``config`` into ``out`` and measure its efficiency, cost and latency (see module doc)."""
+    from da4ml.trace import comb_trace, to_pipeline
+    from sklearn.metrics import roc_auc_score
+
+    from firmware.check import emulator_scores
+    from firmware.convert import emulator_for
+    from firmware.rtl import trace_network
+    from models.evaluate import background_events
+    from models.train import train
+    from trigger.thresholds import threshold_for
+
+    artifact = train(config, data, out, log=io.StringIO())
+    emulator = emulator_for(artifact, clock_ns=clock_ns)
+    def score(events: NDArray[Any]) -> NDArray[np.float64]:
+        return emulator_scores(artifact, events, emulator)
+
+    background, _ = background_events(artifact, calibration or data)
+    sm = _chunked_scores(score, background)
+    threshold = threshold_for(sm, fpr).threshold
+    efficiencies, auc = {}, {}
+    for name, events in signals.items():
+        signal = score(events)
+        efficiencies[name] = float(np.mean(signal > threshold))
+        auc[name] = float(roc_auc_score(np.r_[np.zeros(len(sm)), np.ones(len(signal))], np.r_[sm, signal]))
+    comb = comb_trace(*trace_network(emulator))
+    stages = len(to_pipeline(comb, latency_cutoff, verbose=False).solutions)
+    return {"efficiencies": efficiencies, "auc": auc, "cost": float(comb.cost), "latency_ns": (stages + 1) * clock_ns}
+
+
+def pareto_front(results: Sequence[TrialResult]) -> list[TrialResult]:
+    """The trials no other trial beats on both efficiency (higher) and cost (lower), by cost."""
+    front = [r for r in results
+             if not any(o.efficiency >= r.efficiency and o.cost <= r.cost and (o.efficiency, o.cost) != (r.efficiency, r.cost)
+                        for o in results)]
+    return sorted(front, key=lambda r: r.cost)
+
+
+def run_sweep(base: Config, data: Path, signal_paths: Sequence[Path], out: Path, trials: int, epochs: int,
+              fpr: float, calibration: Path | None = None, seed: int = 1, latency_cutoff: float = 5.0,
+              clock_ns: float = 5.0, check: int = 0, progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run ``trials`` trials; write ``sweep.json`` (every trial, the Pareto front, the ``check``
+    cheapest front points' yosys estimates) and ``pareto.png`` into ``out``."""
+    import optuna
+
+    from models.evaluate import read_signals
+
+    if base.model.kind not in ("ae", "vae") or not base.model.quantized:
+        msg = f"the sweep searches quantized autoencoders; {base.model.name} is a {base.model.kind}"
+        raise UsageError(msg)
+    if trials < 1 or epochs < 1:
+        msg = "--trials and --epochs must be at least 1"
+        raise UsageError(msg)
+    signals = read_signals(signal_paths)
+    results: list[TrialResult] = []
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        params = {name: trial.suggest_int(name, low, high, step=step) for name, (low, high, step) in SPACE.items()}
+        measured = evaluate_trial(_config(base, params, epochs), data, signals, calibration, fpr,
+                                  out / f"trial-{trial.number}", latency_cutoff, clock_ns)
+        result = TrialResult(trial.number, params, float(np.mean(list(measured["efficiencies"].values()))),
+                             measured["efficiencies"], measured["cost"], measured["latency_ns"], measured["auc"])
+        results.append(result)
+        progress(f"trial {trial.number}: {params} -> mean efficiency {result.efficiency:.4f}, "
+                 f"da4ml cost {result.cost:,.0f}, latency {result.latency_ns:.0f} ns")
+        return result.efficiency, result.cost
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(directions=("maximize", "minimize"),
+                                sampler=optuna.samplers.NSGAIISampler(seed=seed))
+    study.optimize(objective, n_trials=trials)
+    front = pareto_front(results)
+    checked = [_check(r, data, out, latency_cutoff, clock_ns, progress) for r in front[:check]]
+    summary = {"base": base.model.name, "space": SPACE, "epochs": epochs, "working_point_fpr": fpr,
+               "background": str(calibration or data), "signals": list(signals),
+               "objectives": ["mean efficiency at the working point (emulator)", "da4ml cost (adder bits)"],
+               "trials": [r.__dict__ for r in results], "pareto": [r.number for r in front], "checked": checked}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sweep.json").write_text(json.dumps(summary, indent=1) + "\n")
+    _plot(results, front, out / "pareto.png")
+    return summary
+
+
+def _check(result: TrialResult, data: Path, out: Path, latency_cutoff: float, clock_ns: float,
+           progress: Callable[[str], None]) -> dict[str, Any]:
+    """The full open-source estimate (RTL checked on 300 events, yosys) of one trial's model."""
+    from firmware.estimate import estimate
+    from models.artifact import load_artifact
+    from trigger.events import open_events
+
+    with open_events(data) as events:
+        particles = events.read(0, min(300, events.n_events))
+    progress(f"checking trial {result.number}'s cost with yosys (minutes)")
+    found = estimate(load_artifact(out / f"trial-{result.number}"), out / f"trial-{result.number}" / "estimate",
+                     particles, clock_ns=clock_ns, latency_cutoff=latency_cutoff, progress=lambda _: None)
+    return {"trial": result.number, "cost": result.cost, "LUT": found.resources["LUT"],
+            "lut_per_cost": found.resources["LUT"] / result.cost, "latency_ns": found.latency_ns,
+            "rtl_mismatches": found.rtl_check["mismatches"]}
+
+
+def _plot(results: Sequence[TrialResult], front: Sequence[TrialResult], path: Path) -> None:
+    from matplotlib.figure import Figure  # no pyplot state, as the report draws
+
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot()
+    ax.scatter([r.cost for r in results], [r.efficiency for r in results], c="0.6", label="trials")
+    ax.plot([r.cost for r in front], [r.efficiency for r in front], "o-", c="C3", label="Pareto front")
+    ax.set_xlabel("da4ml cost (adder bits; about one LUT each)")
+    ax.set_ylabel("mean signal efficiency at the working point")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
