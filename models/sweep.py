@@ -97,10 +97,10 @@ def evaluate_trial(config: Config, data: Path, signals: dict[str, NDArray[Any]],
 
 def pareto_front(results: Sequence[TrialResult]) -> list[TrialResult]:
     """The trials no other trial beats on both efficiency (higher) and cost (lower), by cost."""
-    front = [r for r in results
-             if not any(o.efficiency >= r.efficiency and o.cost <= r.cost and (o.efficiency, o.cost) != (r.efficiency, r.cost)
-                        for o in results)]
-    return sorted(front, key=lambda r: r.cost)
+    from trigger.report.collect import pareto_front as on_front
+
+    flags = on_front([r.cost for r in results], [r.efficiency for r in results])
+    return sorted((r for r, optimal in zip(results, flags, strict=True) if optimal), key=lambda r: r.cost)
 
 
 def run_sweep(base: Config, data: Path, signal_paths: Sequence[Path], out: Path, trials: int, epochs: int,
