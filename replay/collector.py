@@ -43,6 +43,7 @@ from replay.outputs import (
     journal_state,
     write_outputs,
 )
+from replay.process import settle_heap
 from replay.security import Curve, secure_client, secure_server
 from replay.wire import (
     ACK,
@@ -237,6 +238,7 @@ def run_collector(results: str, acks: str, out_dir: str | Path, threshold: float
     collector = Collector(Path(out_dir), threshold, reference_threshold,
                           None if config.rate.simulated else config.rate.hz, config.deadline_s)
     stats_every = config.progress_s / 2
+    settle_heap()  # after the journal's state is restored
     try:
         with context.socket(zmq.PULL) as pull, context.socket(zmq.PUSH) as source:
             pull.linger = 0

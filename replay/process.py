@@ -1,4 +1,5 @@
-"""What every local role process does first: bind its life to the head's and say who it is.
+"""What every local role process does first: bind its life to the head's and say who it is;
+and what every role does once loaded: :func:`settle_heap`.
 
 ``PR_SET_PDEATHSIG`` makes the kernel send SIGKILL to a role when the process that started it
 dies, however it dies (SIGKILL included), so no worker or collector outlives its run; the
@@ -11,13 +12,14 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import os
 import signal
 import sys
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ("role_entry",)
+__all__ = ("role_entry", "settle_heap")
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_NAME = 15
@@ -52,3 +54,12 @@ def role_entry(parent_pid: int, title: str, target: Callable[..., None], *args: 
     bind_to_parent(parent_pid)
     name_process(title)
     target(*args)
+
+
+def settle_heap() -> None:
+    """Collect once, then freeze what survives (imported libraries, the loaded model) out of the
+    garbage collector's reach, so that a full collection during the run walks only what the run
+    itself makes. Measured here: one full pass over a head process holding TensorFlow (300,000
+    objects) took 232 ms and over a worker's imports 40 ms — a paced batch late for nothing."""
+    gc.collect()
+    gc.freeze()

@@ -21,6 +21,7 @@ from threadpoolctl import threadpool_limits
 
 from replay.config import MAX_CONTROL_BYTES, ReplayConfig
 from replay.paths import ReferencePath, load_reference, warm_up
+from replay.process import settle_heap
 from replay.security import Curve, secure_client
 from replay.wire import READY, REFERENCE, STOP, FrameError, encode
 from replay.worker import Limits, finite_scores, parse_task, rejected
@@ -46,6 +47,7 @@ def run_reference(feed: str, acks: str, results: str, bundle: str | Path, backen
     CPU time only."""
     path = load_reference(bundle, backend)
     warm_up(path)
+    settle_heap()
     if idle:
         lowest_priority()
     limits = Limits.of(config)

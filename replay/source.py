@@ -31,6 +31,7 @@ from numpy.typing import NDArray
 from replay.config import MAX_CONTROL_BYTES, Endpoints, ReplayConfig
 from replay.journal import SeqSet
 from replay.latency import LatencyHistogram, late_events
+from replay.process import settle_heap
 from replay.security import Curve, secure_client, secure_server
 from replay.stream import EventStream
 from replay.wire import (
@@ -517,6 +518,7 @@ def run_source(endpoints: Endpoints, stream: EventStream, config: ReplayConfig, 
             with contextlib.ExitStack() as stack:  # the caller's handler if it installed one
                 ctrl_c = interrupt or stack.enter_context(Interrupt())
                 head.wait_ready(ctrl_c)
+                settle_heap()  # the head may hold TensorFlow and hls4ml, which read the model
                 head.started = time.monotonic()
                 stats = head.run(stream, ctrl_c)
                 head.finish()

@@ -29,6 +29,7 @@ from threadpoolctl import threadpool_limits
 
 from replay.config import MAX_CONTROL_BYTES, ReplayConfig
 from replay.paths import EmulatedPath, ScoringPath, load_emulated, warm_up
+from replay.process import settle_heap
 from replay.security import Curve, secure_client
 from replay.wire import (
     HEARTBEAT,
@@ -127,6 +128,7 @@ def run_worker(tasks: str, results: str, bundle: str | Path, config: ReplayConfi
     ``give_up_s`` (default ``10 * ready_timeout_s``) of silence; ``say`` is told once per wait."""
     path = load_emulated(bundle)
     warm_up(path)
+    settle_heap()
     limits = Limits.of(config)
     context = context or zmq.Context.instance()
     give_up_s = config.ready_timeout_s * 10 if give_up_s is None else give_up_s
