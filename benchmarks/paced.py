@@ -1,0 +1,61 @@
+"""Deadline misses of paced replays: ``replay --rate RATE --events N`` run ``--repeat`` times.
+
+Each run reports its deadline misses and batch latency; the script counts the runs with any
+miss. ``--compare DIR`` runs another checkout of the project (e.g. ``git worktree add DIR REV``)
+interleaved with this one, run for run, so the two are measured side by side on the same busy
+machine.
+
+    python benchmarks/paced.py [--rate 2MHz] [--events 3000000] [--repeat 5] [--compare DIR] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def paced_run(tree: Path, rate: str, events: int, out: Path, extra: list[str]) -> dict:
+    """One ``replay`` run of the project in ``tree``; its summary."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    command = [sys.executable, "-c", "import sys; from replay.cli import main; sys.exit(main())", "--rate", rate,
+               "--events", str(events), "--out", str(out), "--quiet", *extra]
+    subprocess.run(command, check=True, capture_output=True, timeout=1800, env=env, cwd=tree)
+    return json.loads((out / "summary.json").read_text())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", default="2MHz")
+    parser.add_argument("--events", type=int, default=3_000_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--compare", type=Path, help="another checkout, run interleaved with this one")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("replay_args", nargs="*", help="more replay options, after --")
+    args = parser.parse_args()
+    trees = {"this": ROOT, **({"compare": args.compare.resolve()} if args.compare else {})}
+    runs: dict[str, list[dict]] = {name: [] for name in trees}
+    with tempfile.TemporaryDirectory(prefix="bench-paced-") as tmp:
+        for k in range(args.repeat):
+            for name, tree in trees.items():
+                s = paced_run(tree, args.rate, args.events, Path(tmp) / f"{name}-{k}", args.replay_args)
+                runs[name].append({"deadline_misses": s["deadline_misses"], "p99_ms": s["batch_latency_ms"]["p99"],
+                                   "max_ms": s["batch_latency_ms"]["max"], "accounting_ok": s["accounting_ok"]})
+                print(f"{name} run {k + 1}: {s['deadline_misses']:,} events late, batch latency p99 "
+                      f"{s['batch_latency_ms']['p99']:.1f} ms, max {s['batch_latency_ms']['max']:.1f} ms", flush=True)
+    for name, results in runs.items():
+        late = sum(1 for r in results if r["deadline_misses"])
+        print(f"{name} ({trees[name]}): {late} of {len(results)} runs with late events at {args.rate}")
+    if args.json:
+        args.json.write_text(json.dumps({"rate": args.rate, "events": args.events, "runs": runs}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
