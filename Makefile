@@ -37,10 +37,10 @@ sample: $(STAMP)
 	$(BIN)/trigger generate --process htautau    --events 10000 --seed $(SEED) --jobs $(JOBS) -o $(SAMPLE)/htautau.h5 --overwrite
 	$(BIN)/trigger generate --process htaunu     --events 10000 --seed $(SEED) --jobs $(JOBS) -o $(SAMPLE)/htaunu.h5 --overwrite
 
-## calibration-sample: the 1,000,000-event SM calibration sample (seed 2, never trained on), about 5 h on
-## 2 cores, resumable (run it again after an interruption and it continues where it stopped). At ~49 MB it
-## is not in the repository; its record (seed, size, SHA-256 of the events) is, and the rebuild is checked
-## against it byte for byte
+## calibration-sample: the 1,000,000-event SM calibration sample (seed 2, never trained on). It is bundled
+## (49 MB); this rebuilds a missing or partial one (about 5 h on 2 cores, resumable: run it again after an
+## interruption and it continues where it stopped) and checks it against its record (seed, size, SHA-256 of
+## the events) byte for byte
 CALIBRATION := data/calibration/sm_cocktail_calibration.h5
 CALIBRATION_RECORD := data/calibration/sm_cocktail_calibration.json
 calibration-sample: $(STAMP)
