@@ -214,7 +214,7 @@ def print_summary(summary: dict[str, Any]) -> None:
         rate = held["held_out_accept_rate_hz_at_bx"]
         print(f"{held['trained_on_events']:,} of the {s['events_in']:,} events replayed were the model's training "
               f"or validation events, so the accept rate above is not a trigger rate; on the "
-              f"{held['held_out_events']:,} held-out ones (the test split, where thresholds are calibrated): "
+              f"{held['held_out_events']:,} held-out ones (its test split, never trained on): "
               + (f"{format_rate(rate)} ({held['held_out_accepted']:,} accepted)" if rate is not None else "none"))
     if s["reference_backend"] != "none":
         compared = s["reference_events"] / s["events_in"] if s["events_in"] else 0.0
