@@ -108,6 +108,10 @@ def test_interrupted_generation_leaves_a_valid_file_that_resumes_identically(
     assert resumed.complete and resumed.events == 30
     assert _particles(path) == _particles(cocktail)
     assert trigger_main(["checksum", str(path), "--check", str(record)]) == 0  # the recorded sample
+    before = path.read_bytes()
+    again = generate(COCKTAIL_PLAN, path, resume=True, show_progress=False)
+    assert again.complete and again.events == 30 and again.tried == resumed.tried
+    assert path.read_bytes() == before  # a complete sample (a bundled one) is read, never rewritten
 
 
 def test_a_sample_record_catches_one_changed_value(cocktail: Path, tmp_path: Path,

@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from tqdm import tqdm
 
 from trigger.errors import UsageError
-from trigger.events import EventWriter
+from trigger.events import EventWriter, open_events
 from trigger.generator.detector import DetectorConfig
 from trigger.generator.processes import COCKTAIL, COCKTAIL_FRACTIONS, PROCESSES, get_process
 from trigger.generator.pythia_source import PythiaSource, pythia_version
@@ -255,8 +255,21 @@ def generate(plan: GenerationPlan, path: str | Path, jobs: int = 1, resume: bool
         return _generate(plan, path, jobs, resume, overwrite, show_progress, client)
 
 
+def _finished(plan: GenerationPlan, path: Path) -> GenerationResult | None:
+    """A resumed file that is already complete for ``plan``, read without opening it for writing
+    (so a bundled or checksummed sample is left byte for byte as it is); else None."""
+    with open_events(path) as events:
+        attrs = events.attrs
+        if not (attrs.get("complete") and events.n_events == plan.events and attrs.get("generation") == plan.as_attrs()):
+            return None
+        tried = {str(k): int(v) for k, v in (attrs.get("events_tried") or {}).items()}
+        return GenerationResult(path, events.n_events, tried, 0.0, True)
+
+
 def _generate(plan: GenerationPlan, path: Path, jobs: int, resume: bool, overwrite: bool, show_progress: bool,
               client: Any) -> GenerationResult:
+    if resume and path.exists() and (finished := _finished(plan, path)) is not None:
+        return finished
     writer = _open_output(plan, path, resume, overwrite)
     done = writer.n_events
     if done % plan.chunk_size and done != plan.events:
