@@ -49,6 +49,17 @@ def _keys(root: Path) -> dict[str, Path]:
     return folders
 
 
+def task_bytes_per_event(data: Path, n: int = 16384) -> float:
+    """Bytes per event of a TASK's packed events (bitmap and filled rows) for the first ``n`` events."""
+    import h5py
+
+    from replay.packing import pack_events
+
+    with h5py.File(data) as f:
+        events = f["Particles"][:n]
+    return sum(a.nbytes for a in pack_events(events)) / len(events)
+
+
 def raw_link(curve: bool, batches: int = 200) -> tuple[float, float]:
     """One tcp PUSH -> PULL pair in this process, task-sized frames (16384 events x 19 x 4 float32):
     GB/s, and CPU-ns per byte for both ends together (their I/O threads included)."""
@@ -143,7 +154,7 @@ def main() -> int:
         bundle = work / "bundle"
         write_bundle(model, bundle)
         keys = _keys(work / "keys")
-        links: dict[str, list[tuple[float, float]]] = {"plain": [], "curve": []}
+        links: dict[str, list[tuple[float, float]]] = {"plain": [], "curve": []}  # GB/s, CPU-ns per byte
         for k in range(args.repeat):
             links["plain"].append(raw_link(curve=False))
             links["curve"].append(raw_link(curve=True))
@@ -161,9 +172,10 @@ def main() -> int:
     link = {name: (median(x[0] for x in v), median(x[1] for x in v)) for name, v in links.items()}
     for name, (gbs, ns) in link.items():
         print(f"raw tcp link, {name:5s}: {gbs:.2f} GB/s, {ns:.2f} CPU-ns per byte (both ends)")
-    extra = (link["curve"][1] - link["plain"][1]) * 19 * 4 * 4
+    per_event = task_bytes_per_event(data)
+    extra = (link["curve"][1] - link["plain"][1]) * per_event
     cores = os.cpu_count() or 1
-    print(f"CurveZMQ's extra CPU per event's task frame (304 bytes): {extra:.0f} ns; the plain roles take "
+    print(f"CurveZMQ's extra CPU per event's packed task ({per_event:.1f} bytes): {extra:.0f} ns; the plain roles take "
           f"{cores * 1e9 / result['roles']:.0f} CPU-ns per event if they keep all {cores} cores busy")
     ratios = {"roles/single": result["roles"] / result["single"],
               "roles --curve/single --curve": result["roles --curve"] / result["single --curve"],
@@ -173,6 +185,7 @@ def main() -> int:
         print(f"{name} = {ratio:.3f}")
     if args.json:
         args.json.write_text(json.dumps({"events": args.events, "workers": args.workers, "runs": rates, "link": link,
+                                         "task_bytes_per_event": per_event, "curve_extra_ns_per_event": extra,
                                          "median": result, "ratios": ratios}, indent=1) + "\n")
     return 0
 

@@ -42,10 +42,10 @@ from replay.wire import (
     READY,
     STATS,
     STOP,
-    TASK,
     FrameError,
     decode_header,
     encode,
+    encode_task,
     message_kind,
 )
 from trigger.errors import TriggerError
@@ -445,7 +445,7 @@ class _Head:
             header["t_due"] = batch.due_ns
         takes = self.reference_takes(batch.seq)
         header["ref"] = bool(takes)  # the collector waits for the reference scores of these batches only
-        item = _InFlight(encode(TASK, header, [batch.particles]), n, now_ns, batch.due_ns)
+        item = _InFlight(encode_task(header, batch.particles), n, now_ns, batch.due_ns)
         if not self.send(batch.seq, item):
             return False
         self.in_flight[batch.seq] = item

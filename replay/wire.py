@@ -19,14 +19,16 @@ import msgpack
 import numpy as np
 from numpy.typing import NDArray
 
+from replay.packing import pack_events
 from trigger.schema import N_FEATURES, N_OBJECTS
 
 __all__ = (
     "ACK", "END", "FINAL", "HEARTBEAT", "KINDS", "READY", "REFERENCE", "REJECTED", "RESULT", "STATS", "STOP",
-    "TASK", "VERSION", "FrameError", "Reject", "check_events", "decode_arrays", "decode_header", "encode", "message_kind",
+    "TASK", "VERSION", "FrameError", "Reject", "check_events", "decode_arrays", "decode_header", "encode", "encode_task",
+    "message_kind",
 )
 
-VERSION = 1
+VERSION = 2  # 2: a TASK's events are packed (replay.packing)
 # Message kinds (first frame). Worker -> source: READY (with credits), HEARTBEAT.
 # Source -> worker: TASK, STOP. Worker -> collector: RESULT, REJECTED. Reference -> collector:
 # REFERENCE. Source -> collector: END. Collector -> source: ACK, STATS, FINAL.
@@ -66,6 +68,12 @@ def encode(kind: bytes, header: Mapping[str, Any], arrays: Sequence[NDArray[Any]
     arrays = [np.ascontiguousarray(a) for a in arrays]
     meta = dict(header, v=VERSION, arrays=[[a.dtype.str, list(a.shape)] for a in arrays])
     return [kind, msgpack.packb(meta), *arrays]
+
+
+def encode_task(header: Mapping[str, Any], particles: NDArray[np.floating[Any]]) -> list[Any]:
+    """A TASK message: the header, then the events packed without their empty slots
+    (:func:`replay.packing.pack_events`: bitmap, objects)."""
+    return encode(TASK, header, pack_events(particles))
 
 
 def message_kind(frames: Sequence[Any]) -> bytes:

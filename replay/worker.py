@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 from threadpoolctl import threadpool_limits
 
 from replay.config import MAX_CONTROL_BYTES, ReplayConfig
+from replay.packing import PackingError, unpack_events
 from replay.paths import EmulatedPath, ScoringPath, load_emulated, warm_up
 from replay.process import settle_heap
 from replay.security import Curve, secure_client
@@ -71,22 +72,31 @@ def rejected(error: FrameError, role: str = "worker") -> list[Any]:
 
 
 def parse_task(frames: Sequence[Any], limits: Limits) -> tuple[dict[str, Any], NDArray[np.floating[Any]]]:
-    """The header and the (n, 19, 4) events of a TASK; anything else raises :class:`FrameError`."""
+    """The header and the (n, 19, 4) events of a TASK (sent packed: see :mod:`replay.packing`);
+    anything else raises :class:`FrameError`."""
     header = None
     try:
         if message_kind(frames) != TASK:
             raise FrameError(Reject.UNKNOWN_KIND, f"{bytes(frames[0])[:8]!r} is not a task")
         header = decode_header(frames, TASK_FIELDS)
+        n = header["n"]
+        if n < 0:
+            raise FrameError(Reject.BAD_HEADER, f"{n} events")
+        if n > limits.max_events:  # before the events are unpacked
+            raise FrameError(Reject.OVERSIZE, f"{n} events, limit {limits.max_events}")
         arrays = decode_arrays(frames, header, limits.max_bytes)
-        if len(arrays) != 1:
-            raise FrameError(Reject.BAD_SHAPE, f"{len(arrays)} arrays, expected the events only")
-        check_events(arrays[0], limits.max_events)
-        if len(arrays[0]) != header["n"]:
-            raise FrameError(Reject.BAD_SHAPE, f"{len(arrays[0])} events, header says {header['n']}")
+        if len(arrays) != 2:
+            raise FrameError(Reject.BAD_SHAPE, f"{len(arrays)} arrays, expected the filled-slot bitmap and objects")
+        try:
+            bitmap, objects = arrays
+            particles = unpack_events(bitmap, objects, n)
+        except PackingError as e:
+            raise FrameError(Reject.BAD_SHAPE, str(e)) from None
+        check_events(particles, limits.max_events)
     except FrameError as e:
         e.header = header
         raise
-    return header, arrays[0]
+    return header, particles
 
 
 def finite_scores(path: ScoringPath, particles: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
