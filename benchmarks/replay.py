@@ -1,8 +1,8 @@
 """Replay throughput, side by side in one run: the raw ZeroMQ ceiling and the full pipeline.
 
-1. raw ceiling: a source process pushes the same batches as TASK messages (msgpack header, the
-   events packed into a filled-slot bitmap and the filled rows, zero-copy, ipc) to a sink
-   process that only receives and unpacks them; no model, no decisions.
+1. raw ceiling: a source process pushes the same batches as TASK messages (msgpack header + the
+   events' array frame, zero-copy, ipc: unpacked, as the pipeline sends them over ipc) to a sink
+   process that only receives them; no model, no decisions.
 2. the full pipeline (``replay``) with the emulated firmware path only,
 3. the full pipeline with the float reference path too (numpy on CPU).
 
@@ -50,8 +50,8 @@ def _push(endpoint: str, batches: list[np.ndarray], repeat: int) -> None:
         seq = 0
         for _ in range(repeat):
             for batch in batches:
-                push.send_multipart(encode_task({"seq": seq, "bx0": 0, "n": len(batch), "t_sent": 0}, batch),
-                                    copy=False)
+                push.send_multipart(encode_task({"seq": seq, "bx0": 0, "n": len(batch), "t_sent": 0}, batch,
+                                                packed=False), copy=False)
                 seq += 1
         push.send(b"E")
 
@@ -59,7 +59,6 @@ def _push(endpoint: str, batches: list[np.ndarray], repeat: int) -> None:
 def raw_ceiling(batches: list[np.ndarray], events: int) -> tuple[float, float]:
     """Events/s through one PUSH -> PULL pair between two processes, receiver doing nothing else,
     and the receiving process's CPU-ns per event (its ZeroMQ I/O thread included)."""
-    from replay.packing import unpack_events
     from replay.wire import decode_arrays, decode_header
 
     repeat = max(1, events // sum(len(b) for b in batches))
@@ -75,8 +74,8 @@ def raw_ceiling(batches: list[np.ndarray], events: int) -> tuple[float, float]:
                 start, cpu = time.perf_counter(), time.process_time()
             if len(frames) == 1:
                 break
-            header = decode_header(frames, {"n": int})
-            received += len(unpack_events(*decode_arrays(frames, header, 1 << 30), header["n"]))
+            (particles,) = decode_arrays(frames, decode_header(frames, {}), 1 << 30)
+            received += len(particles)
         elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
         sender.join()
     counted = received - len(batches[0])  # the clocks start when the first batch is in

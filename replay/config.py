@@ -113,6 +113,9 @@ class ReplayConfig:
     deadline_s: float = 0.1  # paced mode: an event must be decided this long after its BX time
     progress_s: float = 0.5
     reference_prescale: int = 1  # one batch in N goes to the reference path too (when it can take it)
+    # tasks without their empty slots (replay.packing); None: when they go over tcp, where bytes cost
+    # more than packing them (on one machine over ipc, packing would cost a quarter of the rate)
+    pack_batches: bool | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.batch_size <= self.max_events_per_frame:

@@ -69,6 +69,7 @@ class SourceStats:
     reference_events: int = 0
     reference_skipped: int = 0  # events the reference path did not get: prescaled, or it was busy
     reference_busy: int = 0  # of those, events it would have had but could not take without waiting
+    packed_batches: bool = False  # tasks sent without their empty slots (replay.packing)
     interrupted: bool = False
     events_abandoned: int = 0  # in flight when a second Ctrl-C cut the drain short
     resumed_events: int = 0  # decided before the run was resumed: counted in events_in, not sent again
@@ -147,8 +148,9 @@ class _Head:
 
     def __init__(self, sockets: dict[str, zmq.Socket[Any]], config: ReplayConfig, reference: bool,
                  alive: Callable[[str], str | None], progress: TextIO | None, done: SeqSet | None = None,
-                 restart: Callable[[str], bool] = lambda _role: False) -> None:
+                 restart: Callable[[str], bool] = lambda _role: False, pack: bool = False) -> None:
         self.s, self.config, self.reference, self.alive, self.progress = sockets, config, reference, alive, progress
+        self.pack = pack  # tasks packed without their empty slots
         self.done = done or SeqSet()  # batches decided before a resume
         self.restart = restart
         self.end: dict[str, Any] | None = None  # END, once sent (again to a restarted collector)
@@ -156,7 +158,7 @@ class _Head:
         self.collector_heard = time.monotonic()  # its last STATS
         self.round_trip = LatencyHistogram()
         self._had_workers = time.monotonic()  # when a worker was last known
-        self.stats = SourceStats()
+        self.stats = SourceStats(packed_batches=pack)
         self.workers: dict[bytes, _Worker] = {}
         self.in_flight: dict[int, _InFlight] = {}
         self.resend: deque[int] = deque()
@@ -445,7 +447,7 @@ class _Head:
             header["t_due"] = batch.due_ns
         takes = self.reference_takes(batch.seq)
         header["ref"] = bool(takes)  # the collector waits for the reference scores of these batches only
-        item = _InFlight(encode_task(header, batch.particles), n, now_ns, batch.due_ns)
+        item = _InFlight(encode_task(header, batch.particles, self.pack), n, now_ns, batch.due_ns)
         if not self.send(batch.seq, item):
             return False
         self.in_flight[batch.seq] = item
@@ -512,8 +514,9 @@ def run_source(endpoints: Endpoints, stream: EventStream, config: ReplayConfig, 
         feed.bind(endpoints.reference)
         collector.linger = 2000
         collector.connect(endpoints.results)
+        pack = endpoints.tasks.startswith("tcp://") if config.pack_batches is None else config.pack_batches
         head = _Head({"tasks": tasks, "acks": acks, "reference": feed, "collector": collector}, config,
-                     reference, alive, progress, done, restart)
+                     reference, alive, progress, done, restart, pack)
         try:
             with contextlib.ExitStack() as stack:  # the caller's handler if it installed one
                 ctrl_c = interrupt or stack.enter_context(Interrupt())

@@ -70,10 +70,10 @@ def encode(kind: bytes, header: Mapping[str, Any], arrays: Sequence[NDArray[Any]
     return [kind, msgpack.packb(meta), *arrays]
 
 
-def encode_task(header: Mapping[str, Any], particles: NDArray[np.floating[Any]]) -> list[Any]:
-    """A TASK message: the header, then the events packed without their empty slots
-    (:func:`replay.packing.pack_events`: bitmap, objects)."""
-    return encode(TASK, header, pack_events(particles))
+def encode_task(header: Mapping[str, Any], particles: NDArray[np.floating[Any]], packed: bool = True) -> list[Any]:
+    """A TASK message: the header, then the events, packed without their empty slots
+    (:func:`replay.packing.pack_events`: bitmap, objects) or as they are (one array)."""
+    return encode(TASK, header, pack_events(particles) if packed else [particles])
 
 
 def message_kind(frames: Sequence[Any]) -> bytes:

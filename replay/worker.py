@@ -72,8 +72,8 @@ def rejected(error: FrameError, role: str = "worker") -> list[Any]:
 
 
 def parse_task(frames: Sequence[Any], limits: Limits) -> tuple[dict[str, Any], NDArray[np.floating[Any]]]:
-    """The header and the (n, 19, 4) events of a TASK (sent packed: see :mod:`replay.packing`);
-    anything else raises :class:`FrameError`."""
+    """The header and the (n, 19, 4) events of a TASK, sent as they are or packed (see
+    :mod:`replay.packing`); anything else raises :class:`FrameError`."""
     header = None
     try:
         if message_kind(frames) != TASK:
@@ -85,14 +85,18 @@ def parse_task(frames: Sequence[Any], limits: Limits) -> tuple[dict[str, Any], N
         if n > limits.max_events:  # before the events are unpacked
             raise FrameError(Reject.OVERSIZE, f"{n} events, limit {limits.max_events}")
         arrays = decode_arrays(frames, header, limits.max_bytes)
-        if len(arrays) != 2:
-            raise FrameError(Reject.BAD_SHAPE, f"{len(arrays)} arrays, expected the filled-slot bitmap and objects")
-        try:
-            bitmap, objects = arrays
-            particles = unpack_events(bitmap, objects, n)
-        except PackingError as e:
-            raise FrameError(Reject.BAD_SHAPE, str(e)) from None
+        if len(arrays) == 1:  # the events as they are
+            particles = arrays[0]
+        elif len(arrays) == 2:  # packed: the filled-slot bitmap and the filled rows
+            try:
+                particles = unpack_events(arrays[0], arrays[1], n)
+            except PackingError as e:
+                raise FrameError(Reject.BAD_SHAPE, str(e)) from None
+        else:
+            raise FrameError(Reject.BAD_SHAPE, f"{len(arrays)} arrays, expected the events or their packing")
         check_events(particles, limits.max_events)
+        if len(particles) != n:
+            raise FrameError(Reject.BAD_SHAPE, f"{len(particles)} events, header says {n}")
     except FrameError as e:
         e.header = header
         raise

@@ -272,12 +272,13 @@ def test_reference_backends_match_the_keras_float_twin(bundle: Path, artifact_di
 
 
 # -- one message at a time (no sockets) -------------------------------------------------
-def test_worker_quarantines_non_finite_events(bundle: Path) -> None:
+@pytest.mark.parametrize("packed", [True, False])
+def test_worker_quarantines_non_finite_events(bundle: Path, packed: bool) -> None:
     path = load_emulated(bundle)
     events = synthetic_events(64, seed=7)
     events[5, 2, 1] = np.nan
     events[9, 0, 0] = np.inf
-    out = handle_task(path, encode_task({"seq": 0, "bx0": 100, "n": 64, "t_sent": 0}, events), LIMITS)
+    out = handle_task(path, encode_task({"seq": 0, "bx0": 100, "n": 64, "t_sent": 0}, events, packed), LIMITS)
     assert bytes(out[0]) == RESULT
     header = decode_header(out, {})
     scores, accepted, acc_events, quarantined, q_events = decode_arrays(out, header, 1 << 24)
@@ -294,6 +295,8 @@ def test_worker_quarantines_non_finite_events(bundle: Path) -> None:
     (lambda f: [*f[:3], bytes(f[3])[:-16]], Reject.BAD_SHAPE),  # a filled row missing: the bitmap disagrees
     (lambda f: [f[0], f[1], f[3]], Reject.BAD_HEADER),  # the bitmap missing: the header describes two arrays
     (lambda f: [f[0], encode(TASK, {**decode_header(f, {}), "n": 10**9})[1], *f[2:]], Reject.OVERSIZE),
+    (lambda f: [f[0], encode(TASK, decode_header(f, {}), [np.zeros(8, np.uint8)] * 3)[1],
+                *([np.zeros(8, np.uint8)] * 3)], Reject.BAD_SHAPE),  # three arrays
 ])
 def test_worker_rejects_a_damaged_packed_task(bundle: Path, damage, reason: Reject) -> None:
     """A TASK whose bitmap and rows do not agree, or that claims more events than the limit
@@ -372,6 +375,7 @@ def test_replay_decides_every_event_once(tmp_path: Path, artifact_dir: Path, fil
     summary = _run(tmp_path, artifact_dir, files["sm"], "run", events=4000, transport=transport, progress=progress)
     assert summary["events_in"] == 4000
     assert summary["accounting_ok"] and summary["events_decided"] == 4000
+    assert summary["source"]["packed_batches"] is (transport == "tcp")  # packed where bytes cost more
     with h5py.File(tmp_path / "run" / "accepted.h5") as f:
         bx = np.sort(f["bx"][:])
         assert f["Particles"].shape == (len(bx), 19, 4)
