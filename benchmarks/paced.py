@@ -1,7 +1,8 @@
 """Deadline misses of paced replays: ``replay --rate RATE --events N`` run ``--repeat`` times.
 
-Each run reports its deadline misses and batch latency; the script counts the runs with any
-miss. ``--compare DIR`` runs another checkout of the project (e.g. ``git worktree add DIR REV``)
+Each run reports its deadline misses, batch latency, the events the reference compared and the
+CPU time the hypervisor stole during it (a shared virtual machine's ``steal`` in /proc/stat);
+the script counts the runs with any miss. ``--compare DIR`` runs another checkout of the project (e.g. ``git worktree add DIR REV``)
 interleaved with this one, run for run, so the two are measured side by side on the same busy
 machine.
 
@@ -21,13 +22,28 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def steal_seconds() -> float | None:
+    """CPU time the hypervisor gave to other guests since boot (``steal`` in /proc/stat), all
+    CPUs together; None where there is no such counter."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def paced_run(tree: Path, rate: str, events: int, out: Path, extra: list[str]) -> dict:
-    """One ``replay`` run of the project in ``tree``; its summary."""
+    """One ``replay`` run of the project in ``tree``; its summary, with ``steal_s``: CPU time taken
+    by the hypervisor during the run (on a shared virtual machine, late events follow it)."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
     command = [sys.executable, "-c", "import sys; from replay.cli import main; sys.exit(main())", "--rate", rate,
                "--events", str(events), "--out", str(out), "--quiet", *extra]
+    before = steal_seconds()
     subprocess.run(command, check=True, capture_output=True, timeout=1800, env=env, cwd=tree)
-    return json.loads((out / "summary.json").read_text())
+    after = steal_seconds()
+    summary = json.loads((out / "summary.json").read_text())
+    summary["steal_s"] = None if before is None or after is None else after - before
+    return summary
 
 
 def main() -> int:
@@ -46,9 +62,12 @@ def main() -> int:
             for name, tree in trees.items():
                 s = paced_run(tree, args.rate, args.events, Path(tmp) / f"{name}-{k}", args.replay_args)
                 runs[name].append({"deadline_misses": s["deadline_misses"], "p99_ms": s["batch_latency_ms"]["p99"],
-                                   "max_ms": s["batch_latency_ms"]["max"], "accounting_ok": s["accounting_ok"]})
+                                   "max_ms": s["batch_latency_ms"]["max"], "accounting_ok": s["accounting_ok"],
+                                   "steal_s": s["steal_s"], "reference_events": s["reference_events"]})
+                steal = "" if s["steal_s"] is None else f", {s['steal_s']:.2f} s stolen by the hypervisor"
                 print(f"{name} run {k + 1}: {s['deadline_misses']:,} events late, batch latency p99 "
-                      f"{s['batch_latency_ms']['p99']:.1f} ms, max {s['batch_latency_ms']['max']:.1f} ms", flush=True)
+                      f"{s['batch_latency_ms']['p99']:.1f} ms, max {s['batch_latency_ms']['max']:.1f} ms, "
+                      f"reference compared {s['reference_events']:,}{steal}", flush=True)
     for name, results in runs.items():
         late = sum(1 for r in results if r["deadline_misses"])
         print(f"{name} ({trees[name]}): {late} of {len(results)} runs with late events at {args.rate}")

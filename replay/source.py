@@ -69,6 +69,7 @@ class SourceStats:
     reference_events: int = 0
     reference_skipped: int = 0  # events the reference path did not get: prescaled, or it was busy
     reference_busy: int = 0  # of those, events it would have had but could not take without waiting
+    reference_behind: int = 0  # of the busy ones, events kept from it while the paced trigger path was behind
     packed_batches: bool = False  # tasks sent without their empty slots (replay.packing)
     interrupted: bool = False
     events_abandoned: int = 0  # in flight when a second Ctrl-C cut the drain short
@@ -151,6 +152,7 @@ class _Head:
                  restart: Callable[[str], bool] = lambda _role: False, pack: bool = False) -> None:
         self.s, self.config, self.reference, self.alive, self.progress = sockets, config, reference, alive, progress
         self.pack = pack  # tasks packed without their empty slots
+        self.batch_span_ns = int(config.effective_batch_size * 1e9 / config.rate.hz)  # a batch's time in the beam
         self.done = done or SeqSet()  # batches decided before a resume
         self.restart = restart
         self.end: dict[str, Any] | None = None  # END, once sent (again to a restarted collector)
@@ -322,15 +324,18 @@ class _Head:
         self.stats.workers_lost += 1
         self.resend.extend(seq for seq in sorted(worker.batches) if seq in self.in_flight)
 
-    def reference_takes(self, seq: int) -> bool | None:
+    def reference_takes(self, seq: int, behind: bool = False) -> bool | None:
         """Whether batch ``seq`` goes to the reference path too: one in ``reference_prescale`` (else
-        False), when its socket takes it now (else None: busy). The reference is a side check: the
-        trigger path never waits for it."""
+        False), when its socket takes it now and the trigger path keeps up (else None: busy). The
+        reference is a side check: the trigger path never waits for it, and while a paced run is
+        ``behind`` its schedule the reference gets nothing, so the cores are the trigger's."""
         if not self.reference or seq % self.config.reference_prescale:
             return False
+        if behind:
+            return None
         return True if int(self.s["reference"].getsockopt(zmq.EVENTS)) & zmq.POLLOUT else None
 
-    def send_reference(self, frames: list[Any], n: int, takes: bool | None) -> None:
+    def send_reference(self, frames: list[Any], n: int, takes: bool | None, behind: bool = False) -> None:
         if takes:
             try:
                 self.s["reference"].send_multipart(frames, copy=False, flags=zmq.NOBLOCK)
@@ -343,6 +348,7 @@ class _Head:
         if self.reference:
             self.stats.reference_skipped += n
             self.stats.reference_busy += n if takes is None else 0
+            self.stats.reference_behind += n if takes is None and behind else 0
 
     def show(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -445,13 +451,15 @@ class _Head:
         header = {"seq": batch.seq, "bx0": batch.bx0, "n": n, "t_sent": now_ns}
         if batch.due_ns is not None:
             header["t_due"] = batch.due_ns
-        takes = self.reference_takes(batch.seq)
+        # paced: a batch sent more than a batch's span after its release finds the trigger path behind
+        behind = batch.due_ns is not None and now_ns - batch.release_ns(self.config.rate.hz) > self.batch_span_ns
+        takes = self.reference_takes(batch.seq, behind)
         header["ref"] = bool(takes)  # the collector waits for the reference scores of these batches only
         item = _InFlight(encode_task(header, batch.particles, self.pack), n, now_ns, batch.due_ns)
         if not self.send(batch.seq, item):
             return False
         self.in_flight[batch.seq] = item
-        self.send_reference(item.frames, n, takes)
+        self.send_reference(item.frames, n, takes, behind)
         self.stats.batches += 1
         self.stats.events_in += n
         return True

@@ -518,6 +518,20 @@ def test_paced_run_counts_deadline_misses(tmp_path: Path, artifact_dir: Path, fi
     assert relaxed["wall_seconds"] > 0.05 and relaxed["events_per_second"] < 20e3 * 1.5
 
 
+@pytest.mark.slow
+def test_a_paced_run_behind_its_schedule_keeps_the_reference_out(tmp_path: Path, artifact_dir: Path,
+                                                                  files: dict) -> None:
+    """Paced faster than two workers can decide, the source falls behind at once: the reference,
+    a side path, then gets no batch (beyond the first ones, sent on time), and every event is decided."""
+    config = ReplayConfig(rate=parse_replay_rate("1GHz"), batch_size=256, **FAST)
+    summary = _run(tmp_path, artifact_dir, files["sm"], "run", events=20000, config=config)
+    source = summary["source"]
+    assert summary["accounting_ok"] and summary["events_decided"] == 20000
+    assert source["reference_behind"] >= 0.9 * 20000
+    assert source["reference_events"] + source["reference_skipped"] == 20000
+    assert source["reference_behind"] <= source["reference_busy"] <= source["reference_skipped"]
+
+
 def test_unreadable_input_is_a_clear_error_before_anything_starts(tmp_path: Path, artifact_dir: Path) -> None:
     with pytest.raises(InputFileError):
         EventStream([tmp_path / "missing.h5"], 100)
