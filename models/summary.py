@@ -8,6 +8,9 @@ contract :mod:`trigger.report.inputs` checks.
 
 from __future__ import annotations
 
+import os
+import platform
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,9 +22,10 @@ from sklearn.metrics import roc_curve
 from models.artifact import Artifact
 from models.evaluate import background_events, summarise_signal
 from models.scores import SCORES
+from trigger.bitmask import encode_mask
 from trigger.thresholds import FPR_POINTS, MIN_EXPECTED
 
-__all__ = ("SM", "ExtraVariant", "model_summary", "roc_points")
+__all__ = ("SM", "ExtraVariant", "model_summary", "roc_points", "scoring_device")
 
 SM = "SM"  # sample name of the held-out background events
 ROC_POINTS = 160
@@ -74,6 +78,33 @@ def _scatter(scores: dict[str, dict[str, F]], a: str, b: str, seed: int = 0) -> 
     return out
 
 
+def scoring_device() -> str:
+    """Where this process scores: TensorFlow's GPU when it sees one, else the CPU (its cores)."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        return f"GPU ({gpus[0].name})"
+    return f"CPU ({platform.machine() or 'unknown'}, {os.cpu_count()} cores)"
+
+
+def _timing(seconds: float, events: int) -> dict[str, Any]:
+    """A variant's scoring time per event in this run, and where it ran (whole files in one call:
+    the per-event cost of batched scoring, not a single event's latency)."""
+    return {"ns_per_event": seconds / max(events, 1) * 1e9, "events": events, "device": scoring_device(),
+            "source": "measured in this report's run"}
+
+
+def _signal_summary(sm: F, signal: F, wp_fpr: float, stored: Any) -> dict[str, Any]:
+    """A signal's figures, its ROC, and which of its events pass the working point
+    (``score > threshold`` as :func:`trigger.bitmask.encode_mask` text), so models can be compared
+    event by event."""
+    summary = {**summarise_signal(sm, signal, FPR_POINTS, wp_fpr, stored), "roc": roc_points(sm, signal)}
+    accepted = signal > summary["working_point"]["threshold"]
+    summary["accepted_at_wp"] = encode_mask(accepted)
+    return summary
+
+
 def model_summary(artifact: Artifact, label: str, background: str | Path, signals: Samples, wp_fpr: float,
                   max_events: int | None = None, extra: ExtraVariant | None = None,
                   progress: Callable[[str], None] = print) -> dict[str, Any]:
@@ -86,13 +117,17 @@ def model_summary(artifact: Artifact, label: str, background: str | Path, signal
     bkg, note = background_events(artifact, background, max_events)
     samples = {SM: bkg, **signals}
     scores: dict[str, dict[str, F]] = {}
+    n_events = sum(map(len, samples.values()))
+    timing: dict[str, dict[str, Any]] = {}
     for variant in artifact.variants:
-        progress(f"scoring {label}/{variant} on {sum(map(len, samples.values()))} events")
+        progress(f"scoring {label}/{variant} on {n_events} events")
+        started = time.perf_counter()
         scores[variant] = {name: artifact.score(events, variant) for name, events in samples.items()}
+        timing[variant] = _timing(time.perf_counter() - started, n_events)
     thresholds = {v: artifact.threshold(v) for v in artifact.variants}
     exactness = None
     if extra is not None and "quantized" in artifact.variants:
-        name, score_samples = extra
+        name, score_samples = extra  # not timed: it builds and checks the firmware model too
         scores[name], exactness = score_samples(samples)
         thresholds[name] = thresholds["quantized"]
     variants = {}
@@ -102,9 +137,9 @@ def model_summary(artifact: Artifact, label: str, background: str | Path, signal
         variants[variant] = {
             "threshold": thresholds[variant],
             "threshold_note": stored.note if stored else "",
-            "signals": {name: {**summarise_signal(sm, s, FPR_POINTS, wp_fpr, stored), "roc": roc_points(sm, s)}
-                        for name, s in by_sample.items() if name != SM},
+            "signals": {name: _signal_summary(sm, s, wp_fpr, stored) for name, s in by_sample.items() if name != SM},
             "histogram": _histograms(by_sample),
+            "scoring": timing.get(variant),
         }
     agreement = {}
     if "quantized" in scores:

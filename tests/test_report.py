@@ -113,6 +113,7 @@ def test_report_renders_page_json_and_figures(artifact_dir: Path, baseline_dir: 
     assert base["firmware"]["source"] is None
     assert data["replay"]["accounting"]["holds"] and data["replay"]["latency_histogram"]["batches"] == 200
     assert [r["model"] for r in data["comparison"]["rows"]] == list(data["models"])
+    _check_latency_and_only_reference(data)
 
     page = (out / "report.html").read_text()
     assert "<title>Anomaly-detection trigger report</title>" in page
@@ -124,10 +125,36 @@ def test_report_renders_page_json_and_figures(artifact_dir: Path, baseline_dir: 
     assert "not applicable: float-only model" in page
     images = decoded_images(page)
     assert len(images) == len(data["images"]) == len(list(out.glob("*.png")))
-    assert {"roc_hardjets.png", "replay_latency.png", "comparison_pareto.png"} <= set(data["images"])
+    assert {"roc_hardjets.png", "replay_latency.png", "comparison_pareto.png",
+            "comparison_latency.png"} <= set(data["images"])
+    assert "Signal events only the reference catches" in page and "Accuracy against latency" in page
     assert all(image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100 and image.std() > 0
                for image in images)
     _rebuild_without_tensorflow(out, tmp_path / "again", data)
+
+
+def _check_latency_and_only_reference(data: dict[str, Any]) -> None:
+    """One FPGA point (the estimate's latency, the emulator's efficiency) and one measured point
+    per scored variant; the signal events each reference and the trigger accept, event by event."""
+    from trigger.bitmask import decode_mask
+
+    (ae_label, ae), (base_label, _) = data["models"].items()
+    points = {(p["model"], p["variant"], p["path"] == "FPGA"): p for p in data["comparison"]["latency"]}
+    fpga = points[ae_label, "emulator", True]
+    assert fpga["latency_ns"] == 35.0 and fpga["source"] == ae["firmware"]["label"]
+    assert {(ae_label, "quantized", False), (ae_label, "float", False), (base_label, "float", False)} <= set(points)
+    assert (ae_label, "emulator", False) not in points  # scored with the firmware's build and check: not timed
+    assert all(p["latency_ns"] > 0 and p["source"] == "measured in this report's run" for p in points.values()
+               if p["path"] != "FPGA")
+    only = data["comparison"]["only_reference"]
+    assert (only["trigger"], only["variant"]) == (ae_label, "emulator")
+    assert [(r["reference"], r["variant"]) for r in only["rows"]] == [(ae_label, "float"), (base_label, "float")]
+    for row in only["rows"]:
+        counts = row["signals"]["hardjets"]
+        reference = data["models"][row["reference"]]["variants"]["float"]["signals"]["hardjets"]
+        trigger = ae["variants"]["emulator"]["signals"]["hardjets"]
+        assert counts["only_reference"] + counts["both"] == round(reference["working_point"]["tpr"] * counts["events"])
+        assert counts["only_trigger"] + counts["both"] == decode_mask(trigger["accepted_at_wp"], counts["events"]).sum()
 
 
 def _rebuild_without_tensorflow(report: Path, again: Path, data: dict[str, Any]) -> None:
@@ -232,3 +259,13 @@ def test_command_refuses_bad_inputs(artifact_dir: Path, files: dict[str, Path], 
 
 def test_pareto_front_keeps_points_nothing_beats() -> None:
     assert pareto_front([1, 2, 3, 3], [0.1, 0.3, 0.2, 0.3]) == [True, True, False, False]
+
+
+def test_masks_round_trip_as_text_and_refuse_a_wrong_length() -> None:
+    from trigger.bitmask import decode_mask, encode_mask
+
+    mask = np.random.default_rng(1).random(1001) < 0.3
+    text = encode_mask(mask)
+    np.testing.assert_array_equal(decode_mask(text, 1001), mask)
+    with pytest.raises(ValueError, match="1008 bits for 2000"):
+        decode_mask(text, 2000)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from trigger import __version__
+from trigger.bitmask import decode_mask
 from trigger.rates import parse_rate
 
 __all__ = ("assemble", "distinct_labels", "pareto_front")
@@ -55,7 +56,62 @@ def _comparison(models: dict[str, Any]) -> dict[str, Any]:
         front = pareto_front([r[cost] for r in have], [r["mean_tpr_at_wp"] for r in have])
         for row, optimal in zip(have, front, strict=True):
             row[f"pareto_{cost}"] = optimal
-    return {"rows": rows}
+    return {"rows": rows, "latency": _latency_points(models), "only_reference": _only_reference(models)}
+
+
+def _means(variant: dict[str, Any]) -> dict[str, float]:
+    signals = variant["signals"].values()
+    return {"mean_auc": float(np.mean([s["auc"] for s in signals])),
+            "mean_tpr_at_wp": float(np.mean([s["working_point"]["tpr"] for s in signals]))}
+
+
+def _firmware_variant(model: dict[str, Any]) -> str | None:
+    """The variant that scores as the FPGA does: the bit-exact emulator, else the quantized model."""
+    return next((v for v in ("emulator", "quantized") if v in model["variants"]), None)
+
+
+def _latency_points(models: dict[str, Any]) -> list[dict[str, Any]]:
+    """One point per model and path: the FPGA's latency from its firmware numbers, and each
+    variant's scoring time per event as measured where the report ran; each with its source."""
+    points = []
+    for label, model in models.items():
+        fw, firmware = model["firmware"], _firmware_variant(model)
+        if firmware is not None and fw.get("latency_ns") is not None:
+            points.append({"model": label, "variant": firmware, "path": "FPGA", "latency_ns": fw["latency_ns"],
+                           "source": fw["label"], **_means(model["variants"][firmware])})
+        for name, variant in model["variants"].items():
+            timing = variant.get("scoring")
+            if timing:
+                points.append({"model": label, "variant": name, "path": timing["device"],
+                               "latency_ns": timing["ns_per_event"], "source": timing["source"], **_means(variant)})
+    return points
+
+
+def _only_reference(models: dict[str, Any]) -> dict[str, Any] | None:
+    """Signal events that each reference accepts at the working point and the trigger does not,
+    and the reverse. The trigger: the first model with a quantized variant, deciding as its
+    firmware does; the references: every float variant (its own float twin included)."""
+    trigger = next((label for label, m in models.items() if "quantized" in m["variants"]), None)
+    if trigger is None:
+        return None
+    decider = _firmware_variant(models[trigger])
+    assert decider is not None
+    chosen = models[trigger]["variants"][decider]["signals"]
+    rows = []
+    for label, model in models.items():
+        variant = "float" if "float" in model["variants"] else model["default_variant"]
+        if (label, variant) == (trigger, decider):
+            continue
+        counts = {}
+        for name, signal in model["variants"][variant]["signals"].items():
+            if name not in chosen or "accepted_at_wp" not in signal or signal["events"] != chosen[name]["events"]:
+                continue
+            ours = decode_mask(chosen[name]["accepted_at_wp"], chosen[name]["events"])
+            theirs = decode_mask(signal["accepted_at_wp"], signal["events"])
+            counts[name] = {"events": int(signal["events"]), "only_reference": int(np.sum(theirs & ~ours)),
+                            "only_trigger": int(np.sum(ours & ~theirs)), "both": int(np.sum(ours & theirs))}
+        rows.append({"reference": label, "variant": variant, "signals": counts})
+    return {"trigger": trigger, "variant": decider, "rows": rows}
 
 
 def assemble(models: dict[str, dict[str, Any]], background: str | Path, signals: dict[str, tuple[Path, int]],

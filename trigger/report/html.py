@@ -244,7 +244,36 @@ def _comparison(data: dict[str, Any], images: dict[str, bytes]) -> str:
     header = ("model", "variant", "precision", "parameters", "mean AUC", *(f"TPR@WP {n}" for n in signals),
               "mean TPR@WP", "LUT", "latency [ns]", "firmware numbers", "Pareto-optimal in")
     return (_table(header, rows) + _p("* working point not supported by the SM statistics (see above).")
-            + _img(images, figure_name("comparison_pareto"), "Pareto plot"))
+            + _img(images, figure_name("comparison_pareto"), "Pareto plot") + _latency(data, images)
+            + _only_reference(data))
+
+
+def _latency(data: dict[str, Any], images: dict[str, bytes]) -> str:
+    points = data["comparison"].get("latency")
+    if not points:
+        return ""
+    rows = [(p["model"], p["variant"], p["path"], f"{p['latency_ns']:,.1f}", f"{p['mean_tpr_at_wp']:.4f}",
+             f"{p['mean_auc']:.4f}", p["source"]) for p in points]
+    header = ("model", "variant", "path", "latency per event [ns]", "mean TPR@WP", "mean AUC", "latency from")
+    return ("<h3>Accuracy against latency</h3>" + _table(header, rows)
+            + _p("FPGA: the pipeline's latency from the firmware numbers. CPU/GPU: the time per event of "
+                 "scoring whole files in this report's run (batched; a throughput, not one event's latency).")
+            + _img(images, figure_name("comparison_latency"), "accuracy against latency"))
+
+
+def _only_reference(data: dict[str, Any]) -> str:
+    only = data["comparison"].get("only_reference")
+    if not only or not only["rows"]:
+        return ""
+    signals = list(data["signals"])
+    rows = [(f"{r['reference']}/{r['variant']}",
+             *(f"{c['only_reference']:,} / {c['only_trigger']:,} / {c['both']:,}" if (c := r["signals"].get(n))
+               else "n/a" for n in signals)) for r in only["rows"]]
+    header = ("reference", *(f"{n}: only reference / only trigger / both" for n in signals))
+    return ("<h3>Signal events only the reference catches</h3>"
+            + _p(f"Each at its own working-point threshold, against the trigger {only['trigger']}/{only['variant']} "
+                 "(the firmware's decision), event by event on the same signal files.")
+            + _table(header, rows))
 
 
 def render_html(data: dict[str, Any], images: dict[str, bytes]) -> str:

@@ -195,6 +195,34 @@ def pareto_figure(data: dict[str, Any]) -> Figure:
     return fig
 
 
+def latency_accuracy_figure(data: dict[str, Any]) -> Figure:
+    """Each model and path: mean efficiency at the working point and mean AUC against latency per
+    event (the FPGA's from its firmware numbers; on a CPU or GPU, the scoring time per event measured
+    in the report's run)."""
+    points = data["comparison"]["latency"]
+    colors = _model_colors(data)
+    fig = Figure(figsize=(11.0, 4.8), layout="constrained")
+    panels = fig.subplots(1, 2, sharex=True)
+    for ax, key, ylabel in zip(panels, ("mean_tpr_at_wp", "mean_auc"),
+                               (f"mean signal efficiency at {data['working_point']['accept_rate']}", "mean AUC"),
+                               strict=True):
+        for p in points:
+            marker = "s" if p["path"] == "FPGA" else "^" if p["path"].startswith("GPU") else "o"
+            ax.plot([p["latency_ns"]], [p[key]], marker, color=colors[p["model"]], ms=8)
+            ax.annotate(f"{p['model']}/{p['variant']}", (p["latency_ns"], p[key]), textcoords="offset points",
+                        xytext=(5, 3), fontsize=7)
+        ax.set(xscale="log", xlabel="latency per event [ns]", ylabel=ylabel)
+        ax.margins(x=0.25, y=0.15)
+    paths = sorted({p["path"] for p in points}, key=lambda path: path != "FPGA")
+    for path in paths:
+        marker = "s" if path == "FPGA" else "^" if path.startswith("GPU") else "o"
+        how = "pipeline latency, firmware numbers" if path == "FPGA" else "scoring time per event, measured"
+        panels[0].plot([], [], marker, color="0.3", label=f"{path}: {how}")
+    panels[0].legend(fontsize=8, loc="best")
+    fig.suptitle("accuracy vs latency, per model and path")
+    return fig
+
+
 def render_all(data: dict[str, Any]) -> dict[str, bytes]:
     """Every figure the data supports: file name -> PNG bytes."""
     images: dict[str, bytes] = {}
@@ -209,4 +237,6 @@ def render_all(data: dict[str, Any]) -> dict[str, bytes]:
             images[figure_name("replay_latency")] = _png(latency_figure(data["replay"]))
         if data["comparison"]:
             images[figure_name("comparison_pareto")] = _png(pareto_figure(data))
+            if data["comparison"].get("latency"):
+                images[figure_name("comparison_latency")] = _png(latency_accuracy_figure(data))
     return images
