@@ -56,7 +56,7 @@ calibration-sample: $(STAMP)
 ## evaluate them (about 45 minutes on 2 cores, most of it the CNN and Transformer autoencoders)
 ARTIFACTS := models/artifacts
 SIGNALS   := $(foreach s,ato4l leptoquark htautau htaunu,--signal $(SAMPLE)/$(s).h5)
-MODELS    := tiny-ae dense-ae dense-ae-w4 vae ffn-baseline cnn-ae transformer-ae
+MODELS    := tiny-ae dense-ae dense-ae-w4 vae ffn-baseline cnn-ae transformer-ae flow
 models: calibration-sample
 	$(BIN)/trigger train --config models/configs/tiny_ae.toml --data $(SAMPLE)/sm_cocktail.h5 --out $(ARTIFACTS)/tiny-ae --overwrite
 	$(BIN)/trigger train --config models/configs/dense_ae.toml --data $(SAMPLE)/sm_cocktail.h5 --out $(ARTIFACTS)/dense-ae --overwrite
@@ -65,6 +65,7 @@ models: calibration-sample
 	$(BIN)/trigger train --config models/configs/ffn_baseline.toml --data $(SAMPLE)/sm_cocktail.h5 --out $(ARTIFACTS)/ffn-baseline --overwrite
 	$(BIN)/trigger train --config models/configs/cnn_ae.toml --data $(SAMPLE)/sm_cocktail.h5 --out $(ARTIFACTS)/cnn-ae --overwrite
 	$(BIN)/trigger train --config models/configs/transformer_ae.toml --data $(SAMPLE)/sm_cocktail.h5 --out $(ARTIFACTS)/transformer-ae --overwrite
+	$(BIN)/trigger train --config models/configs/flow.toml --data $(SAMPLE)/sm_cocktail.h5 --out $(ARTIFACTS)/flow --overwrite
 	for m in $(MODELS); do $(BIN)/trigger calibrate --model $(ARTIFACTS)/$$m --background $(CALIBRATION) || exit 1; done
 	$(BIN)/trigger evaluate $(foreach m,$(MODELS),--model $(ARTIFACTS)/$(m)) --background $(CALIBRATION) $(SIGNALS) --json $(ARTIFACTS)/evaluation.json
 

@@ -18,13 +18,14 @@ from trigger.fixed import FixedType
 
 __all__ = ("FLOAT_KINDS", "Config", "ModelConfig", "TrainingConfig", "load_config")
 
-Kind = Literal["ae", "vae", "ffn-baseline", "cnn-ae", "transformer-ae"]
-Score = Literal["mse", "masked_mse", "ffn", "mu2", "kl"]
-KINDS: tuple[str, ...] = ("ae", "vae", "ffn-baseline", "cnn-ae", "transformer-ae")
-#: float-only references (seed 003): no quantized variant, no firmware
-FLOAT_KINDS = frozenset({"ffn-baseline", "cnn-ae", "transformer-ae"})
+Kind = Literal["ae", "vae", "ffn-baseline", "cnn-ae", "transformer-ae", "flow"]
+Score = Literal["mse", "masked_mse", "ffn", "mu2", "kl", "nll"]
+KINDS: tuple[str, ...] = ("ae", "vae", "ffn-baseline", "cnn-ae", "transformer-ae", "flow")
+#: float-only references (seed 003, and the density model): no quantized variant, no firmware
+FLOAT_KINDS = frozenset({"ffn-baseline", "cnn-ae", "transformer-ae", "flow"})
 SCORES_BY_KIND = {"ae": ("mse", "masked_mse"), "vae": ("mu2", "kl"), "ffn-baseline": ("ffn",),
-                  "cnn-ae": ("mse", "masked_mse", "ffn"), "transformer-ae": ("mse", "masked_mse", "ffn")}
+                  "cnn-ae": ("mse", "masked_mse", "ffn"), "transformer-ae": ("mse", "masked_mse", "ffn"),
+                  "flow": ("nll",)}
 
 
 @dataclass(frozen=True)
@@ -49,13 +50,17 @@ class ModelConfig:
     score_type: str = ""
     scaling: str = "standard"
     log_pt: bool = True
-    loss: Literal["mse", "masked_mse"] = "mse"
+    loss: Literal["mse", "masked_mse", "nll"] = "mse"
     score: Score = "mse"
     kl_weight: float = 1.0  # VAE: beta of the KL term
     # transformer-ae: encoder = (embedding width, feed-forward width) of each attention block
     blocks: int = 2  # attention blocks before and after the bottleneck
     attention_heads: int = 4
     l2: float = 1e-4
+    # flow: model.blocks affine couplings, each conditioned by a dense net of widths model.encoder;
+    # Gaussian noise of this width (scaled units) on the inputs while training, so that the exact
+    # zeros of empty slots do not make the density a spike
+    flow_noise: float = 0.05
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -77,6 +82,12 @@ class ModelConfig:
             msg = ("a transformer-ae takes model.encoder = [embedding width, feed-forward width], "
                    "model.blocks >= 1 and model.attention_heads >= 1")
             raise UsageError(msg)
+        if self.kind == "flow" and (self.loss != "nll" or self.blocks < 1 or not self.flow_noise >= 0):
+            msg = "a flow takes model.loss = \"nll\", model.blocks >= 1 couplings and model.flow_noise >= 0"
+            raise UsageError(msg)
+        if self.loss == "nll" and self.kind != "flow":
+            msg = "model.loss \"nll\" is the flow's (a density's negative log-likelihood)"
+            raise UsageError(msg)
         if not 2 <= self.weight_bits <= 16 or not 2 <= self.activation_bits <= 16:
             msg = "bit widths must be between 2 and 16"
             raise UsageError(msg)
@@ -89,6 +100,8 @@ class ModelConfig:
 
     @property
     def parameters_hint(self) -> str:
+        if self.kind == "flow":
+            return f"{self.blocks} affine couplings, conditioners 57-{'-'.join(map(str, self.encoder))}-114"
         widths = (57, *self.encoder, self.latent, *self.decoder, 57)
         return "-".join(str(w) for w in widths)
 

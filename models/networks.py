@@ -3,17 +3,21 @@
 Only layers hls4ml converts exactly are used: Dense/QDense, ReLU/quantized_relu and a
 linear bottleneck; no BatchNorm (it left small C-sim differences, DESIGN 4), and no
 quantized linear activation (hls4ml drops it, keeping the accumulator precision).
-A VAE is trained whole; only its encoder (57 -> mu) is meant for the firmware.
+A VAE is trained whole; only its encoder (57 -> mu) is meant for the firmware. The float
+references add the seed-003 CNN and Transformer autoencoders and a RealNVP normalizing flow.
 """
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import numpy as np
+from numpy.typing import NDArray
+
 from models.config import ModelConfig
 from trigger.schema import N_INPUTS, N_OBJECTS
 
-__all__ = ("Networks", "build_networks")
+__all__ = ("Networks", "build_networks", "coupling_masks")
 
 
 class Networks(NamedTuple):
@@ -153,9 +157,70 @@ def _transformer_ae(cfg: ModelConfig, make: _LayerFactory) -> Any:
     return keras.Model(inputs, outputs, name=f"{cfg.name}_float")
 
 
+def coupling_masks(blocks: int) -> list[NDArray[np.float32]]:
+    """Which of the 57 inputs each coupling keeps (1) and transforms (0): alternately every other
+    input and every other slot, each pattern followed by its complement, so every input is
+    transformed, conditioned on different neighbours."""
+    index = np.arange(N_INPUTS)
+    patterns = [index % 2, (index // 3) % 2]
+    masks = []
+    for k in range(blocks):
+        pattern = patterns[(k // 2) % 2]
+        masks.append((pattern if k % 2 == 0 else 1 - pattern).astype(np.float32))
+    return masks
+
+
+def _coupling_layer() -> Any:
+    keras = _keras()
+    import tensorflow as tf
+
+    Layer: Any = keras.layers.Layer
+
+    class AffineCoupling(Layer):  # type: ignore[misc]  # Keras ships no type information: the base is Any
+        """RealNVP's affine coupling: the inputs ``mask`` keeps condition a dense net whose outputs
+        scale (log-scale soft-clamped to ±3) and shift the others; also adds the log-determinant."""
+
+        def __init__(self, mask: NDArray[np.float32], widths: tuple[int, ...], l2: float, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.keep = tf.constant(mask[None, :])
+            regularizer = keras.regularizers.L2(l2) if l2 else None
+            self.hidden = [keras.layers.Dense(w, activation="relu", kernel_regularizer=regularizer) for w in widths]
+            self.log_scale = keras.layers.Dense(len(mask), kernel_initializer="zeros")  # starts as the identity
+            self.shift = keras.layers.Dense(len(mask), kernel_initializer="zeros")
+
+        def call(self, inputs: Any) -> Any:
+            x, log_det = inputs
+            h = x * self.keep
+            for layer in self.hidden:
+                h = layer(h)
+            s = 3.0 * tf.tanh(self.log_scale(h) / 3.0) * (1.0 - self.keep)
+            y = x * self.keep + (1.0 - self.keep) * (x * tf.exp(s) + self.shift(h))
+            return y, log_det + tf.reduce_sum(s, 1, keepdims=True)
+
+    return AffineCoupling
+
+
+def _flow(cfg: ModelConfig) -> Any:
+    """A RealNVP normalizing flow on the 57 scaled inputs: x -> z, N(0, 1) for SM events. Outputs
+    z and log|det dz/dx| side by side (58 columns): -log p(x) is the anomaly score."""
+    keras = _keras()
+    layers = keras.layers
+    inputs = keras.Input((N_INPUTS,), name="inputs")
+    x = layers.GaussianNoise(cfg.flow_noise, name="dequantize")(inputs) if cfg.flow_noise else inputs
+    log_det = layers.Lambda(lambda t: t[:, :1] * 0.0, name="log_det0")(inputs)
+    coupling = _coupling_layer()
+    for k, mask in enumerate(coupling_masks(cfg.blocks), 1):
+        x, log_det = coupling(mask, cfg.encoder, cfg.l2, name=f"coupling{k}")([x, log_det])
+    outputs = layers.Concatenate(name="z_and_log_det")([x, log_det])
+    return keras.Model(inputs, outputs, name=f"{cfg.name}_float")
+
+
 def build_networks(cfg: ModelConfig, quantized: bool) -> Networks:
     """The networks of ``cfg``; ``quantized=False`` gives the float twin of the same shape."""
     keras = _keras()
+    if cfg.kind == "flow":  # the density reference: float only
+        model = _flow(cfg)
+        return Networks(model, model)
     if cfg.kind in ("cnn-ae", "transformer-ae"):  # float references: no quantized variant
         model = (_cnn_ae if cfg.kind == "cnn-ae" else _transformer_ae)(cfg, _LayerFactory(cfg, quantized=False))
         return Networks(model, model)

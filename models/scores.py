@@ -21,6 +21,7 @@ SCORES = {
     "ffn": "seed-003 score: mean over the 19 slots of |dpT| + deta^2 + dphi^2",
     "mu2": "VAE encoder: sum of mu^2 over the latent space (AXOL1TL)",
     "kl": "VAE encoder: KL divergence of the latent distribution from N(0, 1)",
+    "nll": "flow: negative log-likelihood of the scaled inputs, -log p(x)",
 }
 
 
@@ -35,6 +36,10 @@ def anomaly_score(score: str, inputs: F, outputs: F | Sequence[F], mask: NDArray
         if score == "mu2":
             return cast(F, np.sum(mu * mu, axis=1))
         return cast(F, -0.5 * np.sum(1 + log_var - mu * mu - np.exp(log_var), axis=1))
+    if score == "nll":  # the flow's outputs: z (the inputs' image, N(0, 1) for SM) and log|det dz/dx|
+        flow = np.asarray(outputs, np.float64)
+        z, log_det = flow[:, :-1], flow[:, -1]
+        return cast(F, 0.5 * np.einsum("ij,ij->i", z, z) + 0.5 * z.shape[1] * np.log(2 * np.pi) - log_det)
     diff = np.asarray(inputs, np.float64) - np.asarray(outputs, np.float64)
     if score == "mse":  # row sums of squares by einsum: one pass, several times np.mean's speed
         return cast(F, np.einsum("ij,ij->i", diff, diff) / diff.shape[1])

@@ -61,6 +61,13 @@ def _loss(name: str) -> Any:
 
     if name == "mse":
         return "mse"
+    if name == "nll":  # the flow's: -log p(x) per input, without the constant (the targets are not read)
+
+        def nll(_y_true: Any, y_pred: Any) -> Any:
+            z, log_det = y_pred[:, :-1], y_pred[:, -1]
+            return (0.5 * tf.reduce_sum(tf.square(z), 1) - log_det) / float(z.shape[1])
+
+        return nll
 
     def masked_mse(y_true: Any, y_pred: Any) -> Any:
         x, mask = y_true[:, : y_pred.shape[1]], y_true[:, y_pred.shape[1]:]

@@ -139,15 +139,46 @@ def test_config_rejects_typos_and_mismatches(tmp_path: Path) -> None:
     assert config.model.kind == "vae" and config.model.latent == 4 and config.model.score == "mu2"
 
 
-@pytest.mark.parametrize("config", ["vae.toml", "ffn_baseline.toml", "cnn_ae.toml", "transformer_ae.toml"])
+@pytest.mark.parametrize("config", ["vae.toml", "ffn_baseline.toml", "cnn_ae.toml", "transformer_ae.toml",
+                                    "flow.toml"])
 def test_every_bundled_config_trains(config: str, files: dict[str, Path], tmp_path: Path) -> None:
     from models.train import train
 
     path = Path(__file__).parents[1] / "models/configs" / config
     artifact = train(load_config(path, ["training.epochs=1", "training.max_events=600"]), files["sm"],
                      tmp_path / "a")
-    scores = artifact.score(synthetic_events(50, seed=3))
-    assert np.all(np.isfinite(scores)) and np.all(scores >= 0)
+    events = synthetic_events(50, seed=3)
+    scores = artifact.score(events)
+    assert np.all(np.isfinite(scores)) and (artifact.config.model.score == "nll" or np.all(scores >= 0))
+    np.testing.assert_array_equal(load_artifact(tmp_path / "a").score(events), scores)  # round trip
+
+
+def test_the_flow_gives_the_exact_density_of_a_gaussian_it_can_represent() -> None:
+    """Couplings whose nets output constants make the flow a diagonal affine map: it then is the
+    density of N(mu, sigma^2) exactly, so -log p(x) must equal the Gaussian's, input by input."""
+    from scipy.stats import norm
+
+    from models.networks import build_networks, coupling_masks
+    from models.scores import anomaly_score
+
+    config = load_config(None, ["model.kind=flow", "model.quantized=false", "model.loss=nll", "model.score=nll",
+                                "model.encoder=[8]", "model.blocks=2", "model.flow_noise=0", "model.input_type="])
+    flow = build_networks(config.model, quantized=False).scorer
+    rng = np.random.default_rng(0)
+    log_scale, shift = rng.uniform(-2, 2, (2, 57)), rng.normal(0, 1, (2, 57))
+    for k in range(2):  # weights: the conditioner's kernel and bias, then the log-scale's, then the shift's
+        layer = flow.get_layer(f"coupling{k + 1}")
+        weights = [np.zeros_like(w) for w in layer.get_weights()]
+        weights[-3] = 3 * np.arctanh(log_scale[k] / 3)  # the log-scale bias, soft-clamped back to log_scale
+        weights[-1] = shift[k]
+        layer.set_weights(weights)
+    s = np.where(coupling_masks(2)[0] == 0, log_scale[0], log_scale[1])  # each input is moved once
+    t = np.where(coupling_masks(2)[0] == 0, shift[0], shift[1])
+    sigma, mu = np.exp(-s), -t * np.exp(-s)  # z = x * exp(s) + t is N(0, 1) for x ~ N(mu, sigma^2)
+    x = rng.normal(mu, sigma, (200, 57)).astype(np.float32)
+    expected = -norm.logpdf(x.astype(np.float64), mu, sigma).sum(axis=1)
+    scores = anomaly_score("nll", x, flow.predict(x, verbose=0), None)
+    np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-3)
 
 
 def test_training_batches_stream_every_event_once_per_epoch_shuffled_across_chunks(event_file: Path) -> None:
