@@ -50,12 +50,27 @@ def _rounded(values: NDArray[Any]) -> list[float]:
 
 
 def _histograms(scores: dict[str, F], bins: int = 60) -> dict[str, Any]:
-    """Score histograms of every sample on shared bins (logarithmic when the scores span decades)."""
+    """Score histograms of every sample on shared bins: logarithmic when positive scores span
+    decades, symmetric-logarithmic (linear within ``linthresh`` of 0) when scores that reach zero or
+    below, such as a flow's -log p(x), span decades above it; else linear."""
     everything = np.concatenate(list(scores.values()))
     low, high = float(everything.min()), float(everything.max())
     log = low > 0 and high / low > 100
-    edges = np.geomspace(low, high, bins + 1) if log else np.linspace(low, max(high, low + 1e-9), bins + 1)
-    return {"log_bins": log, "edges": _rounded(edges),
+    linthresh = max(-low, 1e-9)
+    symlog = low <= 0 and high > 100 * linthresh
+    if log:
+        edges = np.geomspace(low, high, bins + 1)
+    elif symlog:  # uniform in sign(x) log10(1 + |x| / linthresh)
+        def forward(x: float) -> float:
+            return float(np.sign(x) * np.log10(1 + abs(x) / linthresh))
+
+        grid = np.linspace(forward(low), forward(high), bins + 1)
+        edges = np.sign(grid) * (10 ** np.abs(grid) - 1) * linthresh
+        edges[0], edges[-1] = low, high
+    else:
+        edges = np.linspace(low, max(high, low + 1e-9), bins + 1)
+    scale = "log" if log else "symlog" if symlog else "linear"
+    return {"log_bins": log, "x_scale": scale, "linthresh": linthresh, "edges": _rounded(edges),
             "counts": {name: np.histogram(s, edges)[0].tolist() for name, s in scores.items()},
             "events": {name: len(s) for name, s in scores.items()}}
 

@@ -269,3 +269,18 @@ def test_masks_round_trip_as_text_and_refuse_a_wrong_length() -> None:
     np.testing.assert_array_equal(decode_mask(text, 1001), mask)
     with pytest.raises(ValueError, match="1008 bits for 2000"):
         decode_mask(text, 2000)
+
+
+@pytest.mark.parametrize(("low", "scale"), [(-130.0, "symlog"), (1e-3, "log"), (-1.0, "linear")])
+def test_score_histograms_choose_their_axis(low: float, scale: str) -> None:
+    """A flow's -log p(x) reaches below zero and spans decades above it: symmetric-log bins."""
+    from models.summary import _histograms
+
+    rng = np.random.default_rng(2)
+    high = 7e6 if scale != "linear" else 50.0
+    scores = {"SM": np.r_[low, high, rng.uniform(low, min(high, 100.0), 500)], "signal": rng.uniform(low, high, 300)}
+    hist = _histograms(scores)
+    edges = np.asarray(hist["edges"])
+    assert hist["x_scale"] == scale and np.all(np.diff(edges) > 0)
+    assert edges[0] == pytest.approx(low) and edges[-1] == pytest.approx(high, rel=1e-5)
+    assert sum(hist["counts"]["SM"]) == 502 and sum(hist["counts"]["signal"]) == 300

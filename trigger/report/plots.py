@@ -106,8 +106,13 @@ def score_figure(data: dict[str, Any], label: str) -> Figure:
                   label=f"{sample} ({hist['events'][sample]} events)")
     ax.axvline(summary["threshold"], color="crimson", ls="--", lw=1.2,
                label=f"threshold {summary['threshold']:.4g} ({data['working_point']['accept_rate']})")
-    ax.set(xscale="log" if hist["log_bins"] else "linear", yscale="log",
-           xlabel=f"anomaly score: {model['score_meaning']} (dimensionless)",
+    scale = hist.get("x_scale", "log" if hist["log_bins"] else "linear")  # report.json of earlier versions
+    if scale == "symlog":
+        ax.set_xscale("symlog", linthresh=hist["linthresh"])
+        ax.set_xlim(edges[0], edges[-1])
+    else:
+        ax.set_xscale(scale)
+    ax.set(yscale="log", xlabel=f"anomaly score: {model['score_meaning']} (dimensionless)",
            ylabel="fraction of events per bin", title=f"{label} ({variant}): score distributions")
     ax.legend(fontsize=8)
     return fig
