@@ -103,10 +103,10 @@ def scoring_device() -> str:
     return f"CPU ({platform.machine() or 'unknown'}, {os.cpu_count()} cores)"
 
 
-def _timing(seconds: float, events: int) -> dict[str, Any]:
+def _timing(seconds: float, events: int, device: str) -> dict[str, Any]:
     """A variant's scoring time per event in this run, and where it ran (whole files in one call:
     the per-event cost of batched scoring, not a single event's latency)."""
-    return {"ns_per_event": seconds / max(events, 1) * 1e9, "events": events, "device": scoring_device(),
+    return {"ns_per_event": seconds / max(events, 1) * 1e9, "events": events, "device": device,
             "source": "measured in this report's run"}
 
 
@@ -132,13 +132,13 @@ def model_summary(artifact: Artifact, label: str, background: str | Path, signal
     bkg, note = background_events(artifact, background, max_events)
     samples = {SM: bkg, **signals}
     scores: dict[str, dict[str, F]] = {}
-    n_events = sum(map(len, samples.values()))
+    n_events, device = sum(map(len, samples.values())), scoring_device()
     timing: dict[str, dict[str, Any]] = {}
     for variant in artifact.variants:
         progress(f"scoring {label}/{variant} on {n_events} events")
         started = time.perf_counter()
         scores[variant] = {name: artifact.score(events, variant) for name, events in samples.items()}
-        timing[variant] = _timing(time.perf_counter() - started, n_events)
+        timing[variant] = _timing(time.perf_counter() - started, n_events, device)
     thresholds = {v: artifact.threshold(v) for v in artifact.variants}
     exactness = None
     if extra is not None and "quantized" in artifact.variants:

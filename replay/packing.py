@@ -3,9 +3,9 @@
 An ADC2021 event has 19 slots, but an SM event fills about 3 of them; the other rows are zeros.
 A task sent over tcp (``ReplayConfig.pack_batches``) therefore carries, instead of the
 (n, 19, 4) array, ``filled`` (one bit per slot, numpy's ``packbits`` order, the last byte's
-unused bits zero) and ``objects`` (the filled rows, in order, dtype of the file). A slot counts as filled when any of its four values has a bit set, so the
-packing is lossless for every bit pattern (``-0.0``, NaN and denormals included): unpacking gives
-back the same bytes. Six times fewer bytes per SM event to send and, with ``--curve``, to
+unused bits zero) and ``objects`` (the filled rows, in order, dtype of the file). A slot counts
+as filled when any of its four values has a bit set, so the packing is lossless for every bit
+pattern (``-0.0``, NaN and denormals included): unpacking gives back the same bytes. Six times fewer bytes per SM event to send and, with ``--curve``, to
 encrypt and decrypt; over ipc on one machine the bytes cost less than packing them.
 """
 

@@ -44,9 +44,8 @@ def _comparison(models: dict[str, Any]) -> dict[str, Any]:
         rows.append({
             "model": label, "variant": variant, "baseline": model["baseline"],
             "parameters": model["parameters"][variant], "precision": model["precision"],
-            "mean_auc": float(np.mean([s["auc"] for s in signals.values()])),
+            **_means(model["variants"][variant]),
             "tpr_at_wp": {name: s["working_point"]["tpr"] for name, s in signals.items()},
-            "mean_tpr_at_wp": float(np.mean([s["working_point"]["tpr"] for s in signals.values()])),
             "wp_supported": all(s["working_point"]["supported"] for s in signals.values()),
             "lut": (fw.get("resources") or {}).get("LUT"), "latency_ns": fw.get("latency_ns"),
             "firmware_source": fw["label"],

@@ -200,6 +200,10 @@ def pareto_figure(data: dict[str, Any]) -> Figure:
     return fig
 
 
+def _path_marker(path: str) -> str:
+    return "s" if path == "FPGA" else "^" if path.startswith("GPU") else "o"
+
+
 def latency_accuracy_figure(data: dict[str, Any]) -> Figure:
     """Each model and path: mean efficiency at the working point and mean AUC against latency per
     event (the FPGA's from its firmware numbers; on a CPU or GPU, the scoring time per event measured
@@ -212,17 +216,15 @@ def latency_accuracy_figure(data: dict[str, Any]) -> Figure:
                                (f"mean signal efficiency at {data['working_point']['accept_rate']}", "mean AUC"),
                                strict=True):
         for p in points:
-            marker = "s" if p["path"] == "FPGA" else "^" if p["path"].startswith("GPU") else "o"
-            ax.plot([p["latency_ns"]], [p[key]], marker, color=colors[p["model"]], ms=8)
+            ax.plot([p["latency_ns"]], [p[key]], _path_marker(p["path"]), color=colors[p["model"]], ms=8)
             ax.annotate(f"{p['model']}/{p['variant']}", (p["latency_ns"], p[key]), textcoords="offset points",
                         xytext=(5, 3), fontsize=7)
         ax.set(xscale="log", xlabel="latency per event [ns]", ylabel=ylabel)
         ax.margins(x=0.25, y=0.15)
     paths = sorted({p["path"] for p in points}, key=lambda path: path != "FPGA")
     for path in paths:
-        marker = "s" if path == "FPGA" else "^" if path.startswith("GPU") else "o"
         how = "pipeline latency, firmware numbers" if path == "FPGA" else "scoring time per event, measured"
-        panels[0].plot([], [], marker, color="0.3", label=f"{path}: {how}")
+        panels[0].plot([], [], _path_marker(path), color="0.3", label=f"{path}: {how}")
     panels[0].legend(fontsize=8, loc="best")
     fig.suptitle("accuracy vs latency, per model and path")
     return fig
