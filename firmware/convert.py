@@ -3,7 +3,8 @@
 Precisions come from the QKeras quantizers (hls4ml's ``config_from_keras_model`` with
 ``granularity="name"``); the input precision is the grid the preprocessing projects onto,
 so the firmware sees exactly the inputs the model was trained and scored on. For a VAE
-only the encoder (inputs -> mu) goes to firmware: the score sum(mu^2) needs nothing else.
+only the encoder (inputs -> mu) goes to firmware: the score sum(mu^2) needs nothing else; a
+distilled student's one output is squared the same way.
 The score and the accept decision are layers of the converted model (``firmware.head``):
 its two outputs are the score and the trigger bit.
 """
@@ -36,7 +37,7 @@ DEFAULT_CLOCK_NS = 5.0
 
 
 def _network(artifact: Artifact) -> Any:
-    """The quantized Keras network whose outputs feed the score: the AE, or the VAE's mu branch."""
+    """The quantized Keras network whose outputs feed the score: the AE, the VAE's mu branch, the student."""
     if "quantized" not in artifact.networks:
         msg = f"{artifact.path}: a float-only model has no firmware; train a quantized one"
         raise TriggerError(msg)
@@ -54,11 +55,16 @@ def _network(artifact: Artifact) -> Any:
     return nets.trainable
 
 
+def _reconstruction(artifact: Artifact) -> bool:
+    """Whether the score compares outputs with inputs (mse), or squares the outputs (mu2, distilled)."""
+    return artifact.config.model.score == "mse"
+
+
 def head_types(artifact: Artifact, network: Any, precisions: dict[str, str] | None = None) -> HeadTypes:
     """The declared types of the firmware's score: model.error_type and model.score_type, unless
     ``precisions`` (``hls_config``'s overrides) set the error or score layer's type."""
     model, precisions = artifact.config.model, precisions or {}
-    error = precisions.get(error_layers(network, model.kind != "vae")[0], model.error_type)
+    error = precisions.get(error_layers(network, _reconstruction(artifact))[0], model.error_type)
     return HeadTypes.declare(error, precisions.get(SCORE, model.score_type),
                              int(network.output.shape[-1]))
 
@@ -72,7 +78,7 @@ def firmware_network(artifact: Artifact, threshold: float | None = None,
     types = head_types(artifact, network, precisions)
     if threshold is None:
         threshold = artifact.threshold("quantized") if "quantized" in artifact.thresholds else float("inf")
-    reconstruction = artifact.config.model.kind != "vae"
+    reconstruction = _reconstruction(artifact)
     divisor = score_divisor(reconstruction, int(network.output.shape[-1]))
     return with_decision(network, reconstruction, types, threshold_mantissa(threshold, types.score, divisor))
 

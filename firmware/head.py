@@ -4,7 +4,8 @@ The network's outputs go through three more layers that hls4ml converts as they 
 C-simulation, the emulator and the RTL all end in the same two outputs, the score and the bit:
 
 - ``error``: for an autoencoder a Keras ``Subtract`` (reconstruction - input), cast to the
-  declared ``error_type``; for a VAE the latent mu, its Dense layer's result cast to that type.
+  declared ``error_type``; for a VAE the latent mu (a student: its one output), its Dense layer's
+  result cast to that type.
 - ``score``: a Keras ``Dot`` of the errors with themselves, i.e. the sum of squares, summed
   exactly and cast to ``score_type`` (unsigned, saturating at the top).
 - ``decision``: ``Dense(1)`` with weight ``2**F`` and bias ``-T`` (``F`` the score's fractional
@@ -12,7 +13,7 @@ C-simulation, the emulator and the RTL all end in the same two outputs, the scor
   ``max(m - T, 0)`` saturated to one bit is 1 exactly when the score mantissa ``m`` exceeds ``T``.
 
 The software's score is the firmware's divided by the number of error terms for the ``mse`` score
-(a mean) and by 1 for ``mu2``; :func:`threshold_mantissa` turns a threshold in those units into
+(a mean) and by 1 for ``mu2`` and ``distilled``; :func:`threshold_mantissa` turns a threshold in those units into
 ``T`` so that ``m > T`` holds exactly when ``value > threshold`` does in float64.
 """
 
@@ -33,7 +34,7 @@ __all__ = ("ACCEPT", "DECISION", "ERROR", "FIRMWARE_SCORES", "SCORE", "HeadTypes
 ERROR, SCORE, DECISION = "error", "score", "decision"
 ACCEPT = f"{DECISION}_relu"  # the name hls4ml gives the Dense's ReLU
 #: the scores the firmware computes; the others need what is not on chip
-FIRMWARE_SCORES = ("mse", "mu2")
+FIRMWARE_SCORES = ("mse", "mu2", "distilled")
 ACCEPT_TYPE = "ap_ufixed<1,1,AP_TRN,AP_SAT>"
 MAX_SCORE_BITS = 24  # the threshold travels as a float32 Keras bias: exact below 2**24
 
@@ -64,7 +65,7 @@ class HeadTypes:
 
 def score_divisor(reconstruction: bool, terms: int) -> int:
     """The firmware score (a sum of squares) over this is the software's: the mean over the
-    ``terms`` errors for a reconstruction (mse), the sum itself for mu2."""
+    ``terms`` errors for a reconstruction (mse), the sum itself for mu2 and distilled."""
     return terms if reconstruction else 1
 
 

@@ -18,12 +18,12 @@ from trigger.fixed import FixedType
 
 __all__ = ("FLOAT_KINDS", "Config", "ModelConfig", "TrainingConfig", "load_config")
 
-Kind = Literal["ae", "vae", "ffn-baseline", "cnn-ae", "transformer-ae", "flow"]
-Score = Literal["mse", "masked_mse", "ffn", "mu2", "kl", "nll"]
-KINDS: tuple[str, ...] = ("ae", "vae", "ffn-baseline", "cnn-ae", "transformer-ae", "flow")
+Kind = Literal["ae", "vae", "student", "ffn-baseline", "cnn-ae", "transformer-ae", "flow"]
+Score = Literal["mse", "masked_mse", "ffn", "mu2", "kl", "nll", "distilled"]
+KINDS: tuple[str, ...] = ("ae", "vae", "student", "ffn-baseline", "cnn-ae", "transformer-ae", "flow")
 #: float-only references (seed 003, and the density model): no quantized variant, no firmware
 FLOAT_KINDS = frozenset({"ffn-baseline", "cnn-ae", "transformer-ae", "flow"})
-SCORES_BY_KIND = {"ae": ("mse", "masked_mse"), "vae": ("mu2", "kl"), "ffn-baseline": ("ffn",),
+SCORES_BY_KIND = {"ae": ("mse", "masked_mse"), "vae": ("mu2", "kl"), "student": ("distilled",), "ffn-baseline": ("ffn",),
                   "cnn-ae": ("mse", "masked_mse", "ffn"), "transformer-ae": ("mse", "masked_mse", "ffn"),
                   "flow": ("nll",)}
 
@@ -85,6 +85,10 @@ class ModelConfig:
         if self.kind == "flow" and (self.loss != "nll" or self.blocks < 1 or not self.flow_noise >= 0):
             msg = "a flow takes model.loss = \"nll\", model.blocks >= 1 couplings and model.flow_noise >= 0"
             raise UsageError(msg)
+        if self.kind == "student" and (self.latent != 1 or self.decoder or self.loss != "mse"):
+            msg = ("a student regresses one number, its teacher's score: model.latent = 1, model.decoder = [] "
+                   "and model.loss = \"mse\"")
+            raise UsageError(msg)
         if self.loss == "nll" and self.kind != "flow":
             msg = "model.loss \"nll\" is the flow's (a density's negative log-likelihood)"
             raise UsageError(msg)
@@ -100,6 +104,8 @@ class ModelConfig:
 
     @property
     def parameters_hint(self) -> str:
+        if self.kind == "student":
+            return "-".join(str(w) for w in (57, *self.encoder, 1))
         if self.kind == "flow":
             return f"{self.blocks} affine couplings, conditioners 57-{'-'.join(map(str, self.encoder))}-114"
         widths = (57, *self.encoder, self.latent, *self.decoder, 57)
@@ -122,6 +128,8 @@ class TrainingConfig:
     lr_factor: float = 0.5
     accept_rate: str = "1kHz"  # the working point the stored threshold is calibrated to
     bx_rate: str = "40MHz"
+    # a student's teacher: the artifact directory whose anomaly score it learns (models.distill)
+    teacher: str = ""
 
     def __post_init__(self) -> None:
         if not (0 < self.validation_fraction < 1 and 0 < self.test_fraction < 1

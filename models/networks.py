@@ -3,7 +3,8 @@
 Only layers hls4ml converts exactly are used: Dense/QDense, ReLU/quantized_relu and a
 linear bottleneck; no BatchNorm (it left small C-sim differences, DESIGN 4), and no
 quantized linear activation (hls4ml drops it, keeping the accumulator precision).
-A VAE is trained whole; only its encoder (57 -> mu) is meant for the firmware. The float
+A VAE is trained whole; only its encoder (57 -> mu) is meant for the firmware. A student is a
+dense net to one linear output that regresses its teacher's score (models.distill). The float
 references add the seed-003 CNN and Transformer autoencoders and a RealNVP normalizing flow.
 """
 
@@ -17,7 +18,9 @@ from numpy.typing import NDArray
 from models.config import ModelConfig
 from trigger.schema import N_INPUTS, N_OBJECTS
 
-__all__ = ("Networks", "build_networks", "coupling_masks")
+__all__ = ("DISTILLED", "Networks", "build_networks", "coupling_masks")
+
+DISTILLED = "distilled"  # a student's output layer
 
 
 class Networks(NamedTuple):
@@ -229,6 +232,9 @@ def build_networks(cfg: ModelConfig, quantized: bool) -> Networks:
     x = inputs
     for i, width in enumerate(cfg.encoder, 1):
         x = make.relu(f"enc_act{i}")(make.dense(width, f"enc_dense{i}")(x))
+    if cfg.kind == "student":  # one linear output, the firmware's score is its square
+        model = keras.Model(inputs, make.dense(1, DISTILLED)(x), name=cfg.name + ("" if make.quantized else "_float"))
+        return Networks(model, model)
     if cfg.kind == "vae":
         mu = make.dense(cfg.latent, "z_mean")(x)
         log_var = make.dense(cfg.latent, "z_log_var")(x)

@@ -22,6 +22,7 @@ SCORES = {
     "mu2": "VAE encoder: sum of mu^2 over the latent space (AXOL1TL)",
     "kl": "VAE encoder: KL divergence of the latent distribution from N(0, 1)",
     "nll": "flow: negative log-likelihood of the scaled inputs, -log p(x)",
+    "distilled": "student: the square of its output, which learns the log of its teacher's score",
 }
 
 
@@ -31,10 +32,11 @@ MASKED_SCORES = frozenset({"masked_mse"})
 
 def anomaly_score(score: str, inputs: F, outputs: F | Sequence[F], mask: NDArray[np.bool_] | None) -> F:
     """Per-event anomaly score (float64) from the scorer network's ``outputs``."""
-    if score in ("mu2", "kl"):
-        mu, log_var = (np.asarray(o, np.float64) for o in outputs)
-        if score == "mu2":
+    if score in ("mu2", "kl", "distilled"):  # a VAE's encoder outputs (mu, log_var), a student its one output
+        mu = np.asarray(outputs if score == "distilled" else outputs[0], np.float64)
+        if score != "kl":  # as the firmware computes it: the outputs' sum of squares
             return cast(F, np.sum(mu * mu, axis=1))
+        log_var = np.asarray(outputs[1], np.float64)
         return cast(F, -0.5 * np.sum(1 + log_var - mu * mu - np.exp(log_var), axis=1))
     if score == "nll":  # the flow's outputs: z (the inputs' image, N(0, 1) for SM) and log|det dz/dx|
         flow = np.asarray(outputs, np.float64)

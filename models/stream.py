@@ -50,6 +50,8 @@ class EventBatches:
     chunk_events: int = CHUNK_EVENTS
     pool_chunks: int = POOL_CHUNKS
     cache: Path | None = None  # a folder for the prepared inputs (see prepare)
+    # given targets per event of the span, (n, width), instead of the inputs (a student's: models.distill)
+    targets: NDArray[np.float32] | None = None
     epoch: int = field(default=0, init=False)
     _prepared: tuple[NDArray[np.float32], NDArray[np.bool_]] | None = field(default=None, init=False, repr=False)
 
@@ -83,28 +85,40 @@ class EventBatches:
         for i in range(0, len(chunks), self.pool_chunks):
             yield sorted(chunks[i:i + self.pool_chunks])
 
-    def _pool_inputs(self, rng: np.random.Generator | None) -> Iterator[tuple[NDArray[np.float32], NDArray[np.bool_]]]:
-        """(inputs, input mask) of each pool, from the prepared files if there are any, else the events."""
+    @property
+    def target_width(self) -> int:
+        if self.targets is not None:
+            return int(self.targets.shape[1])
+        return 2 * N_INPUTS if self.loss == "masked_mse" else N_INPUTS
+
+    def _rows(self, table: NDArray[Any], pool: list[tuple[int, int]]) -> NDArray[Any]:
         start = self.span[0]
+        return np.concatenate([table[lo - start:hi - start] for lo, hi in pool])
+
+    def _pool_inputs(self, rng: np.random.Generator | None) -> Iterator[tuple[list[tuple[int, int]], NDArray[np.float32],
+                                                                            NDArray[np.bool_]]]:
+        """Each pool's event ranges, inputs and input mask, from the prepared files if there are any, else the events."""
         if self._prepared is not None:
             x_all, slots_all = self._prepared
             for pool in self._pools(rng):
-                yield (np.concatenate([x_all[lo - start:hi - start] for lo, hi in pool]),
-                       input_mask(np.concatenate([slots_all[lo - start:hi - start] for lo, hi in pool])))
+                yield pool, self._rows(x_all, pool), input_mask(self._rows(slots_all, pool))
             return
         with open_events(self.path) as events:
             for pool in self._pools(rng):
                 particles = np.concatenate([events.read(lo, hi) for lo, hi in pool])
-                yield self.scaler.transform(particles), filled_mask(particles)
+                yield pool, self.scaler.transform(particles), filled_mask(particles)
 
     def pools(self) -> Iterator[tuple[NDArray[np.float32], NDArray[np.float32]]]:
         """One epoch as shuffled pools of ``(inputs, targets)`` (each call is the next epoch)."""
         rng = None if self.seed is None else np.random.default_rng([self.seed, self.epoch])
         self.epoch += 1
-        for inputs, in_slots in self._pool_inputs(rng):
+        for pool, inputs, in_slots in self._pool_inputs(rng):
             order = slice(None) if rng is None else rng.permutation(len(inputs))
-            x, mask = inputs[order], in_slots[order]
-            yield x, training_targets(self.loss, x, mask)
+            x = inputs[order]
+            if self.targets is not None:
+                yield x, self._rows(self.targets, pool)[order]
+            else:
+                yield x, training_targets(self.loss, x, in_slots[order])
 
     def __call__(self) -> Iterator[tuple[NDArray[np.float32], NDArray[np.float32]]]:
         """One epoch as stacks of batches, (batches, batch_size, width) per pool, its shorter last
@@ -123,7 +137,7 @@ class EventBatches:
         event at a time, made an epoch 1.3 to 2.2 times slower than the in-memory fit)."""
         import tensorflow as tf
 
-        width = 2 * N_INPUTS if self.loss == "masked_mse" else N_INPUTS
-        signature = (tf.TensorSpec((None, None, N_INPUTS), tf.float32), tf.TensorSpec((None, None, width), tf.float32))
+        signature = (tf.TensorSpec((None, None, N_INPUTS), tf.float32),
+                     tf.TensorSpec((None, None, self.target_width), tf.float32))
         stacks = tf.data.Dataset.from_generator(self, output_signature=signature)
         return stacks.flat_map(lambda x, y: tf.data.Dataset.from_tensor_slices((x, y))).prefetch(tf.data.AUTOTUNE)

@@ -4,11 +4,14 @@ It is not an anomaly detector: it needs the signal it is for, and it says so whe
 appears. Its efficiency at the trigger working point is what a trigger dedicated to that
 signal would reach, the bound the anomaly scores are measured against.
 
-The classifier is scikit-learn's ``HistGradientBoostingClassifier`` on the 57 inputs plus
-object multiplicities, jet HT, the lepton pT sum and MET. SM events follow the autoencoders'
-split rules (60 % train, 20 % validation for early stopping, 20 % held out); the signal file
-is split in order, the first ``signal_train_fraction`` trained on, the rest held out. The
-stored threshold is calibrated at the working point on the held-out SM events.
+Two classifiers are trained on the 57 inputs plus object multiplicities, jet HT, the lepton pT
+sum and MET: scikit-learn's ``HistGradientBoostingClassifier`` and seed 000's DNN
+(:mod:`models.seed_dnn`); the one with the higher AUC on the validation events is kept, and
+both AUCs are recorded. SM events follow the autoencoders' split rules (60 % train, 20 %
+validation, 20 % held out); the signal file is split in order, the first
+``signal_train_fraction`` trained on (its last quarter the signal's validation events), the
+rest held out. Both classifiers stop early on the validation events. The stored threshold is
+calibrated at the working point on the held-out SM events, or on a calibration sample.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.artifact import file_sha256, read_manifest, update_manifest
+from models.seed_dnn import STANDARDIZATION, WEIGHTS, SeedDNN
 from models.train import split_events
 from trigger.errors import ArtifactError
 from trigger.events import open_events
@@ -34,6 +38,7 @@ __all__ = ("KIND", "SupervisedArtifact", "features", "load_supervised", "train_s
 
 KIND = "supervised"
 _MODEL = "classifier.joblib"
+GBDT, DNN = "gradient-boosted", "seed-000 dnn"  # the two candidates
 
 
 def features(particles: NDArray[np.floating[Any]]) -> NDArray[np.float32]:
@@ -79,32 +84,61 @@ def _log_odds(classifier: Any, particles: NDArray[np.floating[Any]]) -> NDArray[
     return np.asarray(classifier.decision_function(features(particles)), np.float64)
 
 
+def _balanced(sm: NDArray[np.floating[Any]], signal: NDArray[np.floating[Any]]) -> tuple[
+        NDArray[np.float32], NDArray[np.float64], NDArray[np.float64]]:
+    """Features, labels and weights under which both classes weigh the same."""
+    x = np.concatenate([features(sm), features(signal)])
+    y = np.r_[np.zeros(len(sm)), np.ones(len(signal))]
+    return x, y, np.where(y == 1, len(sm) / max(len(signal), 1), 1.0)
+
+
+def _fit_candidates(fit: tuple[NDArray[np.float32], NDArray[np.float64], NDArray[np.float64]],
+                    validation: tuple[NDArray[np.float32], NDArray[np.float64], NDArray[np.float64]],
+                    seed: int, max_iter: int, dnn_epochs: int) -> dict[str, tuple[Any, float]]:
+    """Each candidate classifier with its training seconds."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    candidates = {}
+    start = time.monotonic()
+    boosted = HistGradientBoostingClassifier(max_iter=max_iter, learning_rate=0.1, early_stopping=True,
+                                             n_iter_no_change=20, random_state=seed)
+    boosted.fit(*fit, X_val=validation[0], y_val=validation[1], sample_weight_val=validation[2])
+    candidates[GBDT] = (boosted, time.monotonic() - start)
+    start = time.monotonic()
+    candidates[DNN] = (SeedDNN.fit(*fit, validation, seed=seed, max_epochs=dnn_epochs), time.monotonic() - start)
+    return candidates
+
+
 def train_supervised(background: str | Path, signal: str | Path, out: str | Path, fpr: float, seed: int = 1,
                      signal_train_fraction: float = 0.6, max_iter: int = 500,
-                     calibration: str | Path | None = None) -> SupervisedArtifact:
-    """Train the classifier of ``signal`` against the SM events of ``background``; write ``out``.
-    The threshold for ``fpr`` is calibrated on the held-out SM events of ``background``, or on
-    every event of ``calibration`` (an SM file never trained on, e.g. the calibration sample)."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
+                     calibration: str | Path | None = None, dnn_epochs: int = 100) -> SupervisedArtifact:
+    """Train both classifiers of ``signal`` against the SM events of ``background``, keep the stronger
+    on the validation events; write ``out``. The threshold for ``fpr`` is calibrated on the held-out
+    SM events of ``background``, or on every event of ``calibration`` (an SM file never trained on,
+    e.g. the calibration sample)."""
+    from sklearn.metrics import roc_auc_score
 
     out = Path(out)
     with open_events(background) as sm_file, open_events(signal) as signal_file:
         split = split_events(sm_file.n_events, 0.2, 0.2)
-        sm_train = sm_file.read(0, split.validation[1])  # the classifier holds out its own validation part
-        sm_test = sm_file.read(*split.test)
         n_signal_train = round(signal_file.n_events * signal_train_fraction)
-        signal_train = signal_file.read(0, n_signal_train)
+        n_signal_fit = round(n_signal_train * 0.75)
+        fit = _balanced(sm_file.read(*split.train), signal_file.read(0, n_signal_fit))
+        validation = _balanced(sm_file.read(*split.validation), signal_file.read(n_signal_fit, n_signal_train))
+        sm_test = sm_file.read(*split.test)
         name = str(signal_file.attrs.get("process") or Path(signal).stem)
-    x = np.concatenate([features(sm_train), features(signal_train)])
-    y = np.r_[np.zeros(len(sm_train)), np.ones(len(signal_train))]
-    weights = np.where(y == 1, len(sm_train) / max(len(signal_train), 1), 1.0)  # both classes weigh the same
-    classifier = HistGradientBoostingClassifier(max_iter=max_iter, learning_rate=0.1, early_stopping=True,
-                                                validation_fraction=0.25, n_iter_no_change=20, random_state=seed)
-    start = time.monotonic()
-    classifier.fit(x, y, sample_weight=weights)
-    seconds = time.monotonic() - start
+    candidates = _fit_candidates(fit, validation, seed, max_iter, dnn_epochs)
+    aucs = {kind: float(roc_auc_score(validation[1], c.decision_function(validation[0]), sample_weight=validation[2]))
+            for kind, (c, _) in candidates.items()}
+    kept = max(aucs, key=lambda kind: aucs[kind])
+    classifier, seconds = candidates[kept]
     out.mkdir(parents=True, exist_ok=True)
-    joblib.dump(classifier, out / _MODEL)
+    for stale in (_MODEL, WEIGHTS, STANDARDIZATION):
+        (out / stale).unlink(missing_ok=True)
+    if kept == GBDT:
+        joblib.dump(classifier, out / _MODEL)
+    else:
+        classifier.save(out)
     if calibration is None:
         threshold = threshold_for(_log_odds(classifier, sm_test), fpr, path=KIND, events=(
             f"held-out test split [{split.test[0]}, {split.test[1]}) of {Path(background).name}"))
@@ -113,13 +147,17 @@ def train_supervised(background: str | Path, signal: str | Path, out: str | Path
             scores = np.concatenate([_log_odds(classifier, batch.particles) for batch in events.iter_batches(100_000)])
         threshold = threshold_for(scores, fpr, path=KIND, events=f"all {len(scores)} events of {Path(calibration).name}")
     (out / "threshold.json").write_text(json.dumps(threshold.as_dict(), indent=1) + "\n")
-    update_manifest(out, kind=KIND, signal=name, note=(
+    update_manifest(out, kind=KIND, signal=name, classifier=kept, note=(
         f"supervised classifier for {name}: the bound a trigger dedicated to this signal reaches, "
         "not an anomaly detector"),
         data={"file": Path(background).name, "sha256": file_sha256(background), "split": split.as_dict()},
-        signal_data={"file": Path(signal).name, "sha256": file_sha256(signal), "train": [0, n_signal_train]},
-        training={"iterations": int(classifier.n_iter_), "seconds": round(seconds, 1), "seed": seed,
-                  "sm_events": len(sm_train), "signal_events": len(signal_train)})
+        signal_data={"file": Path(signal).name, "sha256": file_sha256(signal), "train": [0, n_signal_train],
+                     "validation": [n_signal_fit, n_signal_train]},
+        candidates={kind: {"validation_auc": round(aucs[kind], 5), "seconds": round(sec, 1),
+                           "iterations": int(c.n_iter_) if kind == GBDT else c.epochs}
+                    for kind, (c, sec) in candidates.items()},
+        training={"classifier": kept, "seconds": round(seconds, 1), "seed": seed,
+                  "sm_events": int(np.sum(fit[1] == 0)), "signal_events": int(np.sum(fit[1] == 1))})
     return load_supervised(out)
 
 
@@ -131,4 +169,6 @@ def load_supervised(path: str | Path) -> SupervisedArtifact:
         msg = f"{path}: not a supervised classifier (an anomaly model: use --model)"
         raise ArtifactError(msg)
     threshold = ThresholdEstimate.from_dict(json.loads((path / "threshold.json").read_text()))
-    return SupervisedArtifact(path, manifest["signal"], joblib.load(path / _MODEL), threshold, manifest)
+    kept = manifest.get("classifier", GBDT)
+    classifier = SeedDNN.load(path) if kept == DNN else joblib.load(path / _MODEL)
+    return SupervisedArtifact(path, manifest["signal"], classifier, threshold, manifest)

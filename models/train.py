@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from models.artifact import Artifact, file_sha256, load_artifact, save_artifact
 from models.config import Config
+from models.distill import Distillation, load_teacher, teacher_scores
 from models.networks import Networks, build_networks
 from models.stream import CHUNK_EVENTS, EventBatches
 from trigger.errors import UsageError
@@ -117,6 +119,17 @@ def _fit(config: Config, variant: str, data: dict[str, Any], out_dir: Path,
     return nets, history
 
 
+def _distillation(config: Config, data_path: Path, split: Split,
+                  log: Any) -> tuple[Distillation, dict[str, NDArray[np.float32]]]:
+    """A student's teacher and its regression targets on the training and validation events."""
+    teacher = load_teacher(config.training.teacher)
+    print(f"  scoring the training and validation events with the teacher {teacher.config.model.name} "
+          f"({teacher.default_variant})", file=log, flush=True)
+    scores = {name: teacher_scores(teacher, data_path, getattr(split, name)) for name in ("train", "validation")}
+    distillation = Distillation.from_scores(teacher, scores["train"])
+    return distillation, {name: distillation.targets(s) for name, s in scores.items()}
+
+
 def train(config: Config, data_path: str | Path, out_dir: str | Path, log: Any = sys.stdout) -> Artifact:
     """Train every variant of ``config`` on the SM events of ``data_path``; write ``out_dir``."""
     out_dir = Path(out_dir)
@@ -132,12 +145,13 @@ def train(config: Config, data_path: str | Path, out_dir: str | Path, log: Any =
         # Scaler.__post_init__ checks the method and parses an input_type given as text
         scaler = Scaler(mc.scaling, mc.log_pt, mc.input_type or None)  # type: ignore[arg-type]
         scaler.fit(batch.particles for batch in events.iter_batches(CHUNK_EVENTS, *split.train))
+    distillation, targets = _distillation(config, data_path, split, log) if mc.kind == "student" else (None, {})
     out_dir.mkdir(parents=True, exist_ok=True)
     cache = tempfile.TemporaryDirectory(dir=out_dir, prefix=".inputs-")  # the prepared inputs, removed below
     streams = {"train": EventBatches(data_path, split.train, scaler, mc.loss, tc.batch_size, seed=tc.seed,
-                                     cache=Path(cache.name) / "train"),
+                                     cache=Path(cache.name) / "train", targets=targets.get("train")),
                "validation": EventBatches(data_path, split.validation, scaler, mc.loss, tc.batch_size,
-                                          cache=Path(cache.name) / "validation")}
+                                          cache=Path(cache.name) / "validation", targets=targets.get("validation"))}
     for stream in streams.values():
         stream.prepare()
     data = {name: stream.dataset() for name, stream in streams.items()}
@@ -159,6 +173,8 @@ def train(config: Config, data_path: str | Path, out_dir: str | Path, log: Any =
     thresholds: dict[str, ThresholdEstimate]
     metrics: dict[str, Any]
     thresholds, metrics = {}, {"test_events": split.test[1] - split.test[0], "target_fpr": fpr}
+    if distillation is not None:
+        metrics["distillation"] = distillation.describe()
     for variant in variants:
         with open_events(data_path) as events:
             scores = np.concatenate([artifact.score(batch.particles, variant)

@@ -153,6 +153,41 @@ def test_every_bundled_config_trains(config: str, files: dict[str, Path], tmp_pa
     np.testing.assert_array_equal(load_artifact(tmp_path / "a").score(events), scores)  # round trip
 
 
+def test_a_student_learns_its_teachers_score_and_its_firmware_squares_it_bit_for_bit(
+        artifact_dir: Path, files: dict[str, Path], tmp_path: Path) -> None:
+    """The bundled student configuration, taught by the tiny test AE: it records its teacher, its
+    float output follows the teacher's log-score on events it never saw, it round-trips, and the
+    emulator of its firmware (output squared, then the decision) equals hls4ml's C-simulation."""
+    from firmware.check import csim_outputs
+    from firmware.convert import to_hls
+    from firmware.emulator import Emulator
+    from models.distill import Distillation
+    from models.train import train
+
+    path = Path(__file__).parents[1] / "models/configs/student.toml"
+    config = load_config(path, ["model.encoder=[8]", "training.epochs=30", "training.batch_size=32",
+                                "training.learning_rate=3e-3", f"training.teacher={artifact_dir}"])
+    student = train(config, files["sm"], tmp_path / "student")
+    record = json.loads((tmp_path / "student/metrics.json").read_text())["distillation"]
+    assert record["teacher"] == "dense-ae" and record["teacher_variant"] == "quantized"
+    teacher = load_artifact(artifact_dir)
+    events = synthetic_events(2000, seed=21)
+    targets = Distillation(teacher, record["offset"]).targets(teacher.score(events))
+    output = student.networks["float"].scorer.predict(student.inputs(events), verbose=0)
+    assert np.corrcoef(output[:, 0], targets[:, 0])[0, 1] > 0.5  # about 0.68; targets out of step: about 0
+    np.testing.assert_array_equal(student.score(events, "float"), output[:, 0].astype(np.float64) ** 2)
+    np.testing.assert_array_equal(load_artifact(tmp_path / "student").score(events), student.score(events))
+    x = student.inputs(events).astype(np.float64)
+    hls_model = to_hls(student, tmp_path / "hls", threshold=float(np.median(student.score(events))))
+    csim = csim_outputs(hls_model, x)
+    np.testing.assert_array_equal(Emulator.from_hls_model(hls_model).predict(x), csim)
+    assert 0.3 < csim[:, 1].mean() < 0.7  # the decision at the median score: about half accepted
+    with pytest.raises(UsageError, match="a student needs a teacher"):
+        train(load_config(path, ["training.epochs=1", "training.teacher="]), files["sm"], tmp_path / "none")
+    with pytest.raises(UsageError, match="a student regresses one number"):
+        load_config(path, ["model.latent=2"])
+
+
 def test_the_flow_gives_the_exact_density_of_a_gaussian_it_can_represent() -> None:
     """Couplings whose nets output constants make the flow a diagonal affine map: it then is the
     density of N(mu, sigma^2) exactly, so -log p(x) must equal the Gaussian's, input by input."""
@@ -230,10 +265,13 @@ def test_the_supervised_bound_trains_round_trips_and_never_passes_for_an_anomaly
     from models.supervised import load_supervised, train_supervised
 
     out = tmp_path / "supervised-hardjets"
-    trained = train_supervised(files["sm"], files["signal"], out, fpr=0.01, max_iter=30)
+    trained = train_supervised(files["sm"], files["signal"], out, fpr=0.01, max_iter=30, dnn_epochs=2)
     events = synthetic_events(200, seed=4)
     np.testing.assert_array_equal(load_supervised(out).score(events), trained.score(events))
     assert trained.signal == "hardjets" and trained.manifest["signal_data"]["train"] == [0, 240]
+    candidates = trained.manifest["candidates"]  # both were trained; the one kept has the higher validation AUC
+    assert set(candidates) == {"gradient-boosted", "seed-000 dnn"}
+    assert trained.manifest["classifier"] == max(candidates, key=lambda k: candidates[k]["validation_auc"])
     with pytest.raises(ArtifactError, match=r"supervised classifier for hardjets.*not an anomaly score"):
         load_artifact(out)  # so no command can take it as a trigger's model
     with pytest.raises(ArtifactError, match="not a supervised classifier"):
@@ -243,6 +281,21 @@ def test_the_supervised_bound_trains_round_trips_and_never_passes_for_an_anomaly
     assert row["supervised"] and "not an anomaly detector" in row["note"]
     assert row["signals"]["hardjets"]["events"] == 400 - 240  # its own signal's held-out events only
     assert row["signals"]["hardjets"]["auc"] > 0.9  # the signal's jets are three times harder
+
+
+def test_the_seed_000_dnn_learns_a_separable_signal_and_round_trips(tmp_path: Path) -> None:
+    from models.seed_dnn import SeedDNN
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 1, (3000, 5)).astype(np.float32)
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0.8).astype(np.float64)
+    weights = np.ones(len(y))
+    dnn = SeedDNN.fit(x[:2000], y[:2000], weights[:2000], (x[2000:], y[2000:], weights[2000:]), max_epochs=5)
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(y[2000:], dnn.decision_function(x[2000:])) > 0.95
+    dnn.save(tmp_path)
+    np.testing.assert_array_equal(SeedDNN.load(tmp_path).decision_function(x), dnn.decision_function(x))
 
 
 @pytest.mark.slow

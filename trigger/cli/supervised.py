@@ -1,6 +1,7 @@
 """``trigger supervised``: the supervised upper bound, one classifier per signal.
 
-Each classifier is trained on SM events against one signal's events and written to
+For each signal a gradient-boosted classifier and seed 000's DNN are trained on SM events
+against the signal's events; the one with the higher validation AUC is written to
 ``OUT/supervised-<signal>``. It is the efficiency a trigger dedicated to that signal would
 reach, not an anomaly detector: no command takes it as a trigger's model, and
 ``trigger evaluate --supervised DIR`` reports it labelled as supervised, on the held-out
@@ -46,8 +47,9 @@ def run(args: argparse.Namespace) -> int:
         out = args.out_dir / f"supervised-{signal_name(path)}"
         classifier = train_supervised(args.background, path, out, fpr, args.seed, args.signal_train_fraction,
                                       calibration=args.calibration)
-        training = classifier.manifest["training"]
-        print(f"{out}: supervised classifier for {classifier.signal} ({training['iterations']} boosting iterations "
-              f"in {training['seconds']} s on {training['sm_events']:,} SM and {training['signal_events']:,} signal "
-              f"events); threshold {classifier.threshold.threshold:.4g}: {classifier.threshold.note}")
+        training, candidates = classifier.manifest["training"], classifier.manifest["candidates"]
+        tried = ", ".join(f"{kind} {c['validation_auc']:.4f} ({c['seconds']} s)" for kind, c in candidates.items())
+        print(f"{out}: supervised classifier for {classifier.signal}, trained on {training['sm_events']:,} SM and "
+              f"{training['signal_events']:,} signal events; validation AUC {tried}: kept the {training['classifier']}; "
+              f"threshold {classifier.threshold.threshold:.4g}: {classifier.threshold.note}")
     return 0
