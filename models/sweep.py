@@ -144,7 +144,7 @@ def run_sweep(base: Config, data: Path, signal_paths: Sequence[Path], out: Path,
                "trials": [r.__dict__ for r in results], "pareto": [r.number for r in front], "checked": checked}
     out.mkdir(parents=True, exist_ok=True)
     (out / "sweep.json").write_text(json.dumps(summary, indent=1) + "\n")
-    _plot(results, front, out / "pareto.png")
+    _plot(summary, out / "pareto.png")
     return summary
 
 
@@ -165,15 +165,7 @@ def _check(result: TrialResult, data: Path, out: Path, latency_cutoff: float, cl
             "rtl_mismatches": found.rtl_check["mismatches"]}
 
 
-def _plot(results: Sequence[TrialResult], front: Sequence[TrialResult], path: Path) -> None:
-    from matplotlib.figure import Figure  # no pyplot state, as the report draws
+def _plot(summary: dict[str, Any], path: Path) -> None:
+    from trigger.report.plots import sweep_figure  # the report draws the same figure
 
-    fig = Figure(figsize=(6, 4))
-    ax = fig.add_subplot()
-    ax.scatter([r.cost for r in results], [r.efficiency for r in results], c="0.6", label="trials")
-    ax.plot([r.cost for r in front], [r.efficiency for r in front], "o-", c="C3", label="Pareto front")
-    ax.set_xlabel("da4ml cost (adder bits; about one LUT each)")
-    ax.set_ylabel("mean signal efficiency at the working point")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    sweep_figure(summary).savefig(path, dpi=120)

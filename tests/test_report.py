@@ -183,9 +183,38 @@ def test_report_without_replay_or_latencies_says_so(artifact_dir: Path, files: d
     page = (out / "report.html").read_text()
     assert "No batch_latency_ms.npy in the run" in page and "check not run" in page
     assert "not available (no --firmware given)" in page and "One model given" in page
+    assert "No architecture search given" in page
     data = json.loads((out / "report.json").read_text())
     assert data["comparison"] is None and data["models"]["dense-ae"]["exactness"] is None
     assert len(decoded_images(page)) == len(data["images"]) == 3  # ROC, scores, agreement
+
+
+def sweep_json(path: Path, **changes: Any) -> Path:
+    """A sweep.json as ``trigger sweep`` writes it: three trials, two on the front, one checked."""
+    def trial(number: int, width: int, efficiency: float, cost: float) -> dict[str, Any]:
+        return {"number": number, "params": {"width": width, "latent": 3}, "efficiency": efficiency,
+                "efficiencies": {"hardjets": efficiency}, "cost": cost, "latency_ns": 40.0, "auc": {"hardjets": 0.9}}
+
+    sweep = {"base": "tiny-ae", "space": {}, "epochs": 5, "working_point_fpr": 2.5e-5, "background": "sm.h5",
+             "signals": ["hardjets"], "objectives": ["mean efficiency", "da4ml cost"],
+             "trials": [trial(0, 8, 0.02, 5000.0), trial(1, 16, 0.05, 9000.0), trial(2, 24, 0.04, 14000.0)],
+             "pareto": [0, 1], "checked": [{"trial": 0, "cost": 5000.0, "LUT": 5321, "latency_ns": 40.0}]}
+    path.write_text(json.dumps({**sweep, **changes}))
+    return path
+
+
+def test_report_draws_a_sweeps_pareto_front(artifact_dir: Path, files: dict[str, Path], tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "report"
+    sweep = sweep_json(tmp_path / "sweep.json")
+    assert main(report_args(artifact_dir, files, out, "--check-events", "0", "--sweep", str(sweep))) == 0
+    page, data = (out / "report.html").read_text(), json.loads((out / "report.json").read_text())
+    assert data["sweep"]["pareto"] == [0, 1] and "sweep.png" in data["images"]
+    assert "3 trials of tiny-ae" in page and "5,321" in page and "14,000" not in page  # the front only
+    assert len(decoded_images(page)) == len(data["images"]) == 4
+    bad = sweep_json(tmp_path / "bad.json", pareto=[7])
+    assert main(report_args(artifact_dir, files, tmp_path / "r2", "--sweep", str(bad))) == 2
+    assert "the Pareto front names trials the file does not have" in capsys.readouterr().err
 
 
 def test_vendor_reports_take_precedence_over_an_estimate(tmp_path: Path) -> None:

@@ -28,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--replay", type=Path, metavar="RUN_DIR", help="replay run with summary.json")
     parser.add_argument("--firmware", type=Path, action="append", default=[], metavar="FW_DIR",
                         help="vendor reports or estimate.json; repeat in --model order")
+    parser.add_argument("--sweep", type=Path, metavar="SWEEP_JSON",
+                        help="an architecture search's sweep.json (trigger sweep): its Pareto front is drawn")
     parser.add_argument("--rebuild", type=Path, metavar="REPORT_JSON",
                         help="render the report of this report.json again instead (no model is loaded)")
     parser.add_argument("--out", type=Path, required=True, metavar="REPORT_DIR", help="output directory")
@@ -41,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 
 def build_report(out_dir: str | Path, models: Sequence[str | Path | Any], background: str | Path,
                  signals: Sequence[str | Path], *, replay: str | Path | None = None,
-                 firmware: Sequence[str | Path | None] = (), check_events: int = 2000,
+                 firmware: Sequence[str | Path | None] = (), sweep: str | Path | None = None,
+                 check_events: int = 2000,
                  accept_rate: str = "1kHz", bx_rate: str = "40MHz", max_events: int | None = None,
                  overwrite: bool = False, progress: Callable[[str], None] = print) -> Path:
     """Run each stage's summary for ``models`` (artifact directories or loaded artifacts; ``firmware[i]``
@@ -53,7 +56,7 @@ def build_report(out_dir: str | Path, models: Sequence[str | Path | Any], backgr
     from trigger.rates import fpr_for_rate, parse_rate
     from trigger.report import assemble, prepare_out_dir, write_report
     from trigger.report.collect import distinct_labels
-    from trigger.report.inputs import read_replay
+    from trigger.report.inputs import read_replay, read_sweep
 
     if not models or not signals:
         msg = "a report needs at least one model and one signal file"
@@ -73,6 +76,7 @@ def build_report(out_dir: str | Path, models: Sequence[str | Path | Any], backgr
     fw_dirs = [Path(d) if d is not None else None for d in firmware]
     fw_dirs += [None] * (len(models) - len(fw_dirs))
     replay_info = read_replay(replay) if replay is not None else None
+    sweep_info = read_sweep(sweep) if sweep is not None else None
     progress(f"loading {len(models)} model(s)")
     artifacts = [m if isinstance(m, Artifact) else load_artifact(m) for m in models]
     firmware_entries = [firmware_info(a, d) for a, d in zip(artifacts, fw_dirs, strict=True)]
@@ -84,7 +88,7 @@ def build_report(out_dir: str | Path, models: Sequence[str | Path | Any], backgr
                                          emulated_variant(artifact, check_events, progress), progress)
         summaries[label]["firmware"] = fw
     files = {name: (Path(p), len(signal_events[name])) for name, p in zip(signal_events, signals, strict=True)}
-    data = assemble(summaries, background, files, wp_fpr, accept_rate, bx_rate, replay_info)
+    data = assemble(summaries, background, files, wp_fpr, accept_rate, bx_rate, replay_info, sweep_info)
     progress("drawing figures")
     return write_report(out_dir, data)
 
@@ -104,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
             msg = f"{', '.join(missing)} required (or --rebuild REPORT_JSON)"
             raise UsageError(msg)
         page = build_report(args.out, args.model, args.background, args.signal, replay=args.replay,
-                            firmware=args.firmware, check_events=args.check_events,
+                            firmware=args.firmware, sweep=args.sweep, check_events=args.check_events,
                             accept_rate=args.accept_rate, bx_rate=args.bx_rate, max_events=args.max_events,
                             overwrite=args.overwrite)
     print(f"report written: {page}")

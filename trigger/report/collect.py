@@ -114,9 +114,11 @@ def _only_reference(models: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def assemble(models: dict[str, dict[str, Any]], background: str | Path, signals: dict[str, tuple[Path, int]],
-             wp_fpr: float, accept_rate: str, bx_rate: str, replay: dict[str, Any] | None) -> dict[str, Any]:
+             wp_fpr: float, accept_rate: str, bx_rate: str, replay: dict[str, Any] | None,
+             sweep: dict[str, Any] | None = None) -> dict[str, Any]:
     """The report dict: ``models`` (label -> model summary with its ``firmware`` entry), the signal
-    files (name -> (path, events)), the working point and the replay run, if any."""
+    files (name -> (path, events)), the working point, and the replay run and the architecture
+    search (``read_sweep``), if any."""
     return {
         "title": "Anomaly-detection trigger report",
         "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
@@ -128,4 +130,5 @@ def assemble(models: dict[str, dict[str, Any]], background: str | Path, signals:
         "models": models,
         "comparison": _comparison(models) if len(models) > 1 else None,
         "replay": replay,
+        "sweep": sweep,
     }

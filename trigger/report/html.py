@@ -26,6 +26,7 @@ SECTIONS = {
     "firmware": "Firmware",
     "replay": "Replay",
     "comparison": "Model comparison",
+    "sweep": "Architecture search",
 }
 NA = "not available"
 CSS = """
@@ -276,6 +277,22 @@ def _only_reference(data: dict[str, Any]) -> str:
             + _table(header, rows))
 
 
+def _sweep(data: dict[str, Any], images: dict[str, bytes]) -> str:
+    sweep = data.get("sweep")
+    if not sweep:
+        return _p("No architecture search given (trigger report --sweep SWEEP_JSON, from trigger sweep).")
+    trials = {t["number"]: t for t in sweep["trials"]}
+    luts = {c["trial"]: c for c in sweep["checked"]}
+    front = sorted((trials[n] for n in sweep["pareto"]), key=lambda t: t["cost"])
+    rows = [(t["number"], ", ".join(f"{k} {v}" for k, v in t["params"].items()), f"{t['efficiency']:.4f}",
+             f"{t['cost']:,.0f}", _num(t["latency_ns"]),
+             f"{luts[t['number']]['LUT']:,}" if t["number"] in luts else NA) for t in front]
+    header = ("trial", "parameters", "mean efficiency at WP", "da4ml cost", "latency [ns]", "LUT (yosys)")
+    return (_p(f"{sweep['file']}: {len(trials)} trials of {sweep['base']}, {sweep['epochs']} epochs each, "
+               f"objectives: {'; '.join(sweep['objectives'])}. The Pareto front, by cost:")
+            + _table(header, rows) + _img(images, figure_name("sweep"), "architecture search"))
+
+
 def render_html(data: dict[str, Any], images: dict[str, bytes]) -> str:
     """The whole page as one string."""
     body = {
@@ -289,6 +306,7 @@ def render_html(data: dict[str, Any], images: dict[str, bytes]) -> str:
         "firmware": _firmware(data),
         "replay": _replay(data, images),
         "comparison": _comparison(data, images),
+        "sweep": _sweep(data, images),
     }
     nav = "".join(f'<a href="#{key}">{escape(title)}</a>' for key, title in SECTIONS.items())
     sections = "".join(f'<section id="{key}"><h2>{escape(SECTIONS[key])}</h2>{html}</section>'

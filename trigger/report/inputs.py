@@ -1,7 +1,7 @@
 """The report's contracts: what each stage leaves on disk, checked as the report reads it.
 
 A replay run (``summary.json``), an open-source estimate (``estimate.json``, written by
-:mod:`firmware.estimate`) and the report's own ``report.json`` (models summarised by
+:mod:`firmware.estimate`), an architecture search (``sweep.json``, :mod:`models.sweep`) and the report's own ``report.json`` (models summarised by
 :mod:`models.summary`, firmware by :mod:`firmware.summary`), from which a report can be
 rendered again without TensorFlow. Each reader checks the file against its contract and
 returns plain JSON-ready data; anything unusable is an
@@ -18,7 +18,7 @@ import numpy as np
 
 from trigger.errors import InputFileError
 
-__all__ = ("RESOURCES", "read_estimate", "read_replay", "read_report_data")
+__all__ = ("RESOURCES", "read_estimate", "read_replay", "read_report_data", "read_sweep")
 
 #: resources the report shows, in this order
 RESOURCES = ("LUT", "FF", "DSP", "BRAM_36K")
@@ -123,6 +123,32 @@ def read_estimate(path: str | Path) -> dict[str, Any]:
         "rtl_check": data.get("rtl_check"), "targets": data.get("targets", []),
         "tools": data.get("tools", {}), "includes_decision": bool(data.get("includes_decision", False)),
     }
+
+
+_SWEEP_KEYS: dict[str, tuple[type, ...]] = {
+    "base": (str,), "epochs": (int,), "working_point_fpr": _NUMBER, "objectives": (list,), "trials": (list,),
+    "pareto": (list,), "checked": (list,),
+}
+_TRIAL_KEYS: dict[str, tuple[type, ...]] = {
+    "number": (int,), "params": (dict,), "efficiency": _NUMBER, "cost": _NUMBER, "latency_ns": _NUMBER,
+}
+
+
+def read_sweep(path: str | Path) -> dict[str, Any]:
+    """An architecture search's ``sweep.json`` (``trigger sweep``), checked: its trials, the
+    numbers of those on the Pareto front, and the front points whose cost yosys checked."""
+    path = Path(path)
+    data = _read_json(path)
+    _check_keys(path, data, _SWEEP_KEYS)
+    for trial in data["trials"]:
+        if not isinstance(trial, dict):
+            raise InputFileError(path, "a trial is not an object")
+        _check_keys(path, trial, _TRIAL_KEYS)
+    numbers = {t["number"] for t in data["trials"]}
+    if not set(data["pareto"]) <= numbers:
+        raise InputFileError(path, "the Pareto front names trials the file does not have")
+    return {"file": path.name, **{key: data[key] for key in _SWEEP_KEYS},
+            "signals": data.get("signals", []), "space": data.get("space", {})}
 
 
 #: keys of ``report.json`` (``trigger.report.collect.assemble``) and of each of its models

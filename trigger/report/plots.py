@@ -18,7 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullFormatter, StrMethodFormatter
 
-__all__ = ("figure_name", "render_all")
+__all__ = ("figure_name", "render_all", "sweep_figure")
 
 LINESTYLES = {"quantized": "-", "float": "--", "emulator": ":"}
 SIZE = (7.0, 5.0)
@@ -230,6 +230,29 @@ def latency_accuracy_figure(data: dict[str, Any]) -> Figure:
     return fig
 
 
+def sweep_figure(sweep: dict[str, Any]) -> Figure:
+    """An architecture search (``sweep.json``): every trial's cost and efficiency, the Pareto
+    front, and the LUTs yosys counted on the front points it checked."""
+    fig = Figure(figsize=(6.5, 4.5))
+    ax = fig.add_subplot()
+    trials = {t["number"]: t for t in sweep["trials"]}
+    ax.scatter([t["cost"] for t in trials.values()], [t["efficiency"] for t in trials.values()], c="0.6",
+               label=f"{len(trials)} trials")
+    front = sorted((trials[n] for n in sweep["pareto"]), key=lambda t: t["cost"])
+    ax.plot([t["cost"] for t in front], [t["efficiency"] for t in front], "o-", c="C3", label="Pareto front")
+    for checked in sweep["checked"]:
+        trial = trials.get(checked["trial"])
+        if trial is not None:
+            ax.annotate(f"{checked['LUT']:,} LUT", (trial["cost"], trial["efficiency"]), fontsize=7,
+                        textcoords="offset points", xytext=(4, 4))
+    ax.set_xlabel("da4ml cost (adder bits; about one LUT each)")
+    ax.set_ylabel("mean signal efficiency at the working point")
+    ax.set_title(f"trigger sweep of {sweep['base']} ({sweep['epochs']} epochs a trial)", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def render_all(data: dict[str, Any]) -> dict[str, bytes]:
     """Every figure the data supports: file name -> PNG bytes."""
     images: dict[str, bytes] = {}
@@ -246,4 +269,6 @@ def render_all(data: dict[str, Any]) -> dict[str, bytes]:
             images[figure_name("comparison_pareto")] = _png(pareto_figure(data))
             if data["comparison"].get("latency"):
                 images[figure_name("comparison_latency")] = _png(latency_accuracy_figure(data))
+        if data.get("sweep"):
+            images[figure_name("sweep")] = _png(sweep_figure(data["sweep"]))
     return images
