@@ -261,7 +261,7 @@ def test_training_reads_float64_files_as_the_public_data_has_them(files: dict[st
 
 
 def test_the_supervised_bound_trains_round_trips_and_never_passes_for_an_anomaly_score(
-        files: dict[str, Path], artifact_dir: Path, tmp_path: Path) -> None:
+        files: dict[str, Path], artifact_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from models.supervised import load_supervised, train_supervised
 
     out = tmp_path / "supervised-hardjets"
@@ -269,9 +269,18 @@ def test_the_supervised_bound_trains_round_trips_and_never_passes_for_an_anomaly
     events = synthetic_events(200, seed=4)
     np.testing.assert_array_equal(load_supervised(out).score(events), trained.score(events))
     assert trained.signal == "hardjets" and trained.manifest["signal_data"]["train"] == [0, 240]
-    candidates = trained.manifest["candidates"]  # both were trained; the one kept has the higher validation AUC
+    candidates = trained.manifest["candidates"]  # both were trained; the one kept keeps more signal at FPR 1e-3
     assert set(candidates) == {"gradient-boosted", "seed-000 dnn"}
-    assert trained.manifest["classifier"] == max(candidates, key=lambda k: candidates[k]["validation_auc"])
+    merit = {k: (c["validation_tpr_at_fpr_1e-3"], c["validation_auc"]) for k, c in candidates.items()}
+    assert trained.manifest["classifier"] == max(merit, key=lambda k: merit[k])
+    from models import supervised
+
+    fit_both = supervised._fit_candidates  # the seed-000 DNN alone, to test the artifact it leaves
+    monkeypatch.setattr(supervised, "_fit_candidates", lambda *a: {k: v for k, v in fit_both(*a).items()
+                                                                   if k == "seed-000 dnn"})
+    dnn = train_supervised(files["sm"], files["signal"], tmp_path / "dnn", fpr=0.01, dnn_epochs=2)
+    assert dnn.manifest["classifier"] == "seed-000 dnn" and not (tmp_path / "dnn/classifier.joblib").exists()
+    np.testing.assert_array_equal(load_supervised(tmp_path / "dnn").score(events), dnn.score(events))
     with pytest.raises(ArtifactError, match=r"supervised classifier for hardjets.*not an anomaly score"):
         load_artifact(out)  # so no command can take it as a trigger's model
     with pytest.raises(ArtifactError, match="not a supervised classifier"):

@@ -1,7 +1,8 @@
 """``trigger supervised``: the supervised upper bound, one classifier per signal.
 
 For each signal a gradient-boosted classifier and seed 000's DNN are trained on SM events
-against the signal's events; the one with the higher validation AUC is written to
+against the signal's events; the one that keeps more signal at FPR 10^-3 on the validation
+events is written to
 ``OUT/supervised-<signal>``. It is the efficiency a trigger dedicated to that signal would
 reach, not an anomaly detector: no command takes it as a trigger's model, and
 ``trigger evaluate --supervised DIR`` reports it labelled as supervised, on the held-out
@@ -36,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from models.evaluate import signal_name
-    from models.supervised import train_supervised
+    from models.supervised import SELECTION, train_supervised
     from trigger.errors import UsageError
 
     if not 0 < args.signal_train_fraction < 1:
@@ -48,8 +49,10 @@ def run(args: argparse.Namespace) -> int:
         classifier = train_supervised(args.background, path, out, fpr, args.seed, args.signal_train_fraction,
                                       calibration=args.calibration)
         training, candidates = classifier.manifest["training"], classifier.manifest["candidates"]
-        tried = ", ".join(f"{kind} {c['validation_auc']:.4f} ({c['seconds']} s)" for kind, c in candidates.items())
+        tried = ", ".join(f"{kind} {c[SELECTION]:.4f} (AUC {c['validation_auc']:.4f}, {c['seconds']} s)"
+                          for kind, c in candidates.items())
         print(f"{out}: supervised classifier for {classifier.signal}, trained on {training['sm_events']:,} SM and "
-              f"{training['signal_events']:,} signal events; validation AUC {tried}: kept the {training['classifier']}; "
+              f"{training['signal_events']:,} signal events; signal kept at FPR 1e-3 on the validation events: "
+              f"{tried}: kept the {training['classifier']}; "
               f"threshold {classifier.threshold.threshold:.4g}: {classifier.threshold.note}")
     return 0
