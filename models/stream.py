@@ -2,7 +2,8 @@
 
 An event range of the SM file is read in chunks of ``chunk_events``; each epoch visits the
 chunks in a new seeded order, pools ``pool_chunks`` of them, shuffles the pooled events and
-yields ``(inputs, targets)`` batches, so events mix across chunks while at most one pool is
+yields ``(inputs, targets)`` batches (targets: the inputs, or given per-event targets such as a
+distilled student's), so events mix across chunks while at most one pool is
 in memory (about 150 MB at the defaults for float64 files). The scaler's input rule is the
 one of :mod:`trigger.preprocess`. ``tf.data`` wraps the generator for Keras.
 
@@ -54,6 +55,11 @@ class EventBatches:
     targets: NDArray[np.float32] | None = None
     epoch: int = field(default=0, init=False)
     _prepared: tuple[NDArray[np.float32], NDArray[np.bool_]] | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.targets is not None and len(self.targets) != self.n_events:
+            msg = f"{len(self.targets)} targets for the {self.n_events} events of {self.span}"
+            raise ValueError(msg)
 
     def prepare(self) -> None:
         """Compute the span's inputs and filled slots once into ``cache`` (memory-mapped)."""

@@ -216,6 +216,28 @@ def test_the_flow_gives_the_exact_density_of_a_gaussian_it_can_represent() -> No
     np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-3)
 
 
+def test_given_targets_travel_with_their_events_through_the_shuffle(event_file: Path) -> None:
+    """A student's targets: each batch row keeps its own event's target, prepared or not."""
+    from models.stream import EventBatches
+    from trigger.events import read_events
+    from trigger.preprocess import Scaler
+
+    events = read_events(event_file)
+    scaler = Scaler("standard", log_pt=True, input_type="ap_fixed<16,6>").fit(events)
+    expected = scaler.transform(events[100:900])
+    index = np.arange(800, dtype=np.float32)[:, None]  # the target of each event: its place in the span
+    for cache in (None, event_file.parent / "cache"):
+        stream = EventBatches(event_file, (100, 900), scaler, "mse", 64, seed=3, chunk_events=50, cache=cache,
+                              targets=index)
+        stream.prepare()
+        stacks = list(stream())
+        x, y = (np.concatenate([a.reshape(-1, a.shape[-1]) for a in arrays]) for arrays in zip(*stacks, strict=True))
+        assert sorted(y[:, 0].tolist()) == index[:, 0].tolist() and y[:, 0].tolist() != index[:, 0].tolist()
+        np.testing.assert_array_equal(x, expected[y[:, 0].astype(int)])
+    with pytest.raises(ValueError, match="10 targets for the 800 events"):
+        EventBatches(event_file, (100, 900), scaler, "mse", 64, targets=index[:10])
+
+
 def test_training_batches_stream_every_event_once_per_epoch_shuffled_across_chunks(event_file: Path) -> None:
     """The stream reads small chunks, yields each event of the span once per epoch, mixes chunks in
     a batch, reshuffles each epoch (seeded), and keeps file order for validation."""
