@@ -41,6 +41,18 @@ def test_same_seed_gives_identical_bytes_for_any_number_of_jobs(cocktail: Path, 
     assert _particles(tmp_path / "again.h5") == _particles(cocktail)
 
 
+@pytest.mark.slow
+def test_the_bundled_calibration_sample_is_reproduced_byte_for_byte() -> None:
+    """Its first chunk, made before the final state was read in C++, comes out the same today."""
+    path = Path(__file__).parents[1] / "data" / "calibration" / "sm_cocktail_calibration.h5"
+    with h5py.File(path) as h5:
+        plan = GenerationPlan(**{k: v for k, v in json.loads(h5.attrs["generation"]).items()
+                                 if k in ("process", "seed", "chunk_size")}, events=500)
+        _, events, codes, _ = generator_run.run_chunk(plan.chunk(0))
+        assert events.tobytes() == h5["Particles"][:500].tobytes()
+        assert codes.tobytes() == h5["process_code"][:500].tobytes()
+
+
 def test_another_seed_gives_other_events(cocktail: Path, tmp_path: Path) -> None:
     plan = GenerationPlan("sm-cocktail", events=15, seed=6, chunk_size=15)
     generate(plan, tmp_path / "other.h5", show_progress=False)

@@ -71,12 +71,13 @@ def _delta_r(eta1: F64, phi1: F64, eta2: F64, phi2: F64) -> F64:
 
 
 def _leptons(
-    final: Particles, abs_pid: int, resolution: float, pt_min: float, eta_max: float,
+    final: Particles, is_flavour: NDArray[np.bool_], resolution: float, pt_min: float, eta_max: float,
     rng: np.random.Generator, cfg: DetectorConfig,
 ) -> Particles:
-    """Isolated, smeared leptons of one flavour passing the acceptance, pT-ordered."""
-    is_flavour = np.abs(final.pid) == abs_pid
+    """Isolated, smeared leptons of one flavour (``is_flavour``) passing the acceptance, pT-ordered."""
     candidates = np.flatnonzero(is_flavour & (final.pt > pt_min) & (np.abs(final.eta) < eta_max + 0.1))
+    if len(candidates) == 0:  # most generated events: nothing to smear, no random number drawn
+        return Particles(final.pid[:0], final.pt[:0], final.eta[:0], final.phi[:0])
     keep = []
     for i in candidates:
         dr = _delta_r(final.eta, final.phi, final.eta[i], final.phi[i])
@@ -145,9 +146,10 @@ def _met(final: Particles, rng: np.random.Generator, cfg: DetectorConfig) -> tup
 
 def _select_leptons(final: Particles, rng: np.random.Generator,
                     cfg: DetectorConfig) -> tuple[Particles, Particles]:
-    electrons = _leptons(final, 11, cfg.electron_pt_resolution, cfg.electron_pt_min,
+    abs_pid = np.abs(final.pid)
+    electrons = _leptons(final, abs_pid == 11, cfg.electron_pt_resolution, cfg.electron_pt_min,
                          cfg.electron_eta_max, rng, cfg)
-    muons = _leptons(final, 13, cfg.muon_pt_resolution, cfg.muon_pt_min, cfg.muon_eta_max, rng, cfg)
+    muons = _leptons(final, abs_pid == 13, cfg.muon_pt_resolution, cfg.muon_pt_min, cfg.muon_eta_max, rng, cfg)
     return electrons, muons
 
 

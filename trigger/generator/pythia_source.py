@@ -10,6 +10,7 @@ from numpy.typing import NDArray
 
 from trigger.errors import TriggerError
 from trigger.generator.detector import DetectorConfig, Particles, reconstruct
+from trigger.generator.final_state import FinalStateReader
 from trigger.generator.processes import Process
 
 __all__ = ("PythiaSource", "pythia_version")
@@ -35,9 +36,12 @@ def pythia_version() -> str:
 
 
 class PythiaSource:
-    """A seeded Pythia8 instance of one process plus the stand-in detector."""
+    """A seeded Pythia8 instance of one process plus the stand-in detector.
 
-    def __init__(self, process: Process, seed: int, detector: DetectorConfig) -> None:
+    ``native=False`` reads the final state in Python, as a reference for the compiled loop.
+    """
+
+    def __init__(self, process: Process, seed: int, detector: DetectorConfig, native: bool = True) -> None:
         p8 = _pythia()
         self.process = process
         self.detector = detector
@@ -52,13 +56,8 @@ class PythiaSource:
         # anti-kt (power -1) on all visible final-state particles (select = 2), massless (2)
         self._jets = p8.SlowJet(-1, detector.jet_r, detector.jet_truth_pt_min,
                                 detector.visible_eta_max, 2, 2)
+        self._final_state = FinalStateReader(native)
         self.tried = 0
-
-    def _final_visible(self) -> Particles:
-        rows = [(p.id(), p.pT(), p.eta(), p.phi())
-                for p in self._pythia.event if p.isFinal() and p.isVisible()]
-        table = np.array(rows, dtype=np.float64).reshape(-1, 4)
-        return Particles(table[:, 0].astype(np.int64), table[:, 1], table[:, 2], table[:, 3])
 
     def _truth_jets(self) -> Particles:
         self._jets.analyze(self._pythia.event)
@@ -84,7 +83,7 @@ class PythiaSource:
         kept = 0
         while kept < n:
             self._next()
-            event = reconstruct(self._final_visible(), self._truth_jets, rng, self.detector,
+            event = reconstruct(self._final_state(self._pythia.event), self._truth_jets, rng, self.detector,
                                 fake_electron=self.process.fake_electron)
             if event is not None:
                 out[kept] = event
