@@ -1,12 +1,14 @@
 """The generator against Pythia alone: how much of a generated event's time is Pythia's own.
 
 Per process of the SM cocktail, in one run and one process: ``PythiaSource.generate`` keeps
-``--events`` triggered events (timed, with how many it generated), then a fresh Pythia with the
-same settings and seed runs ``next()`` alone as many times. ``generator/pythia`` is Pythia's
-time over the project's for the same generated events; the cocktail's is weighted by the
-ADC2021 fractions. 1.0 would mean the project adds nothing to Pythia's own time.
+``--events`` triggered events (timed, with how many it generated); a fresh Pythia with the
+same settings and seed runs ``next()`` alone as many times; and, for comparison, the generator
+once more with the final state read particle by particle in Python (``--python-loop``, the old
+way). Each repeat runs the three in another order, so drift on a shared machine falls on all.
+``generator/pythia`` is Pythia's time over the project's for the same generated events; the
+cocktail's is weighted by the ADC2021 fractions. 1.0 would mean the project adds nothing.
 
-    python benchmarks/generator.py [--events 300] [--seed 7]
+    python benchmarks/generator.py [--events 300] [--repeat 2] [--seed 7] [--no-python-loop]
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -26,36 +29,72 @@ from trigger.generator.pythia_source import PythiaSource
 from trigger.generator.run import _stdout_silenced
 
 
-def measure(name: str, events: int, seed: int) -> tuple[float, float, int]:
-    """(project seconds, Pythia-alone seconds, events generated) for ``events`` kept events."""
+def _timed(run: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def measure(name: str, events: int, seed: int, repeat: int, python_loop: bool) -> tuple[dict[str, float], int]:
+    """(seconds per way, summed over the repeats; events generated per repeat) for ``events`` kept events."""
     process = PROCESSES[name]
+    rng_seed = np.random.SeedSequence(seed)
     with _stdout_silenced():  # Pythia's banner and messages
-        source = PythiaSource(process, seed, DetectorConfig())
-        start = time.perf_counter()
-        source.generate(events, np.random.default_rng(seed))
-        project = time.perf_counter() - start
-        alone = PythiaSource(process, seed, DetectorConfig())  # the same seed: the same events
-        start = time.perf_counter()
-        for _ in range(source.tried):
-            alone._next()
-        pythia = time.perf_counter() - start
-    return project, pythia, source.tried
+        tried = PythiaSource(process, seed, DetectorConfig())
+        tried.generate(events, np.random.default_rng(rng_seed))  # how many events that takes (and a warm-up)
+        n_generated = tried.tried
+
+        def project(native: bool) -> Callable[[], None]:
+            source = PythiaSource(process, seed, DetectorConfig(), native=native)
+
+            def run() -> None:
+                source.generate(events, np.random.default_rng(rng_seed))
+            return run
+
+        def alone() -> Callable[[], None]:
+            source = PythiaSource(process, seed, DetectorConfig())  # the same seed: the same events
+
+            def run() -> None:
+                for _ in range(n_generated):
+                    source._next()
+            return run
+
+        ways: dict[str, Callable[[], Callable[[], None]]] = {"project": lambda: project(True), "pythia": alone}
+        if python_loop:
+            ways["python-loop"] = lambda: project(False)
+        seconds = dict.fromkeys(ways, 0.0)
+        for r in range(repeat):
+            order = list(ways) if r % 2 == 0 else list(reversed(ways))
+            for way in order:
+                seconds[way] += _timed(ways[way]())
+    return seconds, n_generated
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=300, help="triggered events kept per process")
+    parser.add_argument("--events", type=int, default=300, help="triggered events kept per process and repeat")
+    parser.add_argument("--repeat", type=int, default=2, help="rounds, each in another order")
     parser.add_argument("--seed", type=int, default=7, help="Pythia seed")
+    parser.add_argument("--no-python-loop", dest="python_loop", action="store_false",
+                        help="skip the generator with the Python final-state loop")
     args = parser.parse_args()
-    project_total = pythia_total = 0.0
+    totals: dict[str, float] = {}
     for name, fraction in COCKTAIL_FRACTIONS.items():
-        project, pythia, tried = measure(name, args.events, args.seed)
-        print(f"{name:<6} {args.events} kept of {tried} generated: project {args.events / project:7.1f} kept/s, "
-              f"Pythia next() alone {pythia / tried * 1e3:.2f} ms per generated event, "
-              f"project {project / tried * 1e3:.2f} ms; generator/pythia = {pythia / project:.3f}", flush=True)
-        project_total += fraction * project / args.events  # seconds per kept event, cocktail-weighted
-        pythia_total += fraction * pythia / args.events
-    print(f"generator/pythia = {pythia_total / project_total:.3f}")
+        seconds, tried = measure(name, args.events, args.seed, args.repeat, args.python_loop)
+        per_event = {way: s / (args.repeat * tried) * 1e3 for way, s in seconds.items()}
+        kept_per_s = args.repeat * args.events / seconds["project"]
+        line = (f"{name:<6} {args.events} kept of {tried} generated, project {kept_per_s:.1f} kept/s; "
+                "ms per generated event: " + ", ".join(f"{way} {ms:.2f}" for way, ms in per_event.items()))
+        line += f"; generator/pythia = {seconds['pythia'] / seconds['project']:.3f}"
+        if args.python_loop:
+            line += f" (with the Python loop {seconds['pythia'] / seconds['python-loop']:.3f})"
+        print(line, flush=True)
+        for way, s in seconds.items():  # seconds per kept event, cocktail-weighted
+            totals[way] = totals.get(way, 0.0) + fraction * s / args.events
+    if args.python_loop:
+        print(f"with the Python loop: generator/pythia = {totals['pythia'] / totals['python-loop']:.3f}; "
+              f"project speed-up {totals['python-loop'] / totals['project']:.2f}x")
+    print(f"generator/pythia = {totals['pythia'] / totals['project']:.3f}")
     return 0
 
 
