@@ -35,7 +35,7 @@ from models.scores import MASKED_SCORES, anomaly_score
 from replay.config import WorkingPoint
 from trigger.errors import ArtifactError, TriggerError
 from trigger.preprocess import Scaler, event_values, input_mask
-from trigger.schema import N_OBJECTS, PT
+from trigger.schema import BLOCKS, CLASS, ETA, N_OBJECTS, PHI, PT
 
 __all__ = (
     "BACKENDS",
@@ -49,6 +49,7 @@ __all__ = (
     "load_reference",
     "read_bundle",
     "reference_backend",
+    "rehearsal_events",
     "resolve_backend",
     "warm_up",
     "write_bundle",
@@ -106,11 +107,26 @@ class ReferencePath:
         return anomaly_score(self.score, x, outputs, _mask(self.score, particles))
 
 
-def warm_up(path: ScoringPath) -> None:
-    """Score one empty event, so that compiling the numba steps (or loading them from numba's
-    cache: seconds once per machine, milliseconds after) is done before a role says READY and its
-    first batches are not late. One dtype is enough: every path rounds events to float32 first."""
-    path.scores(np.zeros((1, N_OBJECTS, 4), np.float32))
+def rehearsal_events(n: int) -> NDArray[np.float32]:
+    """``n`` plausible events for a warm-up: MET, an electron, a muon and four jets each, the rest
+    empty, as a sixth to a third of the slots of real events are filled."""
+    events = np.zeros((n, N_OBJECTS, 4), np.float32)
+    phi = np.linspace(-3.0, 3.0, n, dtype=np.float32)
+    for block, count in zip(BLOCKS, (1, 1, 1, 4), strict=True):
+        rows = slice(block.start, block.start + count)
+        events[:, rows, PT] = np.linspace(60.0, 20.0, count, dtype=np.float32)
+        events[:, rows, ETA] = 0.5 * block.max_abs_eta
+        events[:, rows, PHI] = phi[:, None]
+        events[:, rows, CLASS] = block.class_code
+    return events
+
+
+def warm_up(path: ScoringPath, events: int = 1) -> None:
+    """Score ``events`` rehearsal events, so that compiling the numba steps (or loading them from
+    numba's cache: seconds once per machine, milliseconds after) is done before a role says READY,
+    and, with a whole batch, the allocator has grown to a batch's arrays: the first batches of a
+    paced run are not late. One dtype is enough: every path rounds events to float32 first."""
+    path.scores(rehearsal_events(events))
 
 
 def _mask(score: str, particles: NDArray[np.floating[Any]]) -> NDArray[np.bool_] | None:

@@ -248,7 +248,7 @@ def _run_roles(run: ReplayRun, stream: EventStream, bundle: dict[str, Any], back
                            f"{config.describe()}, {run.workers} worker(s), reference: {backend}; "
                            f"output in {run.out}{resumed}\n")
         return run_source(endpoints, stream, config, use_reference, roles.problem, progress, curve=keys.get("source"),
-                          interrupt=interrupt, done=done, restart=roles.restart)
+                          interrupt=interrupt, done=done, restart=roles.restart, workers=run.workers)
     finally:
         roles.stop()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -46,7 +46,7 @@ def run_reference(feed: str, acks: str, results: str, bundle: str | Path, backen
     is loaded (at normal priority, so that it says READY soon on a busy machine), score on idle
     CPU time only."""
     path = load_reference(bundle, backend)
-    warm_up(path)
+    warm_up(path, config.effective_batch_size)
     settle_heap()
     if idle:
         lowest_priority()

@@ -53,6 +53,11 @@ from trigger.rates import BX_RATE_HZ, format_rate
 
 __all__ = ("Interrupt", "RoleError", "SourceStats", "run_source")
 
+#: paced: the reference gets nothing while the latest decision took more than this part of the deadline
+STRAINED_FRACTION = 0.25
+#: paced: batches queued for the reference at most
+PACED_REFERENCE_QUEUE = 2
+
 
 class RoleError(TriggerError):
     """A pipeline role that did not come up, or died."""
@@ -69,7 +74,7 @@ class SourceStats:
     reference_events: int = 0
     reference_skipped: int = 0  # events the reference path did not get: prescaled, or it was busy
     reference_busy: int = 0  # of those, events it would have had but could not take without waiting
-    reference_behind: int = 0  # of the busy ones, events kept from it while the paced trigger path was behind
+    reference_behind: int = 0  # of the busy ones, events kept from it while the paced trigger path was behind or slow
     packed_batches: bool = False  # tasks sent without their empty slots (replay.packing)
     interrupted: bool = False
     events_abandoned: int = 0  # in flight when a second Ctrl-C cut the drain short
@@ -159,6 +164,7 @@ class _Head:
         self.collector_pid: Any = None  # from the collector's READY: only its ACKs count
         self.collector_heard = time.monotonic()  # its last STATS
         self.round_trip = LatencyHistogram()
+        self.last_round_trip_ns = 0  # of the latest acknowledged batch
         self._had_workers = time.monotonic()  # when a worker was last known
         self.stats = SourceStats(packed_batches=pack)
         self.workers: dict[bytes, _Worker] = {}
@@ -246,7 +252,8 @@ class _Head:
     def _acknowledged(self, item: _InFlight) -> None:
         """A batch's decision is on record: its round trip on this clock, and its late events."""
         now_ns = time.monotonic_ns()
-        self.round_trip.add((now_ns - item.first_sent_ns) / 1e6)
+        self.last_round_trip_ns = now_ns - item.first_sent_ns
+        self.round_trip.add(self.last_round_trip_ns / 1e6)
         if item.due_ns is not None:
             self.stats.round_trip_deadline_misses += late_events(item.due_ns, item.n, now_ns, self.config.rate.hz,
                                                                  int(self.config.deadline_s * 1e9))
@@ -370,14 +377,18 @@ class _Head:
         self.progress.flush()
 
     # -- the run ------------------------------------------------------------------------
-    def wait_ready(self, interrupt: Interrupt) -> None:
-        """READY from the collector, a worker and (if used) the reference, or a clear error."""
+    def wait_ready(self, interrupt: Interrupt, workers: int = 1) -> None:
+        """READY from the collector, ``workers`` workers and (if used) the reference, or a clear error.
+
+        A paced run's clock starts here: a worker still importing and loading its model when the
+        first batches are due takes the cores from the others, and those batches come late.
+        """
         deadline = time.monotonic() + self.config.ready_timeout_s
         while True:
             interrupt.check()
             missing = [r for r in ("collector", "reference" if self.reference else "") if r and r not in self.ready]
-            if not self.workers:
-                missing.append("worker")
+            if len(self.workers) < workers:
+                missing.append(f"worker ({len(self.workers)} of {workers} ready)" if workers > 1 else "worker")
             if not missing:
                 return
             problem = self.alive("")
@@ -451,8 +462,7 @@ class _Head:
         header = {"seq": batch.seq, "bx0": batch.bx0, "n": n, "t_sent": now_ns}
         if batch.due_ns is not None:
             header["t_due"] = batch.due_ns
-        # paced: a batch sent more than a batch's span after its release finds the trigger path behind
-        behind = batch.due_ns is not None and now_ns - batch.release_ns(self.config.rate.hz) > self.batch_span_ns
+        behind = batch.due_ns is not None and self._strained(batch, now_ns)
         takes = self.reference_takes(batch.seq, behind)
         header["ref"] = bool(takes)  # the collector waits for the reference scores of these batches only
         item = _InFlight(encode_task(header, batch.particles, self.pack), n, now_ns, batch.due_ns)
@@ -463,6 +473,15 @@ class _Head:
         self.stats.batches += 1
         self.stats.events_in += n
         return True
+
+    def _strained(self, batch: _Batch, now_ns: int) -> bool:
+        """Whether a paced run's trigger path needs every core now: the batch leaves more than its
+        own span after its release (behind schedule), or the latest decision took more than a
+        quarter of the deadline (a stall beginning: at 2 MHz on two cores the reference, idle class
+        as it is, still slows the workers through the caches and the copies it costs the others)."""
+        if now_ns - batch.release_ns(self.config.rate.hz) > self.batch_span_ns:
+            return True
+        return self.last_round_trip_ns > STRAINED_FRACTION * self.config.deadline_s * 1e9
 
     def finish(self) -> None:
         """END to the collector, wait for its FINAL, STOP the workers and the reference."""
@@ -497,9 +516,10 @@ def run_source(endpoints: Endpoints, stream: EventStream, config: ReplayConfig, 
                alive: Callable[[str], str | None] = lambda _role: None, progress: TextIO | None = sys.stderr,
                context: zmq.Context[Any] | None = None, curve: Curve | None = None,
                interrupt: Interrupt | None = None, done: SeqSet | None = None,
-               restart: Callable[[str], bool] = lambda _role: False) -> SourceStats:
-    """Bind, wait for the roles, replay the stream, and return the source's and collector's counts;
-    the batches in ``done`` (decided before a resume) are counted but not sent.
+               restart: Callable[[str], bool] = lambda _role: False, workers: int = 1) -> SourceStats:
+    """Bind, wait for the roles (``workers`` of the workers), replay the stream, and return the
+    source's and collector's counts; the batches in ``done`` (decided before a resume) are counted
+    but not sent.
 
     ``alive(role)`` names a local role process that died (``role`` is a name prefix, "" for
     any); roles on other hosts are known only by their messages, so the default says none.
@@ -513,7 +533,9 @@ def run_source(endpoints: Endpoints, stream: EventStream, config: ReplayConfig, 
         tasks.sndhwm = acks.rcvhwm = config.hwm * 4
         for sock in (tasks, acks, feed, collector):  # workers and the collector send control messages only
             sock.maxmsgsize = MAX_CONTROL_BYTES
-        feed.sndhwm = config.hwm  # what the reference path may lag behind by, in batches
+        # what the reference path may lag behind by, in batches; paced, a short queue, so that it
+        # stops soon after the trigger path needs the cores
+        feed.sndhwm = config.hwm if config.rate.simulated else min(config.hwm, PACED_REFERENCE_QUEUE)
         tasks.router_mandatory = True
         secure_server(curve, tasks, acks, feed)
         secure_client(curve, "collector", collector)
@@ -528,7 +550,7 @@ def run_source(endpoints: Endpoints, stream: EventStream, config: ReplayConfig, 
         try:
             with contextlib.ExitStack() as stack:  # the caller's handler if it installed one
                 ctrl_c = interrupt or stack.enter_context(Interrupt())
-                head.wait_ready(ctrl_c)
+                head.wait_ready(ctrl_c, workers)
                 settle_heap()  # the head may hold TensorFlow and hls4ml, which read the model
                 head.started = time.monotonic()
                 stats = head.run(stream, ctrl_c)

@@ -532,6 +532,23 @@ def test_a_paced_run_behind_its_schedule_keeps_the_reference_out(tmp_path: Path,
     assert source["reference_behind"] <= source["reference_busy"] <= source["reference_skipped"]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(("deadline_s", "kept_out"), [(1e-3, True), (30.0, False)])
+def test_a_paced_run_keeps_the_reference_out_while_decisions_are_slow(
+        tmp_path: Path, artifact_dir: Path, files: dict, deadline_s: float, kept_out: bool) -> None:
+    """On schedule but with decisions taking more than a quarter of the deadline (a 1 ms deadline:
+    every round trip does), the reference gets no batch after the first decisions; with room to
+    spare it gets them all."""
+    config = ReplayConfig(rate=parse_replay_rate("20kHz"), batch_size=200, deadline_s=deadline_s, **FAST)
+    summary = _run(tmp_path, artifact_dir, files["sm"], "run", events=4000, config=config)
+    source = summary["source"]
+    assert summary["accounting_ok"] and summary["events_decided"] == 4000
+    if kept_out:
+        assert source["reference_behind"] >= 0.8 * 4000
+    else:
+        assert source["reference_behind"] == 0 and source["reference_events"] > 0
+
+
 def test_unreadable_input_is_a_clear_error_before_anything_starts(tmp_path: Path, artifact_dir: Path) -> None:
     with pytest.raises(InputFileError):
         EventStream([tmp_path / "missing.h5"], 100)
@@ -617,6 +634,77 @@ def test_source_judges_roles_by_what_they_do(tmp_path: Path, files: dict, bundle
             collector.join(30)
             worker.join(30)  # it stops on STOP, or when the source falls silent
     assert not worker.is_alive() and not collector.is_alive()
+
+
+def test_the_source_waits_for_every_worker_it_was_told_of(tmp_path: Path, files: dict, bundle: Path) -> None:
+    """The run (a paced run's clock) starts once all the workers it expects are READY: one that
+    comes up a second late still gets its share; one that never comes is a clear error."""
+    import zmq
+
+    from replay.config import Endpoints
+    from replay.wire import READY
+    from replay.worker import run_worker
+
+    ends = Endpoints.ipc(tmp_path)
+    config = ReplayConfig(batch_size=100, **FAST)
+    scored: dict[str, int] = {}
+
+    def worker(name: str, delay_s: float) -> threading.Thread:
+        def run() -> None:
+            time.sleep(delay_s)
+            scored[name] = run_worker(ends.tasks, ends.results, bundle, config, ctx, give_up_s=3.0)
+        return threading.Thread(target=run)
+
+    stream = EventStream([files["sm"]], 100, 1000)
+    with zmq.Context() as ctx:
+        threads = [threading.Thread(target=_stand_in_collector, args=(ctx, ends, threading.Event(), 0.0)),
+                   worker("early", 0.0), worker("late", 1.0)]
+        for thread in threads:
+            thread.start()
+        try:
+            stats = run_source(ends, stream, config, reference=False, progress=None, context=ctx, workers=2)
+        finally:
+            stream.close()
+            for thread in threads:
+                thread.join(30)
+    assert stats.workers_seen == 2 and stats.collector["events_decided"] == 1000
+    assert scored["late"] > 0 and scored["early"] + scored["late"] == 10
+
+    def collector_ready() -> None:  # and gone: the source fails before it sends anything
+        with ctx.socket(zmq.PUSH) as acks:
+            acks.linger = 1000
+            acks.connect(ends.acks)
+            acks.send_multipart(encode(READY, {"role": "collector"}))
+
+    stream = EventStream([files["sm"]], 100, 1000)
+    with zmq.Context() as ctx:
+        threads = [threading.Thread(target=collector_ready), worker("one", 0.0), worker("two", 0.0)]
+        for thread in threads:
+            thread.start()
+        try:
+            with pytest.raises(RoleError, match=r"no READY from the worker \(2 of 3 ready\) within 2 s"):
+                run_source(ends, stream, replace(config, ready_timeout_s=2.0), reference=False, progress=None,
+                           context=ctx, workers=3)
+        finally:
+            stream.close()
+            for thread in threads:
+                thread.join(30)
+
+
+def test_a_worker_rehearses_a_whole_batch(bundle: Path) -> None:
+    """The rehearsal events are valid events; the worker scores them packed and not, and would
+    refuse to start if its own rehearsal were rejected."""
+    from replay.paths import rehearsal_events
+    from replay.worker import rehearse
+
+    events = rehearsal_events(1000)
+    assert ((events[..., 0] > 0).sum(axis=1) == 7).all()
+    out = handle_task(load_emulated(bundle), encode_task({"seq": 0, "bx0": 0, "n": 1000, "t_sent": 0}, events), LIMITS)
+    scores = decode_arrays(out, decode_header(out, {}), max_bytes=1 << 20)[0]
+    assert out[0] == RESULT and scores.shape == (1000,) and np.isfinite(scores).all()
+    rehearse(load_emulated(bundle), LIMITS, 1000)
+    with pytest.raises(TriggerError, match="rejected its own rehearsal batch"):
+        rehearse(load_emulated(bundle), LIMITS, 2000)  # more events than the limit
 
 
 @pytest.fixture(scope="module")
