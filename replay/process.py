@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import gc
 import os
 import signal
@@ -29,11 +30,15 @@ _MMAP_THRESHOLD_MAX = 32 << 20  # the largest glibc accepts on 64-bit
 _KEEP_FREED = 512 << 20  # freed memory a process keeps before it gives any back
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
 def _prctl(option: int, value: int | bytes) -> bool:
     if not sys.platform.startswith("linux"):
         return False
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    return bool(libc.prctl(option, value, 0, 0, 0) == 0)
+    return bool(_libc().prctl(option, value, 0, 0, 0) == 0)
 
 
 def bind_to_parent(parent_pid: int) -> None:
@@ -67,7 +72,7 @@ def keep_batches_mapped() -> bool:
     every batch. Says whether glibc took the settings (not Linux/glibc: nothing changes)."""
     if not sys.platform.startswith("linux"):
         return False
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    libc = _libc()
     if not hasattr(libc, "mallopt"):
         return False
     return bool(libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX) and libc.mallopt(_M_TRIM_THRESHOLD, _KEEP_FREED))
