@@ -143,7 +143,7 @@ class Curve:
         if self.role not in CLIENTS:
             msg = f"the {self.role} does not bind"
             raise ValueError(msg)
-        if not self._authenticators:
+        if not any(a.context is sock.context for a in self._authenticators):  # one per context
             auth = ThreadAuthenticator(sock.context)
             auth.start()
             auth.configure_curve_callback(domain="*", credentials_provider=_Allowed(self.authorized))

@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 from replay.config import MAX_CONTROL_BYTES, Endpoints, ReplayConfig
 from replay.journal import SeqSet
 from replay.latency import LatencyHistogram, late_events
-from replay.process import settle_heap
+from replay.process import idle_context, settle_heap
 from replay.security import Curve, secure_client, secure_server
 from replay.stream import EventStream
 from replay.wire import (
@@ -526,8 +526,10 @@ def run_source(endpoints: Endpoints, stream: EventStream, config: ReplayConfig, 
     ``restart(role)`` starts a dead local role again and says whether it did.
     """
     context = context or zmq.Context.instance()
-    with (context.socket(zmq.ROUTER) as tasks, context.socket(zmq.PULL) as acks,
-          context.socket(zmq.PUSH) as feed, context.socket(zmq.PUSH) as collector):
+    # the reference's copies leave through an I/O thread on idle CPU time: a side path's bytes
+    # never take the trigger path's cores
+    with (idle_context() as side_context, context.socket(zmq.ROUTER) as tasks, context.socket(zmq.PULL) as acks,
+          side_context.socket(zmq.PUSH) as feed, context.socket(zmq.PUSH) as collector):
         for sock in (tasks, acks, feed, collector):
             sock.linger = 0
         tasks.sndhwm = acks.rcvhwm = config.hwm * 4

@@ -7,6 +7,7 @@ import json
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import zmq
 from conftest import decided_batches, expected_accepts, float64_native, synthetic_events
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -26,6 +28,7 @@ from replay.collector import Collector
 from replay.config import ReplayConfig, WorkingPoint, parse_replay_rate
 from replay.paths import grid_mantissas, load_emulated, load_reference, write_bundle
 from replay.pipeline import ReplayRun, _Roles, run_replay
+from replay.process import idle_context
 from replay.source import RoleError, run_source
 from replay.stream import EventStream
 from replay.wire import RESULT, TASK, FrameError, Reject, decode_arrays, decode_header, encode, encode_task
@@ -1034,6 +1037,23 @@ def _children(pid: int) -> dict[int, str]:
         except (OSError, IndexError, ValueError):
             continue  # exited meanwhile
     return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SCHED_IDLE is Linux's")
+def test_the_side_paths_bytes_move_on_idle_cpu_time_only(tmp_path: Path) -> None:
+    """The context the source feeds the reference through: its threads (the I/O thread copies each
+    message into the kernel) are SCHED_IDLE, the caller's thread keeps its class, messages pass."""
+    before = set(Path("/proc/self/task").iterdir())
+    with idle_context() as context, context.socket(zmq.PUSH) as push, context.socket(zmq.PULL) as pull:
+        threads = {int(t.name) for t in set(Path("/proc/self/task").iterdir()) - before}
+        assert len(threads) >= 2  # its I/O thread and its reaper
+        assert all(os.sched_getscheduler(t) == os.SCHED_IDLE for t in threads)
+        assert os.sched_getscheduler(0) != os.SCHED_IDLE
+        push.linger = pull.linger = 0
+        pull.bind(f"ipc://{tmp_path}/side.sock")
+        push.connect(f"ipc://{tmp_path}/side.sock")
+        push.send_multipart([b"batch", bytes(1 << 20)], copy=False)
+        assert pull.poll(10_000) and [len(f) for f in pull.recv_multipart()] == [5, 1 << 20]
 
 
 @pytest.mark.slow
