@@ -101,7 +101,7 @@ def idle_context() -> zmq.Context[Any]:
     """A ZeroMQ context whose background threads run only on CPU time nothing else wants (Linux's
     SCHED_IDLE), for the sockets of a side path. Its I/O thread, not the one that calls ``send``,
     copies each message into the kernel: the source's copies of the batches for the reference cost
-    a third of a core at 2 MHz, taken from the trigger path when that thread had normal priority.
+    a sixth of a core at 2 MHz, taken from the trigger path when that thread had normal priority.
     Elsewhere than on Linux, an ordinary context."""
     context: zmq.Context[Any] = zmq.Context(io_threads=1)
     if not sys.platform.startswith("linux"):
