@@ -209,6 +209,10 @@ def print_summary(summary: dict[str, Any]) -> None:
     if lat["p50"] is not None:
         print(f"batch latency p50 {lat['p50']:.2f} ms, p90 {lat['p90']:.2f} ms, p99 {lat['p99']:.2f} ms, "
               f"max {lat['max']:.2f} ms (clock: {s.get('latency_clock', 'this host')})")
+    scoring = s.get("batch_scoring_ms") or {}
+    if scoring.get("p50") is not None:
+        print(f"  of which the workers' scoring p50 {scoring['p50']:.2f} ms, p99 {scoring['p99']:.2f} ms, "
+              f"max {scoring['max']:.2f} ms (the rest: waiting for a worker and moving the batch)")
     held = s.get("held_out")
     if held and held["trained_on_events"]:
         rate = held["held_out_accept_rate_hz_at_bx"]

@@ -137,7 +137,7 @@ class Collector:
                       "scores": pack_array(scores[accepted]), "events": pack_array(accepted_events),
                       "quarantined": pack_array(quarantined), "qevents": pack_array(
                           np.asarray(quarantined_events, np.float64)),
-                      "latency_ms": (now - header["t_sent"]) / 1e6, "late": late,
+                      "latency_ms": (now - header["t_sent"]) / 1e6, "late": late, "scoring_ms": _scoring_ms(header),
                       "worker": header["worker"] if type(header.get("worker")) is int else None})
         self.decided.add(seq)
         if self.reference_threshold is not None and header.get("ref") is True:
@@ -217,6 +217,13 @@ class Collector:
             self.journal.close()
             write_outputs(self.out_dir)
         return self.counts
+
+
+def _scoring_ms(header: dict[str, Any]) -> float | None:
+    """The worker's time from the decoded batch to its scores, on the worker's own clock (so it
+    holds across hosts); None when the worker did not say."""
+    start, end = header.get("t_start"), header.get("t_end")
+    return (end - start) / 1e6 if type(start) is int and type(end) is int and end >= start else None
 
 
 def _indices_within(indices: NDArray[np.int64], n: int) -> bool:

@@ -3,7 +3,8 @@
 The journal (:mod:`replay.journal`) is the record of a run; everything else in the run folder
 is derived from it: ``accepted.h5`` (accepted events in the input layout, with BX id, time,
 score and reference score), ``quarantine.h5`` (events no path could score, with the reason),
-``batch_latency_ms.npy`` and the collector's counts. The collector derives them when it
+``batch_latency_ms.npy`` (and ``batch_scoring_ms.npy``: the part of it the worker spent scoring)
+and the collector's counts. The collector derives them when it
 closes; ``replay recover`` does it for a run whose collector or head died.
 """
 
@@ -142,12 +143,13 @@ def _reference_scores(records: Iterable[dict[str, Any]]) -> dict[int, NDArray[np
 
 
 def write_outputs(out_dir: str | Path) -> CollectorCounts:
-    """Write ``accepted.h5``, ``quarantine.h5`` and ``batch_latency_ms.npy`` from the journal (each
+    """Write ``accepted.h5``, ``quarantine.h5``, ``batch_latency_ms.npy`` and ``batch_scoring_ms.npy``
+    (NaN where a worker did not say) from the journal (each
     decided batch once, in the order decided, each file whole or not at all); the counts recorded."""
     out_dir = Path(out_dir)
     journal = out_dir / JOURNAL
     reference = _reference_scores(read_records(journal))
-    counts, decided, latencies = CollectorCounts(), SeqSet(), []
+    counts, decided, latencies, scoring = CollectorCounts(), SeqSet(), [], []
     partial = {name: out_dir / f"{name}.partial" for name in ("accepted.h5", "quarantine.h5")}
     accepted_file = EventWriter(partial["accepted.h5"], extras={
         "bx": np.int64, "timestamp_ns": np.float64, "score": np.float64, "reference_score": np.float64})
@@ -172,6 +174,7 @@ def write_outputs(out_dir: str | Path) -> CollectorCounts:
             quarantined.add(unpack_array(record["qevents"]), record["bx0"] + q,
                             np.full(len(q), REASONS.index(Reject.NON_FINITE), np.int8))
             latencies.append(record["latency_ms"])
+            scoring.append(np.nan if record.get("scoring_ms") is None else record["scoring_ms"])
         accepted.flush()
         quarantined.flush()
     finally:
@@ -180,4 +183,5 @@ def write_outputs(out_dir: str | Path) -> CollectorCounts:
     for name, path in partial.items():  # whole files or none: a crash here leaves the journal to rebuild them
         path.replace(out_dir / name)
     np.save(out_dir / "batch_latency_ms.npy", np.asarray(latencies, np.float64))
+    np.save(out_dir / "batch_scoring_ms.npy", np.asarray(scoring, np.float64))
     return counts

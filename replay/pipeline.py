@@ -271,15 +271,20 @@ def _held_out(run: ReplayRun, bundle: dict[str, Any], events_in: int) -> dict[st
 REMOTE = "remote"
 
 
+def _percentiles(path: Path) -> dict[str, float | None]:
+    """p50, p90, p99 and max of the milliseconds saved in ``path`` (NaN: not known), None if none."""
+    values = np.load(path) if path.exists() else np.zeros(0)
+    values = values[~np.isnan(values)]
+    found = {f"p{p}": float(np.percentile(values, p)) if len(values) else None for p in (50, 90, 99)}
+    return {**found, "max": float(values.max()) if len(values) else None}
+
+
 def summarize(run: ReplayRun, stats: SourceStats, bundle: dict[str, Any], backend: str) -> dict[str, Any]:
     """The run summary: counts, rates, the accounting check and latency percentiles (for a
     ``REMOTE`` source, deadlines and latencies on its own clock, from the acknowledgements)."""
     c = stats.collector
     decided, quarantined = c.get("events_decided", 0), c.get("events_quarantined", 0)
-    latencies = np.load(run.out / "batch_latency_ms.npy") if (run.out / "batch_latency_ms.npy").exists() else []
     rate = (decided + quarantined) / stats.wall_seconds if stats.wall_seconds > 0 else 0.0
-    percentiles = {f"p{p}": float(np.percentile(latencies, p)) if len(latencies) else None for p in (50, 90, 99)}
-    percentiles["max"] = float(np.max(latencies)) if len(latencies) else None
     remote = backend == REMOTE  # the collector's clock is another host's: only the source's own counts
     misses = stats.round_trip_deadline_misses if remote else c.get("deadline_misses", 0)
     return {
@@ -317,7 +322,9 @@ def summarize(run: ReplayRun, stats: SourceStats, bundle: dict[str, Any], backen
         "reference_max_abs_score_difference": c.get("max_abs_score_difference", 0.0),
         "deadline_misses": misses,
         "deadline_s": None if run.config.rate.simulated else run.config.deadline_s,
-        "batch_latency_ms": stats.round_trip_ms if remote else percentiles,
+        "batch_latency_ms": stats.round_trip_ms if remote else _percentiles(run.out / "batch_latency_ms.npy"),
+        # the workers' own clocks: how much of a batch's latency was scoring, the rest waiting and moving
+        "batch_scoring_ms": None if remote else _percentiles(run.out / "batch_scoring_ms.npy"),
         "latency_clock": ("the source's: a batch's first send to its decision's acknowledgement (round trip)"
                           if remote else "this host's: a batch's first send to the collector's decision"),
         "round_trip_ms": stats.round_trip_ms,

@@ -394,9 +394,15 @@ def test_replay_decides_every_event_once(tmp_path: Path, artifact_dir: Path, fil
     latencies = np.sort(np.load(tmp_path / "run" / "batch_latency_ms.npy"))
     assert summary["round_trip_ms"]["p50"] >= 0.98 * latencies[int(np.ceil(0.5 * len(latencies))) - 1]
     assert summary["round_trip_ms"]["max"] >= summary["batch_latency_ms"]["max"]
+    # each batch's scoring, on the worker's clock (this host's too), is a part of its latency
+    unsorted = np.load(tmp_path / "run" / "batch_latency_ms.npy")
+    scoring = np.load(tmp_path / "run" / "batch_scoring_ms.npy")
+    assert scoring.shape == unsorted.shape and (scoring > 0).all() and (scoring <= unsorted).all()
+    assert summary["batch_scoring_ms"]["max"] == scoring.max() <= summary["batch_latency_ms"]["max"]
     written = json.loads((tmp_path / "run" / "summary.json").read_text())
     for key in ("events_in", "events_decided", "events_quarantined", "events_accepted", "accept_rate_hz_at_bx",
-                "events_per_second", "real_time_factor", "reference_disagreements", "batch_latency_ms"):
+                "events_per_second", "real_time_factor", "reference_disagreements", "batch_latency_ms",
+                "batch_scoring_ms"):
         assert key in written
     last_line = progress.getvalue().splitlines()[-1]  # the live progress ends on the final counts
     assert f"{4000:,} decided" in last_line and "quarantined 0" in last_line
