@@ -61,14 +61,15 @@ def main() -> int:
         for k in range(args.repeat):
             for name, tree in trees.items():
                 s = paced_run(tree, args.rate, args.events, Path(tmp) / f"{name}-{k}", args.replay_args)
+                scoring_max = (s.get("batch_scoring_ms") or {}).get("max")
                 runs[name].append({"deadline_misses": s["deadline_misses"], "p99_ms": s["batch_latency_ms"]["p99"],
                                    "max_ms": s["batch_latency_ms"]["max"], "accounting_ok": s["accounting_ok"],
                                    "steal_s": s["steal_s"], "reference_events": s["reference_events"],
-                                   "scoring_max_ms": (s.get("batch_scoring_ms") or {}).get("max")})
+                                   "scoring_max_ms": scoring_max})
                 steal = "" if s["steal_s"] is None else f", {s['steal_s']:.2f} s stolen by the hypervisor"
                 print(f"{name} run {k + 1}: {s['deadline_misses']:,} events late, batch latency p99 "
                       f"{s['batch_latency_ms']['p99']:.1f} ms, max {s['batch_latency_ms']['max']:.1f} ms "
-                      f"(slowest scoring {(s.get('batch_scoring_ms') or {}).get('max') or float('nan'):.1f} ms), "
+                      f"(slowest scoring {float('nan') if scoring_max is None else scoring_max:.1f} ms), "
                       f"reference compared {s['reference_events']:,}{steal}", flush=True)
     for name, results in runs.items():
         late = sum(1 for r in results if r["deadline_misses"])

@@ -11,7 +11,6 @@ Linux only; elsewhere the role just runs.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import ctypes.util
 import functools
@@ -25,7 +24,7 @@ from typing import Any
 
 import zmq
 
-__all__ = ("idle_context", "keep_batches_mapped", "role_entry", "settle_heap")
+__all__ = ("idle_context", "keep_batches_mapped", "lowest_priority", "role_entry", "settle_heap", "thread_ids")
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_NAME = 15
@@ -93,7 +92,19 @@ def settle_heap() -> None:
     keep_batches_mapped()
 
 
-def _threads() -> set[int]:
+def lowest_priority(thread: int = 0) -> str:
+    """Run ``thread`` (0: the calling one; threads it starts from now on inherit it) only on CPU
+    time nothing else wants: Linux's SCHED_IDLE, else nice 19. Says which it got."""
+    try:
+        os.sched_setscheduler(thread, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):  # not Linux, or not allowed
+        os.setpriority(os.PRIO_PROCESS, thread, 19)
+        return "nice 19"
+    return "SCHED_IDLE"
+
+
+def thread_ids() -> set[int]:
+    """This process's threads (Linux)."""
     return {int(t.name) for t in Path("/proc/self/task").iterdir()}
 
 
@@ -106,9 +117,8 @@ def idle_context() -> zmq.Context[Any]:
     context: zmq.Context[Any] = zmq.Context(io_threads=1)
     if not sys.platform.startswith("linux"):
         return context
-    before = _threads()
+    before = thread_ids()
     context.socket(zmq.PUSH).close()  # libzmq starts a context's threads with its first socket
-    for tid in _threads() - before:  # they name themselves only once running: not by name
-        with contextlib.suppress(OSError):  # a kernel without SCHED_IDLE
-            os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+    for thread in thread_ids() - before:  # they name themselves only once running: not by name
+        lowest_priority(thread)
     return context

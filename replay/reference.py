@@ -21,23 +21,12 @@ from threadpoolctl import threadpool_limits
 
 from replay.config import MAX_CONTROL_BYTES, ReplayConfig
 from replay.paths import ReferencePath, load_reference, warm_up
-from replay.process import settle_heap
+from replay.process import lowest_priority, settle_heap
 from replay.security import Curve, secure_client
 from replay.wire import READY, REFERENCE, STOP, FrameError, encode
 from replay.worker import Limits, finite_scores, parse_task, rejected
 
-__all__ = ("lowest_priority", "run_reference")
-
-
-def lowest_priority() -> str:
-    """Run this process (and the threads it starts from now on) only on CPU time nothing else
-    wants: Linux's SCHED_IDLE, else nice 19. Says which it got."""
-    try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    except (AttributeError, OSError):  # not Linux, or not allowed
-        os.nice(19)
-        return "nice 19"
-    return "SCHED_IDLE"
+__all__ = ("run_reference",)
 
 
 def run_reference(feed: str, acks: str, results: str, bundle: str | Path, backend: str, config: ReplayConfig,

@@ -28,7 +28,7 @@ from replay.collector import Collector
 from replay.config import ReplayConfig, WorkingPoint, parse_replay_rate
 from replay.paths import grid_mantissas, load_emulated, load_reference, write_bundle
 from replay.pipeline import ReplayRun, _Roles, run_replay
-from replay.process import idle_context
+from replay.process import idle_context, thread_ids
 from replay.source import RoleError, run_source
 from replay.stream import EventStream
 from replay.wire import RESULT, TASK, FrameError, Reject, decode_arrays, decode_header, encode, encode_task
@@ -1049,9 +1049,9 @@ def _children(pid: int) -> dict[int, str]:
 def test_the_side_paths_bytes_move_on_idle_cpu_time_only(tmp_path: Path) -> None:
     """The context the source feeds the reference through: its threads (the I/O thread copies each
     message into the kernel) are SCHED_IDLE, the caller's thread keeps its class, messages pass."""
-    before = set(Path("/proc/self/task").iterdir())
+    before = thread_ids()
     with idle_context() as context, context.socket(zmq.PUSH) as push, context.socket(zmq.PULL) as pull:
-        threads = {int(t.name) for t in set(Path("/proc/self/task").iterdir()) - before}
+        threads = thread_ids() - before
         assert len(threads) >= 2  # its I/O thread and its reaper
         assert all(os.sched_getscheduler(t) == os.SCHED_IDLE for t in threads)
         assert os.sched_getscheduler(0) != os.SCHED_IDLE
