@@ -11,19 +11,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from firmware.compiled import CompiledEmulator
-from firmware.emulator import Emulator
+from firmware.bundle import FirmwareBundle, bundle_for
 from models.artifact import Artifact
 
-__all__ = ("PairComparison", "check_firmware", "compare_paths", "csim_outputs", "csim_vs_emulator", "emulator_scores")
-
-
-def emulator_scores(artifact: Artifact, particles: NDArray[np.floating[Any]],
-                    emulator: Emulator | None = None) -> NDArray[np.float64]:
-    """Scores of the bit-exact emulator (the path that decides, compiled) on raw events."""
-    from firmware.convert import emulator_for
-
-    return CompiledEmulator(artifact.scaler, emulator or emulator_for(artifact)).scores(particles)
+__all__ = ("PairComparison", "check_firmware", "compare_paths", "csim_outputs", "csim_vs_emulator")
 
 
 def csim_outputs(hls_model: Any, x: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
@@ -50,21 +41,22 @@ class PairComparison:
         return self.__dict__.copy()
 
 
-def compare_paths(artifact: Artifact, hls_model: Any, particles: NDArray[np.floating[Any]],
+def compare_paths(artifact: Artifact, hls_model: Any, particles: NDArray[np.floating[Any]], firmware: FirmwareBundle,
                   batch_size: int = 8192) -> tuple[list[PairComparison], dict[str, NDArray[np.float64]]]:
-    """Scores and accept bits of QKeras, C-sim and the (compiled) emulator on ``particles``, pairwise
-    compared. The C-sim decides in firmware (its accept output), the emulator exactly where its
-    score is above ``threshold_value``; QKeras, in float, runs the same layers, and its decision is
-    its ReLU output above 0 (``score > threshold``)."""
+    """Scores and accept bits of QKeras, the C-sim and the firmware bundle's (compiled) emulator on
+    ``particles``, pairwise compared; ``hls_model`` must be converted at the bundle's threshold.
+    The C-sim decides in firmware (its accept output), the emulator exactly where its score is above
+    ``threshold_value``; QKeras, in float, runs the same layers, and its decision is its ReLU output
+    above 0 (``score > threshold``)."""
     from firmware.convert import firmware_network
 
-    network, _ = firmware_network(artifact)
-    emulator = Emulator.from_hls_model(hls_model)
+    network, _ = firmware_network(artifact, firmware.threshold)
+    emulator = firmware.emulator
     x = artifact.inputs(particles)
     x64 = x.astype(np.float64)
     score, accept = network.predict(x, batch_size=batch_size, verbose=0)
     csim = csim_outputs(hls_model, x64)
-    compiled = CompiledEmulator(artifact.scaler, emulator).scores(particles)
+    compiled = firmware.scores(particles)
     scores = {"qkeras": np.asarray(score, np.float64)[:, 0] / emulator.head.divisor,
               "csim": emulator.scores(csim), "emulator": compiled}
     decisions = {"qkeras": np.asarray(accept)[:, 0] > 0, "csim": csim[:, 1] == 1,
@@ -80,12 +72,14 @@ def compare_paths(artifact: Artifact, hls_model: Any, particles: NDArray[np.floa
 
 def check_firmware(artifact: Artifact, particles: NDArray[np.floating[Any]],
                    fw_dir: str | Path | None = None) -> list[PairComparison]:
-    """Convert the artifact (in a temporary directory unless ``fw_dir``) and compare the paths."""
+    """Compare QKeras, a fresh C-simulation (in a temporary directory unless ``fw_dir``) and the
+    artifact's firmware bundle (the one ``trigger calibrate`` stored, else one built now)."""
     from firmware.convert import to_hls
 
+    firmware = bundle_for(artifact)
     with tempfile.TemporaryDirectory() as tmp:
-        model = to_hls(artifact, fw_dir or Path(tmp) / "hls")
-        pairs, _ = compare_paths(artifact, model, particles)
+        model = to_hls(artifact, fw_dir or Path(tmp) / "hls", threshold=firmware.threshold)
+        pairs, _ = compare_paths(artifact, model, particles, firmware)
     return pairs
 
 

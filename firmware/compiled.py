@@ -13,8 +13,8 @@ reference):
 - :class:`Casts`: what ``Kernel.finish`` does after each product (bias, ReLU, rounding,
   saturation, the next layer's dtype) in one pass instead of numpy's four or five. The products
   of the later layers stay with BLAS, which is faster on them than per-event loops; they go
-  through SciPy's GEMM (its OpenBLAS ran these skinny products faster than numpy's on the
-  machine measured, see benchmarks/replay.py), exact in any summation order like every product.
+  through SciPy's GEMM (its OpenBLAS runs these skinny products faster than numpy's:
+  benchmarks/replay.py), exact in any summation order like every product.
 - :class:`HeadScore`: the firmware's score (errors cast, squares summed, the score cast) in
   one pass. Every term is an integer whose sums stay exact (checked from the fixed-point
   types), so any summation order gives numpy's result.

@@ -12,11 +12,9 @@ its two outputs are the score and the trigger bit.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from firmware.emulator import Emulator
 from firmware.head import (
     FIRMWARE_SCORES,
     SCORE,
@@ -29,7 +27,7 @@ from firmware.head import (
 from models.artifact import Artifact
 from trigger.errors import TriggerError
 
-__all__ = ("DEFAULT_PART", "convert", "emulator_for", "firmware_network", "head_types", "hls_config", "project_name",
+__all__ = ("DEFAULT_PART", "convert", "firmware_network", "head_types", "hls_config", "project_name",
            "to_hls")
 
 DEFAULT_PART = "xcvu9p-flga2104-2L-e"
@@ -153,11 +151,3 @@ def to_hls(artifact: Artifact, out_dir: str | Path, part: str = DEFAULT_PART,
     finally:
         os.chdir(cwd)
     return model
-
-
-def emulator_for(artifact: Artifact, part: str = DEFAULT_PART, clock_ns: float = DEFAULT_CLOCK_NS,
-                 threshold: float | None = None) -> Emulator:
-    """The bit-exact emulator of the artifact's firmware, read from the converted graph (no project written)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        model = convert(artifact, Path(tmp) / "hls", part, clock_ns, threshold=threshold)
-        return Emulator.from_hls_model(model)

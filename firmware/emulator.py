@@ -20,7 +20,7 @@ and float32 is used wherever the bounds prove it exact.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -224,6 +224,25 @@ class Emulator:
         """The threshold in the software's units: a score (from :meth:`scores`) is above it exactly
         when the firmware's accept bit is 1."""
         return float(self.head.values(self.head.threshold))
+
+    def with_threshold(self, mantissa: int) -> Emulator:
+        """The same firmware deciding at another threshold (a score mantissa, ``-1 .. int_max``):
+        only the decision's bias changes, to what a conversion at that threshold reads (tested)."""
+        if not -1 <= mantissa <= self.head.score.int_max:
+            msg = f"threshold mantissa {mantissa} outside -1 .. {self.head.score.int_max} of {self.head.score}"
+            raise TriggerError(msg)
+        decision = self.head.decision
+        # the Keras bias -T, cast to accum_t and expressed in the kernel's first-stage units
+        bias = np.full_like(decision.bias, -mantissa * 2.0**decision.accum.fractional / decision.accum_scale)
+        score = self.head.score
+        low = decision.weight.ravel()[0] * float(score.int_min) + bias[0]
+        high = decision.weight.ravel()[0] * float(score.int_max) + bias[0]
+        out_low, out_high = np.full(1, np.floor(max(low, 0))), np.full(1, np.ceil(max(high, 0)))
+        result = decision.result
+        decision = replace(decision, bias=bias, may_overflow=_may_overflow(out_low, out_high, result),
+                           out_bounds=(np.clip(out_low, result.int_min, result.int_max),
+                                       np.clip(out_high, result.int_min, result.int_max)))
+        return replace(self, head=replace(self.head, threshold=mantissa, decision=decision))
 
     def predict(self, x: NDArray[np.floating[Any]]) -> F64:
         """(score, accept) of a batch of float inputs, cast to the input type first as the C-sim does."""

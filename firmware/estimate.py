@@ -16,20 +16,21 @@ import re
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from firmware.convert import DEFAULT_CLOCK_NS, DEFAULT_PART, emulator_for, project_name
+from firmware.bundle import bundle_for
+from firmware.convert import DEFAULT_CLOCK_NS, DEFAULT_PART, project_name
 from firmware.rtl import RtlDesign, simulate, write_verilog
 from firmware.tools import YOWASP, tool_versions, yosys_command
 from models.artifact import Artifact
+from trigger.contracts import Estimate
 from trigger.errors import TriggerError
 
-__all__ = ("LABEL", "PART_RESOURCES", "Estimate", "cells_to_resources", "estimate", "parse_yosys_stat",
+__all__ = ("LABEL", "PART_RESOURCES", "cells_to_resources", "estimate", "parse_yosys_stat",
            "run_yosys", "yosys_family")
 
 LABEL = "open-source estimate (da4ml + yosys synth_xilinx), not a vendor report"
@@ -102,37 +103,15 @@ def run_yosys(design: RtlDesign, part: str, yosys: str = YOWASP) -> dict[str, in
     return parse_yosys_stat((design.directory / "stat.json").read_text(), design.top)
 
 
-@dataclass
-class Estimate:
-    """What ``estimate.json`` holds (its keys are the report's contract)."""
-
-    label: str
-    part: str
-    clock_ns: float
-    latency_cycles: int
-    latency_ns: float
-    resources: dict[str, int]
-    available: dict[str, int]
-    fractions: dict[str, float]
-    rtl_check: dict[str, Any]
-    targets: list[dict[str, Any]]
-    tools: dict[str, str]
-    includes_decision: bool = False  # the score datapath and the comparator are in the RTL
-    latency_cutoff: float = 0.0
-    da4ml_cost: float = 0.0
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    def write(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self), indent=1) + "\n")
-
-
 def estimate(artifact: Artifact, out_dir: str | Path, particles: NDArray[np.floating[Any]], part: str = DEFAULT_PART,
              clock_ns: float = DEFAULT_CLOCK_NS, latency_cutoff: float = 5.0, yosys: str = YOWASP,
              progress: Callable[[str], None] = print) -> Estimate:
     """Write the artifact's firmware as RTL to ``out_dir``, check it against the emulator on
-    ``particles`` (raw events), synthesize it, and write ``estimate.json``."""
-    emulator = emulator_for(artifact, part, clock_ns)
-    check_inputs = artifact.inputs(particles).astype(np.float64)
+    ``particles`` (raw events), synthesize it, and write ``estimate.json``. The firmware is the
+    artifact's bundle (``firmware.bundle.bundle_for``)."""
+    firmware = bundle_for(artifact)  # the arithmetic does not depend on the part or the clock
+    emulator = firmware.emulator
+    check_inputs = firmware.scaler.transform(particles).astype(np.float64)
     name = project_name(artifact)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -165,5 +144,5 @@ def estimate(artifact: Artifact, out_dir: str | Path, particles: NDArray[np.floa
         rtl_check=rtl_check, includes_decision=True,
         targets=[{"name": n, "limit": lim, "value": values[n], "met": values[n] <= lim} for n, lim in TARGETS],
         tools=tool_versions(yosys), latency_cutoff=latency_cutoff, da4ml_cost=design.cost, seconds=seconds)
-    result.write(out / "estimate.json")
+    result.save(out / "estimate.json")
     return result

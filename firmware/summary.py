@@ -12,15 +12,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from firmware.bundle import bundle_for
 from firmware.check import compare_paths, csim_vs_emulator
-from firmware.compiled import CompiledEmulator
 from firmware.convert import to_hls
-from firmware.emulator import Emulator
 from firmware.reports import read_reports
 from models.artifact import Artifact
 from models.summary import SM, ExtraVariant
+from trigger.contracts import Estimate
 from trigger.errors import InputFileError
-from trigger.report.inputs import read_estimate
 
 __all__ = ("emulated_variant", "firmware_info", "read_firmware")
 
@@ -29,23 +28,21 @@ F = NDArray[np.float64]
 
 def emulated_variant(artifact: Artifact, check_events: int,
                      progress: Callable[[str], None] = print) -> ExtraVariant:
-    """The ``emulator`` variant for :func:`models.summary.model_summary`: bit-exact emulator scores of
-    every sample and, on ``check_events`` SM events, QKeras vs C-simulation vs emulator."""
+    """The ``emulator`` variant for :func:`models.summary.model_summary`: the firmware bundle's scores
+    of every sample and, on ``check_events`` SM events, QKeras vs a fresh C-simulation vs the bundle."""
     name = artifact.config.model.name
 
     def score(samples: dict[str, NDArray[np.floating[Any]]]) -> tuple[dict[str, F], dict[str, Any] | None]:
+        firmware = bundle_for(artifact)
+        scores = {sample: firmware.scores(particles) for sample, particles in samples.items()}
+        if not check_events:
+            return scores, None
+        particles = samples[SM][:check_events]
         with tempfile.TemporaryDirectory() as tmp:
-            if check_events:
-                progress(f"  {name}: hls4ml conversion and C-simulation build with g++ (about 10 s)")
-            model = to_hls(artifact, Path(tmp) / "hls", compile=check_events > 0)
-            emulator = Emulator.from_hls_model(model)
-            compiled = CompiledEmulator(artifact.scaler, emulator)
-            scores = {sample: compiled.scores(particles) for sample, particles in samples.items()}
-            if not check_events:
-                return scores, None
-            particles = samples[SM][:check_events]
+            progress(f"  {name}: hls4ml conversion and C-simulation build with g++ (about 10 s)")
+            model = to_hls(artifact, Path(tmp) / "hls", threshold=firmware.threshold)
             progress(f"  {name}: QKeras vs C-simulation vs emulator on {len(particles)} held-out SM events")
-            pairs, _ = compare_paths(artifact, model, particles)
+            pairs, _ = compare_paths(artifact, model, particles, firmware)
         exact = csim_vs_emulator(pairs)
         return scores, {"events": len(particles), "pairs": [p.as_dict() for p in pairs],
                         "csim_vs_emulator_exact": exact.exact}
@@ -92,6 +89,17 @@ def _from_vendor(reports: dict[str, Any]) -> dict[str, Any]:
     return info
 
 
+def _from_estimate(estimate: Estimate) -> dict[str, Any]:
+    """The report's firmware entry of an open-source estimate."""
+    fractions = estimate.fractions or {k: v / estimate.available[k] for k, v in estimate.resources.items()
+                                       if estimate.available.get(k)}
+    return {"source": "estimate", "label": estimate.label, "part": estimate.part, "clock_ns": estimate.clock_ns,
+            "latency_cycles": estimate.latency_cycles, "latency_ns": estimate.latency_ns,
+            "resources": estimate.resources, "available": estimate.available, "fractions": fractions,
+            "rtl_check": estimate.rtl_check, "targets": estimate.targets, "tools": estimate.tools,
+            "includes_decision": estimate.includes_decision}
+
+
 def read_firmware(fw_dir: str | Path) -> dict[str, Any]:
     """Vendor reports under ``fw_dir`` if any, else its ``estimate.json``, else 'not available'."""
     fw_dir = Path(fw_dir)
@@ -101,7 +109,7 @@ def read_firmware(fw_dir: str | Path) -> dict[str, Any]:
     if set(reports) - {"timing.rpt"}:  # resources or latency from the vendor
         info = _from_vendor(reports)
     elif (fw_dir / "estimate.json").is_file():
-        info = read_estimate(fw_dir / "estimate.json")
+        info = _from_estimate(Estimate.load(fw_dir / "estimate.json"))
     else:
         return {"source": None,
                 "label": f"not available: no vendor reports or estimate.json in {fw_dir.name}"}

@@ -8,13 +8,14 @@ Layout::
     quantized.weights.h5   the QKeras model (absent for float-only baselines)
     float.weights.h5       its float twin
     thresholds.json        per variant: the calibrated threshold and its uncertainty
-    emulator.npz           the firmware's bit-exact emulator (written by ``trigger calibrate``):
-                           with it, the quantized variant scores as the FPGA does
     history.json           per variant: loss per epoch
     metrics.json           evaluation numbers written at training time
 
 Networks are rebuilt from ``config.json`` and get their weights from the files, so no
-custom-object deserialisation is involved.
+custom-object deserialisation is involved. ``Artifact.score`` is always the model's own network
+(QKeras for the quantized variant, float arithmetic on its quantized weights); the firmware's
+scores and decisions are the firmware bundle's (``firmware.bundle``), which ``trigger calibrate``
+stores in a ``firmware/`` folder here that this module never reads.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -37,15 +38,11 @@ from trigger.filehash import file_sha256
 from trigger.preprocess import Scaler, filled_mask
 from trigger.thresholds import ThresholdEstimate
 
-if TYPE_CHECKING:
-    from firmware.emulator import Emulator
-
-__all__ = ("EMULATOR", "Artifact", "file_sha256", "load_artifact", "package_versions", "read_manifest", "save_artifact",
+__all__ = ("Artifact", "file_sha256", "load_artifact", "package_versions", "read_manifest", "save_artifact",
            "update_manifest")
 
 FORMAT = "trigger.artifact"
 VERSION = 1
-EMULATOR = "emulator.npz"  # firmware.emulator.Emulator.save: numpy arrays, no hls4ml needed to read
 PACKAGES = ("trigger-anomaly", "numpy", "tensorflow", "keras", "qkeras", "hls4ml", "h5py", "scikit-learn")
 
 
@@ -69,7 +66,6 @@ class Artifact:
     networks: dict[str, Networks]
     thresholds: dict[str, ThresholdEstimate] = field(default_factory=dict)
     manifest: dict[str, Any] = field(default_factory=dict)
-    _firmware: Emulator | None = field(default=None, repr=False, compare=False)
 
     @property
     def variants(self) -> list[str]:
@@ -83,21 +79,10 @@ class Artifact:
     def inputs(self, particles: NDArray[np.floating[Any]]) -> NDArray[np.float32]:
         return self.scaler.transform(particles)
 
-    @property
-    def firmware(self) -> Emulator | None:
-        """The firmware's emulator (``firmware.emulator.Emulator``) stored by ``trigger calibrate``,
-        else None. Numpy only: the stored file needs neither hls4ml nor TensorFlow."""
-        if self._firmware is None and (self.path / EMULATOR).is_file():
-            from firmware.emulator import Emulator  # numpy only; firmware's converter imports models
-
-            self._firmware = Emulator.load(self.path / EMULATOR)
-        return self._firmware
-
     def score(self, particles: NDArray[np.floating[Any]], variant: str | None = None,
               batch_size: int = 8192) -> NDArray[np.float64]:
-        """Anomaly scores of a batch of (N, 19, 4) events. The quantized variant scores with the
-        firmware's emulator when the artifact has one (bit for bit the FPGA's score, and ``accept``
-        its decision), else with QKeras (float arithmetic on the quantized weights)."""
+        """Anomaly scores of a batch of (N, 19, 4) events by the variant's network (for the quantized
+        variant QKeras: float arithmetic on the quantized weights, not the firmware's fixed point)."""
         variant = variant or self.default_variant
         if variant not in self.networks:
             msg = f"{self.path}: no {variant!r} model; it has {', '.join(self.variants)}"
@@ -105,8 +90,6 @@ class Artifact:
         x = self.inputs(particles)
         if len(x) == 0:
             return np.zeros(0)
-        if variant == "quantized" and self.firmware is not None:
-            return self.firmware.scores(self.firmware.predict(x.astype(np.float64)))
         outputs = self.networks[variant].scorer.predict(x, batch_size=batch_size, verbose=0)
         return anomaly_score(self.config.model.score, x, outputs, filled_mask(particles))
 
@@ -135,7 +118,6 @@ def save_artifact(path: str | Path, config: Config, scaler: Scaler, networks: di
     """Write a complete artifact directory (weights files may already be there from checkpoints)."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    (path / EMULATOR).unlink(missing_ok=True)  # an earlier model's firmware; calibrate writes the new one
     for variant, nets in networks.items():
         nets.trainable.save_weights(path / f"{variant}.weights.h5")
     _write_json(path / "config.json", config.as_dict())

@@ -11,7 +11,8 @@ cannot resolve is reported as such instead of as a number.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +22,23 @@ from sklearn.metrics import roc_auc_score
 
 from models.artifact import Artifact, file_sha256
 from models.supervised import SupervisedArtifact
+from trigger.contracts import Evaluation
 from trigger.errors import UsageError
 from trigger.events import open_events
 from trigger.thresholds import FPR_POINTS, ThresholdEstimate, clopper_pearson, rate_at, threshold_for
 
-__all__ = ("FPR_POINTS", "background_events", "evaluate", "read_signals", "signal_name", "summarise_signal")
+__all__ = ("FPR_POINTS", "Scorer", "background_events", "evaluate", "network_scorer", "read_signals", "signal_name",
+           "summarise_signal")
 
 F = NDArray[np.float64]
+#: how a variant is scored: ``(artifact, variant) -> (what scores it, raw events -> scores)``
+Scorer = Callable[[Artifact, str], tuple[str, Callable[[NDArray[np.floating[Any]]], F]]]
+
+
+def network_scorer(artifact: Artifact, variant: str) -> tuple[str, Callable[[NDArray[np.floating[Any]]], F]]:
+    """The variant's own network: QKeras for the quantized variant, the float twin for the float one.
+    (``firmware.bundle.deployed_scorer`` scores the quantized variant as the firmware does.)"""
+    return ("qkeras" if variant == "quantized" else variant), partial(artifact.score, variant=variant)
 
 
 def signal_name(path: str | Path) -> str:
@@ -121,9 +132,9 @@ def summarise_signal(background: F, signal: F, fpr_points: Sequence[float], work
 def evaluate(artifacts: Sequence[Artifact], background_path: str | Path,
              signal_paths: Sequence[str | Path], working_fpr: float,
              fpr_points: Sequence[float] = FPR_POINTS, max_events: int | None = None,
-             supervised: Sequence[SupervisedArtifact] = ()) -> dict[str, Any]:
-    """Evaluate every variant of every artifact on the same events, and each ``supervised``
-    classifier on the held-out events of its own signal; a JSON-ready dict."""
+             supervised: Sequence[SupervisedArtifact] = (), scorer: Scorer = network_scorer) -> Evaluation:
+    """Evaluate every variant of every artifact on the same events (each scored by ``scorer``), and
+    each ``supervised`` classifier on the held-out events of its own signal."""
     signal_events = read_signals(signal_paths, max_events)
     models: dict[str, Any] = {}
     background_info: dict[str, Any] = {}
@@ -134,12 +145,13 @@ def evaluate(artifacts: Sequence[Artifact], background_path: str | Path,
             name = f"{name}@{artifact.path.name}"
         for variant in artifact.variants:
             label = f"{name}/{variant}"
-            bkg = artifact.score(background, variant)
+            scored_by, score = scorer(artifact, variant)
+            bkg = score(background)
             models[label] = {
                 "path": str(artifact.path), "variant": variant, "kind": artifact.config.model.kind,
-                "score": artifact.config.model.score, "background_events": len(bkg),
+                "score": artifact.config.model.score, "scored_by": scored_by, "background_events": len(bkg),
                 "background": note,
-                "signals": {name: summarise_signal(bkg, artifact.score(events, variant), fpr_points,
+                "signals": {name: summarise_signal(bkg, score(events), fpr_points,
                                                    working_fpr, artifact.thresholds.get(variant))
                             for name, events in signal_events.items()},
             }
@@ -148,13 +160,10 @@ def evaluate(artifacts: Sequence[Artifact], background_path: str | Path,
         models[f"supervised-{classifier.signal}/supervised"] = _evaluate_supervised(
             classifier, background_path, signal_paths, working_fpr, fpr_points, max_events)
     first = next(iter(models.values()))
-    return {
-        "background_file": Path(background_path).name,
-        "working_point_fpr": working_fpr,
-        "signals": {name: {"auc": s["auc"], "tpr_at_fpr": s["tpr_at_fpr"]}
-                    for name, s in first["signals"].items()},
-        "models": models,
-    }
+    return Evaluation(background_file=Path(background_path).name, working_point_fpr=working_fpr,
+                      signals={name: {"auc": s["auc"], "tpr_at_fpr": s["tpr_at_fpr"]}
+                               for name, s in first["signals"].items()},
+                      models=models)
 
 
 def _evaluate_supervised(classifier: SupervisedArtifact, background_path: str | Path,

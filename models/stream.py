@@ -9,8 +9,8 @@ one of :mod:`trigger.preprocess`. ``tf.data`` wraps the generator for Keras.
 
 With a ``cache`` folder, :meth:`EventBatches.prepare` computes the inputs once (float32, and
 the filled slots) into memory-mapped files there, about 250 bytes per event, and the
-epochs read those: the scaling costs about as much as an epoch's fit on two cores, so doing it
-every epoch made streaming a third slower than fitting from memory.
+epochs read those: the scaling costs about as much as an epoch's fit, so it is done once rather
+than every epoch (docs/decisions.md has the measurement).
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ class EventBatches:
     def dataset(self) -> Any:
         """The batches as a ``tf.data.Dataset``: Python hands over whole pools already cut into
         batches, one element per batch (a generator call per batch, or TensorFlow batching one
-        event at a time, made an epoch 1.3 to 2.2 times slower than the in-memory fit)."""
+        event at a time, costs more than the fit itself: docs/decisions.md)."""
         import tensorflow as tf
 
         signature = (tf.TensorSpec((None, None, N_INPUTS), tf.float32),

@@ -84,9 +84,8 @@ def keep_batches_mapped() -> bool:
 def settle_heap() -> None:
     """Collect once, then freeze what survives (imported libraries, the loaded model) out of the
     garbage collector's reach, so that a full collection during the run walks only what the run
-    itself makes; and keep batch buffers mapped (:func:`keep_batches_mapped`). Measured here: one
-    full pass over a head process holding TensorFlow (300,000 objects) took 232 ms and over a
-    worker's imports 40 ms — a paced batch late for nothing."""
+    itself makes; and keep batch buffers mapped (:func:`keep_batches_mapped`). A full pass over
+    the objects of a process holding TensorFlow takes long enough to make a paced batch late."""
     gc.collect()
     gc.freeze()
     keep_batches_mapped()

@@ -135,9 +135,8 @@ def handle_task(path: EmulatedPath, frames: Sequence[Any], limits: Limits, worke
 
 def rehearse(path: EmulatedPath, limits: Limits, batch_size: int) -> None:
     """Two tasks of the run's batch size, packed and not, through the whole worker path (decoding,
-    checks, scoring, the result) before READY. Without it the first batches of a run took 30 ms
-    each instead of 5 and the worker's first receives as long again: a paced run's first 0.3 s
-    came late at 2 MHz."""
+    checks, scoring, the result) before READY, so that the first use of every buffer and compiled
+    step is paid before the clock starts and a paced run's first batches are not late."""
     events = rehearsal_events(batch_size)
     for packed in (False, True):
         out = handle_task(path, encode_task({"seq": 0, "bx0": 0, "n": batch_size, "t_sent": 0}, events, packed), limits)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from conftest import float64_native, synthetic_events
 
+from firmware.bundle import FirmwareBundle, build_bundle
 from firmware.check import compare_paths, csim_outputs
 from firmware.compiled import CompiledEmulator
 from firmware.convert import to_hls
@@ -31,7 +32,8 @@ def test_emulator_matches_csim_bit_for_bit(artifact_dir: Path, hls_model) -> Non
 
 
 def test_three_paths_agree_on_scores_and_decisions(artifact_dir: Path, hls_model) -> None:
-    pairs, scores = compare_paths(load_artifact(artifact_dir), hls_model, synthetic_events(2000, seed=12))
+    artifact = load_artifact(artifact_dir)
+    pairs, scores = compare_paths(artifact, hls_model, synthetic_events(2000, seed=12), build_bundle(artifact))
     exact = {(p.first, p.second): p for p in pairs}
     assert exact[("csim", "emulator")].exact  # scores and decisions
     assert exact[("qkeras", "csim")].decisions_differ <= 2  # >= 99.9 % identical decisions
@@ -46,7 +48,7 @@ def test_float64_native_events_score_alike_in_software_csim_emulator_and_replay(
 
     artifact = load_artifact(artifact_dir)
     events = float64_native(synthetic_events(400, seed=13), artifact.scaler)
-    pairs, scores = compare_paths(artifact, hls_model, events)
+    pairs, scores = compare_paths(artifact, hls_model, events, build_bundle(artifact))
     assert {(p.first, p.second): p for p in pairs}[("csim", "emulator")].scores_differ == 0
     write_bundle(artifact_dir, tmp_path / "bundle")
     np.testing.assert_array_equal(load_emulated(tmp_path / "bundle").scores(events), scores["csim"])
@@ -174,3 +176,38 @@ def test_score_saturates_and_a_threshold_on_a_tie_is_not_accepted(artifact_dir: 
     np.testing.assert_array_equal(compiled, emulator.scores(on_events))
     np.testing.assert_array_equal(compiled > emulator.threshold_value, on_events[:, 1] == 1)
     assert 0 < np.count_nonzero(on_events[:, 1]) < len(events)
+
+
+def test_a_bundle_moved_to_another_threshold_is_a_conversion_at_that_threshold(artifact_dir: Path,
+                                                                              tmp_path: Path) -> None:
+    """``with_threshold`` (calibrate's one conversion) gives the emulator a conversion at the new
+    threshold reads, down to the decision kernel's bias and overflow flag."""
+    artifact = load_artifact(artifact_dir)
+    bundle = build_bundle(artifact)
+    events = synthetic_events(2000, seed=16)
+    x = artifact.inputs(events).astype(np.float64)
+    scores = bundle.scores(events)
+    for n, threshold in enumerate((float(np.quantile(scores, 0.9)), float(np.sort(scores)[-7]), 0.0, float("inf"))):
+        moved = bundle.with_threshold(threshold, {"source": "test"})
+        fresh = Emulator.from_hls_model(to_hls(artifact, tmp_path / f"hls{n}", compile=False, threshold=threshold))
+        assert moved.emulator.threshold == fresh.threshold == moved.manifest.threshold_mantissa
+        np.testing.assert_array_equal(moved.emulator.head.decision.bias, fresh.head.decision.bias)
+        assert moved.emulator.head.decision.may_overflow == fresh.head.decision.may_overflow
+        np.testing.assert_array_equal(moved.emulator.predict(x), fresh.predict(x))
+        np.testing.assert_array_equal(moved.accept(events), fresh.predict(x)[:, 1] == 1)
+
+
+def test_a_bundle_round_trips_and_refuses_a_changed_file(artifact_dir: Path, tmp_path: Path) -> None:
+    from trigger.errors import ArtifactError
+
+    bundle = build_bundle(load_artifact(artifact_dir))
+    events = synthetic_events(500, seed=17)
+    loaded = FirmwareBundle.load(bundle.save(tmp_path / "fw"))
+    np.testing.assert_array_equal(loaded.scores(events), bundle.scores(events))
+    assert loaded.threshold == bundle.threshold and loaded.manifest.files.keys() == {"emulator.npz", "scaler.json"}
+    scaler = tmp_path / "fw" / "scaler.json"
+    scaler.write_text(scaler.read_text().replace("1", "2", 1))
+    with pytest.raises(ArtifactError, match=r"scaler.json is missing, damaged or was changed"):
+        FirmwareBundle.load(tmp_path / "fw")
+    with pytest.raises(ArtifactError, match=r"no firmware\.json, not a firmware bundle"):
+        FirmwareBundle.load(tmp_path)

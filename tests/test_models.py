@@ -12,6 +12,7 @@ from models.artifact import load_artifact
 from models.config import load_config
 from models.evaluate import evaluate
 from trigger.cli import main
+from trigger.contracts import Evaluation
 from trigger.errors import ArtifactError, UsageError
 
 
@@ -37,49 +38,77 @@ def test_evaluation_json_has_the_documented_keys(artifact_dir: Path, files: dict
     out = tmp_path / "eval.json"
     assert main(["evaluate", "--model", str(artifact_dir), "--background", str(files["sm"]),
                  "--signal", str(files["signal"]), "--json", str(out)]) == 0
-    results = json.loads(out.read_text())
-    assert set(results["signals"]) == {"hardjets"}
-    assert set(results["signals"]["hardjets"]) == {"auc", "tpr_at_fpr"}
-    assert 0.0 <= results["signals"]["hardjets"]["auc"] <= 1.0
-    assert set(results["models"]) == {"dense-ae/quantized", "dense-ae/float"}
-    point = results["models"]["dense-ae/float"]["signals"]["hardjets"]["tpr_at_fpr"]["0.01"]
+    results = Evaluation.load(out)
+    assert json.loads(out.read_text())["format"] == "trigger.evaluation"
+    assert set(results.signals) == {"hardjets"}
+    assert set(results.signals["hardjets"]) == {"auc", "tpr_at_fpr"}
+    assert 0.0 <= results.signals["hardjets"]["auc"] <= 1.0
+    assert set(results.models) == {"dense-ae/quantized", "dense-ae/float"}
+    point = results.models["dense-ae/float"]["signals"]["hardjets"]["tpr_at_fpr"]["0.01"]
     assert point["tpr_low"] <= point["tpr"] <= point["tpr_high"]
-    assert results["models"]["dense-ae/float"]["signals"]["hardjets"]["tpr_at_fpr"]["1e-05"]["tpr"] is None
-    assert "held-out test split" in results["models"]["dense-ae/float"]["background"]
+    assert results.models["dense-ae/float"]["signals"]["hardjets"]["tpr_at_fpr"]["1e-05"]["tpr"] is None
+    assert "held-out test split" in results.models["dense-ae/float"]["background"]
 
 
 def test_evaluation_separates_an_obvious_signal(artifact_dir: Path, files: dict[str, Path]) -> None:
     results = evaluate([load_artifact(artifact_dir)], files["sm"], [files["signal"]], 2.5e-5)
-    assert results["signals"]["hardjets"]["auc"] > 0.6
+    assert results.signals["hardjets"]["auc"] > 0.6
 
 
-def test_calibrate_stores_a_new_working_point(artifact_dir: Path, files: dict[str, Path],
-                                              tmp_path: Path) -> None:
+def test_calibrate_stores_a_new_working_point(artifact_dir: Path, files: dict[str, Path], tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import firmware.convert
+    from firmware.bundle import BUNDLE_DIR, stored_bundle
+
     copy = tmp_path / "copy"
     shutil.copytree(artifact_dir, copy)
+    before = load_artifact(copy).score(synthetic_events(200, seed=3))
+    conversions = []
+    convert = firmware.convert.convert
+    monkeypatch.setattr(firmware.convert, "convert", lambda *a, **k: conversions.append(1) or convert(*a, **k))
     assert main(["calibrate", "--model", str(copy), "--background", str(files["sm"]),
                  "--accept-rate", "4MHz"]) == 0  # FPR 0.1: 30 of the 300 held-out events
+    assert len(conversions) == 1  # one hls4ml conversion scores the events and is stored
     calibrated = load_artifact(copy)
     quantized = calibrated.thresholds["quantized"]
     assert quantized.target_fpr == pytest.approx(0.1) and quantized.path == "emulator"
     assert quantized.events.startswith("held-out test split [1200, 1500) of the training file")
     assert calibrated.thresholds["float"].path == "float"
-    from firmware.check import emulator_scores
+    bundle = stored_bundle(calibrated)
+    assert bundle is not None and (copy / BUNDLE_DIR / "firmware.json").is_file()
+    assert bundle.threshold == quantized.threshold and bundle.manifest.threshold_source["path"] == "emulator"
 
     held_out = synthetic_events(1500, seed=8)[1200:]  # the files["sm"] events the threshold saw
-    scores = emulator_scores(calibrated, held_out)
+    scores = bundle.scores(held_out)
     assert quantized.threshold not in set(scores.tolist())  # between two SM scores, not on one
     above = np.count_nonzero(scores > quantized.threshold)
     assert above == quantized.achieved.accepted  # 30 of 300, fewer when SM scores tie at the cut:
     assert 30 - np.count_nonzero(scores == np.sort(scores)[-30]) < above <= 30
-    # the software now scores as the firmware does: the stored emulator, at the new threshold
-    assert calibrated.firmware is not None and (copy / "emulator.npz").is_file()
-    np.testing.assert_array_equal(calibrated.score(held_out), scores)
+    # the firmware's own accept bit, at the new threshold, is the bundle's decision
     fresh = synthetic_events(3000, seed=5)
-    bits = calibrated.firmware.predict(calibrated.inputs(fresh).astype(np.float64))[:, 1]
-    np.testing.assert_array_equal(calibrated.accept(fresh), bits == 1)
-    accepted = calibrated.accept(fresh).mean()
-    assert 0.04 < accepted < 0.2  # about 0.1 on fresh events of the same kind
+    bits = bundle.emulator.predict(calibrated.inputs(fresh).astype(np.float64))[:, 1]
+    np.testing.assert_array_equal(bundle.accept(fresh), bits == 1)
+    assert 0.04 < bundle.accept(fresh).mean() < 0.2  # about 0.1 on fresh events of the same kind
+    # the model's own scores are the model's: calibrating changed only its thresholds
+    np.testing.assert_array_equal(calibrated.score(synthetic_events(200, seed=3)), before)
+
+
+def test_a_stored_firmware_bundle_of_an_older_model_is_refused(artifact_dir: Path, files: dict[str, Path],
+                                                                tmp_path: Path) -> None:
+    from firmware.bundle import stored_bundle
+    from trigger.errors import ArtifactError
+
+    copy = tmp_path / "copy"
+    shutil.copytree(artifact_dir, copy)
+    assert main(["calibrate", "--model", str(copy), "--background", str(files["sm"])]) == 0
+    assert stored_bundle(load_artifact(copy)) is not None
+    config = copy / "config.json"
+    config.write_text(config.read_text() + "\n")  # a file the firmware is made from changed, as in retraining
+    from models.artifact import update_manifest
+
+    update_manifest(copy)
+    with pytest.raises(ArtifactError, match="another version of this model"):
+        stored_bundle(load_artifact(copy))
 
 
 def test_the_working_point_is_the_calibrated_threshold(artifact_dir: Path, files: dict[str, Path],
@@ -92,13 +121,13 @@ def test_the_working_point_is_the_calibrated_threshold(artifact_dir: Path, files
                  "--accept-rate", "4MHz"]) == 0  # FPR 0.1 on 300 held-out events: supported
     calibrated = load_artifact(copy)
     few = write_events(tmp_path / "few.h5", synthetic_events(50, seed=3), "sm-cocktail")
-    point = evaluate([calibrated], few, [files["signal"]], 0.1)[
-        "models"]["dense-ae/quantized"]["signals"]["hardjets"]["working_point"]
+    point = evaluate([calibrated], few, [files["signal"]], 0.1).models[
+        "dense-ae/quantized"]["signals"]["hardjets"]["working_point"]
     assert point["threshold"] == calibrated.thresholds["quantized"].threshold
     assert point["supported"] and point["threshold_from"].startswith("the artifact's calibration on held-out")
     assert point["fpr_on_these_events"]["total"] == 50
-    other = evaluate([calibrated], few, [files["signal"]], 0.05)[
-        "models"]["dense-ae/quantized"]["signals"]["hardjets"]["working_point"]
+    other = evaluate([calibrated], few, [files["signal"]], 0.05).models[
+        "dense-ae/quantized"]["signals"]["hardjets"]["working_point"]
     assert other["threshold_from"] == "these SM events" and not other["supported"]  # 2.5 expected above
 
 
@@ -308,7 +337,7 @@ def test_the_supervised_bound_trains_round_trips_and_never_passes_for_an_anomaly
     with pytest.raises(ArtifactError, match="not a supervised classifier"):
         load_supervised(artifact_dir)
     results = evaluate([load_artifact(artifact_dir)], files["sm"], [files["signal"]], 0.01, supervised=[trained])
-    row = results["models"]["supervised-hardjets/supervised"]
+    row = results.models["supervised-hardjets/supervised"]
     assert row["supervised"] and "not an anomaly detector" in row["note"]
     assert row["signals"]["hardjets"]["events"] == 400 - 240  # its own signal's held-out events only
     assert row["signals"]["hardjets"]["auc"] > 0.9  # the signal's jets are three times harder
@@ -331,24 +360,25 @@ def test_the_seed_000_dnn_learns_a_separable_signal_and_round_trips(tmp_path: Pa
 
 @pytest.mark.slow
 def test_the_sweep_writes_a_pareto_front(files: dict[str, Path], tmp_path: Path, monkeypatch) -> None:
-    from models import sweep
+    from firmware import sweep
+    from trigger.contracts import Sweep
 
     monkeypatch.setattr(sweep, "SPACE", {"width": (4, 8, 4), "latent": (2, 3, 1), "weight_bits": (4, 5, 1),
                                          "activation_bits": (4, 5, 1)})  # a tiny space: two trials
     config = load_config(Path(__file__).parents[1] / "models/configs/tiny_ae.toml", ["training.max_events=600"])
     summary = sweep.run_sweep(config, files["sm"], [files["signal"]], tmp_path / "sweep", trials=2, epochs=1,
                               fpr=0.01, progress=lambda _: None)
+    assert Sweep.load(tmp_path / "sweep" / "sweep.json") == summary
     written = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
-    assert written == json.loads(json.dumps(summary)) and len(written["trials"]) == 2
+    assert written["format"] == "trigger.sweep" and len(written["trials"]) == 2
     assert written["pareto"] and set(written["pareto"]) <= {t["number"] for t in written["trials"]}
     for trial in written["trials"]:
         assert 0 <= trial["efficiency"] <= 1 and trial["cost"] > 0 and trial["latency_ns"] > 0
         assert 4 <= trial["params"]["width"] <= 8
-    assert (tmp_path / "sweep" / "pareto.png").stat().st_size > 1000
 
 
 def test_the_pareto_front_keeps_only_unbeaten_trials() -> None:
-    from models.sweep import TrialResult, pareto_front
+    from firmware.sweep import TrialResult, pareto_front
 
     def trial(n: int, efficiency: float, cost: float) -> TrialResult:
         return TrialResult(n, {}, efficiency, {}, cost, 10.0, {})

@@ -15,8 +15,9 @@ import pytest
 
 from trigger.cli import main
 from trigger.errors import InputFileError
-from trigger.report.collect import pareto_front
+from trigger.pareto import pareto_front
 from trigger.report.html import SECTIONS
+from trigger.contracts import RunSummary
 from trigger.report.inputs import read_replay
 
 REPORTS = Path(__file__).parent / "data" / "reports"
@@ -24,15 +25,19 @@ LATENCY = {"p50": 1.5, "p90": 2.5, "p99": 4.0, "max": 6.0}
 
 
 def replay_summary(**changes: Any) -> dict[str, Any]:
-    summary = {
-        "rate": "40MHz-sim", "mode": "simulated", "target_rate_hz": 4e7, "events_in": 1000,
-        "events_decided": 990, "events_quarantined": 10, "events_accepted": 3, "accounting_ok": True,
-        "accept_rate_hz_at_bx": 1200.0, "events_per_second": 54321.0, "real_time_factor": 0.0014,
-        "reference_backend": "qkeras", "reference_events": 500, "reference_disagreements": 1,
-        "deadline_misses": 2, "batch_latency_ms": LATENCY, "quarantine_reasons": {"BAD_SHAPE": 10},
-        "wall_seconds": 0.02, "workers": 2, "model": "ae", "threshold": 0.5,
-    }
-    return {**summary, **changes}
+    """A run's summary.json as ``replay.pipeline`` writes it (``RunSummary``), with ``changes``."""
+    summary = RunSummary(
+        rate="40MHz-sim", mode="simulated", target_rate_hz=4e7, inputs=["sm.h5"], model="ae", threshold=0.5,
+        working_point={"source": "the artifact's calibration", "threshold": 0.5}, reference_threshold=0.6,
+        workers=2, transport="ipc", batch_size=16384, events_in=1000, events_decided=990, events_quarantined=10,
+        events_accepted=3, accounting_ok=True, accept_rate_hz_at_bx=1200.0, events_per_second=54321.0,
+        real_time_factor=0.0014, wall_seconds=0.02, reference_backend="numpy", reference_events=500,
+        reference_skipped=490, reference_prescale=1, reference_model="ae/float", reference_twin=True,
+        reference_disagreements=1, reference_only_accepts=0, trigger_only_accepts=1, reference_missing=0,
+        reference_max_abs_score_difference=0.25, deadline_misses=2, deadline_s=None, batch_latency_ms=LATENCY,
+        batch_scoring_ms=LATENCY, latency_clock="this host's", round_trip_ms=LATENCY,
+        quarantine_reasons={"BAD_SHAPE": 10}, rejected_frames={}, duplicate_batches=0, restarts={}, source={})
+    return {**summary.as_dict(), **changes}
 
 
 def write_run(path: Path, latencies: bool = True, **changes: Any) -> Path:
@@ -189,6 +194,18 @@ def test_report_without_replay_or_latencies_says_so(artifact_dir: Path, files: d
     assert len(decoded_images(page)) == len(data["images"]) == 3  # ROC, scores, agreement
 
 
+def test_a_run_rebuilt_from_its_journal_renders(artifact_dir: Path, files: dict[str, Path], tmp_path: Path) -> None:
+    """``replay --recover`` writes accounting_ok null: the report says the invariant is not known."""
+    note = "rebuilt from the journal of a run that did not finish"
+    run = write_run(tmp_path / "run", accounting_ok=None, recovered=True, note=note,
+                    batch_latency_ms={"p50": None, "p90": None, "p99": None, "max": None})
+    out = tmp_path / "report"
+    assert main(report_args(artifact_dir, files, out, "--check-events", "0", "--replay", str(run))) == 0
+    page = (out / "report.html").read_text()
+    assert f"Accounting invariant not known: {note}" in page and "VIOLATED" not in page
+    assert "n/a / n/a / n/a / n/a ms" in page
+
+
 def sweep_json(path: Path, **changes: Any) -> Path:
     """A sweep.json as ``trigger sweep`` writes it: three trials, two on the front, one checked."""
     def trial(number: int, width: int, efficiency: float, cost: float) -> dict[str, Any]:
@@ -246,7 +263,7 @@ def test_firmware_dir_without_results_is_not_available(tmp_path: Path) -> None:
         (lambda d: d, "not a replay run directory"),
         (lambda d: d.mkdir(), "summary.json: missing"),
         (lambda d: write_run(d, events_in="many"), "'events_in' is 'many', expected int"),
-        (lambda d: write_run(d, batch_latency_ms={"p50": 1.0}), "batch_latency_ms lacks number"),
+        (lambda d: write_run(d, batch_latency_ms={"p50": 1.0}), "batch_latency_ms lacks p90, p99, max"),
         (lambda d: (d.mkdir(), (d / "summary.json").write_text("{oops")), "not readable JSON"),
     ],
 )

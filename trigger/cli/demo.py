@@ -87,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name:<16}{len(events):>8}{mask.mean():>15.1%}{saturated:>11.2%}"
               f"{np.abs(x[mask]).mean():>10.3f}")
     print("\n== stage 3: the bundled default model on held-out SM events and the signals")
+    from firmware.bundle import deployed_scorer
     from models.artifact import load_artifact
     from models.evaluate import evaluate
     from trigger.cli.evaluate import format_table
@@ -95,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     for variant, t in artifact.thresholds.items():
         print(f"[{variant}] threshold {t.threshold:.5g}: {t.note}")
     results = evaluate([artifact], sample.background, list(sample.signals.values()),
-                       artifact.thresholds[artifact.default_variant].target_fpr)
+                       artifact.thresholds[artifact.default_variant].target_fpr, scorer=deployed_scorer)
     print(format_table(results))
     ok &= _firmware_stage(artifact, held_out[: args.firmware_events])
     # the default model (built for the FPGA budget) and, when bundled, the larger one it replaced
@@ -199,7 +200,7 @@ def _replay_stage(data: Path, model: Path, out: Path, events: int) -> dict[str, 
 
 def _report_stage(models: list[Any], firmware: list[Path | None], sample: Any, out: Path) -> Path:
     """The HTML report: the models with their estimates, the seed-003 baseline, the replay run."""
-    from trigger.cli.report import build_report
+    from trigger.report import build_report
 
     print("\n== stage 7: report (HTML + JSON + PNG)")
     baseline = DEFAULT_MODEL.parent / "ffn-baseline"

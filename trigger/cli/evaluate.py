@@ -1,13 +1,19 @@
-"""``trigger evaluate``: ROC AUC and TPR at fixed FPR per signal, quantized and float side by side."""
+"""``trigger evaluate``: ROC AUC and TPR at fixed FPR per signal, quantized and float side by side.
+
+The quantized variant of a calibrated model is scored by its stored firmware (the path that
+decides, ``firmware.bundle.deployed_scorer``), else by QKeras; each model's ``scored_by`` says which.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trigger.rates import fpr_for_rate, parse_rate
+
+if TYPE_CHECKING:
+    from trigger.contracts import Evaluation
 
 __all__ = ("add_arguments", "format_table", "run")
 
@@ -34,24 +40,25 @@ def _cell(point: dict[str, Any] | None) -> str:
     return text if point.get("supported") else text + "*"
 
 
-def format_table(results: dict[str, Any]) -> str:
-    fprs = list(next(iter(next(iter(results["models"].values()))["signals"].values()))["tpr_at_fpr"])
-    wp = results["working_point_fpr"]
+def format_table(results: Evaluation) -> str:
+    fprs = list(next(iter(next(iter(results.models.values()))["signals"].values()))["tpr_at_fpr"])
+    wp = results.working_point_fpr
     head = f"{'model':<34}{'signal':<12}{'AUC':>15}" + "".join(f"{'TPR@' + f:>11}" for f in fprs)
     lines = [head + f"{'TPR@WP ' + format(wp, '.2g'):>15}"]
-    for label, model in results["models"].items():
+    for label, model in results.models.items():
         for name, s in model["signals"].items():
             auc = f"{s['auc']:.4f}±{s['auc_error']:.4f}"
             row = f"{label:<34}{name:<12}{auc:>15}" + "".join(f"{_cell(s['tpr_at_fpr'][f]):>11}" for f in fprs)
             lines.append(row + f"{_cell(s['working_point']):>15}")
     lines.append("* statistically limited: fewer than 10 SM events expected above the threshold")
-    if any(model.get("supervised") for model in results["models"].values()):
+    if any(model.get("supervised") for model in results.models.values()):
         lines.append("supervised-*: a classifier trained on that signal, the bound for a dedicated trigger, "
                      "not an anomaly detector (its own signal's held-out events only)")
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
+    from firmware.bundle import deployed_scorer
     from models.artifact import load_artifact
     from models.evaluate import evaluate
     from models.supervised import load_supervised
@@ -60,11 +67,11 @@ def run(args: argparse.Namespace) -> int:
     artifacts = [load_artifact(path) for path in args.model]
     supervised = [load_supervised(path) for path in args.supervised]
     results = evaluate(artifacts, args.background, args.signal, fpr, max_events=args.max_events,
-                       supervised=supervised)
-    results["working_point"] = {"accept_rate": args.accept_rate, "bx_rate": args.bx_rate}
+                       supervised=supervised, scorer=deployed_scorer)
+    results.working_point = {"accept_rate": args.accept_rate, "bx_rate": args.bx_rate}
     print(format_table(results))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=1) + "\n")
+        results.save(args.json)
         print(f"results written to {args.json}")
     return 0

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from firmware.estimate import Estimate
     from models.artifact import Artifact
+    from trigger.contracts import Estimate
 
 __all__ = ("add_arguments", "format_estimate", "run")
 

@@ -37,19 +37,21 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from firmware.sweep import run_sweep
     from models.config import load_config
-    from models.sweep import run_sweep
+    from trigger.report.plots import sweep_figure
 
     fpr = fpr_for_rate(parse_rate(args.accept_rate), parse_rate(args.bx_rate))
-    summary = run_sweep(load_config(args.config), args.data, args.signal, args.out, args.trials, args.epochs, fpr,
-                        args.calibration, args.seed, check=args.check)
-    trials = {t["number"]: t for t in summary["trials"]}
-    print(f"Pareto front ({len(summary['pareto'])} of {len(trials)} trials), by cost:")
-    for number in summary["pareto"]:
+    sweep = run_sweep(load_config(args.config), args.data, args.signal, args.out, args.trials, args.epochs, fpr,
+                      args.calibration, args.seed, check=args.check)
+    sweep_figure(sweep.as_dict()).savefig(args.out / "pareto.png", dpi=120)
+    trials = {t["number"]: t for t in sweep.trials}
+    print(f"Pareto front ({len(sweep.pareto)} of {len(trials)} trials), by cost:")
+    for number in sweep.pareto:
         t = trials[number]
         print(f"  trial {number}: {t['params']}  efficiency {t['efficiency']:.4f}  cost {t['cost']:,.0f}  "
               f"latency {t['latency_ns']:.0f} ns")
-    for c in summary["checked"]:
+    for c in sweep.checked:
         print(f"  trial {c['trial']} checked with yosys: {c['LUT']:,} LUTs for cost {c['cost']:,.0f} "
               f"({c['lut_per_cost']:.3f} LUT per unit), {c['latency_ns']:.0f} ns, RTL mismatches {c['rtl_mismatches']}")
     print(f"written: {args.out / 'sweep.json'}, {args.out / 'pareto.png'}")

@@ -17,21 +17,15 @@ import numpy as np
 
 from trigger import __version__
 from trigger.bitmask import decode_mask
+from trigger.pareto import pareto_front
 from trigger.rates import parse_rate
 
-__all__ = ("assemble", "distinct_labels", "pareto_front")
+__all__ = ("assemble", "distinct_labels")
 
 
 def distinct_labels(names: Sequence[str], paths: Sequence[Path]) -> list[str]:
     """Model names, made distinct with the directory name where two share one."""
     return [f"{n}@{p.name}" if names.count(n) > 1 else n for n, p in zip(names, paths, strict=True)]
-
-
-def pareto_front(costs: Sequence[float], gains: Sequence[float]) -> list[bool]:
-    """True where no other point costs no more and gains no less (and is better in one)."""
-    points = list(zip(costs, gains, strict=True))
-    return [not any(c <= cost and g >= gain and (c, g) != (cost, gain) for c, g in points)
-            for cost, gain in points]
 
 
 def _comparison(models: dict[str, Any]) -> dict[str, Any]:

@@ -215,16 +215,20 @@ def _replay(data: dict[str, Any], images: dict[str, bytes]) -> str:
         ("real-time factor", f"{s['real_time_factor']:.4g} (target {s['target_rate_hz']:.4g} Hz)"),
         ("accept rate at the bunch-crossing rate", f"{s['accept_rate_hz_at_bx']:.4g} Hz"),
         ("batch latency p50 / p90 / p99 / max",
-         " / ".join(f"{lat[k]:.3g}" for k in ("p50", "p90", "p99", "max")) + " ms"),
+         " / ".join("n/a" if lat[k] is None else f"{lat[k]:.3g}" for k in ("p50", "p90", "p99", "max")) + " ms"),
         ("deadline misses", f"{s['deadline_misses']:,}"),
         ("reference disagreements",
          f"{s['reference_disagreements']:,} of {s['reference_events']:,} events ({s['reference_backend']})"),
         ("quarantine reasons", ", ".join(f"{k}: {v}" for k, v in s["quarantine_reasons"].items()) or "none"),
     ]
-    holds = acc["holds"] and acc["reported_ok"]
-    invariant = (f"<p>Accounting invariant events in = decided + quarantined: {acc['events_in']:,} vs "
-                 f"{acc['decided_plus_quarantined']:,} (run reports accounting_ok={acc['reported_ok']}): "
-                 + _verdict(holds, "holds", "VIOLATED") + "</p>")
+    if acc["reported_ok"] is None:  # rebuilt from the journal: the source's count of events read died with it
+        invariant = _p(f"Accounting invariant not known: {s.get('note') or 'the source did not report its count'}. "
+                       f"{acc['decided_plus_quarantined']:,} events were decided or quarantined before it stopped.")
+    else:
+        holds = acc["holds"] and acc["reported_ok"]
+        invariant = (f"<p>Accounting invariant events in = decided + quarantined: {acc['events_in']:,} vs "
+                     f"{acc['decided_plus_quarantined']:,} (run reports accounting_ok={acc['reported_ok']}): "
+                     + _verdict(holds, "holds", "VIOLATED") + "</p>")
     figure = _p("No batch_latency_ms.npy in the run: no latency histogram.")
     if replay["latency_histogram"]:
         figure = _img(images, figure_name("replay_latency"), "replay batch latency")

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from trigger.contracts import ReportData
 from trigger.errors import UsageError
 from trigger.report.html import render_html
 from trigger.report.plots import render_all
@@ -29,13 +27,6 @@ def prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    msg = f"{type(value).__name__} is not JSON serialisable"
-    raise TypeError(msg)
-
-
 def write_report(out_dir: str | Path, data: dict[str, Any]) -> Path:
     """Write ``report.html``, ``report.json`` and the PNG figures of ``data`` (see
     :func:`trigger.report.collect.assemble`) into ``out_dir``, prepared by :func:`prepare_out_dir`;
@@ -45,7 +36,7 @@ def write_report(out_dir: str | Path, data: dict[str, Any]) -> Path:
     data = {**data, "images": sorted(images)}
     for name, png in images.items():
         (out_dir / name).write_bytes(png)
-    (out_dir / "report.json").write_text(json.dumps(data, indent=1, default=_json_default) + "\n")
+    ReportData.from_dict(data, out_dir / "report.json").save(out_dir / "report.json")
     page = out_dir / "report.html"
     page.write_text(render_html(data, images), encoding="utf-8")
     return page

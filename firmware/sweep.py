@@ -17,7 +17,6 @@ is checked against LUTs where it matters.
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.config import Config
+from trigger.contracts import Sweep
 from trigger.errors import UsageError
 
 __all__ = ("SPACE", "TrialResult", "pareto_front", "run_sweep")
@@ -70,18 +70,15 @@ def evaluate_trial(config: Config, data: Path, signals: dict[str, NDArray[Any]],
     from da4ml.trace import comb_trace, to_pipeline
     from sklearn.metrics import roc_auc_score
 
-    from firmware.check import emulator_scores
-    from firmware.convert import emulator_for
+    from firmware.bundle import build_bundle
     from firmware.rtl import trace_network
     from models.evaluate import background_events
     from models.train import train
     from trigger.thresholds import threshold_for
 
     artifact = train(config, data, out, log=io.StringIO())
-    emulator = emulator_for(artifact, clock_ns=clock_ns)
-    def score(events: NDArray[Any]) -> NDArray[np.float64]:
-        return emulator_scores(artifact, events, emulator)
-
+    firmware = build_bundle(artifact, clock_ns=clock_ns)
+    score = firmware.scores
     background, _ = background_events(artifact, calibration or data)
     sm = _chunked_scores(score, background)
     threshold = threshold_for(sm, fpr).threshold
@@ -90,14 +87,14 @@ def evaluate_trial(config: Config, data: Path, signals: dict[str, NDArray[Any]],
         signal = score(events)
         efficiencies[name] = float(np.mean(signal > threshold))
         auc[name] = float(roc_auc_score(np.r_[np.zeros(len(sm)), np.ones(len(signal))], np.r_[sm, signal]))
-    comb = comb_trace(*trace_network(emulator))
+    comb = comb_trace(*trace_network(firmware.emulator))
     stages = len(to_pipeline(comb, latency_cutoff, verbose=False).solutions)
     return {"efficiencies": efficiencies, "auc": auc, "cost": float(comb.cost), "latency_ns": (stages + 1) * clock_ns}
 
 
 def pareto_front(results: Sequence[TrialResult]) -> list[TrialResult]:
     """The trials no other trial beats on both efficiency (higher) and cost (lower), by cost."""
-    from trigger.report.collect import pareto_front as on_front
+    from trigger.pareto import pareto_front as on_front
 
     flags = on_front([r.cost for r in results], [r.efficiency for r in results])
     return sorted((r for r, optimal in zip(results, flags, strict=True) if optimal), key=lambda r: r.cost)
@@ -105,9 +102,9 @@ def pareto_front(results: Sequence[TrialResult]) -> list[TrialResult]:
 
 def run_sweep(base: Config, data: Path, signal_paths: Sequence[Path], out: Path, trials: int, epochs: int,
               fpr: float, calibration: Path | None = None, seed: int = 1, latency_cutoff: float = 5.0,
-              clock_ns: float = 5.0, check: int = 0, progress: Callable[[str], None] = print) -> dict[str, Any]:
+              clock_ns: float = 5.0, check: int = 0, progress: Callable[[str], None] = print) -> Sweep:
     """Run ``trials`` trials; write ``sweep.json`` (every trial, the Pareto front, the ``check``
-    cheapest front points' yosys estimates) and ``pareto.png`` into ``out``."""
+    cheapest front points' yosys estimates) into ``out``."""
     import optuna
 
     from models.evaluate import read_signals
@@ -138,13 +135,12 @@ def run_sweep(base: Config, data: Path, signal_paths: Sequence[Path], out: Path,
     study.optimize(objective, n_trials=trials)
     front = pareto_front(results)
     checked = [_check(r, data, out, latency_cutoff, clock_ns, progress) for r in front[:check]]
-    summary = {"base": base.model.name, "space": SPACE, "epochs": epochs, "working_point_fpr": fpr,
-               "background": str(calibration or data), "signals": list(signals),
-               "objectives": ["mean efficiency at the working point (emulator)", "da4ml cost (adder bits)"],
-               "trials": [r.__dict__ for r in results], "pareto": [r.number for r in front], "checked": checked}
+    summary = Sweep(base=base.model.name, space={k: list(v) for k, v in SPACE.items()}, epochs=epochs, working_point_fpr=fpr,
+                    background=str(calibration or data), signals=list(signals),
+                    objectives=["mean efficiency at the working point (emulator)", "da4ml cost (adder bits)"],
+                    trials=[r.__dict__ for r in results], pareto=[r.number for r in front], checked=checked)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "sweep.json").write_text(json.dumps(summary, indent=1) + "\n")
-    _plot(summary, out / "pareto.png")
+    summary.save(out / "sweep.json")
     return summary
 
 
@@ -163,9 +159,3 @@ def _check(result: TrialResult, data: Path, out: Path, latency_cutoff: float, cl
     return {"trial": result.number, "cost": result.cost, "LUT": found.resources["LUT"],
             "lut_per_cost": found.resources["LUT"] / result.cost, "latency_ns": found.latency_ns,
             "rtl_mismatches": found.rtl_check["mismatches"]}
-
-
-def _plot(summary: dict[str, Any], path: Path) -> None:
-    from trigger.report.plots import sweep_figure  # the report draws the same figure
-
-    sweep_figure(summary).savefig(path, dpi=120)

@@ -1,0 +1,183 @@
+"""The firmware bundle: one model's FPGA decision as numpy files, and the one way to build it.
+
+A :class:`FirmwareBundle` holds what the chip computes for a model: the input scaling onto the
+firmware's fixed-point grid, the bit-exact emulator of the converted network with its score and
+accept decision (``firmware.emulator``), the threshold the decision is set to and where that
+threshold came from, and a record of the artifact it was built from. It scores raw events exactly
+as the FPGA does and needs neither hls4ml nor TensorFlow to load, so the replay's roles, the
+report, the estimate, the check and the export all take the firmware from here.
+
+:func:`build_bundle` is the one place a bundle comes from: one hls4ml conversion of the
+artifact's quantized network. ``trigger calibrate`` builds it, sets its threshold
+(:meth:`FirmwareBundle.with_threshold`, no second conversion) and stores it in the artifact's
+``firmware/`` folder, which the model artifact itself never reads: ``Artifact.score`` always
+means the model's own network. A stored bundle records the hashes of the artifact files it was
+built from; :func:`stored_bundle` refuses one that no longer matches them.
+
+Layout of a bundle folder::
+
+    firmware.json   trigger.contracts.FirmwareManifest
+    emulator.npz    firmware.emulator.Emulator
+    scaler.json     trigger.preprocess.Scaler
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import cached_property
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from firmware.compiled import CompiledEmulator
+from firmware.emulator import Emulator
+from firmware.head import threshold_mantissa
+from trigger.contracts import FirmwareManifest
+from trigger.errors import ArtifactError, TriggerError
+from trigger.filehash import file_sha256
+from trigger.preprocess import Scaler
+
+if TYPE_CHECKING:
+    from models.artifact import Artifact
+
+__all__ = ("BUNDLE_DIR", "FirmwareBundle", "build_bundle", "bundle_for", "deployed_scorer", "stored_bundle")
+
+#: where ``trigger calibrate`` stores an artifact's firmware bundle, inside the artifact directory
+BUNDLE_DIR = "firmware"
+MANIFEST, EMULATOR, SCALER = "firmware.json", "emulator.npz", "scaler.json"
+#: the artifact files the firmware is made from: a bundle whose record of them differs is stale
+SOURCE_FILES = ("config.json", "scaler.json", "quantized.weights.h5")
+PACKAGES = ("hls4ml", "qkeras", "tensorflow", "numpy")
+
+F64 = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class FirmwareBundle:
+    """The firmware of one model: raw events in, the chip's score and decision out."""
+
+    scaler: Scaler
+    emulator: Emulator
+    manifest: FirmwareManifest
+
+    @property
+    def threshold(self) -> float:
+        """The decision threshold in the software's units: accepted exactly when score > threshold."""
+        return self.manifest.threshold
+
+    @cached_property
+    def compiled(self) -> CompiledEmulator:
+        return CompiledEmulator(self.scaler, self.emulator)
+
+    def scores(self, particles: NDArray[np.floating[Any]]) -> F64:
+        """The firmware's anomaly score of each (19, 4) raw event, in the software's units."""
+        return self.compiled.scores(particles)
+
+    def accept(self, particles: NDArray[np.floating[Any]]) -> NDArray[np.bool_]:
+        """The firmware's accept bit of each event."""
+        return self.scores(particles) > self.threshold
+
+    def with_threshold(self, threshold: float, source: dict[str, Any]) -> FirmwareBundle:
+        """The same firmware deciding at ``threshold`` (software units); ``source`` says where it came from."""
+        mantissa = threshold_mantissa(threshold, self.emulator.head.score, self.emulator.head.divisor)
+        manifest = replace(self.manifest, threshold=float(threshold), threshold_mantissa=mantissa,
+                           threshold_source=source)
+        return FirmwareBundle(self.scaler, self.emulator.with_threshold(mantissa), manifest)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the bundle's three files to ``directory`` (created if needed)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.emulator.save(directory / EMULATOR)
+        self.scaler.save(directory / SCALER)
+        files = {name: file_sha256(directory / name) for name in (EMULATOR, SCALER)}
+        replace(self.manifest, files=files).save(directory / MANIFEST)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> FirmwareBundle:
+        """A bundle :meth:`save` wrote; a missing, damaged or altered file is an :class:`ArtifactError`."""
+        directory = Path(directory)
+        if not (directory / MANIFEST).is_file():
+            msg = f"{directory}: no {MANIFEST}, not a firmware bundle"
+            raise ArtifactError(msg)
+        manifest = FirmwareManifest.load(directory / MANIFEST)
+        for name, digest in manifest.files.items():
+            if not (directory / name).is_file() or file_sha256(directory / name) != digest:
+                msg = f"{directory}: {name} is missing, damaged or was changed (sha256 mismatch)"
+                raise ArtifactError(msg)
+        try:
+            emulator = Emulator.load(directory / EMULATOR)
+        except TriggerError as err:
+            raise ArtifactError(str(err)) from None
+        return cls(Scaler.load(directory / SCALER), emulator, manifest)
+
+
+def _source_files(artifact: Artifact) -> dict[str, str]:
+    return {name: file_sha256(artifact.path / name) for name in SOURCE_FILES if (artifact.path / name).is_file()}
+
+
+def _packages() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def build_bundle(artifact: Artifact, threshold: float | None = None, source: dict[str, Any] | None = None,
+                 part: str | None = None, clock_ns: float | None = None) -> FirmwareBundle:
+    """The artifact's firmware from one hls4ml conversion, deciding at ``threshold`` (default: the
+    artifact's calibrated quantized threshold, else no event is accepted)."""
+    from firmware.convert import DEFAULT_CLOCK_NS, DEFAULT_PART, convert
+
+    part, clock_ns = part or DEFAULT_PART, clock_ns or DEFAULT_CLOCK_NS
+    if threshold is None:
+        stored = artifact.thresholds.get("quantized")
+        threshold = stored.threshold if stored is not None else float("inf")
+        source = source or (stored.as_dict() if stored is not None else {"source": "uncalibrated: accepts nothing"})
+    with tempfile.TemporaryDirectory() as tmp:
+        emulator = Emulator.from_hls_model(convert(artifact, Path(tmp) / "hls", part, clock_ns, threshold=threshold))
+    manifest = FirmwareManifest(
+        model=artifact.config.model.name, score=artifact.config.model.score, threshold=float(threshold),
+        threshold_mantissa=emulator.threshold, threshold_source=source or {"source": "given"},
+        artifact=str(artifact.path), artifact_files=_source_files(artifact), part=part, clock_ns=clock_ns,
+        files={}, packages=_packages())
+    return FirmwareBundle(artifact.scaler, emulator, manifest)
+
+
+def stored_bundle(artifact: Artifact) -> FirmwareBundle | None:
+    """The bundle ``trigger calibrate`` stored in the artifact, None when there is none; an
+    :class:`ArtifactError` when the artifact changed since (retrained: calibrate it again)."""
+    directory = artifact.path / BUNDLE_DIR
+    if not directory.is_dir():
+        return None
+    bundle = FirmwareBundle.load(directory)
+    if bundle.manifest.artifact_files != _source_files(artifact):
+        msg = (f"{directory}: the firmware was built from another version of this model; "
+               f"run `trigger calibrate --model {artifact.path}` to rebuild it")
+        raise ArtifactError(msg)
+    return bundle
+
+
+def bundle_for(artifact: Artifact) -> FirmwareBundle:
+    """The artifact's stored firmware bundle, else one built now at its calibrated threshold."""
+    return stored_bundle(artifact) or build_bundle(artifact)
+
+
+def deployed_scorer(artifact: Artifact, variant: str) -> tuple[str, Callable[[NDArray[np.floating[Any]]], F64]]:
+    """A ``models.evaluate.Scorer`` for the trigger as deployed: the quantized variant on the firmware
+    ``trigger calibrate`` stored (the path that decides), every other variant on its own network."""
+    from models.evaluate import network_scorer
+
+    firmware = stored_bundle(artifact) if variant == "quantized" else None
+    if firmware is None:
+        return network_scorer(artifact, variant)
+    return "firmware emulator", firmware.scores

@@ -1,0 +1,85 @@
+"""What the evaluation, the open-source estimate and the architecture search leave on disk."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from trigger.contracts.record import Record
+
+__all__ = ("Estimate", "Evaluation", "Sweep")
+
+#: what each trial of a sweep holds (``firmware.sweep.TrialResult``)
+TRIAL_KEYS = ("number", "params", "efficiency", "cost", "latency_ns")
+
+
+@dataclass
+class Evaluation(Record):
+    """``trigger evaluate --json``: per model variant and signal, AUC and efficiencies at fixed FPR.
+
+    ``models`` maps ``NAME/VARIANT`` to its path, kind, score, ``scored_by`` (``qkeras``, ``float``,
+    ``firmware emulator``), the background events used and per signal ``models.evaluate.summarise_signal``'s
+    figures; ``signals`` holds the first model's AUC and TPRs per signal.
+    """
+
+    FORMAT = "trigger.evaluation"
+    VERSION = 1
+
+    background_file: str
+    working_point_fpr: float
+    signals: dict[str, Any]
+    models: dict[str, Any]
+    working_point: dict[str, Any] = field(default_factory=dict)  # the accept and bunch-crossing rates
+
+
+@dataclass
+class Estimate(Record):
+    """``estimate.json``: the open-source resource and latency estimate of one model's firmware."""
+
+    FORMAT = "trigger.estimate"
+    VERSION = 1
+
+    label: str
+    part: str
+    clock_ns: float
+    latency_cycles: int
+    latency_ns: float
+    resources: dict[str, int]
+    available: dict[str, int]
+    fractions: dict[str, float]
+    rtl_check: dict[str, Any]  # RTL simulated against the emulator: events, differences, accepted
+    targets: list[dict[str, Any]]
+    tools: dict[str, str]
+    includes_decision: bool = False  # the score datapath and the comparator are in the RTL
+    latency_cutoff: float = 0.0
+    da4ml_cost: float = 0.0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Sweep(Record):
+    """``sweep.json`` of ``trigger sweep``: every trial, the Pareto front and the checked points."""
+
+    FORMAT = "trigger.sweep"
+    VERSION = 1
+
+    base: str
+    epochs: int
+    working_point_fpr: float
+    objectives: list[Any]
+    trials: list[dict[str, Any]]
+    pareto: list[int]
+    checked: list[dict[str, Any]]
+    background: str = ""  # the SM events the thresholds were set on
+    signals: list[str] = field(default_factory=list)
+    space: dict[str, Any] = field(default_factory=dict)
+
+    def problem(self) -> str | None:
+        for trial in self.trials:
+            missing = [key for key in TRIAL_KEYS if key not in trial]
+            if missing:
+                return f"a trial lacks {', '.join(missing)}"
+        if not set(self.pareto) <= {t["number"] for t in self.trials}:
+            return "the Pareto front names trials the file does not have"
+        return None
+
