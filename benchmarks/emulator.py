@@ -6,13 +6,12 @@ one thread each (BLAS and TensorFlow limited to one), the same events, and both 
 decisions checked against the C-sim's on every event it scored. Ratios, not absolute numbers, are
 what to compare across machines.
 
-    python benchmarks/emulator.py [--model DIR] [--events N] [--batch 8192]
+    python benchmarks/emulator.py [--model DIR] [--events N] [--batch 8192] [--json benchmarks/results/emulator.json]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -23,6 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
+from record import write_result
 from threadpoolctl import threadpool_limits
 
 
@@ -92,7 +92,11 @@ def main() -> int:
           f"numpy emulator / QKeras = {emu_rate / qk_rate:.1f}x; score and decision equal to the C-sim's on "
           f"{fast_exact}/{len(xc)} (compiled) and {exact}/{len(xc)} (numpy) events")
     if args.json:
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
+        write_result(args.json, result, headline={
+            "compiled emulator, events/s (one thread)": f"{fast_rate / 1e6:.2f} M",
+            "hls4ml C-simulation, events/s (one thread)": f"{csim_rate / 1e3:.1f} k",
+            "compiled emulator / C-simulation": f"{fast_rate / csim_rate:.0f}x",
+            "emulator equal to the C-simulation (score and decision)": f"{fast_exact:,} of {len(xc):,} events"})
     return 0 if exact == fast_exact == len(xc) else 1
 
 

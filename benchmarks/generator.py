@@ -8,7 +8,7 @@ way). Each repeat runs the three in another order, so drift on a shared machine 
 ``generator/pythia`` is Pythia's time over the project's for the same generated events; the
 cocktail's is weighted by the ADC2021 fractions. 1.0 would mean the project adds nothing.
 
-    python benchmarks/generator.py [--events 300] [--repeat 2] [--seed 7] [--no-python-loop]
+    python benchmarks/generator.py [--events 300] [--repeat 2] [--seed 7] [--no-python-loop] [--json FILE]
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
+from record import write_result
 
 from trigger.generator.detector import DetectorConfig
 from trigger.generator.processes import COCKTAIL_FRACTIONS, PROCESSES
@@ -77,8 +78,10 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7, help="Pythia seed")
     parser.add_argument("--no-python-loop", dest="python_loop", action="store_false",
                         help="skip the generator with the Python final-state loop")
+    parser.add_argument("--json", type=Path, default=None, help="write the numbers, commit, machine and command here")
     args = parser.parse_args()
     totals: dict[str, float] = {}
+    processes: dict[str, dict[str, object]] = {}
     for name, fraction in COCKTAIL_FRACTIONS.items():
         seconds, tried = measure(name, args.events, args.seed, args.repeat, args.python_loop)
         per_event = {way: s / (args.repeat * tried) * 1e3 for way, s in seconds.items()}
@@ -89,12 +92,20 @@ def main() -> int:
         if args.python_loop:
             line += f" (with the Python loop {seconds['pythia'] / seconds['python-loop']:.3f})"
         print(line, flush=True)
+        processes[name] = {"kept": args.events, "generated": tried, "ms_per_generated_event": per_event,
+                           "generator_over_pythia": seconds["pythia"] / seconds["project"]}
         for way, s in seconds.items():  # seconds per kept event, cocktail-weighted
             totals[way] = totals.get(way, 0.0) + fraction * s / args.events
     if args.python_loop:
         print(f"with the Python loop: generator/pythia = {totals['pythia'] / totals['python-loop']:.3f}; "
               f"project speed-up {totals['python-loop'] / totals['project']:.2f}x")
     print(f"generator/pythia = {totals['pythia'] / totals['project']:.3f}")
+    if args.json:
+        ratio = totals["pythia"] / totals["project"]
+        write_result(args.json, {"events": args.events, "repeat": args.repeat, "seed": args.seed,
+                                 "processes": processes, "seconds_per_kept_event": totals,
+                                 "generator_over_pythia": ratio},
+                     headline={"generator speed / Pythia's own (SM cocktail)": f"{ratio:.3f}"})
     return 0
 
 

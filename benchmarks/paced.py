@@ -19,6 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from record import write_result
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -75,7 +77,9 @@ def main() -> int:
         late = sum(1 for r in results if r["deadline_misses"])
         print(f"{name} ({trees[name]}): {late} of {len(results)} runs with late events at {args.rate}")
     if args.json:
-        args.json.write_text(json.dumps({"rate": args.rate, "events": args.events, "runs": runs}, indent=1) + "\n")
+        late = sum(1 for r in runs["this"] if r["deadline_misses"])
+        write_result(args.json, {"rate": args.rate, "events": args.events, "runs": runs}, headline={
+            f"paced replay at {args.rate}: runs with late events": f"{late} of {len(runs['this'])}"})
     return 0
 
 

@@ -21,7 +21,6 @@ these machines are shared and noisy. Compare ratios, not absolute numbers, acros
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import resource
@@ -39,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 import zmq
+from record import write_result
 
 
 def _push(endpoint: str, batches: list[np.ndarray], repeat: int) -> None:
@@ -225,12 +225,16 @@ def main() -> int:
     cost = worker_cost(model, particles)
     print("worker scoring, one thread: " + ", ".join(f"{k} {v:.0f} ns/event" for k, v in cost.items()))
     if args.json:
-        args.json.write_text(json.dumps({"events": args.events, "batch": args.batch, "workers": args.workers,
-                                         "cpus": os.cpu_count(), "runs": results, "median": median,
-                                         "roles_cpu_ns_per_event": roles_cpu,
-                                         "worker_ns_per_event": cost,
-                                         "raw_receive_cpu_ns_per_event": raw_receive_ns,
-                                         "accounting_ok": all(checks)}, indent=1) + "\n")
+        write_result(args.json, {"events": args.events, "batch": args.batch, "workers": args.workers,
+                                 "cpus": os.cpu_count(), "runs": results, "median": median,
+                                 "roles_cpu_ns_per_event": roles_cpu,
+                                 "worker_ns_per_event": cost,
+                                 "raw_receive_cpu_ns_per_event": raw_receive_ns,
+                                 "accounting_ok": all(checks)}, headline={
+            "replay, emulated path, events/s": f"{median['emulated'] / 1e6:.2f} M",
+            "replay with the numpy reference (the default), events/s": f"{median['emulated+reference'] / 1e6:.2f} M",
+            "replay default / emulated path alone": f"{median['emulated+reference'] / median['emulated']:.2f}",
+            "raw ZeroMQ ceiling, events/s": f"{ceiling / 1e6:.2f} M"})
     return 0 if all(checks) else 1
 
 

@@ -5,7 +5,7 @@ one after the other, and samples every role's resident set (``VmRSS`` in ``/proc
 found by its process title) every 0.1 s. If nothing grows with the run's length, the peaks of
 the two runs agree; ``longer/shorter`` is printed per process. Linux only.
 
-    python benchmarks/replay_memory.py [--events 2000000] [--reference-backend numpy]
+    python benchmarks/replay_memory.py [--events 2000000] [--reference-backend numpy] [--json FILE]
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from record import write_result
 
 REPLAY = [sys.executable, "-c", "import sys; from replay.cli import main; sys.exit(main())"]
 
@@ -65,6 +67,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=2_000_000, help="the shorter run; the longer is 10x")
     parser.add_argument("--reference-backend", default="numpy", choices=("numpy", "none"))
+    parser.add_argument("--json", type=Path, default=None, help="write the numbers, commit, machine and command here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="replay-memory-") as tmp:
         short, short_s = peak_rss(args.events, args.reference_backend, Path(tmp) / "short")
@@ -74,6 +77,12 @@ def main() -> int:
     for role in sorted(set(short) | set(long)):
         a, b = short.get(role, 0.0), long.get(role, 0.0)
         print(f"  {role:<10} {a:8.1f} MB  {b:8.1f} MB  longer/shorter = {b / a if a else float('nan'):.3f}")
+    if args.json:
+        growth = max((long.get(r, 0.0) / short[r] for r in short if short[r]), default=float("nan"))
+        write_result(args.json, {"events": args.events, "reference_backend": args.reference_backend,
+                                 "seconds": {"shorter": short_s, "longer": long_s},
+                                 "peak_rss_mb": {"shorter": short, "longer": long}},
+                     headline={"replay memory, 10x longer run / shorter (largest process ratio)": f"{growth:.3f}"})
     return 0
 
 

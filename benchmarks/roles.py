@@ -32,6 +32,8 @@ import time
 from pathlib import Path
 from statistics import median
 
+from record import write_result
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 REPLAY = [sys.executable, "-c", "import sys; from replay.cli import main; sys.exit(main())"]
@@ -184,9 +186,11 @@ def main() -> int:
     for name, ratio in ratios.items():
         print(f"{name} = {ratio:.3f}")
     if args.json:
-        args.json.write_text(json.dumps({"events": args.events, "workers": args.workers, "runs": rates, "link": link,
-                                         "task_bytes_per_event": per_event, "curve_extra_ns_per_event": extra,
-                                         "median": result, "ratios": ratios}, indent=1) + "\n")
+        write_result(args.json, {"events": args.events, "workers": args.workers, "runs": rates, "link": link,
+                                 "task_bytes_per_event": per_event, "curve_extra_ns_per_event": extra,
+                                 "median": result, "ratios": ratios}, headline={
+            "separate roles / single command (tcp)": f"{ratios['roles/single']:.2f}",
+            "CurveZMQ / plain (separate roles)": f"{ratios['curve/plain (roles)']:.2f}"})
     return 0
 
 

@@ -8,7 +8,7 @@ against the in-memory fit on the same events, side by side in one run.
    arrays in memory (the earlier way) and one streamed from the prepared inputs (as ``train``
    streams), alternately ``--repeat`` times; the one-off scaling of each is not timed.
 
-    python benchmarks/training.py [--events 13500000] [--compare-events 1000000] [--repeat 2]
+    python benchmarks/training.py [--events 13500000] [--compare-events 1000000] [--repeat 2] [--json FILE]
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 import h5py
 import numpy as np
+from record import write_result
 
 
 def write_big_file(path: Path, events: int) -> None:
@@ -99,6 +100,7 @@ def main() -> int:
     parser.add_argument("--compare-events", type=int, default=1_000_000, help="events of the epoch comparison")
     parser.add_argument("--repeat", type=int, default=2, help="alternating repeats of the comparison")
     parser.add_argument("--workdir", type=Path, default=None, help="where the big file goes (default: a temp dir)")
+    parser.add_argument("--json", type=Path, default=None, help="write the numbers, commit, machine and command here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         big = Path(tmp) / "background_float64.h5"
@@ -112,7 +114,15 @@ def main() -> int:
         memory, streamed = compare_epochs(big, args.compare_events, args.repeat)
         print(f"one epoch of the float network on {args.compare_events:,} events: in memory "
               f"{', '.join(f'{t:.1f}' for t in memory)} s, streamed {', '.join(f'{t:.1f}' for t in streamed)} s")
-        print(f"streamed/in-memory = {np.median(streamed) / np.median(memory):.3f}")
+        ratio = float(np.median(streamed) / np.median(memory))
+        print(f"streamed/in-memory = {ratio:.3f}")
+    if args.json:
+        write_result(args.json, {"events": args.events, "file_gb": size, "peak_rss_gb": peak, "epoch_s": epochs,
+                                 "train_wall_s": wall, "compare_events": args.compare_events,
+                                 "in_memory_epoch_s": memory, "streamed_epoch_s": streamed,
+                                 "streamed_over_in_memory": ratio},
+                     headline={"training, peak resident memory on the big file": f"{peak:.2f} GB",
+                               "training epoch, streamed / in memory": f"{ratio:.3f}"})
     return 0
 
 
