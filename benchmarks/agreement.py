@@ -39,7 +39,7 @@ def main() -> int:
     from firmware.convert import project_name, to_hls
     from firmware.rtl import simulate, write_verilog
     from models.artifact import load_artifact
-    from replay.paths import load_emulated, write_bundle
+    from replay.bundle import load_emulated, write_bundle
     from trigger.events import open_events
     from trigger.sample import default_model
 

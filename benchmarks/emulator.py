@@ -53,7 +53,8 @@ def main() -> int:
     from firmware.convert import firmware_network, to_hls
     from firmware.emulator import Emulator
     from models.artifact import load_artifact
-    from replay.paths import load_emulated, warm_up, write_bundle
+    from replay.bundle import load_emulated, write_bundle
+    from replay.scoring import warm_up
     from trigger.events import open_events
     from trigger.sample import bundled_sample, default_model
 

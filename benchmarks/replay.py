@@ -91,7 +91,7 @@ def pipeline(data: Path, model: Path, events: int, workers: int, backend: str, b
         run = ReplayRun((data,), model, out, ReplayConfig(batch_size=batch), events=events, workers=workers,
                         reference_backend=backend)
         before = _children_cpu_s()
-        summary = run_replay(run, progress=None)
+        summary = run_replay(run, progress=None).as_dict()
         summary["roles_cpu_s"] = _children_cpu_s() - before
         return summary
     finally:
@@ -115,7 +115,8 @@ def worker_cost(model: Path, particles: np.ndarray, chunk: int = 2048, repeat: i
     """
     from threadpoolctl import threadpool_limits
 
-    from replay.paths import grid_mantissas, load_emulated, warm_up, write_bundle
+    from replay.bundle import load_emulated, write_bundle
+    from replay.scoring import grid_mantissas, warm_up
 
     with tempfile.TemporaryDirectory() as tmp:
         write_bundle(model, tmp)

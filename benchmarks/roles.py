@@ -145,7 +145,7 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-    from replay.paths import write_bundle
+    from replay.bundle import write_bundle
     from trigger.sample import bundled_sample, default_model
 
     model = args.model or default_model()

@@ -27,7 +27,6 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cached_property
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +40,7 @@ from trigger.contracts import FirmwareManifest
 from trigger.errors import ArtifactError, TriggerError
 from trigger.filehash import file_sha256
 from trigger.preprocess import Scaler
+from trigger.versions import package_versions
 
 if TYPE_CHECKING:
     from models.artifact import Artifact
@@ -122,16 +122,6 @@ def _source_files(artifact: Artifact) -> dict[str, str]:
     return {name: file_sha256(artifact.path / name) for name in SOURCE_FILES if (artifact.path / name).is_file()}
 
 
-def _packages() -> dict[str, str]:
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
-
-
 def build_bundle(artifact: Artifact, threshold: float | None = None, source: dict[str, Any] | None = None,
                  part: str | None = None, clock_ns: float | None = None) -> FirmwareBundle:
     """The artifact's firmware from one hls4ml conversion, deciding at ``threshold`` (default: the
@@ -149,7 +139,7 @@ def build_bundle(artifact: Artifact, threshold: float | None = None, source: dic
         model=artifact.config.model.name, score=artifact.config.model.score, threshold=float(threshold),
         threshold_mantissa=emulator.threshold, threshold_source=source or {"source": "given"},
         artifact=str(artifact.path), artifact_files=_source_files(artifact), part=part, clock_ns=clock_ns,
-        files={}, packages=_packages())
+        files={}, packages=package_versions(PACKAGES))
     return FirmwareBundle(artifact.scaler, emulator, manifest)
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -37,23 +36,14 @@ from trigger.errors import ArtifactError, TriggerError
 from trigger.filehash import file_sha256
 from trigger.preprocess import Scaler, filled_mask
 from trigger.thresholds import ThresholdEstimate
+from trigger.versions import package_versions
 
-__all__ = ("Artifact", "file_sha256", "load_artifact", "package_versions", "read_manifest", "save_artifact",
+__all__ = ("Artifact", "file_sha256", "load_artifact", "read_manifest", "save_artifact",
            "update_manifest")
 
 FORMAT = "trigger.artifact"
 VERSION = 1
 PACKAGES = ("trigger-anomaly", "numpy", "tensorflow", "keras", "qkeras", "hls4ml", "h5py", "scikit-learn")
-
-
-def package_versions() -> dict[str, str]:
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
 
 
 @dataclass
@@ -139,7 +129,7 @@ def update_manifest(path: Path, **fields_: Any) -> None:
         "format": FORMAT,
         "version": VERSION,
         "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "packages": package_versions(),
+        "packages": package_versions(PACKAGES),
         "files": {name: file_sha256(path / name) for name in files},
     })
     _write_json(manifest_path, manifest)

@@ -237,27 +237,28 @@ def _arrays(frames: Sequence[Any], header: dict[str, Any], count: int) -> list[N
     return arrays
 
 
-def run_collector(results: str, acks: str, out_dir: str | Path, threshold: float,
+def run_collector(results: str, control: str, out_dir: str | Path, threshold: float,
                   reference_threshold: float | None, config: ReplayConfig,
                   context: zmq.Context[Any] | None = None, curve: Curve | None = None) -> dict[str, Any]:
-    """Serve until the run is complete (or the source goes silent); returns the counts."""
+    """Serve until the run is complete (or the source goes silent); returns the counts. Decisions
+    come on ``results``; READY, ACK, STATS and FINAL go to the source's ``control`` channel."""
     context = context or zmq.Context.instance()
     collector = Collector(Path(out_dir), threshold, reference_threshold,
                           None if config.rate.simulated else config.rate.hz, config.deadline_s)
     stats_every = config.progress_s / 2
     settle_heap()  # after the journal's state is restored
     try:
-        with context.socket(zmq.PULL) as pull, context.socket(zmq.PUSH) as source:
+        with context.socket(zmq.PULL) as pull, context.socket(zmq.PUSH) as control_push:
             pull.linger = 0
-            source.linger = 2000  # FINAL must leave before the socket closes
+            control_push.linger = 2000  # FINAL must leave before the socket closes
             pull.rcvhwm = config.hwm * 4
             pull.maxmsgsize = config.max_message_bytes  # ZeroMQ drops a peer that sends more
             secure_server(curve, pull)
-            secure_client(curve, "source", source)
+            secure_client(curve, "source", control_push)
             pull.bind(results)
-            source.connect(acks)
-            source.send_multipart(encode(READY, {"role": "collector", "pid": os.getpid(),
-                                                 "decided": len(collector.decided)}))
+            control_push.connect(control)
+            control_push.send_multipart(encode(READY, {"role": "collector", "pid": os.getpid(),
+                                                       "decided": len(collector.decided)}))
             last_stats = last_heard = time.monotonic()
             ended_at: float | None = None  # when END came: the reference gets ack_timeout_s from then on
             while not collector.complete:
@@ -265,7 +266,7 @@ def run_collector(results: str, acks: str, out_dir: str | Path, threshold: float
                     seq = collector.handle(pull.recv_multipart(copy=False))
                     last_heard = time.monotonic()
                     if seq is not None:
-                        source.send_multipart(encode(ACK, {"seq": seq, "pid": os.getpid()}))
+                        control_push.send_multipart(encode(ACK, {"seq": seq, "pid": os.getpid()}))
                 elif time.monotonic() - last_heard > config.ready_timeout_s * 10:
                     break  # nobody has sent anything for a long time: give up, keep what was decided
                 if collector.end is not None and ended_at is None:
@@ -274,12 +275,12 @@ def run_collector(results: str, acks: str, out_dir: str | Path, threshold: float
                         and time.monotonic() - ended_at > config.ack_timeout_s):
                     collector.flush_pending()  # the side check gets no longer than that to catch up
                 if time.monotonic() - last_stats >= stats_every:
-                    source.send_multipart(encode(STATS, collector.counts.as_dict()))
+                    control_push.send_multipart(encode(STATS, collector.counts.as_dict()))
                     last_stats = time.monotonic()
-            source.send_multipart(encode(STATS, {**collector.counts.as_dict(), "closing": True}))
+            control_push.send_multipart(encode(STATS, {**collector.counts.as_dict(), "closing": True}))
             summary = collector.close().as_dict()  # writes the files from the journal: may take a while
             summary.update(threshold=threshold, reference_threshold=reference_threshold)
-            source.send_multipart(encode(FINAL, summary))
+            control_push.send_multipart(encode(FINAL, summary))
             return summary
     finally:
         collector.close()
@@ -287,7 +288,7 @@ def run_collector(results: str, acks: str, out_dir: str | Path, threshold: float
             curve.close()
 
 
-def collector_main(results: str, acks: str, out_dir: str, threshold: float, reference_threshold: float | None,
+def collector_main(results: str, control: str, out_dir: str, threshold: float, reference_threshold: float | None,
                    config: ReplayConfig, curve: Curve | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    run_collector(results, acks, out_dir, threshold, reference_threshold, config, zmq.Context(), curve)
+    run_collector(results, control, out_dir, threshold, reference_threshold, config, zmq.Context(), curve)

@@ -78,19 +78,20 @@ def parse_replay_rate(text: str) -> ReplayRate:
 
 @dataclass(frozen=True)
 class Endpoints:
-    """Where the roles meet. ``tasks``: source ROUTER (workers connect); ``acks``: source PULL
-    (collector connects); ``reference``: source PUSH (reference connects); ``results``:
-    collector PULL (workers, reference and source connect)."""
+    """Where the roles meet. ``tasks``: source ROUTER (workers connect); ``control``: source PULL
+    (the collector and the reference connect, for READY, ACK, STATS and FINAL); ``reference``:
+    source PUSH (reference connects); ``results``: collector PULL (workers, reference and source
+    connect)."""
 
     tasks: str
-    acks: str
+    control: str
     reference: str
     results: str
 
     @classmethod
     def ipc(cls, directory: str | Path | None = None) -> Endpoints:
         d = Path(directory or tempfile.mkdtemp(prefix="replay-"))
-        return cls(*(f"ipc://{d / name}.sock" for name in ("tasks", "acks", "reference", "results")))
+        return cls(*(f"ipc://{d / name}.sock" for name in ("tasks", "control", "reference", "results")))
 
     @classmethod
     def tcp(cls, host: str = "127.0.0.1", base_port: int = 5555) -> Endpoints:

@@ -31,24 +31,27 @@ from typing import Any, TextIO
 import h5py
 import numpy as np
 
+from replay.backends import reference_backend, resolve_backend
+from replay.bundle import apply_working_point, read_bundle, write_bundle
 from replay.collector import collector_main
 from replay.config import Endpoints, ReplayConfig, WorkingPoint, parse_replay_rate
 from replay.heldout import held_out_summary
 from replay.journal import JOURNAL, SeqSet
 from replay.outputs import journal_state, write_outputs
-from replay.paths import apply_working_point, read_bundle, reference_backend, resolve_backend, write_bundle
 from replay.process import role_entry
 from replay.reference import reference_main
 from replay.security import run_keys
 from replay.source import Interrupt, RoleError, SourceStats, run_source
 from replay.stream import EventStream
 from replay.worker import worker_main
+from trigger.contracts import ReplayManifest, RunSummary
 from trigger.errors import UsageError
 from trigger.rates import BX_RATE_HZ
 
-__all__ = ("RUN_FILE", "ReplayRun", "load_run", "recover_run", "run_replay", "summarize")
+__all__ = ("RUN_FILE", "SUMMARY", "ReplayRun", "load_run", "recover_run", "run_replay", "summarize")
 
 RUN_FILE = "run.json"  # the run's settings, for --resume and recover
+SUMMARY = "summary.json"  # trigger.contracts.RunSummary
 
 
 @dataclass(frozen=True)
@@ -188,7 +191,7 @@ class _Roles:
 
 
 def run_replay(run: ReplayRun, progress: TextIO | None = sys.stderr, roles: _Roles | None = None,
-               resume: bool = False) -> dict[str, Any]:
+               resume: bool = False) -> RunSummary:
     """Replay ``run.inputs`` through the pipeline; returns (and writes) the run summary. ``resume``
     continues the run recorded in ``run.out``: the batches its journal holds are not sent again."""
     if run.workers < 1:
@@ -215,17 +218,17 @@ def run_replay(run: ReplayRun, progress: TextIO | None = sys.stderr, roles: _Rol
                 stream.preload()
             interrupt.check()
             backend = reference_backend(run.reference_backend, bundle)
-            use_reference = backend != "none" and bundle["reference_threshold"] is not None
+            use_reference = backend != "none" and bundle.reference_threshold is not None
             stats = _run_roles(run, stream, bundle, backend if use_reference else "none", roles or _Roles(run.out),
                                progress, interrupt, done)
         finally:
             stream.close()
     summary = summarize(run, stats, bundle, backend if use_reference else "none")
-    (run.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    summary.save(run.out / SUMMARY)
     return summary
 
 
-def _run_roles(run: ReplayRun, stream: EventStream, bundle: dict[str, Any], backend: str, roles: _Roles,
+def _run_roles(run: ReplayRun, stream: EventStream, bundle: ReplayManifest, backend: str, roles: _Roles,
                progress: TextIO | None, interrupt: Interrupt, done: SeqSet) -> SourceStats:
     """Start collector, workers and reference as processes, run the source here, stop them all."""
     config, model_dir = run.config, str(run.out / "model")
@@ -234,13 +237,13 @@ def _run_roles(run: ReplayRun, stream: EventStream, bundle: dict[str, Any], back
     use_reference = backend != "none"
     keys = run_keys(run.workers) if run.curve else {}  # none: plain tcp or ipc
     try:
-        roles.start("collector", collector_main, endpoints.results, endpoints.acks, str(run.out),
-                    bundle["threshold"], bundle["reference_threshold"] if use_reference else None, config, keys.get("collector"))
+        roles.start("collector", collector_main, endpoints.results, endpoints.control, str(run.out),
+                    bundle.threshold, bundle.reference_threshold if use_reference else None, config, keys.get("collector"))
         for k in range(run.workers):
             roles.start(f"worker-{k}", worker_main, endpoints.tasks, endpoints.results, model_dir, config,
                         keys.get(f"worker-{k}"))
         if use_reference:
-            roles.start("reference", reference_main, endpoints.reference, endpoints.acks, endpoints.results,
+            roles.start("reference", reference_main, endpoints.reference, endpoints.control, endpoints.results,
                         model_dir, backend, config, keys.get("reference"))
         if progress is not None:
             resumed = f"; resuming: {len(done):,} batches already decided" if len(done) else ""
@@ -254,17 +257,17 @@ def _run_roles(run: ReplayRun, stream: EventStream, bundle: dict[str, Any], back
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _held_out(run: ReplayRun, bundle: dict[str, Any], events_in: int) -> dict[str, Any]:
-    """``held_out``: how many replayed events the model trained on, and the accept rate on the rest."""
+def _held_out(run: ReplayRun, bundle: ReplayManifest | None, events_in: int) -> dict[str, Any] | None:
+    """How many replayed events the model trained on, and the accept rate on the rest."""
     accepted = run.out / "accepted.h5"
-    if "training_data" not in bundle or not accepted.is_file():
-        return {"held_out": None}  # a remote source: the collector's folder holds the decisions
+    if bundle is None or not accepted.is_file():
+        return None  # a remote source: the collector's folder holds the decisions
     try:
         with h5py.File(accepted, "r") as f:
             bx = f["bx"][:] if "bx" in f else np.zeros(0, np.int64)
-    except OSError:  # a collector that did not close it (issue: crash-consistent output)
-        return {"held_out": None}
-    return {"held_out": held_out_summary(run.inputs, bundle["training_data"], events_in, bx)}
+    except OSError:  # a collector that did not close it
+        return None
+    return held_out_summary(run.inputs, bundle.training_data, events_in, bx)
 
 
 #: ``summarize``'s backend for a source role: the collector and reference run elsewhere
@@ -279,7 +282,7 @@ def _percentiles(path: Path) -> dict[str, float | None]:
     return {**found, "max": float(values.max()) if len(values) else None}
 
 
-def summarize(run: ReplayRun, stats: SourceStats, bundle: dict[str, Any], backend: str) -> dict[str, Any]:
+def summarize(run: ReplayRun, stats: SourceStats, bundle: ReplayManifest | None, backend: str) -> RunSummary:
     """The run summary: counts, rates, the accounting check and latency percentiles (for a
     ``REMOTE`` source, deadlines and latencies on its own clock, from the acknowledgements)."""
     c = stats.collector
@@ -287,56 +290,57 @@ def summarize(run: ReplayRun, stats: SourceStats, bundle: dict[str, Any], backen
     rate = (decided + quarantined) / stats.wall_seconds if stats.wall_seconds > 0 else 0.0
     remote = backend == REMOTE  # the collector's clock is another host's: only the source's own counts
     misses = stats.round_trip_deadline_misses if remote else c.get("deadline_misses", 0)
-    return {
-        **_held_out(run, bundle, stats.events_in),
-        "rate": run.config.rate.text,
-        "mode": run.config.rate.mode,
-        "target_rate_hz": run.config.rate.hz,
-        "inputs": [str(p) for p in run.inputs],
-        "model": str(run.model) if run.model is not None else "the workers' bundle (remote roles)",
-        "threshold": bundle.get("threshold", c.get("threshold")),
-        "working_point": bundle.get("working_point", {"source": "the workers' bundle (remote roles)"}),
-        "reference_threshold": bundle.get("reference_threshold", c.get("reference_threshold")),
-        "workers": run.workers,
-        "transport": run.transport,
-        "batch_size": run.config.effective_batch_size,
-        "events_in": stats.events_in,
-        "events_decided": decided,
-        "events_quarantined": quarantined,
-        "events_accepted": c.get("events_accepted", 0),
-        "accounting_ok": bool(c) and stats.events_in == decided + quarantined,
-        "accept_rate_hz_at_bx": c.get("events_accepted", 0) / decided * BX_RATE_HZ if decided else 0.0,
-        "events_per_second": rate,
-        "real_time_factor": rate / BX_RATE_HZ,
-        "wall_seconds": stats.wall_seconds,
-        "reference_backend": backend,
-        "reference_events": c.get("reference_events", 0),
-        "reference_skipped": stats.reference_skipped + c.get("reference_missing", 0),
-        "reference_prescale": run.config.reference_prescale,
-        "reference_model": bundle.get("reference_name"),
-        "reference_twin": bundle.get("reference_twin", True),
-        "reference_disagreements": c.get("reference_disagreements", 0),
-        "reference_only_accepts": c.get("reference_only_accepts", 0),
-        "trigger_only_accepts": c.get("trigger_only_accepts", 0),
-        "reference_missing": c.get("reference_missing", 0),
-        "reference_max_abs_score_difference": c.get("max_abs_score_difference", 0.0),
-        "deadline_misses": misses,
-        "deadline_s": None if run.config.rate.simulated else run.config.deadline_s,
-        "batch_latency_ms": stats.round_trip_ms if remote else _percentiles(run.out / "batch_latency_ms.npy"),
+    remote_bundle = "the workers' bundle (remote roles)"
+    return RunSummary(
+        held_out=_held_out(run, bundle, stats.events_in),
+        rate=run.config.rate.text,
+        mode=run.config.rate.mode,
+        target_rate_hz=run.config.rate.hz,
+        inputs=[str(p) for p in run.inputs],
+        model=str(run.model) if run.model is not None else remote_bundle,
+        threshold=bundle.threshold if bundle else c.get("threshold"),
+        working_point=bundle.working_point if bundle else {"source": remote_bundle},
+        reference_threshold=bundle.reference_threshold if bundle else c.get("reference_threshold"),
+        workers=run.workers,
+        transport=run.transport,
+        batch_size=run.config.effective_batch_size,
+        events_in=stats.events_in,
+        events_decided=decided,
+        events_quarantined=quarantined,
+        events_accepted=c.get("events_accepted", 0),
+        accounting_ok=bool(c) and stats.events_in == decided + quarantined,
+        accept_rate_hz_at_bx=c.get("events_accepted", 0) / decided * BX_RATE_HZ if decided else 0.0,
+        events_per_second=rate,
+        real_time_factor=rate / BX_RATE_HZ,
+        wall_seconds=stats.wall_seconds,
+        reference_backend=backend,
+        reference_events=c.get("reference_events", 0),
+        reference_skipped=stats.reference_skipped + c.get("reference_missing", 0),
+        reference_prescale=run.config.reference_prescale,
+        reference_model=bundle.reference_name if bundle else None,
+        reference_twin=bundle.reference_twin if bundle else True,
+        reference_disagreements=c.get("reference_disagreements", 0),
+        reference_only_accepts=c.get("reference_only_accepts", 0),
+        trigger_only_accepts=c.get("trigger_only_accepts", 0),
+        reference_missing=c.get("reference_missing", 0),
+        reference_max_abs_score_difference=c.get("max_abs_score_difference", 0.0),
+        deadline_misses=misses,
+        deadline_s=None if run.config.rate.simulated else run.config.deadline_s,
+        batch_latency_ms=stats.round_trip_ms if remote else _percentiles(run.out / "batch_latency_ms.npy"),
         # the workers' own clocks: how much of a batch's latency was scoring, the rest waiting and moving
-        "batch_scoring_ms": None if remote else _percentiles(run.out / "batch_scoring_ms.npy"),
-        "latency_clock": ("the source's: a batch's first send to its decision's acknowledgement (round trip)"
+        batch_scoring_ms=None if remote else _percentiles(run.out / "batch_scoring_ms.npy"),
+        latency_clock=("the source's: a batch's first send to its decision's acknowledgement (round trip)"
                           if remote else "this host's: a batch's first send to the collector's decision"),
-        "round_trip_ms": stats.round_trip_ms,
-        "quarantine_reasons": c.get("quarantine_reasons", {}),
-        "rejected_frames": c.get("rejected_frames", {}),
-        "duplicate_batches": c.get("duplicate_batches", 0),
-        "restarts": stats.restarts,
-        "source": {k: v for k, v in asdict(stats).items() if k != "collector"},
-    }
+        round_trip_ms=stats.round_trip_ms,
+        quarantine_reasons=c.get("quarantine_reasons", {}),
+        rejected_frames=c.get("rejected_frames", {}),
+        duplicate_batches=c.get("duplicate_batches", 0),
+        restarts=stats.restarts,
+        source={k: v for k, v in asdict(stats).items() if k != "collector"},
+    )
 
 
-def recover_run(out: str | Path) -> dict[str, Any]:
+def recover_run(out: str | Path) -> RunSummary:
     """Rebuild the files and the summary of a run that did not finish, from its journal.
 
     The source's own count of the events it read died with it, so the summary's
@@ -351,9 +355,9 @@ def recover_run(out: str | Path) -> dict[str, Any]:
     bundle = read_bundle(out / "model")
     stats = SourceStats(events_in=counts["events_decided"] + counts["events_quarantined"],
                         batches=counts["batches_decided"], collector=counts)
-    summary = summarize(replace(run, out=out), stats, bundle, run.reference_backend)
-    summary.update(accounting_ok=None, recovered=True,
-                   note="rebuilt from the journal of a run that did not finish: the events decided before it "
-                        "stopped; `replay --resume` continues it")
-    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    summary = replace(summarize(replace(run, out=out), stats, bundle, run.reference_backend),
+                      accounting_ok=None, recovered=True,
+                      note="rebuilt from the journal of a run that did not finish: the events decided before it "
+                           "stopped; `replay --resume` continues it")
+    summary.save(out / SUMMARY)
     return summary

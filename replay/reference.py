@@ -19,9 +19,10 @@ from typing import Any
 import zmq
 from threadpoolctl import threadpool_limits
 
+from replay.bundle import load_reference
 from replay.config import MAX_CONTROL_BYTES, ReplayConfig
-from replay.paths import ReferencePath, load_reference, warm_up
 from replay.process import lowest_priority, settle_heap
+from replay.scoring import ReferencePath, warm_up
 from replay.security import Curve, secure_client
 from replay.wire import READY, REFERENCE, STOP, FrameError, encode
 from replay.worker import Limits, finite_scores, parse_task, rejected
@@ -29,7 +30,7 @@ from replay.worker import Limits, finite_scores, parse_task, rejected
 __all__ = ("run_reference",)
 
 
-def run_reference(feed: str, acks: str, results: str, bundle: str | Path, backend: str, config: ReplayConfig,
+def run_reference(feed: str, control: str, results: str, bundle: str | Path, backend: str, config: ReplayConfig,
                   context: zmq.Context[Any] | None = None, curve: Curve | None = None, idle: bool = False) -> int:
     """Serve until STOP or silence; returns the number of batches scored. ``idle``: once the model
     is loaded (at normal priority, so that it says READY soon on a busy machine), score on idle
@@ -42,19 +43,19 @@ def run_reference(feed: str, acks: str, results: str, bundle: str | Path, backen
     limits = Limits.of(config)
     context = context or zmq.Context.instance()
     done = 0
-    with (context.socket(zmq.PULL) as source, context.socket(zmq.PUSH) as control,
+    with (context.socket(zmq.PULL) as source, context.socket(zmq.PUSH) as control_push,
           context.socket(zmq.PUSH) as collector):
-        for sock in (source, control, collector):
+        for sock in (source, control_push, collector):
             sock.linger = 0
         source.rcvhwm = collector.sndhwm = config.hwm
         source.maxmsgsize = config.max_message_bytes
-        control.maxmsgsize = collector.maxmsgsize = MAX_CONTROL_BYTES  # they only send
-        secure_client(curve, "source", source, control)
+        control_push.maxmsgsize = collector.maxmsgsize = MAX_CONTROL_BYTES  # they only send
+        secure_client(curve, "source", source, control_push)
         secure_client(curve, "collector", collector)
         source.connect(feed)
-        control.connect(acks)
+        control_push.connect(control)
         collector.connect(results)
-        control.send_multipart(encode(READY, {"role": "reference", "backend": backend, "pid": os.getpid()}))
+        control_push.send_multipart(encode(READY, {"role": "reference", "backend": backend, "pid": os.getpid()}))
         idle_since = time.monotonic()
         while True:
             if not source.poll(int(config.heartbeat_s * 1000)):
@@ -78,9 +79,9 @@ def _score(path: ReferencePath, frames: list[Any], limits: Limits) -> list[Any]:
     return encode(REFERENCE, {"seq": header["seq"], "n": len(particles)}, [finite_scores(path, particles)])
 
 
-def reference_main(feed: str, acks: str, results: str, bundle: str, backend: str, config: ReplayConfig,
+def reference_main(feed: str, control: str, results: str, bundle: str, backend: str, config: ReplayConfig,
                    curve: Curve | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threadpool_limits(1)  # K workers share the cores: one BLAS thread each
     # a monitoring path: the trigger path's processes come first for the CPU
-    run_reference(feed, acks, results, bundle, backend, config, zmq.Context(), curve, idle=True)
+    run_reference(feed, control, results, bundle, backend, config, zmq.Context(), curve, idle=True)

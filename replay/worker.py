@@ -27,10 +27,11 @@ import zmq
 from numpy.typing import NDArray
 from threadpoolctl import threadpool_limits
 
+from replay.bundle import load_emulated
 from replay.config import MAX_CONTROL_BYTES, ReplayConfig
 from replay.packing import PackingError, unpack_events
-from replay.paths import EmulatedPath, ScoringPath, load_emulated, rehearsal_events
 from replay.process import settle_heap
+from replay.scoring import EmulatedPath, ScoringPath, rehearsal_events
 from replay.security import Curve, secure_client
 from replay.wire import (
     HEARTBEAT,

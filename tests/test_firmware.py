@@ -44,7 +44,7 @@ def test_float64_native_events_score_alike_in_software_csim_emulator_and_replay(
                                                                               tmp_path: Path) -> None:
     """Values a float32 cast changes, as in the public float64 files: the C-simulation is fed the
     inputs of the input rule, and the replay's emulated path scores exactly what it does."""
-    from replay.paths import load_emulated, write_bundle
+    from replay.bundle import load_emulated, write_bundle
 
     artifact = load_artifact(artifact_dir)
     events = float64_native(synthetic_events(400, seed=13), artifact.scaler)

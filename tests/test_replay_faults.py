@@ -5,7 +5,6 @@ accepted set of an uninterrupted run."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -22,6 +21,7 @@ from conftest import decided_batches, expected_accepts
 from replay.config import ReplayConfig, parse_replay_rate
 from replay.journal import JOURNAL, Journal, SeqSet, read_records
 from replay.pipeline import ReplayRun, _Roles, run_replay
+from trigger.contracts import RunSummary
 
 REPLAY = [sys.executable, "-c", "import sys; from replay.cli import main; sys.exit(main())"]
 
@@ -115,8 +115,8 @@ def test_a_killed_collector_or_reference_is_started_again(tmp_path: Path, artifa
                                    reference_backend="numpy"), progress=None, roles=roles)
     killer.join()
     assert killed, f"the {victim} was not killed"
-    assert summary["restarts"] == {victim: 1}
-    assert summary["events_in"] == events and summary["accounting_ok"]
+    assert summary.restarts == {victim: 1}
+    assert summary.events_in == events and summary.accounting_ok
     bx = _accepted_bx(run)
     assert len(np.unique(bx)) == len(bx)  # no event decided twice
     np.testing.assert_array_equal(bx, expected_accepts(run / "model", files["sm"], events))
@@ -124,7 +124,7 @@ def test_a_killed_collector_or_reference_is_started_again(tmp_path: Path, artifa
     assert again.pid != killed[0]
     # the collector ends by itself; the reference, on idle CPU time only, may still be stopped by the run's end
     assert again.exitcode == 0 if victim == "collector" else again.exitcode in (0, -signal.SIGTERM)
-    assert summary["reference_events"] + summary["reference_skipped"] <= events  # a side check: it may miss some
+    assert summary.reference_events + summary.reference_skipped <= events  # a side check: it may miss some
 
 
 @pytest.mark.slow
@@ -158,19 +158,19 @@ def test_a_killed_head_leaves_a_run_that_recovers_and_resumes(tmp_path: Path, ar
 
     recovered = subprocess.run([*REPLAY, "recover", str(run)], capture_output=True, text=True, check=False)
     assert recovered.returncode == 0, recovered.stderr
-    summary = json.loads((run / "summary.json").read_text())
-    assert summary["recovered"] and summary["accounting_ok"] is None
-    assert 0 < summary["events_decided"] < events
+    summary = RunSummary.load(run / "summary.json")
+    assert summary.recovered and summary.accounting_ok is None
+    assert 0 < summary.events_decided < events
     kept = _accepted_bx(run)  # readable, and every accepted event decided so far is in it
     assert set(kept) <= set(expected_accepts(run / "model", files["sm"], events)) and len(np.unique(kept)) == len(kept)
 
     resumed = subprocess.run([*REPLAY, "--resume", str(run), "--quiet"], capture_output=True, text=True,
                              check=False, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
-    summary = json.loads((run / "summary.json").read_text())
-    assert summary["events_in"] == events and summary["accounting_ok"]
-    assert summary["events_decided"] + summary["events_quarantined"] == events
-    assert summary["source"]["resumed_events"] >= 10 * 40  # 40 events a batch at 4 kHz
+    summary = RunSummary.load(run / "summary.json")
+    assert summary.events_in == events and summary.accounting_ok
+    assert summary.events_decided + summary.events_quarantined == events
+    assert summary.source["resumed_events"] >= 10 * 40  # 40 events a batch at 4 kHz
     bx = _accepted_bx(run)
     assert len(np.unique(bx)) == len(bx)  # no event decided twice
     np.testing.assert_array_equal(bx, expected_accepts(run / "model", files["sm"], events))
@@ -213,9 +213,9 @@ def test_a_slow_reference_never_delays_a_decision(tmp_path: Path, artifact_dir: 
     config = ReplayConfig(rate=parse_replay_rate("20kHz"), heartbeat_s=0.1)
     summary = run_replay(ReplayRun((files["sm"],), artifact_dir, run, config, events=events,
                                    reference_backend="numpy"), progress=None, roles=_SlowReference(run))
-    assert summary["events_in"] == events and summary["accounting_ok"]
-    assert summary["deadline_misses"] == 0
-    assert 0 < summary["reference_events"] < events / 2 and summary["reference_skipped"] > events / 2
+    assert summary.events_in == events and summary.accounting_ok
+    assert summary.deadline_misses == 0
+    assert 0 < summary.reference_events < events / 2 and summary.reference_skipped > events / 2
     np.testing.assert_array_equal(_accepted_bx(run), expected_accepts(run / "model", files["sm"], events))
 
 
@@ -227,9 +227,9 @@ def test_roles_start_in_any_order(tmp_path: Path, files: dict, artifact_dir: Pat
     the 2 s after which workers used to give up): the run completes."""
     import zmq
 
+    from replay.bundle import write_bundle
     from replay.collector import run_collector
     from replay.config import Endpoints
-    from replay.paths import write_bundle
     from replay.source import run_source
     from replay.stream import EventStream
     from replay.worker import run_worker
@@ -245,7 +245,7 @@ def test_roles_start_in_any_order(tmp_path: Path, files: dict, artifact_dir: Pat
             "worker": lambda: results.update(worker=run_worker(ends.tasks, ends.results, bundle, config, ctx,
                                                                 say=said.append)),
             "collector": lambda: results.update(collector=run_collector(
-                ends.results, ends.acks, tmp_path / "run", manifest["threshold"], None, config, ctx)),
+                ends.results, ends.control, tmp_path / "run", manifest.threshold, None, config, ctx)),
             "source": lambda: results.update(source=run_source(ends, stream, config, reference=False,
                                                                progress=None, context=ctx)),
         }
@@ -276,9 +276,9 @@ def test_an_oversized_frame_is_dropped_by_zeromq_before_it_is_buffered(tmp_path:
     assert config.max_message_bytes < 4 << 20
     counts: dict[str, object] = {}
     with zmq.Context() as ctx, ctx.socket(zmq.PULL) as acks:
-        acks.bind(ends.acks)
+        acks.bind(ends.control)
         collector = threading.Thread(target=lambda: counts.update(run_collector(
-            ends.results, ends.acks, tmp_path / "run", 1.0, None, config, ctx)))
+            ends.results, ends.control, tmp_path / "run", 1.0, None, config, ctx)))
         collector.start()
         assert acks.poll(30_000)  # the collector's READY: it is bound
         with ctx.socket(zmq.PUSH) as big, ctx.socket(zmq.PUSH) as small:

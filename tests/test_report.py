@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from trigger.cli import main
+from trigger.contracts import RunSummary
 from trigger.errors import InputFileError
 from trigger.pareto import pareto_front
 from trigger.report.html import SECTIONS
-from trigger.contracts import RunSummary
 from trigger.report.inputs import read_replay
 
 REPORTS = Path(__file__).parent / "data" / "reports"

@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from trigger.cli.inspect import format_report
+from trigger.contracts import RunSummary
 from trigger.errors import TriggerError, UsageError
 from trigger.events import open_events
 from trigger.preprocess import Scaler, filled_mask
@@ -110,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
             firmware[i] = args.out / f"estimate-{models[i].config.model.name}"
             ok &= _estimate_stage(models[i], held_out[: args.estimate_events], cast(Path, firmware[i]))
     summary = _replay_stage(sample.background, default_model(), args.out / "replay", args.replay_events)
-    ok &= summary["accounting_ok"]
+    ok &= bool(summary.accounting_ok)
     page = _report_stage(models, firmware, sample, args.out)
     print(f"\nDemo finished in {time.monotonic() - start:.1f} s ({'all checks pass' if ok else 'A CHECK FAILED'}).")
     print(f"Report: {page}")
@@ -184,7 +185,7 @@ def _estimate_stage(artifact: Any, particles: NDArray[np.floating[Any]], out: Pa
     return mismatches == 0
 
 
-def _replay_stage(data: Path, model: Path, out: Path, events: int) -> dict[str, Any]:
+def _replay_stage(data: Path, model: Path, out: Path, events: int) -> RunSummary:
     """``replay --rate 40MHz-sim``: the ZeroMQ pipeline with the emulated and reference paths."""
     from replay.cli import print_summary
     from replay.config import ReplayConfig

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from trigger.errors import UsageError
 
@@ -22,6 +24,14 @@ __all__ = ("CONNECT_TIMEOUT_S", "LOCAL", "connect", "run_on_dask")
 #: the ``--scheduler`` value that starts a LocalCluster here
 LOCAL = "local"
 CONNECT_TIMEOUT_S = 10
+
+
+def _reachable(scheduler: str) -> None:
+    """Open and close a plain TCP connection to a ``tcp://HOST:PORT`` scheduler (an ``OSError`` when
+    nothing listens there); other schemes are left to Dask."""
+    address = urlsplit(scheduler)
+    if address.scheme == "tcp" and address.hostname and address.port:
+        socket.create_connection((address.hostname, address.port), timeout=CONNECT_TIMEOUT_S).close()
 
 
 @contextlib.contextmanager
@@ -41,6 +51,7 @@ def connect(scheduler: str, jobs: int) -> Iterator[Any]:
         client = Client(cluster)
     else:
         try:
+            _reachable(scheduler)  # before Dask's client, which leaves its event-loop thread behind on failure
             client = Client(scheduler, timeout=f"{CONNECT_TIMEOUT_S}s")
         except (OSError, TimeoutError, ValueError) as err:
             msg = (f"cannot reach the Dask scheduler at {scheduler} within {CONNECT_TIMEOUT_S} s ({err}); "
@@ -54,7 +65,7 @@ def connect(scheduler: str, jobs: int) -> Iterator[Any]:
             cluster.close()
 
 
-def run_on_dask(client: Any, chunks: Sequence[Any], run_chunk: Callable[[Any], Any],
+def run_on_dask(client: Any, chunks: Sequence[Any], run_chunk: Callable[..., Any],
                 write: Callable[[Any], None]) -> None:
     """Run ``run_chunk`` on every chunk on the cluster and ``write`` the results in chunk order.
 
