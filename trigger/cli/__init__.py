@@ -19,6 +19,7 @@ __all__ = ("HelpFormatter", "main")
 SUBCOMMANDS = {
     "demo": ("demo", "run the furthest pipeline stage that exists on the bundled sample"),
     "generate": ("generate", "generate stand-in events with Pythia8 in the ADC2021 layout"),
+    "pileup-library": ("pileup_library", "generate minimum-bias interactions once, to overlay as pileup"),
     "inspect": ("inspect", "summarise an event file and check its layout"),
     "train": ("train", "train a quantized autoencoder and its float twin on SM events"),
     "evaluate": ("evaluate", "ROC AUC and signal efficiency at fixed SM FPR, per signal"),

@@ -5,28 +5,40 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from trigger.generator import COCKTAIL, PROCESSES, GenerationPlan, generate
+from trigger.errors import UsageError
+from trigger.generator import COCKTAIL, GENERATED, GenerationPlan, generate
+from trigger.generator.pileup import PileupSpec
 
-__all__ = ("add_arguments", "run")
+__all__ = ("add_arguments", "add_run_arguments", "run")
 
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.epilog = (
-        "Processes: " + ", ".join(f"{p.name} ({p.description})" for p in (COCKTAIL, *PROCESSES.values()))
-        + ". Counts are of events that pass the single-lepton trigger. The same seed and "
-        "chunk size give byte-identical events for any --jobs."
+        "Processes: " + ", ".join(f"{p.name} ({p.description})" for p in (COCKTAIL, *GENERATED.values()))
+        + ". Counts are of events that pass the single-lepton trigger (zerobias: of every event). The same seed "
+        "and chunk size give byte-identical events for any --jobs."
     )
-    parser.add_argument("--process", required=True, choices=[COCKTAIL.name, *PROCESSES],
+    parser.add_argument("--process", required=True, choices=[COCKTAIL.name, *GENERATED],
                         metavar="NAME", help="process to generate (see the list below)")
-    parser.add_argument("--events", type=int, required=True, help="events to keep")
+    add_run_arguments(parser, "events", 500, "events to keep")
+    parser.add_argument("--pileup", type=float, metavar="MU",
+                        help="overlay Poisson(MU) minimum-bias interactions from --pileup-library on each event, "
+                             "before the detector")
+    parser.add_argument("--pileup-library", type=Path, metavar="FILE",
+                        help="the pileup library (trigger pileup-library); on Dask, at this path on every worker")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, items: str, chunk_size: int, events_help: str) -> None:
+    """The options of a chunked, resumable generation (``generate``, ``pileup-library``)."""
+    parser.add_argument("--events", type=int, required=True, help=events_help)
     parser.add_argument("--seed", type=int, default=1, help="master random seed")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (with --scheduler local: Dask workers)")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="run the chunks on a Dask cluster: 'local' starts a LocalCluster of --jobs workers "
                              "here; an address (tcp://host:8786) uses a running scheduler, e.g. one whose workers "
                              "dask-jobqueue submits to Slurm or HTCondor. Same bytes as --jobs 1 for a seed")
-    parser.add_argument("--chunk-size", type=int, default=500,
-                        help="events per independently seeded chunk (part of what the seed means)")
+    parser.add_argument("--chunk-size", type=int, default=chunk_size,
+                        help=f"{items} per independently seeded chunk (part of what the seed means)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="output HDF5 file")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true",
@@ -36,7 +48,13 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    plan = GenerationPlan(args.process, args.events, args.seed, args.chunk_size)
+    pileup = None
+    if args.pileup is not None or args.pileup_library is not None:
+        if args.pileup is None or args.pileup_library is None:
+            msg = "--pileup MU and --pileup-library FILE go together"
+            raise UsageError(msg)
+        pileup = PileupSpec.of_library(args.pileup, args.pileup_library)
+    plan = GenerationPlan(args.process, args.events, args.seed, args.chunk_size, pileup=pileup)
     result = generate(plan, args.output, jobs=args.jobs, resume=args.resume,
                       overwrite=args.overwrite, show_progress=not args.quiet, scheduler=args.scheduler)
     tried = sum(result.tried.values())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trigger.generator.processes import COCKTAIL, PROCESSES, get_process
+from trigger.generator.processes import COCKTAIL, GENERATED, PROCESSES, get_process
 from trigger.generator.run import GenerationPlan, GenerationResult, generate
 
-__all__ = ("COCKTAIL", "PROCESSES", "GenerationPlan", "GenerationResult", "generate", "get_process")
+__all__ = ("COCKTAIL", "GENERATED", "PROCESSES", "GenerationPlan", "GenerationResult", "generate", "get_process")

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from trigger.schema import BLOCKS, CLASS, ETA, N_FEATURES, N_OBJECTS, PHI, PT
 
-__all__ = ("DetectorConfig", "Particles", "reconstruct")
+__all__ = ("DetectorConfig", "Particles", "isolated", "reconstruct")
 
 F64 = NDArray[np.float64]
 
@@ -70,6 +70,17 @@ def _delta_r(eta1: F64, phi1: F64, eta2: F64, phi2: F64) -> F64:
     return np.hypot(eta1 - eta2, dphi)
 
 
+def isolated(final: Particles, candidates: NDArray[np.intp], cfg: DetectorConfig) -> NDArray[np.bool_]:
+    """Whether each particle at ``candidates`` is isolated: the scalar pT sum of the other visible particles
+    within Delta R < ``isolation_cone`` below ``isolation_max`` of its own pT."""
+    keep = np.zeros(len(candidates), dtype=bool)
+    for k, i in enumerate(candidates):
+        dr = _delta_r(final.eta, final.phi, final.eta[i], final.phi[i])
+        cone = (dr < cfg.isolation_cone) & (np.arange(len(dr)) != i)
+        keep[k] = final.pt[cone].sum() < cfg.isolation_max * final.pt[i]
+    return keep
+
+
 def _leptons(
     final: Particles, is_flavour: NDArray[np.bool_], resolution: float, pt_min: float, eta_max: float,
     rng: np.random.Generator, cfg: DetectorConfig,
@@ -78,13 +89,7 @@ def _leptons(
     candidates = np.flatnonzero(is_flavour & (final.pt > pt_min) & (np.abs(final.eta) < eta_max + 0.1))
     if len(candidates) == 0:  # most generated events: nothing to smear, no random number drawn
         return Particles(final.pid[:0], final.pt[:0], final.eta[:0], final.phi[:0])
-    keep = []
-    for i in candidates:
-        dr = _delta_r(final.eta, final.phi, final.eta[i], final.phi[i])
-        cone = (dr < cfg.isolation_cone) & (np.arange(len(dr)) != i)
-        if final.pt[cone].sum() < cfg.isolation_max * final.pt[i]:
-            keep.append(i)
-    idx = np.asarray(keep, dtype=np.int64)
+    idx = candidates[isolated(final, candidates, cfg)]
     n = len(idx)
     pt = final.pt[idx] * (1.0 + resolution * rng.standard_normal(n))
     eta = final.eta[idx] + cfg.lepton_angle_resolution * rng.standard_normal(n)
@@ -159,15 +164,16 @@ def _passes_trigger(electrons: Particles, muons: Particles, cfg: DetectorConfig)
 
 
 def reconstruct(final: Particles, truth_jets: Callable[[], Particles], rng: np.random.Generator,
-                cfg: DetectorConfig, fake_electron: bool = False) -> NDArray[np.float32] | None:
+                cfg: DetectorConfig, fake_electron: bool = False, lepton_trigger: bool = True) -> NDArray[np.float32] | None:
     """The (19, 4) ADC2021 row block of an event, or None if it fails the lepton trigger.
 
     ``truth_jets`` is called only for events that can still pass, as clustering is costly.
     With ``fake_electron`` an event without a triggering lepton has one of its jets
     above the trigger threshold reconstructed as an electron (a lepton-enriched QCD template).
+    Without ``lepton_trigger`` (zero bias) every event is kept.
     """
     electrons, muons = _select_leptons(final, rng, cfg)
-    triggered = _passes_trigger(electrons, muons, cfg)
+    triggered = _passes_trigger(electrons, muons, cfg) or not lepton_trigger
     if not triggered and not fake_electron:
         return None
     jets = _smear_jets(truth_jets(), rng, cfg)
@@ -180,6 +186,8 @@ def reconstruct(final: Particles, truth_jets: Callable[[], Particles], rng: np.r
     jets = _remove_overlaps(jets, leptons, cfg)
     met_pt, met_phi = _met(final, rng, cfg)
     met = Particles(np.zeros(1, np.int64), np.array([met_pt]), np.zeros(1), np.array([met_phi]))
+    if np.float32(met_pt) == 0:  # nothing visible (a diffractive zero-bias event): an empty row, as ADC2021's
+        met = _take(met, np.zeros(1, dtype=bool))
     event = np.zeros((N_OBJECTS, N_FEATURES), dtype=np.float32)
     for block, objects in zip(BLOCKS, (met, electrons, muons, jets), strict=True):
         n = min(block.size, len(objects.pt))

@@ -45,4 +45,16 @@ int final_visible(const Accessors* pythia, void* event, int64_t* pid, double* pt
     return n;
 }
 
+// Event::append(id, status, col, acol, px, py, pz, e, m, scale, pol), pythia8mc's own.
+typedef int (*AppendFn)(void* event, int id, int status, int col, int acol, double px, double py, double pz,
+                        double e, double m, double scale, double pol);
+
+// Appends `n` final-state particles (status 1, no colour, mothers or daughters: overlaid pileup)
+// to the event record; returns the event's new size.
+int append_final(AppendFn append, const Accessors* pythia, void* event, int n, const int64_t* pid,
+                 const double* px, const double* py, const double* pz, const double* e, const double* m) {
+    for (int i = 0; i < n; ++i) append(event, static_cast<int>(pid[i]), 1, 0, 0, px[i], py[i], pz[i], e[i], m[i], 0., 9.);
+    return pythia->size(event);
+}
+
 }  // extern "C"

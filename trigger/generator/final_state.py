@@ -8,6 +8,9 @@ the generated files do not change by a byte. It is compiled with g++ on first us
 (``$TRIGGER_CACHE_DIR``, else ``trigger-anomaly`` in ``$XDG_CACHE_HOME`` or ``~/.cache``). Each reader checks itself
 against the Python loop on its first event; where g++ is missing, the build fails or the
 check disagrees, it warns once and keeps the Python loop.
+
+:func:`append_final` goes the other way, for pileup: it appends particles to an event record
+through pythia8mc's own ``Event::append``, so that Pythia's jet finder sees them.
 """
 
 from __future__ import annotations
@@ -19,14 +22,17 @@ import os
 import subprocess
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from trigger.generator.detector import Particles
 
-__all__ = ("FinalStateReader", "python_final_visible")
+__all__ = ("FinalStateReader", "append_final", "build_helper", "cache_dir", "cached", "load_helper",
+           "python_final_visible")
 
 SOURCE = Path(__file__).with_name("final_state.cpp")
 #: the Itanium-mangled accessors of pythia8mc, in the order of ``Accessors`` in the C++ file
@@ -40,6 +46,8 @@ ACCESSORS = (
     ("eta", "_ZNK7Pythia88Particle3etaEv"),
     ("phi", "_ZNK7Pythia88Particle3phiEv"),
 )
+#: ``Event::append(id, status, col, acol, px, py, pz, e, m, scale, pol)``
+APPEND = "_ZN7Pythia85Event6appendEiiiiddddddd"
 #: a pybind11 object holds the address of its C++ value right after the PyObject header
 _VALUE_OFFSET = 2 * ctypes.sizeof(ctypes.c_void_p)
 
@@ -55,25 +63,45 @@ def python_final_visible(event: Any) -> Particles:
     return Particles(table[:, 0].astype(np.int64), table[:, 1], table[:, 2], table[:, 3])
 
 
-def _cache_dir() -> Path:
+def cache_dir() -> Path:
+    """Where compiled helpers and Pythia's cached initialisations are kept."""
     if configured := os.environ.get("TRIGGER_CACHE_DIR"):
         return Path(configured)
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "trigger-anomaly"
 
 
-def _build(source: Path) -> Path:
-    """The compiled loop, built once per source (it includes nothing of Pythia's)."""
-    key = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
-    target = _cache_dir() / f"final_state-{key}.so"
+def cached(name: str, make: Callable[[Path], object]) -> Path:
+    """The file ``name`` in :func:`cache_dir`, made once by ``make(path)``: into a temporary folder, then
+    renamed, so concurrent makers (``--jobs``, Dask workers) each leave a whole file."""
+    target = cache_dir() / name
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        built = Path(tmp) / target.name
-        subprocess.run(["g++", "-O2", "-shared", "-fPIC", "-o", str(built), str(source)],
-                       check=True, capture_output=True, text=True)
-        built.replace(target)  # atomic: concurrent builders (--jobs, Dask workers) each leave a whole file
+        made = Path(tmp) / name
+        make(made)
+        made.replace(target)
     return target
+
+
+def build_helper(source: Path) -> Path:
+    """A C++ helper (this loop, the pileup jet finder) compiled once per source; it includes nothing of Pythia's."""
+    key = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    return cached(f"{source.stem}-{key}.so", lambda built: subprocess.run(
+        ["g++", "-O2", "-std=c++17", "-shared", "-fPIC", "-o", str(built), str(source)],
+        check=True, capture_output=True, text=True))
+
+
+def load_helper(source: Path) -> Any:
+    """The compiled helper of ``source`` loaded (a ``ctypes.CDLL``), or why it cannot be (a string)."""
+    try:
+        return ctypes.CDLL(str(build_helper(source)))
+    except FileNotFoundError:
+        return "g++ is not installed"
+    except subprocess.CalledProcessError as err:
+        return f"g++ failed: {err.stderr.strip()}"
+    except OSError as err:
+        return str(err)
 
 
 @functools.cache
@@ -81,14 +109,9 @@ def _native() -> tuple[Any, _Accessors] | str:
     """(the compiled loop, pythia8mc's accessors), or why they are not available."""
     import pythia8mc
 
-    try:
-        loop = ctypes.CDLL(str(_build(SOURCE)))
-    except FileNotFoundError:
-        return "g++ is not installed"
-    except subprocess.CalledProcessError as err:
-        return f"g++ failed: {err.stderr.strip()}"
-    except OSError as err:
-        return str(err)
+    loop = load_helper(SOURCE)
+    if isinstance(loop, str):
+        return loop
     bindings = ctypes.CDLL(pythia8mc.__file__)  # the module already loaded: the same handle
     try:
         addresses = [ctypes.cast(getattr(bindings, symbol), ctypes.c_void_p).value for _, symbol in ACCESSORS]
@@ -99,6 +122,50 @@ def _native() -> tuple[Any, _Accessors] | str:
     for function in (loop.event_size, loop.final_visible):
         function.restype = ctypes.c_int
     return loop, _Accessors(*addresses)
+
+
+@functools.cache
+def _appender() -> tuple[Any, _Accessors, int] | str:
+    """(the compiled loop, the accessors, the address of ``Event::append``), or why they are not available."""
+    import pythia8mc
+
+    library = _native()
+    if isinstance(library, str):
+        return library
+    loop, accessors = library
+    try:
+        address = ctypes.cast(getattr(ctypes.CDLL(pythia8mc.__file__), APPEND), ctypes.c_void_p).value
+    except AttributeError as err:
+        return f"pythia8mc does not export Event::append ({err})"
+    if address is None:
+        return "pythia8mc's Event::append has no address"
+    loop.append_final.argtypes = [ctypes.c_void_p, ctypes.POINTER(_Accessors), ctypes.c_void_p, ctypes.c_int,
+                                  *[ctypes.c_void_p] * 6]
+    loop.append_final.restype = ctypes.c_int
+    return loop, accessors, address
+
+
+def append_final(event: Any, particles: Particles, mass: NDArray[np.float64]) -> None:
+    """Append ``particles`` (of masses ``mass``) to a ``pythia8mc.Event`` as final-state particles
+    (status 1), in C++ where it can, else one binding call at a time (the same ``Event::append``)."""
+    pt = particles.pt
+    columns = [np.ascontiguousarray(particles.pid, np.int64), pt * np.cos(particles.phi), pt * np.sin(particles.phi),
+               pt * np.sinh(particles.eta)]
+    energy = np.sqrt(pt**2 + columns[3] ** 2 + mass**2)
+    columns += [energy, np.ascontiguousarray(mass, np.float64)]
+    n, size = len(pt), event.size()
+    native = _appender()
+    if isinstance(native, str):
+        warnings.warn(f"pileup is appended particle by particle in Python, 10x slower ({native})", RuntimeWarning,
+                      stacklevel=2)
+        for pid, px, py, pz, e, m in zip(*(column.tolist() for column in columns), strict=True):
+            event.append(pid, 1, 0, 0, px, py, pz, e, m)
+        return
+    loop, accessors, address = native
+    pointers = [ctypes.c_void_p(column.ctypes.data) for column in columns]
+    if loop.append_final(address, accessors, FinalStateReader.address(event), n, *pointers) != size + n:
+        msg = "appending pileup to the event record went wrong"
+        raise RuntimeError(msg)
 
 
 class FinalStateReader:
@@ -127,12 +194,12 @@ class FinalStateReader:
         self._pointers = [ctypes.c_void_p(column.ctypes.data) for column in self._columns]
 
     @staticmethod
-    def _address(event: Any) -> ctypes.c_void_p:
+    def address(event: Any) -> ctypes.c_void_p:
         """Where the C++ ``Pythia8::Event`` behind a pybind11 object lives."""
         return ctypes.c_void_p(ctypes.c_void_p.from_address(id(event) + _VALUE_OFFSET).value)
 
     def _read(self, event: Any) -> Particles:
-        address = self._address(event)
+        address = self.address(event)
         while True:
             capacity = len(self._columns.pt)
             n = self._loop.final_visible(self._accessors, address, *self._pointers, capacity)
@@ -150,7 +217,7 @@ class FinalStateReader:
         """The first event, read both ways: the compiled loop is kept only if it agrees."""
         self._checked = True
         python = python_final_visible(event)
-        if self._loop.event_size(self._accessors, self._address(event)) != event.size():
+        if self._loop.event_size(self._accessors, self.address(event)) != event.size():
             self._fall_back("the event's C++ address is not where pybind11 keeps it")
         elif not all(np.array_equal(a, b) for a, b in zip(self._read(event), python, strict=True)):
             self._fall_back("the compiled loop read other values than the bindings")

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from trigger.errors import UsageError
 
-__all__ = ("COCKTAIL", "COCKTAIL_FRACTIONS", "PROCESSES", "Process", "get_process")
+__all__ = ("COCKTAIL", "COCKTAIL_FRACTIONS", "GENERATED", "MINBIAS_SETTINGS", "PILEUP_LIBRARY_CODE", "PROCESSES",
+           "ZEROBIAS", "Process", "get_process")
 
 _COMMON = (
     "Beams:eCM = 13000.",
@@ -39,6 +40,8 @@ class Process:
     signal: bool = False
     notes: str = ""
     fake_electron: bool = False  # see detector.reconstruct
+    lepton_trigger: bool = True  # keep only events that pass the single-lepton trigger
+    cached_mpi_init: bool = False  # load Pythia's MPI initialisation from a file made once (see pythia_source)
 
     @property
     def pythia_settings(self) -> tuple[str, ...]:
@@ -113,13 +116,27 @@ COCKTAIL = Process(
 )
 
 
+#: Minimum bias: every inelastic pp interaction (non-, single-, double- and central-diffractive).
+MINBIAS_SETTINGS = ("SoftQCD:inelastic = on",)
+ZEROBIAS = Process(
+    "zerobias", 20, "zero bias: one minimum-bias pp interaction (SoftQCD:inelastic), no trigger",
+    MINBIAS_SETTINGS, lepton_trigger=False, cached_mpi_init=True,
+    notes=("What reaches the Level-1 trigger at 40 MHz: every event is kept (no lepton trigger). With "
+           "--pileup, Poisson(mu) more minimum-bias interactions from a pileup library are overlaid."),
+)
+#: the seed stream of the pileup library's interactions (apart from every process's)
+PILEUP_LIBRARY_CODE = 21
+#: every process one chunk generates, by name (the cocktail is a mix of some of them)
+GENERATED: dict[str, Process] = {**PROCESSES, ZEROBIAS.name: ZEROBIAS}
+
+
 def get_process(name: str) -> Process:
-    """The process called ``name`` (the cocktail included), or a :class:`UsageError`."""
+    """The process called ``name`` (the cocktail and zero bias included), or a :class:`UsageError`."""
     if name == COCKTAIL.name:
         return COCKTAIL
     try:
-        return PROCESSES[name]
+        return GENERATED[name]
     except KeyError:
-        known = ", ".join([COCKTAIL.name, *PROCESSES])
+        known = ", ".join([COCKTAIL.name, *GENERATED])
         msg = f"unknown process {name!r}; choose one of: {known}"
         raise UsageError(msg) from None

@@ -7,29 +7,32 @@ derive only from (seed, process, k), so the same seed gives byte-identical
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing as mp
-import queue
-import signal
-import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from tqdm import tqdm
 
 from trigger.errors import UsageError
 from trigger.events import EventWriter, open_events
+from trigger.generator.chunks import (
+    ProgressBar,
+    check_plan,
+    execute,
+    on_scheduler,
+    remaining_chunks,
+    stdout_silenced,
+    worker_progress,
+)
 from trigger.generator.detector import DetectorConfig
-from trigger.generator.processes import COCKTAIL, COCKTAIL_FRACTIONS, PROCESSES, get_process
-from trigger.generator.pythia_source import PythiaSource, pythia_version
+from trigger.generator.pileup import Overlay, PileupLibrary, PileupSpec
+from trigger.generator.processes import COCKTAIL, COCKTAIL_FRACTIONS, GENERATED, get_process
+from trigger.generator.pythia_source import PythiaSource, mpi_init_attrs, pythia_seed, pythia_settings, pythia_version
 
 __all__ = ("GenerationPlan", "GenerationResult", "apportion", "generate")
 
-PYTHIA_SEED_MAX = 900_000_000
+_stdout_silenced = stdout_silenced  # where tests/test_final_state.py imports it from
 DETECTOR_NOTE = (
     "Stand-in detector: Gaussian smearing of generator-level objects (no Delphes, no pileup); "
     "MPI on. See the 'detector' attribute for every number."
@@ -56,6 +59,7 @@ class Chunk:
     process_code: int
     counts: tuple[tuple[str, int], ...]
     detector: DetectorConfig
+    pileup: PileupSpec | None = None
 
     def seed_sequence(self, sub: int) -> np.random.SeedSequence:
         return np.random.SeedSequence(self.seed, spawn_key=(self.process_code, self.index, sub))
@@ -70,22 +74,15 @@ class GenerationPlan:
     seed: int
     chunk_size: int = 500
     detector: DetectorConfig = field(default_factory=DetectorConfig)
+    pileup: PileupSpec | None = None  # overlaid minimum-bias interactions
 
     def __post_init__(self) -> None:
         get_process(self.process)
-        if self.events < 1:
-            msg = f"--events must be >= 1, got {self.events}"
-            raise UsageError(msg)
-        if self.chunk_size < 1:
-            msg = f"--chunk-size must be >= 1, got {self.chunk_size}"
-            raise UsageError(msg)
-        if not 0 <= self.seed < 2**63:
-            msg = f"--seed must be a non-negative integer, got {self.seed}"
-            raise UsageError(msg)
+        check_plan(self.events, self.chunk_size, self.seed)
 
     @property
     def n_chunks(self) -> int:
-        return -(-self.events // self.chunk_size)
+        return check_plan(self.events, self.chunk_size, self.seed)
 
     def _cumulative(self, n: int) -> dict[str, int]:
         if self.process == COCKTAIL.name:
@@ -97,11 +94,12 @@ class GenerationPlan:
         hi = min(lo + self.chunk_size, self.events)
         before, after = self._cumulative(lo), self._cumulative(hi)
         counts = tuple((name, after[name] - before[name]) for name in after)
-        return Chunk(index, self.seed, get_process(self.process).code, counts, self.detector)
+        return Chunk(index, self.seed, get_process(self.process).code, counts, self.detector, self.pileup)
 
     def as_attrs(self) -> dict[str, Any]:
+        pileup = {} if self.pileup is None else {"pileup": self.pileup.as_attrs()}
         return {"process": self.process, "events_requested": self.events, "seed": self.seed,
-                "chunk_size": self.chunk_size, "detector": asdict(self.detector)}
+                "chunk_size": self.chunk_size, "detector": asdict(self.detector), **pileup}
 
 
 @dataclass
@@ -114,76 +112,28 @@ class GenerationResult:
 
 
 # ----------------------------------------------------------------------------- worker side
-_progress_queue: Any = None
-
-
-def _init_worker(progress_queue: Any) -> None:
-    global _progress_queue  # noqa: PLW0603  (a pool initializer hands the queue to its process)
-    _progress_queue = progress_queue
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # and ends workers with SIGTERM
-
-
-class _ProgressBatcher:
-    """Collects (tried, kept) ticks and forwards them at most a few times a second."""
-
-    def __init__(self, sink: Any) -> None:
-        self.sink, self.tried, self.kept, self.last = sink, 0, 0, time.monotonic()
-
-    def __call__(self, tried: int, kept: int) -> None:
-        self.tried += tried
-        self.kept += kept
-        if time.monotonic() - self.last > 0.25:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.tried and self.sink is not None:
-            self.sink(self.tried, self.kept)
-        self.tried = self.kept = 0
-        self.last = time.monotonic()
-
-
-@contextlib.contextmanager
-def _stdout_silenced() -> Iterator[None]:
-    """Pythia's bundled fjcore prints a banner on C++ stdout; keep it off ours."""
-    import os
-    import sys
-
-    sys.stdout.flush()
-    saved = os.dup(1)
-    with Path(os.devnull).open("w") as devnull:
-        os.dup2(devnull.fileno(), 1)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
 def run_chunk(chunk: Chunk, progress: Any = None) -> tuple[int, NDArray[np.float32], NDArray[np.int8],
                                                           dict[str, int]]:
     """Generate one chunk: (index, particles, process codes, events tried per process)."""
-    if progress is None and _progress_queue is not None:
-        progress = lambda tried, kept: _progress_queue.put((tried, kept))
-    tick = _ProgressBatcher(progress)
+    tick = worker_progress(progress)
     parts, tried = {}, {}
     for name, n in chunk.counts:
         if n == 0:
             continue
-        process = PROCESSES[name]
+        process = GENERATED[name]
         seeds = chunk.seed_sequence(process.code)
-        pythia_seed = int(seeds.generate_state(1)[0]) % PYTHIA_SEED_MAX + 1
-        rng = np.random.default_rng(seeds.spawn(1)[0])
-        with _stdout_silenced():
-            source = PythiaSource(process, pythia_seed, chunk.detector)
+        overlay = None if chunk.pileup is None else Overlay(chunk.pileup, seeds)
+        with stdout_silenced():
+            source = PythiaSource(process, pythia_seed(seeds), chunk.detector, overlay=overlay)
+            rng = np.random.default_rng(seeds.spawn(1)[0])
             parts[name] = source.generate(n, rng, tick)
         tried[name] = source.tried
     tick.flush()
-    codes = np.concatenate([np.full(n, PROCESSES[name].code, np.int8) for name, n in chunk.counts])
+    codes = np.concatenate([np.full(n, GENERATED[name].code, np.int8) for name, n in chunk.counts])
     codes = np.random.default_rng(chunk.seed_sequence(0)).permutation(codes)
     events = np.empty((len(codes), 19, 4), np.float32)
     for name, part in parts.items():
-        events[codes == PROCESSES[name].code] = part
+        events[codes == GENERATED[name].code] = part
     return chunk.index, events, codes, tried
 
 
@@ -193,6 +143,13 @@ def _file_attrs(plan: GenerationPlan) -> dict[str, Any]:
 
     process = get_process(plan.process)
     members = COCKTAIL_FRACTIONS if process is COCKTAIL else {plan.process: 1.0}
+    note, pileup = DETECTOR_NOTE, {}
+    if plan.pileup is not None:
+        note = note.replace("no Delphes, no pileup", f"no Delphes; pileup: Poisson(mu = {plan.pileup.mu:g}) "
+                                                      "minimum-bias interactions overlaid before it, see 'pileup'")
+        pileup = {"pileup": plan.pileup.describe()}
+    trigger = ("at least one isolated electron (|eta|<3) or muon (|eta|<2.1), pT > 23 GeV" if process.lepton_trigger
+               else "none: zero bias, every generated event kept")
     return {
         "generator": f"trigger generate {__version__} with Pythia8 (pythia8mc {pythia_version()})",
         "trigger_version": __version__,
@@ -202,15 +159,17 @@ def _file_attrs(plan: GenerationPlan) -> dict[str, Any]:
         "description": process.description,
         "signal": process.signal,
         "seed": plan.seed,
-        "pythia_settings": {name: list(PROCESSES[name].pythia_settings) for name in members},
-        "process_notes": {name: PROCESSES[name].notes for name in members if PROCESSES[name].notes},
-        "process_codes": {name: PROCESSES[name].code for name in members},
+        "pythia_settings": {name: list(GENERATED[name].pythia_settings) for name in members},
+        "process_notes": {name: GENERATED[name].notes for name in members if GENERATED[name].notes},
+        "process_codes": {name: GENERATED[name].code for name in members},
         "mix_fractions": members,
         "detector": plan.detector.as_attrs(),
-        "detector_note": DETECTOR_NOTE,
+        "detector_note": note,
         "jets": "anti-kt R=0.4 (Pythia SlowJet/fjcore) on visible final-state particles, "
                 "|eta| < 4.9; jets within Delta R 0.4 of a selected lepton removed",
-        "trigger": "at least one isolated electron (|eta|<3) or muon (|eta|<2.1), pT > 23 GeV",
+        "trigger": trigger,
+        **pileup,
+        **mpi_init_attrs(process),
     }
 
 
@@ -242,17 +201,11 @@ def generate(plan: GenerationPlan, path: str | Path, jobs: int = 1, resume: bool
 
     ``scheduler``: run the chunks on a Dask cluster (``"local"``: a LocalCluster of ``jobs``
     workers here; else a scheduler address such as ``tcp://host:8786``) instead of a process pool.
+    An unreachable scheduler is an error before anything is written.
     """
     path = Path(path)
-    if jobs < 1:
-        msg = f"--jobs must be >= 1, got {jobs}"
-        raise UsageError(msg)
-    if scheduler is None:
-        return _generate(plan, path, jobs, resume, overwrite, show_progress, None)
-    from trigger.generator.cluster import connect
-
-    with connect(scheduler, jobs) as client:  # before the file: an unreachable scheduler writes nothing
-        return _generate(plan, path, jobs, resume, overwrite, show_progress, client)
+    return on_scheduler(scheduler, jobs, lambda client: _generate(plan, path, jobs, resume, overwrite,
+                                                                   show_progress, client))
 
 
 def _finished(plan: GenerationPlan, path: Path) -> GenerationResult | None:
@@ -266,89 +219,51 @@ def _finished(plan: GenerationPlan, path: Path) -> GenerationResult | None:
         return GenerationResult(path, events.n_events, tried, 0.0, True)
 
 
+class _EventSink:
+    """Appends each chunk's events and process codes, and keeps the count of events tried per process."""
+
+    def __init__(self, writer: EventWriter) -> None:
+        self.writer, self.tried = writer, _recorded_tried(writer)
+
+    @property
+    def n_written(self) -> int:
+        return self.writer.n_events
+
+    def write(self, result: tuple[int, NDArray[np.float32], NDArray[np.int8], dict[str, int]]) -> tuple[int, int]:
+        _, events, codes, chunk_tried = result
+        self.writer.append(events, process_code=codes)
+        for name, n in chunk_tried.items():
+            self.tried[name] = self.tried.get(name, 0) + n
+        self.writer.set_attrs({"events_tried": self.tried})
+        self.writer.flush()
+        return sum(chunk_tried.values()), len(events)
+
+    def finish(self, complete: bool) -> None:
+        self.writer.set_attrs({"complete": complete})
+        self.writer.close()
+
+
+def _prepare(plan: GenerationPlan, client: Any) -> None:
+    """What the workers share, made here first: a cached MPI initialisation (else each worker makes its own at
+    once) and, for workers forked from here, the pileup library (read once, shared with them)."""
+    for name, _ in plan.chunk(0).counts:
+        pythia_settings(GENERATED[name])
+    if plan.pileup is not None and client is None:
+        PileupLibrary.load(plan.pileup.library, plan.pileup.library_sha256)
+
+
 def _generate(plan: GenerationPlan, path: Path, jobs: int, resume: bool, overwrite: bool, show_progress: bool,
               client: Any) -> GenerationResult:
     if resume and path.exists() and (finished := _finished(plan, path)) is not None:
         return finished
-    writer = _open_output(plan, path, resume, overwrite)
-    done = writer.n_events
-    if done % plan.chunk_size and done != plan.events:
-        writer.close()
-        msg = f"{path}: holds {done} events, not a whole number of chunks; cannot resume"
-        raise UsageError(msg)
-    tried = _recorded_tried(writer)
-    todo = [plan.chunk(k) for k in range(done // plan.chunk_size, plan.n_chunks)]
-    bar = tqdm(total=plan.events, initial=done, unit="ev", disable=not show_progress,
-               desc=plan.process, dynamic_ncols=True, mininterval=1.0, smoothing=0.05)
-    seen = {"tried": 0, "kept": 0}
-
-    def on_progress(n_tried: int, n_kept: int) -> None:
-        seen["tried"] += n_tried
-        seen["kept"] += n_kept
-        bar.update(n_kept)
-        bar.set_postfix(passed=f"{seen['kept'] / max(seen['tried'], 1):.1%}", refresh=False)
-
-    def write(result: tuple[int, NDArray[np.float32], NDArray[np.int8], dict[str, int]]) -> None:
-        _, events, codes, chunk_tried = result
-        writer.append(events, process_code=codes)
-        for name, n in chunk_tried.items():
-            tried[name] = tried.get(name, 0) + n
-        writer.set_attrs({"events_tried": tried})
-        writer.flush()
-
-    start = time.monotonic()
-    previous_term = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    complete = False
+    sink = _EventSink(_open_output(plan, path, resume, overwrite))
     try:
-        if client is not None:
-            from trigger.generator.cluster import run_on_dask
-
-            def write_and_count(result: tuple[int, NDArray[np.float32], NDArray[np.int8], dict[str, int]]) -> None:
-                write(result)
-                on_progress(sum(result[3].values()), len(result[1]))
-
-            run_on_dask(client, todo, run_chunk, write_and_count)
-        elif jobs == 1 or len(todo) <= 1:
-            for chunk in todo:
-                write(run_chunk(chunk, on_progress))
-        else:
-            _run_parallel(todo, jobs, write, on_progress)
-        complete = True
-    except KeyboardInterrupt:
-        bar.write(f"interrupted: {writer.n_events} events kept in {path}; "
-                  "run the same command with --resume to continue")
-    finally:
-        signal.signal(signal.SIGTERM, previous_term)
-        bar.close()
-        writer.set_attrs({"complete": complete})
-        n_written = writer.n_events
-        writer.close()
-    return GenerationResult(path, n_written, tried, time.monotonic() - start, complete)
-
-
-def _run_parallel(todo: list[Chunk], jobs: int, write: Any, on_progress: Any) -> None:
-    ctx = mp.get_context("fork")
-    ticks = ctx.Queue()
-    pool = ctx.Pool(jobs, initializer=_init_worker, initargs=(ticks,))
-    try:
-        pending = [pool.apply_async(run_chunk, (chunk,)) for chunk in todo]
-        for handle in pending:  # results are written in chunk order
-            while not handle.ready():
-                _drain(ticks, on_progress, timeout=0.2)
-            write(handle.get())
-        pool.close()
-        pool.join()
-        _drain(ticks, on_progress, timeout=0.0)
+        todo = [plan.chunk(k) for k in remaining_chunks(sink.n_written, plan.chunk_size, plan.n_chunks,
+                                                        plan.events, path)]
     except BaseException:
-        pool.terminate()
-        pool.join()
+        sink.writer.close()
         raise
-
-
-def _drain(ticks: Any, on_progress: Any, timeout: float) -> None:
-    try:
-        on_progress(*ticks.get(timeout=timeout) if timeout else ticks.get_nowait())
-        while True:
-            on_progress(*ticks.get_nowait())
-    except queue.Empty:
-        pass
+    _prepare(plan, client)
+    bar = ProgressBar(plan.events, sink.n_written, plan.process, show_progress)
+    outcome = execute(todo, run_chunk, sink, bar, jobs, client, path)
+    return GenerationResult(path, outcome.written, sink.tried, outcome.seconds, outcome.complete)

@@ -154,7 +154,8 @@ def latency_figure(replay: dict[str, Any]) -> Figure:
     ax = fig.add_subplot()
     ax.stairs(hist["counts"], hist["edges_ms"], fill=True, alpha=0.6, label=f"{hist['batches']} batches")
     for (name, value), style in zip(percentiles.items(), ("-", "--", "-.", ":"), strict=False):
-        ax.axvline(value, color="crimson", ls=style, lw=1, label=f"{name} {value:.3g} ms")
+        if value is not None:  # None: not known (no batch's latency was recorded)
+            ax.axvline(value, color="crimson", ls=style, lw=1, label=f"{name} {value:.3g} ms")
     summary = replay["summary"]
     ax.set(xscale="log" if hist["log_bins"] else "linear", yscale="log", xlabel="batch latency [ms]",
            ylabel="batches per bin", title=f"replay {summary['rate']} ({summary['mode']})")
