@@ -23,6 +23,7 @@ SUBCOMMANDS = {
     "inspect": ("inspect", "summarise an event file and check its layout"),
     "train": ("train", "train a quantized autoencoder and its float twin on SM events"),
     "evaluate": ("evaluate", "ROC AUC and signal efficiency at fixed SM FPR, per signal"),
+    "menu-rates": ("menu_rates", "each seed's and the emulated L1 menu's total rate on a sample, with errors"),
     "calibrate": ("calibrate", "calibrate a model's threshold to a trigger accept rate"),
     "sweep": ("sweep", "Optuna search of widths and bit widths: efficiency against firmware logic"),
     "supervised": ("supervised", "train the supervised upper bound: a classifier per signal (not a trigger)"),

@@ -19,7 +19,9 @@ class Evaluation(Record):
 
     ``models`` maps ``NAME/VARIANT`` to its path, kind, score, ``scored_by`` (``qkeras``, ``float``,
     ``firmware emulator``), the background events used and per signal ``models.evaluate.summarise_signal``'s
-    figures; ``signals`` holds the first model's AUC and TPRs per signal.
+    figures; ``signals`` holds the first model's AUC and TPRs per signal. With ``--menu``, ``menu``
+    names the emulated L1 menu, each signal entry gains ``menu`` (:func:`trigger.menu.pure_efficiency`)
+    and each model ``menu_background`` (the same on the SM events, with the pure rate).
     """
 
     FORMAT = "trigger.evaluation"
@@ -30,6 +32,7 @@ class Evaluation(Record):
     signals: dict[str, Any]
     models: dict[str, Any]
     working_point: dict[str, Any] = field(default_factory=dict)  # the accept and bunch-crossing rates
+    menu: dict[str, Any] | None = None  # ``--menu``: the emulated L1 menu; pure figures are in each entry
 
 
 @dataclass
