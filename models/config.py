@@ -53,6 +53,11 @@ class ModelConfig:
     loss: Literal["mse", "masked_mse", "nll"] = "mse"
     score: Score = "mse"
     kl_weight: float = 1.0  # VAE: beta of the KL term
+    kl_free_bits: float = 0.0  # VAE: each latent dimension's KL is penalised only above this (nats)
+    # the first dense layer's initial kernel scale (Keras VarianceScaling, fan_avg, uniform; 1 is
+    # Glorot's): with l2 = 0 the weights of inputs SM never fills (a 3rd or 4th lepton) keep their
+    # initial values, which are all an encoder-only score (the VAE's mu) sees of those inputs
+    input_init_scale: float = 1.0
     # transformer-ae: encoder = (embedding width, feed-forward width) of each attention block
     blocks: int = 2  # attention blocks before and after the bottleneck
     attention_heads: int = 4
@@ -95,8 +100,9 @@ class ModelConfig:
         if not 2 <= self.weight_bits <= 16 or not 2 <= self.activation_bits <= 16:
             msg = "bit widths must be between 2 and 16"
             raise UsageError(msg)
-        if self.float_activation not in ("relu", "leaky_relu"):
-            msg = "model.float_activation: choose relu or leaky_relu"
+        if self.float_activation not in ("relu", "leaky_relu") or not self.input_init_scale > 0:
+            msg = (f"model.float_activation must be relu or leaky_relu (got {self.float_activation!r}) and "
+                   f"model.input_init_scale above 0 (got {self.input_init_scale})")
             raise UsageError(msg)
         for text in (self.input_type, self.error_type, self.score_type):
             if text:
@@ -130,6 +136,12 @@ class TrainingConfig:
     bx_rate: str = "40MHz"
     # a student's teacher: the artifact directory whose anomaly score it learns (models.distill)
     teacher: str = ""
+    # the quantized model starts from the float twin's weights and is trained quantization-aware
+    # for at most qat_epochs (-1: training.epochs) at qat_learning_rate (0: training.learning_rate);
+    # qat_epochs = 0 quantizes the twin's weights as they are (post-training quantization), which
+    # keeps the twin's far tail where a full quantization-aware training re-fits the SM bulk
+    qat_epochs: int = -1
+    qat_learning_rate: float = 0.0
 
     def __post_init__(self) -> None:
         if not (0 < self.validation_fraction < 1 and 0 < self.test_fraction < 1

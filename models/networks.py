@@ -45,20 +45,23 @@ def _sampling_layer() -> Any:
     class Sampling(Layer):  # type: ignore[misc]  # Keras ships no type information: the base is Any
         """z = mu + exp(log_var / 2) * eps; adds the weighted KL divergence to the loss."""
 
-        def __init__(self, kl_weight: float = 1.0, **kwargs: Any) -> None:
+        def __init__(self, kl_weight: float = 1.0, free_bits: float = 0.0, **kwargs: Any) -> None:
             super().__init__(**kwargs)
-            self.kl_weight = kl_weight
+            self.kl_weight, self.free_bits = kl_weight, free_bits
 
         def call(self, inputs: Any) -> Any:
             mu, log_var = inputs
-            kl = -0.5 * tf.reduce_mean(tf.reduce_sum(1 + log_var - tf.square(mu) - tf.exp(log_var), 1))
-            self.add_loss(self.kl_weight * kl / N_INPUTS)  # per input, like the MSE term
+            per_dimension = -0.5 * tf.reduce_mean(1 + log_var - tf.square(mu) - tf.exp(log_var), 0)
+            kl = tf.reduce_sum(per_dimension)
+            # free bits: no dimension is pushed below free_bits nats, so none collapses onto the prior
+            penalised = tf.reduce_sum(tf.maximum(per_dimension, self.free_bits)) if self.free_bits else kl
+            self.add_loss(self.kl_weight * penalised / N_INPUTS)  # per input, like the MSE term
             self.add_metric(kl, name="kl")
             eps = tf.random.normal(tf.shape(mu))
             return mu + tf.exp(0.5 * log_var) * eps
 
         def get_config(self) -> dict[str, Any]:
-            return {**super().get_config(), "kl_weight": self.kl_weight}
+            return {**super().get_config(), "kl_weight": self.kl_weight, "free_bits": self.free_bits}
 
     return Sampling
 
@@ -71,14 +74,17 @@ class _LayerFactory:
         self.keras = _keras()
         self.l2 = self.keras.regularizers.l2(cfg.l2) if cfg.l2 > 0 else None
 
-    def dense(self, units: int, name: str) -> Any:
+    def dense(self, units: int, name: str, init_scale: float = 1.0) -> Any:
+        # the default initialiser unless a scale is asked for (the quantized model starts from the twin's weights)
+        init = {} if init_scale == 1.0 else {"kernel_initializer": self.keras.initializers.VarianceScaling(
+            init_scale, mode="fan_avg", distribution="uniform")}
         if not self.quantized:
-            return self.keras.layers.Dense(units, name=name, kernel_regularizer=self.l2)
+            return self.keras.layers.Dense(units, name=name, kernel_regularizer=self.l2, **init)
         from qkeras import QDense, quantized_bits
 
         q = quantized_bits(self.cfg.weight_bits, self.cfg.weight_integer, alpha=1)
         return QDense(units, name=name, kernel_quantizer=q, bias_quantizer=q,
-                      kernel_regularizer=self.l2)
+                      kernel_regularizer=self.l2, **init)
 
     def relu(self, name: str) -> Any:
         if not self.quantized:
@@ -231,14 +237,15 @@ def build_networks(cfg: ModelConfig, quantized: bool) -> Networks:
     inputs = keras.Input((N_INPUTS,), name="inputs")
     x = inputs
     for i, width in enumerate(cfg.encoder, 1):
-        x = make.relu(f"enc_act{i}")(make.dense(width, f"enc_dense{i}")(x))
+        scale = cfg.input_init_scale if i == 1 else 1.0
+        x = make.relu(f"enc_act{i}")(make.dense(width, f"enc_dense{i}", scale)(x))
     if cfg.kind == "student":  # one linear output, the firmware's score is its square
         model = keras.Model(inputs, make.dense(1, DISTILLED)(x), name=cfg.name + ("" if make.quantized else "_float"))
         return Networks(model, model)
     if cfg.kind == "vae":
         mu = make.dense(cfg.latent, "z_mean")(x)
         log_var = make.dense(cfg.latent, "z_log_var")(x)
-        z = _sampling_layer()(cfg.kl_weight, name="sampling")([mu, log_var])
+        z = _sampling_layer()(cfg.kl_weight, cfg.kl_free_bits, name="sampling")([mu, log_var])
         encoder = keras.Model(inputs, [mu, log_var], name=f"{cfg.name}_encoder")
         x = z
     else:

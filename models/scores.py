@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 
 from trigger.schema import N_OBJECTS
 
-__all__ = ("MASKED_SCORES", "SCORES", "anomaly_score")
+__all__ = ("MASKED_SCORES", "SCORES", "anomaly_score", "kl_per_dimension")
 
 F = NDArray[np.floating[Any]]
 
@@ -53,3 +53,10 @@ def anomaly_score(score: str, inputs: F, outputs: F | Sequence[F], mask: NDArray
         return cast(F, np.mean(np.abs(per_slot[..., 0]) + per_slot[..., 1] ** 2 + per_slot[..., 2] ** 2, axis=1))
     msg = f"unknown score {score!r}; known: {', '.join(SCORES)}"
     raise ValueError(msg)
+
+
+def kl_per_dimension(mu: F, log_var: F) -> NDArray[np.float64]:
+    """Mean KL divergence of each latent dimension's posterior N(mu, exp(log_var)) from N(0, 1), over
+    the events: a dimension near 0 carries no information (a collapsed posterior)."""
+    mu, log_var = np.asarray(mu, np.float64), np.asarray(log_var, np.float64)
+    return cast(NDArray[np.float64], 0.5 * np.mean(mu * mu + np.exp(log_var) - 1.0 - log_var, axis=0))

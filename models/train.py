@@ -104,15 +104,23 @@ def _fit(config: Config, variant: str, data: dict[str, Any], out_dir: Path,
     nets = build_networks(mc, quantized=variant == "quantized")
     if start_from is not None:  # quantization-aware fine-tuning of the trained float twin
         nets.trainable.set_weights(start_from.trainable.get_weights())
-    nets.trainable.compile(optimizer=tf.keras.optimizers.Adam(tc.learning_rate), loss=_loss(mc.loss))
+    qat = start_from is not None
+    rate = tc.qat_learning_rate if qat and tc.qat_learning_rate > 0 else tc.learning_rate
+    epochs = tc.qat_epochs if qat and tc.qat_epochs >= 0 else tc.epochs
+    nets.trainable.compile(optimizer=tf.keras.optimizers.Adam(rate), loss=_loss(mc.loss))
+    if epochs == 0:  # post-training quantization: the twin's weights as they are
+        losses = [float(np.ravel(nets.trainable.evaluate(data[name], verbose=0))[0]) for name in ("train", "validation")]
+        print(f"  [{variant}] the float twin's weights quantized, not retrained: loss {losses[0]:.5f}  "
+              f"val_loss {losses[1]:.5f}", file=log, flush=True)
+        return nets, {"loss": losses[:1], "val_loss": losses[1:]}
     checkpoint = out_dir / f"{variant}.weights.h5"
     callbacks = [
         tf.keras.callbacks.EarlyStopping(patience=tc.early_stopping_patience),
         tf.keras.callbacks.ReduceLROnPlateau(factor=tc.lr_factor, patience=tc.lr_patience, verbose=0),
         tf.keras.callbacks.ModelCheckpoint(str(checkpoint), save_best_only=True, save_weights_only=True),
-        _epoch_logger(variant, tc.epochs, log),
+        _epoch_logger(variant, epochs, log),
     ]
-    fit = nets.trainable.fit(data["train"], validation_data=data["validation"], epochs=tc.epochs,
+    fit = nets.trainable.fit(data["train"], validation_data=data["validation"], epochs=epochs,
                              callbacks=callbacks, verbose=0)
     nets.trainable.load_weights(checkpoint)  # the best epoch, whether or not training stopped early
     history = {k: [float(v) for v in values] for k, values in fit.history.items()}
