@@ -38,15 +38,15 @@ def working_point(background: np.ndarray, signals: dict[str, np.ndarray], fpr: f
     """AUC and efficiency at the working point (threshold on ``background``) per signal."""
     from sklearn.metrics import roc_auc_score
 
-    from trigger.thresholds import clopper_pearson, threshold_for
+    from models.evaluate import efficiency
+    from trigger.thresholds import threshold_for
 
     cut = threshold_for(background, fpr)
     out: dict[str, Any] = {"threshold": cut.threshold, "sm_above": int(np.count_nonzero(background > cut.threshold))}
     for name, scores in signals.items():
-        k = int(np.count_nonzero(scores > cut.threshold))
-        low, high = clopper_pearson(k, len(scores))
+        found = efficiency(scores, cut)
         labels = np.r_[np.zeros(len(background)), np.ones(len(scores))]
-        out[name] = {"eff": k / len(scores), "low": float(low), "high": float(high),
+        out[name] = {"eff": found["tpr"], "low": float(found["tpr_low"]), "high": float(found["tpr_high"]),
                      "auc": float(roc_auc_score(labels, np.r_[background, scores]))}
     return out
 

@@ -45,7 +45,8 @@ from trigger.versions import package_versions
 if TYPE_CHECKING:
     from models.artifact import Artifact
 
-__all__ = ("BUNDLE_DIR", "FirmwareBundle", "build_bundle", "bundle_for", "deployed_scorer", "stored_bundle")
+__all__ = ("BUNDLE_DIR", "FirmwareBundle", "build_bundle", "bundle_for", "bundle_of", "calibrated_threshold",
+           "deployed_scorer", "stored_bundle")
 
 #: where ``trigger calibrate`` stores an artifact's firmware bundle, inside the artifact directory
 BUNDLE_DIR = "firmware"
@@ -122,24 +123,40 @@ def _source_files(artifact: Artifact) -> dict[str, str]:
     return {name: file_sha256(artifact.path / name) for name in SOURCE_FILES if (artifact.path / name).is_file()}
 
 
+def calibrated_threshold(artifact: Artifact) -> tuple[float, dict[str, Any]]:
+    """The artifact's calibrated quantized threshold and its calibration, else infinity (no event is
+    accepted): the threshold a bundle decides at unless told otherwise."""
+    stored = artifact.thresholds.get("quantized")
+    if stored is None:
+        return float("inf"), {"source": "uncalibrated: accepts nothing"}
+    return stored.threshold, stored.as_dict()
+
+
 def build_bundle(artifact: Artifact, threshold: float | None = None, source: dict[str, Any] | None = None,
                  part: str | None = None, clock_ns: float | None = None) -> FirmwareBundle:
-    """The artifact's firmware from one hls4ml conversion, deciding at ``threshold`` (default: the
-    artifact's calibrated quantized threshold, else no event is accepted)."""
+    """The artifact's firmware from one hls4ml conversion, deciding at ``threshold`` (default:
+    :func:`calibrated_threshold`)."""
     from firmware.convert import DEFAULT_CLOCK_NS, DEFAULT_PART, convert
 
     part, clock_ns = part or DEFAULT_PART, clock_ns or DEFAULT_CLOCK_NS
     if threshold is None:
-        stored = artifact.thresholds.get("quantized")
-        threshold = stored.threshold if stored is not None else float("inf")
-        source = source or (stored.as_dict() if stored is not None else {"source": "uncalibrated: accepts nothing"})
+        threshold, calibration = calibrated_threshold(artifact)
+        source = source or calibration
     with tempfile.TemporaryDirectory() as tmp:
-        emulator = Emulator.from_hls_model(convert(artifact, Path(tmp) / "hls", part, clock_ns, threshold=threshold))
+        model = convert(artifact, Path(tmp) / "hls", part, clock_ns, threshold=threshold)
+        return bundle_of(artifact, model, threshold, source or {"source": "given"}, part, clock_ns)
+
+
+def bundle_of(artifact: Artifact, hls_model: Any, threshold: float, source: dict[str, Any], part: str,
+              clock_ns: float) -> FirmwareBundle:
+    """The bundle of the artifact's firmware already converted at ``threshold`` (``firmware.convert``),
+    so that a C-simulation and the bundle come from the same conversion."""
+    emulator = Emulator.from_hls_model(hls_model)
     manifest = FirmwareManifest(
         model=artifact.config.model.name, score=artifact.config.model.score, threshold=float(threshold),
-        threshold_mantissa=emulator.threshold, threshold_source=source or {"source": "given"},
-        artifact=str(artifact.path), artifact_files=_source_files(artifact), part=part, clock_ns=clock_ns,
-        files={}, packages=package_versions(PACKAGES))
+        threshold_mantissa=emulator.threshold, threshold_source=source, artifact=str(artifact.path),
+        artifact_files=_source_files(artifact), part=part, clock_ns=clock_ns, files={},
+        packages=package_versions(PACKAGES))
     return FirmwareBundle(artifact.scaler, emulator, manifest)
 
 

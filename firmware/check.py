@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from firmware.bundle import FirmwareBundle, bundle_for
+from firmware.bundle import FirmwareBundle, bundle_of, calibrated_threshold, stored_bundle
 from models.artifact import Artifact
 
-__all__ = ("PairComparison", "check_firmware", "compare_paths", "csim_outputs", "csim_vs_emulator")
+__all__ = ("PairComparison", "check_firmware", "compare_paths", "csim_and_bundle", "csim_outputs", "csim_vs_emulator")
 
 
 def csim_outputs(hls_model: Any, x: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
@@ -74,13 +74,22 @@ def check_firmware(artifact: Artifact, particles: NDArray[np.floating[Any]],
                    fw_dir: str | Path | None = None) -> list[PairComparison]:
     """Compare QKeras, a fresh C-simulation (in a temporary directory unless ``fw_dir``) and the
     artifact's firmware bundle (the one ``trigger calibrate`` stored, else one built now)."""
-    from firmware.convert import to_hls
-
-    firmware = bundle_for(artifact)
     with tempfile.TemporaryDirectory() as tmp:
-        model = to_hls(artifact, fw_dir or Path(tmp) / "hls", threshold=firmware.threshold)
+        model, firmware = csim_and_bundle(artifact, fw_dir or Path(tmp) / "hls")
         pairs, _ = compare_paths(artifact, model, particles, firmware)
     return pairs
+
+
+def csim_and_bundle(artifact: Artifact, out_dir: str | Path) -> tuple[Any, FirmwareBundle]:
+    """A compiled C-simulation of the artifact in ``out_dir`` and its firmware bundle, deciding at the
+    same threshold: the bundle ``trigger calibrate`` stored, else the one this conversion gives."""
+    from firmware.convert import DEFAULT_CLOCK_NS, DEFAULT_PART, to_hls
+
+    stored = stored_bundle(artifact)
+    threshold, source = (stored.threshold, {}) if stored is not None else calibrated_threshold(artifact)
+    model = to_hls(artifact, out_dir, threshold=threshold)
+    firmware = stored or bundle_of(artifact, model, threshold, source, DEFAULT_PART, DEFAULT_CLOCK_NS)
+    return model, firmware
 
 
 def csim_vs_emulator(pairs: list[PairComparison]) -> PairComparison:

@@ -13,8 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from firmware.bundle import bundle_for
-from firmware.check import compare_paths, csim_vs_emulator
-from firmware.convert import to_hls
+from firmware.check import compare_paths, csim_and_bundle, csim_vs_emulator
 from firmware.reports import read_reports
 from models.artifact import Artifact
 from models.summary import SM, ExtraVariant
@@ -33,16 +32,16 @@ def emulated_variant(artifact: Artifact, check_events: int,
     name = artifact.config.model.name
 
     def score(samples: dict[str, NDArray[np.floating[Any]]]) -> tuple[dict[str, F], dict[str, Any] | None]:
-        firmware = bundle_for(artifact)
-        scores = {sample: firmware.scores(particles) for sample, particles in samples.items()}
         if not check_events:
-            return scores, None
+            firmware = bundle_for(artifact)
+            return {sample: firmware.scores(particles) for sample, particles in samples.items()}, None
         particles = samples[SM][:check_events]
         with tempfile.TemporaryDirectory() as tmp:
             progress(f"  {name}: hls4ml conversion and C-simulation build with g++ (about 10 s)")
-            model = to_hls(artifact, Path(tmp) / "hls", threshold=firmware.threshold)
+            model, firmware = csim_and_bundle(artifact, Path(tmp) / "hls")
             progress(f"  {name}: QKeras vs C-simulation vs emulator on {len(particles)} held-out SM events")
             pairs, _ = compare_paths(artifact, model, particles, firmware)
+        scores = {sample: firmware.scores(events) for sample, events in samples.items()}
         exact = csim_vs_emulator(pairs)
         return scores, {"events": len(particles), "pairs": [p.as_dict() for p in pairs],
                         "csim_vs_emulator_exact": exact.exact}

@@ -25,9 +25,11 @@ from models.supervised import SupervisedArtifact
 from trigger.contracts import Evaluation
 from trigger.errors import UsageError
 from trigger.events import open_events
+from trigger.menu import Menu, pure_efficiency
+from trigger.rates import BX_RATE_HZ
 from trigger.thresholds import FPR_POINTS, ThresholdEstimate, clopper_pearson, rate_at, threshold_for
 
-__all__ = ("FPR_POINTS", "Scorer", "background_events", "evaluate", "network_scorer", "read_signals", "signal_name",
+__all__ = ("FPR_POINTS", "Scorer", "background_events", "efficiency", "evaluate", "network_scorer", "read_signals", "signal_name",
            "summarise_signal")
 
 F = NDArray[np.float64]
@@ -85,7 +87,8 @@ def hanley_mcneil_error(auc: float, n_signal: int, n_background: int) -> float:
     return float(np.sqrt(max(var, 0.0)))
 
 
-def _efficiency(signal: F, cut: ThresholdEstimate) -> dict[str, Any]:
+def efficiency(signal: F, cut: ThresholdEstimate) -> dict[str, Any]:
+    """The fraction of ``signal`` scores above the cut, its 68 % Clopper-Pearson interval, and the cut."""
     k = int(np.count_nonzero(signal > cut.threshold))
     low, high = clopper_pearson(k, len(signal))
     return {
@@ -102,9 +105,9 @@ def _working_point(background: F, signal: F, working_fpr: float,
     calibrated for this FPR (its statistics are the calibration sample's, which may be far larger
     than ``background``), else at the threshold for ``working_fpr`` on ``background``."""
     if calibrated is None or not math.isclose(calibrated.target_fpr, working_fpr, rel_tol=1e-9):
-        return {"fpr": working_fpr, **_efficiency(signal, threshold_for(background, working_fpr)),
+        return {"fpr": working_fpr, **efficiency(signal, threshold_for(background, working_fpr)),
                 "threshold_from": "these SM events"}
-    return {"fpr": working_fpr, **_efficiency(signal, calibrated),
+    return {"fpr": working_fpr, **efficiency(signal, calibrated),
             "threshold_from": f"the artifact's calibration on {calibrated.events or 'SM events'}",
             "fpr_on_these_events": rate_at(background, calibrated.threshold).as_dict()}
 
@@ -118,7 +121,7 @@ def summarise_signal(background: F, signal: F, fpr_points: Sequence[float], work
     tpr_at_fpr: dict[str, Any] = {}
     for fpr in fpr_points:
         cut = threshold_for(background, fpr)
-        tpr_at_fpr[f"{fpr:g}"] = _efficiency(signal, cut) if cut.expected_above >= 1 else {
+        tpr_at_fpr[f"{fpr:g}"] = efficiency(signal, cut) if cut.expected_above >= 1 else {
             "tpr": None, "supported": False, "note": cut.note}
     return {
         "auc": auc,
@@ -132,14 +135,19 @@ def summarise_signal(background: F, signal: F, fpr_points: Sequence[float], work
 def evaluate(artifacts: Sequence[Artifact], background_path: str | Path,
              signal_paths: Sequence[str | Path], working_fpr: float,
              fpr_points: Sequence[float] = FPR_POINTS, max_events: int | None = None,
-             supervised: Sequence[SupervisedArtifact] = (), scorer: Scorer = network_scorer) -> Evaluation:
+             supervised: Sequence[SupervisedArtifact] = (), scorer: Scorer = network_scorer,
+             menu: Menu | None = None, bx_rate_hz: float = BX_RATE_HZ) -> Evaluation:
     """Evaluate every variant of every artifact on the same events (each scored by ``scorer``), and
-    each ``supervised`` classifier on the held-out events of its own signal."""
+    each ``supervised`` classifier on the held-out events of its own signal. With an L1 ``menu``,
+    each signal also gets the menu's efficiency and the pure efficiency at the working point, and
+    each model ``menu_background``: the same on the SM events, as rates at ``bx_rate_hz``."""
     signal_events = read_signals(signal_paths, max_events)
+    signal_fires = {name: menu.any(events) for name, events in signal_events.items()} if menu else {}
     models: dict[str, Any] = {}
     background_info: dict[str, Any] = {}
     for artifact in artifacts:
         background, note = background_events(artifact, background_path, max_events)
+        background_fires = menu.any(background) if menu else None
         name = artifact.config.model.name
         if any(label.startswith(name + "/") for label in models):  # two models of one name
             name = f"{name}@{artifact.path.name}"
@@ -147,14 +155,23 @@ def evaluate(artifacts: Sequence[Artifact], background_path: str | Path,
             label = f"{name}/{variant}"
             scored_by, score = scorer(artifact, variant)
             bkg = score(background)
+            signals = {}
+            for signal, events in signal_events.items():
+                scores = score(events)
+                signals[signal] = summarise_signal(bkg, scores, fpr_points, working_fpr,
+                                                   artifact.thresholds.get(variant))
+                if menu:
+                    threshold = signals[signal]["working_point"]["threshold"]
+                    signals[signal]["menu"] = pure_efficiency(scores > threshold, signal_fires[signal])
             models[label] = {
                 "path": str(artifact.path), "variant": variant, "kind": artifact.config.model.kind,
                 "score": artifact.config.model.score, "scored_by": scored_by, "background_events": len(bkg),
-                "background": note,
-                "signals": {name: summarise_signal(bkg, score(events), fpr_points,
-                                                   working_fpr, artifact.thresholds.get(variant))
-                            for name, events in signal_events.items()},
+                "background": note, "signals": signals,
             }
+            if background_fires is not None and signals:
+                threshold = next(iter(signals.values()))["working_point"]["threshold"]
+                models[label]["menu_background"] = _as_rates(pure_efficiency(bkg > threshold, background_fires),
+                                                             bx_rate_hz)
             background_info[label] = note
     for classifier in supervised:
         models[f"supervised-{classifier.signal}/supervised"] = _evaluate_supervised(
@@ -164,6 +181,15 @@ def evaluate(artifacts: Sequence[Artifact], background_path: str | Path,
                       signals={name: {"auc": s["auc"], "tpr_at_fpr": s["tpr_at_fpr"]}
                                for name, s in first["signals"].items()},
                       models=models)
+
+
+def _as_rates(fractions: dict[str, Any], bx_rate_hz: float) -> dict[str, Any]:
+    """``pure_efficiency``'s figures with their fractions also as rates at ``bx_rate_hz``."""
+    for key in ("menu", "anomaly", "pure"):
+        part = fractions[key]
+        part.update(rate_hz=part["fraction"] * bx_rate_hz, rate_low_hz=part["low"] * bx_rate_hz,
+                    rate_high_hz=part["high"] * bx_rate_hz)
+    return fractions
 
 
 def _evaluate_supervised(classifier: SupervisedArtifact, background_path: str | Path,

@@ -104,18 +104,20 @@ class Menu:
 
     def any(self, particles: NDArray[np.floating[Any]]) -> NDArray[np.bool_]:
         """(N,) True where at least one seed fires."""
-        fired = np.zeros(len(particles), bool)
-        for bits in self.fire(particles).values():
-            fired |= bits
-        return fired
+        return _union(self.fire(particles), len(particles))
 
     def rates(self, particles: NDArray[np.floating[Any]], bx_rate_hz: float = BX_RATE_HZ) -> list[SeedRate]:
         """Each seed's rate and the menu's total (last, named ``total``) on ``particles``."""
         bits = self.fire(particles)
-        total = np.zeros(len(particles), bool)
-        for b in bits.values():
-            total |= b
-        return rate_table({**bits, "total": total}, bx_rate_hz)
+        return rate_table({**bits, "total": _union(bits, len(particles))}, bx_rate_hz)
+
+
+def _union(bits: dict[str, NDArray[np.bool_]], n: int) -> NDArray[np.bool_]:
+    """(n,) True where any of the seeds' ``bits`` is."""
+    fired = np.zeros(n, bool)
+    for seed_bits in bits.values():
+        fired |= seed_bits
+    return fired
 
 
 def rate_table(bits: dict[str, NDArray[np.bool_]], bx_rate_hz: float = BX_RATE_HZ) -> list[SeedRate]:

@@ -24,16 +24,13 @@ says which public key to copy where (secret keys never leave their host); then a
 from __future__ import annotations
 
 import argparse
-import importlib
-import os
 import sys
-import warnings
 from collections.abc import Sequence
 
 from replay.cli import local
 from replay.cli.role import ROLES, exposure_warning
 from replay.cli.summary import print_summary
-from trigger.console import HelpFormatter
+from trigger.console import HelpFormatter, add_verbs, quiet_libraries
 from trigger.errors import TriggerError
 
 __all__ = ("SUBCOMMANDS", "build_parser", "exposure_warning", "main", "print_summary")
@@ -58,20 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     local.add_arguments(parser, "replay")
     parser.set_defaults(run=local.run)
-    roles = parser.add_subparsers(dest="role", metavar="ROLE", help="run one role (multi-host)")
-    for name, (module_name, help_text) in SUBCOMMANDS.items():
-        module = importlib.import_module(f"replay.cli.{module_name}")
-        sub = roles.add_parser(name, help=help_text, description=getattr(module, "DESCRIPTION", help_text),
-                               formatter_class=HelpFormatter)
-        module.add_arguments(sub, name)
-        sub.set_defaults(run=module.run)
+    add_verbs(parser.add_subparsers(dest="role", metavar="ROLE", help="run one role (multi-host)"), "replay.cli",
+              SUBCOMMANDS)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up noise
-    # Keras, serialising a QKeras layer, warns that its quantizer is not a constraint: harmless
-    warnings.filterwarnings("ignore", message=".*keras.constraints.serialize", category=UserWarning)
+    quiet_libraries()
     args = build_parser().parse_args(argv)
     try:
         local.refuse_resume_with_others(args)

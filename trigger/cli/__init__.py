@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import importlib
-import os
 import sys
-import warnings
 from collections.abc import Sequence
 
 from trigger import __version__
-from trigger.console import HelpFormatter
+from trigger.console import HelpFormatter, add_verbs, quiet_libraries
 from trigger.errors import TriggerError
 
 __all__ = ("HelpFormatter", "main")
@@ -40,20 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Anomaly-detection trigger toolkit: event data, models, firmware, reports.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (module_name, help_text) in SUBCOMMANDS.items():
-        module = importlib.import_module(f"trigger.cli.{module_name}")
-        sp = sub.add_parser(name, help=help_text, description=help_text,
-                            formatter_class=HelpFormatter)
-        module.add_arguments(sp, name)
-        sp.set_defaults(run=module.run)
+    add_verbs(parser.add_subparsers(dest="command", metavar="COMMAND"), "trigger.cli", SUBCOMMANDS)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up noise
-    # Keras, serialising a QKeras layer, warns that its quantizer is not a constraint: harmless
-    warnings.filterwarnings("ignore", message=".*keras.constraints.serialize", category=UserWarning)
+    quiet_libraries()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -11,19 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trigger.events import open_events
-from trigger.menu import load_menu, pure_efficiency
+from trigger.menu import load_menu
 from trigger.rates import format_rate, fpr_for_rate, parse_rate
 
 if TYPE_CHECKING:
-    from numpy.typing import NDArray
-
     from trigger.contracts import Evaluation
-    from trigger.menu import Menu
 
-    Scorer = Any
-    Calls = list[tuple[str, str, NDArray[Any], NDArray[Any]]]
-
-__all__ = ("add_arguments", "add_menu_figures", "format_menu_table", "format_table", "run")
+__all__ = ("add_arguments", "format_menu_table", "format_table", "run")
 
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
@@ -79,62 +73,23 @@ def run(args: argparse.Namespace) -> int:
     artifacts = [load_artifact(path) for path in args.model]
     supervised = [load_supervised(path) for path in args.supervised]
     menu = load_menu(args.menu) if args.menu else None
-    calls: Calls = []
-    scorer = deployed_scorer if menu is None else _recording(deployed_scorer, menu, calls)
+    bx_hz = parse_rate(args.bx_rate)
     results = evaluate(artifacts, args.background, args.signal, fpr, max_events=args.max_events,
-                       supervised=supervised, scorer=scorer)
+                       supervised=supervised, scorer=deployed_scorer, menu=menu, bx_rate_hz=bx_hz)
     results.working_point = {"accept_rate": args.accept_rate, "bx_rate": args.bx_rate}
     print(format_table(results))
     if menu is not None:
         with open_events(args.background) as events:
             process = str(events.attrs.get("process", "unknown"))
-        add_menu_figures(results, menu, calls, parse_rate(args.bx_rate), process)
+        results.menu = {"name": menu.name, "source": menu.source, "bx_rate_hz": bx_hz, "background_process": process,
+                        "seeds": {seed.name: {"kind": seed.kind, "pt": list(seed.pt), "max_eta": seed.max_eta,
+                                              "jet_pt": seed.jet_pt} for seed in menu.seeds}}
         print(format_menu_table(results))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         results.save(args.json)
         print(f"results written to {args.json}")
     return 0
-
-
-def _recording(base: Scorer, menu: Menu, calls: Calls) -> Scorer:
-    """``base``, also recording per call (artifact path, variant, scores, the menu's bits): the
-    evaluation scores each variant's SM events first, then each signal in order."""
-    def scorer(artifact: Any, variant: str) -> tuple[str, Any]:
-        scored_by, score = base(artifact, variant)
-
-        def recording(events: NDArray[Any]) -> NDArray[Any]:
-            scores: NDArray[Any] = score(events)
-            calls.append((str(artifact.path), variant, scores, menu.any(events)))
-            return scores
-        return scored_by, recording
-    return scorer
-
-
-def add_menu_figures(results: Evaluation, menu: Menu, calls: Calls, bx_hz: float, process: str) -> None:
-    """Per model and signal, ``pure_efficiency`` at the working point's threshold (``score > threshold``),
-    from the recorded scores; per model the same on the SM events, with rates at ``bx_hz``."""
-    queue = list(calls)
-    for model in results.models.values():
-        signals = model["signals"]
-        if not queue or queue[0][:2] != (model.get("path"), model.get("variant")):
-            continue  # a supervised classifier: not scored through the scorer
-        (_, _, bkg, bkg_menu), recorded = queue[0], queue[1:1 + len(signals)]
-        del queue[:1 + len(signals)]
-        threshold = None
-        for (_, _, scores, fired), s in zip(recorded, signals.values(), strict=True):
-            threshold = s["working_point"]["threshold"]
-            s["menu"] = pure_efficiency(scores > threshold, fired)
-        if threshold is not None:
-            background = pure_efficiency(bkg > threshold, bkg_menu)
-            for key in ("menu", "anomaly", "pure"):
-                part = background[key]
-                part.update(rate_hz=part["fraction"] * bx_hz, rate_low_hz=part["low"] * bx_hz,
-                            rate_high_hz=part["high"] * bx_hz)
-            model["menu_background"] = background
-    results.menu = {"name": menu.name, "source": menu.source, "bx_rate_hz": bx_hz, "background_process": process,
-                    "seeds": {seed.name: {"kind": seed.kind, "pt": list(seed.pt), "max_eta": seed.max_eta,
-                                          "jet_pt": seed.jet_pt} for seed in menu.seeds}}
 
 
 def _frac(part: dict[str, Any]) -> str:
