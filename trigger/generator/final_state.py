@@ -5,8 +5,7 @@ event's time. ``final_state.cpp`` walks the event record instead, through the ac
 pythia8mc itself exports (``Event::size``, ``Event::at``, ``Particle::isFinal``, ...) called
 at their addresses, so it reads the very values the Python loop reads, in the same order:
 the generated files do not change by a byte. It is compiled with g++ on first use and cached
-(``$TRIGGER_CACHE_DIR``, else ``trigger-anomaly`` in ``$XDG_CACHE_HOME`` or ``~/.cache``). Each reader checks itself
-against the Python loop on its first event; where g++ is missing, the build fails or the
+(``trigger.native``). Each reader checks itself against the Python loop on its first event; where g++ is missing, the build fails or the
 check disagrees, it warns once and keeps the Python loop.
 
 :func:`append_final` goes the other way, for pileup: it appends particles to an event record
@@ -17,12 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
-import os
-import subprocess
-import tempfile
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +24,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from trigger.generator.detector import Particles
+from trigger.native import load_helper
 
-__all__ = ("FinalStateReader", "append_final", "build_helper", "cache_dir", "cached", "load_helper",
-           "python_final_visible")
+__all__ = ("FinalStateReader", "append_final", "python_final_visible")
 
 SOURCE = Path(__file__).with_name("final_state.cpp")
 #: the Itanium-mangled accessors of pythia8mc, in the order of ``Accessors`` in the C++ file
@@ -61,47 +55,6 @@ def python_final_visible(event: Any) -> Particles:
     rows = [(p.id(), p.pT(), p.eta(), p.phi()) for p in event if p.isFinal() and p.isVisible()]
     table = np.array(rows, dtype=np.float64).reshape(-1, 4)
     return Particles(table[:, 0].astype(np.int64), table[:, 1], table[:, 2], table[:, 3])
-
-
-def cache_dir() -> Path:
-    """Where compiled helpers and Pythia's cached initialisations are kept."""
-    if configured := os.environ.get("TRIGGER_CACHE_DIR"):
-        return Path(configured)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "trigger-anomaly"
-
-
-def cached(name: str, make: Callable[[Path], object]) -> Path:
-    """The file ``name`` in :func:`cache_dir`, made once by ``make(path)``: into a temporary folder, then
-    renamed, so concurrent makers (``--jobs``, Dask workers) each leave a whole file."""
-    target = cache_dir() / name
-    if target.exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        made = Path(tmp) / name
-        make(made)
-        made.replace(target)
-    return target
-
-
-def build_helper(source: Path) -> Path:
-    """A C++ helper (this loop, the pileup jet finder) compiled once per source; it includes nothing of Pythia's."""
-    key = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
-    return cached(f"{source.stem}-{key}.so", lambda built: subprocess.run(
-        ["g++", "-O2", "-std=c++17", "-shared", "-fPIC", "-o", str(built), str(source)],
-        check=True, capture_output=True, text=True))
-
-
-def load_helper(source: Path) -> Any:
-    """The compiled helper of ``source`` loaded (a ``ctypes.CDLL``), or why it cannot be (a string)."""
-    try:
-        return ctypes.CDLL(str(build_helper(source)))
-    except FileNotFoundError:
-        return "g++ is not installed"
-    except subprocess.CalledProcessError as err:
-        return f"g++ failed: {err.stderr.strip()}"
-    except OSError as err:
-        return str(err)
 
 
 @functools.cache

@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from trigger.generator.detector import DetectorConfig, Particles
-from trigger.generator.final_state import load_helper
+from trigger.native import load_helper
 
 __all__ = ("PileupJets", "antikt")
 

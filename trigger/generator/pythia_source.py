@@ -13,9 +13,10 @@ from numpy.typing import NDArray
 
 from trigger.errors import TriggerError
 from trigger.generator.detector import DetectorConfig, Particles, reconstruct
-from trigger.generator.final_state import FinalStateReader, append_final, cached
+from trigger.generator.final_state import FinalStateReader, append_final
 from trigger.generator.jets import PileupJets
 from trigger.generator.processes import Process
+from trigger.native import cached
 
 if TYPE_CHECKING:
     from trigger.generator.pileup import Overlay, Pileup
