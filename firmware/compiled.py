@@ -1,9 +1,10 @@
-"""The firmware emulator compiled with numba where numpy is slow; bit-identical to the numpy form.
+"""The firmware emulator compiled where numpy is slow; bit-identical to the numpy form.
 
 :class:`CompiledEmulator` is the fast emulator the check, the report and the replay all score
-with: raw events in, the firmware's score out (its accept bit is ``score > threshold_value``). It
-runs these steps, each tested equal to its numpy form (``Emulator.predict``, which stays the
-reference):
+with: raw events in, the firmware's score out (its accept bit is ``score > threshold_value``).
+Where it can, it scores with ``firmware.native``: the whole scoring in one C++ kernel on integer
+SIMD lanes. Otherwise, and as that kernel's check, it runs these steps, each tested equal to its
+numpy form (``Emulator.predict``, which stays the reference):
 
 - :class:`FirstProduct`: per event, exactly what ``grid_mantissas`` followed by the first
   layer's product ``q @ weight`` computes, several times faster: only the filled slots (about
@@ -35,6 +36,7 @@ from numpy.typing import NDArray
 from scipy.linalg.blas import get_blas_funcs
 
 from firmware.emulator import Emulator, Kernel, ScoreHead
+from firmware.native import NativeScorer
 from trigger.errors import ArtifactError
 from trigger.fixed import FixedType, Overflow, Rounding
 from trigger.preprocess import Scaler, event_values
@@ -339,10 +341,20 @@ class CompiledEmulator:
     def workspace(self) -> Workspace:
         return Workspace()
 
+    @cached_property
+    def native(self) -> NativeScorer | None:
+        """The whole scoring in one compiled integer kernel (``firmware.native``), where it applies."""
+        return NativeScorer.of(self.scaler, self.emulator, self.compiled_scores)
+
     def scores(self, particles: NDArray[np.floating[Any]]) -> F64:
         """The firmware's scores (software units) of raw events; above ``emulator.threshold_value``
         exactly where the firmware's accept bit is 1."""
-        return in_chunks(self._scores, event_values(particles))  # the input rule: float32 first
+        values = event_values(particles)  # the input rule: float32 first
+        return self.compiled_scores(values) if self.native is None else self.native(values)
+
+    def compiled_scores(self, particles: NDArray[np.floating[Any]]) -> F64:
+        """:meth:`scores` on the numpy-based compiled steps below, without the native kernel."""
+        return in_chunks(self._scores, event_values(particles))
 
     def _scores(self, particles: NDArray[np.floating[Any]]) -> F64:
         q, product = self.first_product(particles, self.workspace)  # grid_mantissas, q @ first weight

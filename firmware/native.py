@@ -1,0 +1,250 @@
+"""The firmware's whole scoring in one compiled C++ kernel on integer mantissas, bit-exact.
+
+``native_scoring.cpp`` runs what :class:`firmware.compiled.CompiledEmulator` runs in three
+compiled steps and BLAS (grid projection, every Dense layer with its casts, the score) per
+event in integer arithmetic, the layers on int32 SIMD lanes. It is compiled with g++ for this
+machine's CPU on first use (``trigger.native``) and covers the kernels whose arithmetic it can
+prove exact in integers (:func:`unsupported` says why not otherwise); the compiled emulator
+uses it where it can and keeps its numpy-based steps for the rest and as the reference.
+
+Why integers are exact: every weight and bias of a :class:`~firmware.emulator.Kernel` is a
+multiple of a power of two in units of the result mantissa, so scaled by ``2**shift`` they
+are integers and the accumulator is the very integer the emulator's float product holds;
+rounding is then a shift, saturation a clamp. The bounds that keep int32 accumulators and
+int64 score sums from overflowing are checked here, from the fixed-point types, before the
+kernel is used. Each scorer also checks itself against the compiled emulator on a fixed set
+of events when it is built and steps aside, with a warning, if they differ.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from firmware.emulator import Emulator, Kernel
+from trigger.fixed import FixedType, Overflow, Rounding
+from trigger.native import cached, load_helper
+from trigger.preprocess import Scaler, event_values
+from trigger.schema import N_FEATURES, N_OBJECTS
+
+__all__ = ("DISABLE", "IntegerLayer", "NativeScorer", "NotNative", "check_events", "model_source", "unsupported")
+
+SOURCE = Path(__file__).with_name("native_scoring.cpp")
+FLAGS = ("-O3", "-march=native", "-ffp-contract=off")
+#: set to 0 to score on the compiled emulator's numpy-based steps instead
+DISABLE = "TRIGGER_NATIVE_SCORING"
+_ROUNDINGS = {Rounding.TRN: 0, Rounding.RND: 1, Rounding.RND_CONV: 2}
+_INT32 = 2**31 - 1
+_MAX_SHIFT = 30
+
+F64 = NDArray[np.float64]
+Scores = Callable[[NDArray[np.float32]], F64]
+
+
+@dataclass(frozen=True)
+class IntegerLayer:
+    """A kernel on integer mantissas: ``cast(x @ weight + bias)``, where the accumulator is the
+    result mantissa times ``2**shift``."""
+
+    weight: NDArray[np.int64]
+    bias: NDArray[np.int64]
+    shift: int
+    rounding: int
+    relu: bool
+    low: int
+    high: int
+
+    def source(self, name: str, inputs: str) -> str:
+        """C++ statements computing ``name[j]`` for each output from the Lanes array ``inputs``."""
+        n_out = self.weight.shape[1]
+        lines = [f"    Lanes {name}[{n_out}];"]
+        for j in range(n_out):
+            terms = [f"(Lanes{{}} + {int(self.bias[j])})"]
+            for i in np.flatnonzero(self.weight[:, j]):
+                w = int(self.weight[i, j])
+                terms.append(f"{inputs}[{i}]" if w == 1 else f"{inputs}[{i}] * {w}")
+            lines.append(f"    {name}[{j}] = {' + '.join(terms)};")
+        lines.append(f"    for (int j = 0; j < {n_out}; ++j) {name}[j] = cast<{self.shift}, {self.rounding}, "
+                     f"{str(self.relu).lower()}, {self.low}, {self.high}>({name}[j]);")
+        return "\n".join(lines)
+
+
+def _integer_shift(*values: NDArray[Any]) -> int | None:
+    """The smallest ``s`` for which every value times ``2**s`` is an integer; None beyond 30."""
+    for shift in range(_MAX_SHIFT + 1):
+        if all(np.array_equal(v * 2.0**shift, np.round(v * 2.0**shift)) for v in values):
+            return shift
+    return None
+
+
+def _bound(t: FixedType) -> int:
+    return max(-t.int_min, t.int_max)
+
+
+def _layer(kernel: Kernel, input_bound: int) -> IntegerLayer | str:
+    """The kernel on integer mantissas, or why its arithmetic cannot be proven exact in int32."""
+    t = kernel.result
+    if kernel.accum_may_wrap or kernel.mid is not None:
+        return f"{kernel.name}: an accumulator that can wrap or a narrower Dense result"
+    if t.rounding not in _ROUNDINGS or (kernel.may_overflow and t.overflow not in (Overflow.SAT, Overflow.SAT_SYM)):
+        return f"{kernel.name}: rounding {t.rounding.value} / overflow {t.overflow.value}"
+    weight, bias = np.asarray(kernel.weight, np.float64), np.asarray(kernel.bias, np.float64)
+    shift = _integer_shift(weight, bias)
+    if shift is None:
+        return f"{kernel.name}: weights off a power-of-two grid"
+    w, b = weight * 2.0**shift, bias * 2.0**shift
+    if float((input_bound * np.abs(w).sum(axis=0) + np.abs(b)).max(initial=0.0)) > _INT32:
+        return f"{kernel.name}: its accumulator could leave int32"
+    low, high = t.kept_range if kernel.may_overflow else (-_INT32 - 1, _INT32)
+    return IntegerLayer(w.astype(np.int64), b.astype(np.int64), shift, _ROUNDINGS[t.rounding], kernel.relu,
+                        low, high)
+
+
+def _hex(values: Any) -> str:
+    return ", ".join(float(v).hex() for v in np.ravel(values))
+
+
+def model_source(scaler: Scaler, emulator: Emulator) -> str:
+    """The model's part of the kernel's C++ (namespace ``net``); raises :class:`NotNative` with the
+    reason where the integer arithmetic cannot be proven exact."""
+    from firmware.compiled import HeadScore
+
+    grid, head, out, inp = scaler.grid, emulator.head, emulator.output_type, emulator.input_type
+    if scaler.input_type is None:
+        msg = "no fixed-point input grid"
+        raise NotNative(msg)
+    if HeadScore.of(emulator) is None:
+        msg = "the score needs the emulator's general casts"
+        raise NotNative(msg)
+    body, bound, x = [], _bound(grid), "q"
+    for i, kernel in enumerate(emulator.kernels):
+        layer = _layer(kernel, bound)
+        if isinstance(layer, str):
+            raise NotNative(layer)
+        body.append(layer.source(f"h{i}", x))
+        bound = max(abs(layer.low), abs(layer.high)) if kernel.may_overflow else _bound(kernel.result)
+        x = f"h{i}"
+    e = head.error
+    a = e.fractional - out.fractional
+    b = e.fractional - inp.fractional if head.reconstruction else 0
+    t = max(0, -a, -b)
+    low, high = e.kept_range
+    n_out = emulator.kernels[-1].weight.shape[1]
+    if (bound * 2.0 ** (a + t) + (_bound(inp) * 2.0 ** (b + t) if head.reconstruction else 0) > _INT32
+            or max(-low, high) ** 2 * n_out > _INT32):
+        msg = "an error term or the sum of squares could leave int32"
+        raise NotNative(msg)
+    error = f"{x}[k] * {2 ** (a + t)}" + (f" - q[k] * {2 ** (b + t)}" if head.reconstruction else "")
+    body.append(f"""    Lanes sum = {{}};
+    for (int k = 0; k < {n_out}; ++k) {{
+        const Lanes e = clamp<{low}, {high}>(round_shift<{t}, {_ROUNDINGS[e.rounding]}>({error}));
+        sum += e * e;
+    }}
+    *totals = sum;""")
+    nl = "\n"
+    return f"""namespace net {{
+constexpr double kCenter[kInputs] = {{{_hex(scaler.center)}}};
+constexpr double kStep[kInputs] = {{{_hex(scaler.mantissa_step)}}};
+constexpr bool kLogPt = {str(bool(scaler.log_pt)).lower()};
+constexpr double kGridLow = {float(grid.int_min).hex()}, kGridHigh = {float(grid.int_max).hex()};
+constexpr int kScoreShift = {head.score.fractional - 2 * e.fractional};
+constexpr int64_t kScoreHigh = {head.score.int_max};
+constexpr double kLsb = {head.score.lsb.hex()}, kDivisor = {float(head.divisor).hex()};
+
+inline void network(const Lanes* __restrict q, Lanes* __restrict totals) {{
+{nl.join(body)}
+}}
+}}  // namespace net
+"""
+
+
+class NotNative(Exception):
+    """This firmware's arithmetic is not one the native kernel can prove exact."""
+
+
+def unsupported(scaler: Scaler, emulator: Emulator) -> str | None:
+    """Why the kernel cannot score this firmware exactly, or None when it can."""
+    try:
+        model_source(scaler, emulator)
+    except NotNative as e:
+        return str(e)
+    return None
+
+
+def _library(source: str) -> Any:
+    """The compiled kernel of a model's source, prepared, or why it is not available (a string)."""
+    try:
+        text = SOURCE.read_text().replace("// @MODEL@", source)
+        path = cached(f"native-{hashlib.sha256(text.encode()).hexdigest()[:16]}.cpp", lambda p: p.write_text(text))
+    except OSError as e:
+        return f"cannot write the kernel's source: {e}"
+    library = load_helper(path, FLAGS)
+    if isinstance(library, str):
+        return library
+    library.native_prepare.restype = ctypes.c_int
+    library.native_scores.argtypes = [ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p]
+    library.native_scores.restype = ctypes.c_int64
+    library.native_prepare()
+    return library
+
+
+def check_events(n: int = 4096, seed: int = 0) -> NDArray[np.float32]:
+    """Events the scorer checks itself on: random filled slots over every range the grid sees,
+    saturating pT and angles, empty events, and events with every slot filled."""
+    rng = np.random.default_rng(seed)
+    events = np.zeros((n, N_OBJECTS, N_FEATURES), np.float32)
+    filled = rng.random((n, N_OBJECTS)) < 0.3
+    filled[: n // 16] = True
+    filled[n // 16: n // 8] = False
+    events[..., 0] = np.where(filled, rng.exponential(40.0, (n, N_OBJECTS)) * rng.choice([1, 1, 1, 50], (n, 1)), 0.0)
+    events[..., 1] = np.where(filled, rng.uniform(-6.0, 6.0, (n, N_OBJECTS)), 0.0)
+    events[..., 2] = np.where(filled, rng.uniform(-4.0, 4.0, (n, N_OBJECTS)), 0.0)
+    events[-8:, :, 0] = np.float32(3e38)  # the grid's far ends
+    events[-4:, :, 1:3] = np.float32(-3e38)
+    return events
+
+
+class NativeScorer:
+    """The compiled kernel of one firmware: ``scorer(events)`` -> the firmware's scores."""
+
+    def __init__(self, library: Any, fallback: Scores) -> None:
+        self._library, self._fallback = library, fallback
+
+    @classmethod
+    def of(cls, scaler: Scaler, emulator: Emulator, fallback: Scores) -> NativeScorer | None:
+        """The scorer of this firmware, checked equal to ``fallback`` (the compiled emulator's
+        scores, which also rescore events with NaN); None where the kernel cannot be used."""
+        if os.environ.get(DISABLE, "1") == "0":
+            return None
+        try:
+            library = _library(model_source(scaler, emulator))
+        except NotNative:
+            return None
+        if isinstance(library, str):
+            return None
+        scorer = cls(library, fallback)
+        events = check_events()
+        if not np.array_equal(scorer(events), fallback(events)):
+            warnings.warn("the native scoring kernel disagrees with the compiled emulator on its check events; "
+                          "scoring without it", RuntimeWarning, stacklevel=2)
+            return None
+        return scorer
+
+    def __call__(self, particles: NDArray[np.floating[Any]]) -> F64:
+        """The firmware's scores (software units) of raw events, after the input rule."""
+        values = event_values(particles)
+        scores = np.empty(len(values))
+        with_nan = self._library.native_scores(len(values), values.ctypes.data, scores.ctypes.data)
+        if with_nan:
+            rows = np.flatnonzero(np.isnan(scores))
+            scores[rows] = self._fallback(values[rows])
+        return scores
