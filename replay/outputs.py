@@ -136,10 +136,17 @@ class _Appender:
             self.held = 0
 
 
-def _reference_scores(records: Iterable[dict[str, Any]]) -> dict[int, NDArray[np.float64]]:
-    """Per batch, the reference scores of the events the emulated path accepted."""
-    return {r["seq"]: unpack_array(r["accepted_reference"]) for r in records
-            if r["k"] == REFERENCE_JOIN and r["compared"]}
+def _scan(records: Iterable[dict[str, Any]]) -> tuple[dict[int, NDArray[np.float64]], type]:
+    """Per batch, the reference scores of the events the emulated path accepted; and the dtype
+    the events are written in: float64 where any input event came as float64 (the public files),
+    so that every written event is its input row bit for bit, else float32."""
+    reference, wide = {}, False
+    for r in records:
+        if r["k"] == REFERENCE_JOIN and r["compared"]:
+            reference[r["seq"]] = unpack_array(r["accepted_reference"])
+        elif r["k"] == DECISION and not wide:
+            wide = np.float64 in (np.dtype(r["events"]["dtype"]), np.dtype(r["qevents"]["dtype"]))
+    return reference, np.float64 if wide else np.float32
 
 
 def write_outputs(out_dir: str | Path) -> CollectorCounts:
@@ -148,10 +155,10 @@ def write_outputs(out_dir: str | Path) -> CollectorCounts:
     decided batch once, in the order decided, each file whole or not at all); the counts recorded."""
     out_dir = Path(out_dir)
     journal = out_dir / JOURNAL
-    reference = _reference_scores(read_records(journal))
+    reference, dtype = _scan(read_records(journal))
     counts, decided, latencies, scoring = CollectorCounts(), SeqSet(), [], []
     partial = {name: out_dir / f"{name}.partial" for name in ("accepted.h5", "quarantine.h5")}
-    accepted_file = EventWriter(partial["accepted.h5"], extras={
+    accepted_file = EventWriter(partial["accepted.h5"], dtype=dtype, extras={
         "bx": np.int64, "timestamp_ns": np.float64, "score": np.float64, "reference_score": np.float64})
     quarantine_file = EventWriter(partial["quarantine.h5"], dtype=np.float64,
                                   extras={"bx": np.int64, "reason": np.int8})

@@ -73,10 +73,10 @@ def run_reference(feed: str, control: str, results: str, bundle: str | Path, bac
 
 def _score(path: ReferencePath, frames: list[Any], limits: Limits) -> list[Any]:
     try:
-        header, particles = parse_task(frames, limits)
+        header, particles, narrowed = parse_task(frames, limits)
     except FrameError as e:
         return rejected(e, role="reference")
-    return encode(REFERENCE, {"seq": header["seq"], "n": len(particles)}, [finite_scores(path, particles)])
+    return encode(REFERENCE, {"seq": header["seq"], "n": len(particles)}, [finite_scores(path, particles, narrowed)])
 
 
 def reference_main(feed: str, control: str, results: str, bundle: str, backend: str, config: ReplayConfig,

@@ -2,8 +2,11 @@
 
 Files are opened (and their layout checked) up front, so a missing, truncated or
 wrong-layout input is a clear error before anything starts. A batch never spans two
-files. When the inputs are cycled and fit in ``cache_bytes`` they are kept in memory
-after the first pass, so a long replay measures the pipeline, not gzip.
+files. float64 batches (the public files) are narrowed to float32 values plus the values
+float32 changes (:mod:`replay.narrowing`), so the wire carries half the bytes and the
+accepted events still come back as the file holds them. When the inputs are cycled and fit
+in ``cache_bytes`` they are kept in memory, narrowed, after the first pass, so a long replay
+measures the pipeline, not gzip.
 """
 
 from __future__ import annotations
@@ -16,10 +19,18 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from replay.narrowing import Narrowed, narrow
 from trigger.errors import UsageError
 from trigger.events import open_events
 
-__all__ = ("EventStream",)
+__all__ = ("EventStream", "Events")
+
+#: a batch as the source sends it: float32 or float64 events, or narrowed float64 ones
+Events = NDArray[np.floating[Any]] | Narrowed
+
+
+def _first(events: Events, n: int) -> Events:
+    return events.first(n) if isinstance(events, Narrowed) else np.ascontiguousarray(events[:n])
 
 
 class EventStream:
@@ -41,7 +52,7 @@ class EventStream:
             raise UsageError(msg)
         self.batch_size, self.events, self.loop = batch_size, events, loop
         self.cycles = loop or (events is not None and events > self.available)
-        self._cache: list[NDArray[np.floating[Any]]] | None = (
+        self._cache: list[Events] | None = (
             [] if self.cycles and self.available * 19 * 4 * 8 <= cache_bytes else None)
 
     @property
@@ -58,25 +69,26 @@ class EventStream:
             for _ in self._one_pass():
                 pass
 
-    def _one_pass(self) -> Iterator[NDArray[np.floating[Any]]]:
+    def _one_pass(self) -> Iterator[Events]:
         if self._cache:
             yield from self._cache
             return
         for f in self.files:
             for batch in f.iter_batches(self.batch_size):
+                events = narrow(np.ascontiguousarray(batch.particles))
                 if self._cache is not None:
-                    self._cache.append(batch.particles)
-                yield batch.particles
+                    self._cache.append(events)
+                yield events
 
-    def __iter__(self) -> Iterator[NDArray[np.floating[Any]]]:
+    def __iter__(self) -> Iterator[Events]:
         remaining = self.total
         while True:
             for batch in self._one_pass():
-                particles = batch if remaining is None else batch[:remaining]
+                events = batch if remaining is None or remaining >= len(batch) else _first(batch, remaining)
                 if remaining is not None:
-                    remaining -= len(particles)
-                if len(particles):
-                    yield np.ascontiguousarray(particles)
+                    remaining -= len(events)
+                if len(events):
+                    yield events
                 if remaining == 0:
                     return
             if not self.cycles:

@@ -19,6 +19,7 @@ import msgpack
 import numpy as np
 from numpy.typing import NDArray
 
+from replay.narrowing import Narrowed
 from replay.packing import pack_events
 from trigger.schema import N_FEATURES, N_OBJECTS
 
@@ -28,7 +29,7 @@ __all__ = (
     "message_kind",
 )
 
-VERSION = 2  # 2: a TASK's events are packed (replay.packing)
+VERSION = 3  # 2: a TASK's events are packed (replay.packing); 3: float64 events narrowed (replay.narrowing)
 # Message kinds (first frame). Worker -> source: READY (with credits), HEARTBEAT.
 # Source -> worker: TASK, STOP. Worker -> collector: RESULT, REJECTED. Reference -> collector:
 # REFERENCE. Source -> collector: END. Collector -> source: ACK, STATS, FINAL.
@@ -70,9 +71,15 @@ def encode(kind: bytes, header: Mapping[str, Any], arrays: Sequence[NDArray[Any]
     return [kind, msgpack.packb(meta), *arrays]
 
 
-def encode_task(header: Mapping[str, Any], particles: NDArray[np.floating[Any]], packed: bool = True) -> list[Any]:
+def encode_task(header: Mapping[str, Any], particles: NDArray[np.floating[Any]] | Narrowed,
+                packed: bool = True) -> list[Any]:
     """A TASK message: the header, then the events, packed without their empty slots
-    (:func:`replay.packing.pack_events`: bitmap, objects) or as they are (one array)."""
+    (:func:`replay.packing.pack_events`: bitmap, objects) or as they are (one array); narrowed
+    float64 events (:mod:`replay.narrowing`) as their float32 values, then the positions and
+    originals of the values float32 changes (``narrowed`` in the header)."""
+    if isinstance(particles, Narrowed):
+        values = pack_events(particles.values) if packed else [particles.values]
+        return encode(TASK, dict(header, narrowed=True), [*values, particles.where, particles.originals])
     return encode(TASK, header, pack_events(particles) if packed else [particles])
 
 

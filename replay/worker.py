@@ -29,6 +29,7 @@ from threadpoolctl import threadpool_limits
 
 from replay.bundle import load_emulated
 from replay.config import MAX_CONTROL_BYTES, ReplayConfig
+from replay.narrowing import Narrowed, NarrowingError
 from replay.packing import PackingError, unpack_events
 from replay.process import settle_heap
 from replay.scoring import EmulatedPath, ScoringPath, rehearsal_events
@@ -51,7 +52,7 @@ from replay.wire import (
 )
 from trigger.errors import TriggerError
 
-__all__ = ("TASK_FIELDS", "Limits", "finite_scores", "handle_task", "parse_task", "rejected", "run_worker")
+__all__ = ("TASK_FIELDS", "Limits", "events_of", "finite_scores", "handle_task", "parse_task", "rejected", "run_worker")
 
 #: header fields a TASK must carry
 TASK_FIELDS: dict[str, type | tuple[type, ...]] = {"seq": int, "bx0": int, "n": int, "t_sent": int}
@@ -74,9 +75,11 @@ def rejected(error: FrameError, role: str = "worker") -> list[Any]:
     return encode(REJECTED, {"reason": error.reason.value, "detail": str(error)[:200], "role": role, **known})
 
 
-def parse_task(frames: Sequence[Any], limits: Limits) -> tuple[dict[str, Any], NDArray[np.floating[Any]]]:
+def parse_task(frames: Sequence[Any], limits: Limits) -> tuple[dict[str, Any], NDArray[np.floating[Any]],
+                                                                Narrowed | None]:
     """The header and the (n, 19, 4) events of a TASK, sent as they are or packed (see
-    :mod:`replay.packing`); anything else raises :class:`FrameError`."""
+    :mod:`replay.packing`), and for narrowed float64 events (:mod:`replay.narrowing`) what
+    restores their original rows; anything else raises :class:`FrameError`."""
     header = None
     try:
         if message_kind(frames) != TASK:
@@ -87,7 +90,11 @@ def parse_task(frames: Sequence[Any], limits: Limits) -> tuple[dict[str, Any], N
             raise FrameError(Reject.BAD_HEADER, f"{n} events")
         if n > limits.max_events:  # before the events are unpacked
             raise FrameError(Reject.OVERSIZE, f"{n} events, limit {limits.max_events}")
+        if type(header.get("narrowed", False)) is not bool:
+            raise FrameError(Reject.BAD_HEADER, "narrowed is not a boolean")
         arrays = decode_arrays(frames, header, limits.max_bytes)
+        kept = arrays[-2:] if header.get("narrowed") else []
+        arrays = arrays[:len(arrays) - len(kept)]
         if len(arrays) == 1:  # the events as they are
             particles = arrays[0]
         elif len(arrays) == 2:  # packed: the filled-slot bitmap and the filled rows
@@ -100,38 +107,63 @@ def parse_task(frames: Sequence[Any], limits: Limits) -> tuple[dict[str, Any], N
         check_events(particles, limits.max_events)
         if len(particles) != n:
             raise FrameError(Reject.BAD_SHAPE, f"{len(particles)} events, header says {n}")
+        narrowed = _narrowed(particles, kept) if kept else None
     except FrameError as e:
         e.header = header
         raise
-    return header, particles
+    return header, particles, narrowed
 
 
-def finite_scores(path: ScoringPath, particles: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
-    """Scores of the events without NaN/inf; NaN for the others (they go to quarantine)."""
+def _narrowed(values: NDArray[np.floating[Any]], kept: Sequence[NDArray[Any]]) -> Narrowed:
+    """The narrowed events of float32 ``values`` and the changed values' positions and originals."""
+    if len(kept) != 2 or values.dtype != np.float32:
+        raise FrameError(Reject.BAD_SHAPE, "narrowed events without float32 values, positions and originals")
+    narrowed = Narrowed(values, kept[0], kept[1])
+    try:
+        narrowed.check()
+    except NarrowingError as e:
+        raise FrameError(Reject.BAD_SHAPE, str(e)) from None
+    return narrowed
+
+
+def finite_scores(path: ScoringPath, particles: NDArray[np.floating[Any]],
+                  narrowed: Narrowed | None = None) -> NDArray[np.float64]:
+    """Scores of the events without NaN/inf (in their original values, for narrowed events);
+    NaN for the others (they go to quarantine)."""
     flat = particles.reshape(-1)
     if np.isfinite(np.dot(flat, flat)):  # one BLAS pass; a huge finite value that overflows it goes below
         return path.scores(particles)
     finite = np.isfinite(particles).all(axis=(1, 2))
+    if narrowed is not None and not finite.all():  # finite values beyond float32's range are finite
+        doubtful = np.flatnonzero(~finite)
+        finite[doubtful] = np.isfinite(narrowed.restore(doubtful)).all(axis=(1, 2))
     scores = np.full(len(particles), np.nan)
     with np.errstate(all="ignore"):
         scores[finite] = path.scores(particles[finite])
     return scores
 
 
+def events_of(particles: NDArray[np.floating[Any]], narrowed: Narrowed | None,
+              rows: NDArray[np.intp]) -> NDArray[np.floating[Any]]:
+    """Events ``rows`` (increasing) as the input file holds them."""
+    return particles[rows] if narrowed is None else narrowed.restore(rows)
+
+
 def handle_task(path: EmulatedPath, frames: Sequence[Any], limits: Limits, worker: int = 0) -> list[Any]:
     """One TASK message -> one RESULT (scores, accepted and quarantined events) or REJECTED."""
     try:
-        header, particles = parse_task(frames, limits)
+        header, particles, narrowed = parse_task(frames, limits)
     except FrameError as e:
         return rejected(e)
     started = time.monotonic_ns()
-    scores = finite_scores(path, particles)
+    scores = finite_scores(path, particles, narrowed)
     accepted = np.flatnonzero(scores > path.threshold)
     quarantined = np.flatnonzero(np.isnan(scores))
     out = {k: header[k] for k in (*TASK_FIELDS, "t_due", "ref") if k in header}
     out.update(worker=worker, t_start=started, t_end=time.monotonic_ns(),
                quarantine_reason=Reject.NON_FINITE.value)
-    return encode(RESULT, out, [scores, accepted, particles[accepted], quarantined, particles[quarantined]])
+    return encode(RESULT, out, [scores, accepted, events_of(particles, narrowed, accepted), quarantined,
+                                events_of(particles, narrowed, quarantined)])
 
 
 def rehearse(path: EmulatedPath, limits: Limits, batch_size: int) -> None:

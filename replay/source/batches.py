@@ -9,13 +9,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-from numpy.typing import NDArray
-
 from replay.config import ReplayConfig, ReplayRate
 from replay.journal import SeqSet
 from replay.latency import LatencyHistogram, late_events
 from replay.source.stats import SourceStats
+from replay.stream import Events
 
 __all__ = ("Batch", "BatchReader", "InFlight", "Ledger")
 
@@ -26,7 +24,7 @@ class Batch:
 
     seq: int
     bx0: int
-    particles: NDArray[np.floating[Any]]
+    particles: Events
     due_ns: int | None
 
     def release_ns(self, rate_hz: float) -> int:
@@ -49,7 +47,7 @@ class BatchReader:
     are counted in ``stats`` and skipped. A paced run's clock starts at construction: its first
     batch not yet decided is due then."""
 
-    def __init__(self, stream: Iterable[NDArray[np.floating[Any]]], done: SeqSet, rate: ReplayRate,
+    def __init__(self, stream: Iterable[Events], done: SeqSet, rate: ReplayRate,
                  stats: SourceStats) -> None:
         self._batches, self._done, self._rate, self._stats = iter(stream), done, rate, stats
         self._bx, self._t0 = 0, time.monotonic_ns()

@@ -11,9 +11,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
-import numpy as np
 import zmq
-from numpy.typing import NDArray
 
 from replay.config import ReplayConfig
 from replay.journal import SeqSet
@@ -23,6 +21,7 @@ from replay.source.progress import Progress
 from replay.source.states import Event, Machine, State
 from replay.source.stats import Interrupt, SourceStats
 from replay.source.workers import WorkerPool
+from replay.stream import Events
 from replay.wire import ACK, END, FINAL, READY, STATS, FrameError, decode_header, encode, encode_task, message_kind
 
 __all__ = ("DRAIN_ACK_TIMEOUTS", "FINAL_GRACE_S", "POLL_MS", "Head")
@@ -131,7 +130,7 @@ class Head:
             self.receive(POLL_MS)
 
     # -- STREAMING and DRAINING ---------------------------------------------------------
-    def run(self, stream: Iterable[NDArray[np.floating[Any]]], interrupt: Interrupt) -> SourceStats:
+    def run(self, stream: Iterable[Events], interrupt: Interrupt) -> SourceStats:
         """Send the stream's batches (paced ones when their last event is due) and those lost,
         until every batch is decided or abandoned."""
         config, rate, machine, ledger = self.config, self.config.rate, self.machine, self.ledger
