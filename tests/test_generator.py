@@ -48,7 +48,7 @@ def test_the_bundled_calibration_sample_is_reproduced_byte_for_byte() -> None:
     with h5py.File(path) as h5:
         plan = GenerationPlan(**{k: v for k, v in json.loads(h5.attrs["generation"]).items()
                                  if k in ("process", "seed", "chunk_size")}, events=500)
-        _, events, codes, _ = generator_run.run_chunk(plan.chunk(0))
+        _, events, codes, _, _ = generator_run.run_chunk(plan.chunk(0))
         assert events.tobytes() == h5["Particles"][:500].tobytes()
         assert codes.tobytes() == h5["process_code"][:500].tobytes()
 

@@ -3,6 +3,10 @@
 Reading streams in batches with bounded memory, so multi-GB public files never
 load whole. Every problem with a file becomes an :class:`InputFileError` or a
 :class:`SchemaError` that names the file and what is wrong with it.
+
+Generated files may hold ``CaloRegions`` (N, 18, 14) beside ``Particles``: read it with
+:meth:`EventFile.read_regions` or as an extra of :meth:`EventFile.iter_batches`; files
+without it (the public ones) read exactly as before.
 """
 
 from __future__ import annotations
@@ -20,7 +24,16 @@ import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
 from trigger.errors import InputFileError, SchemaError
-from trigger.schema import CLASS_NAMES, DATASET, FEATURE_NAMES, N_FEATURES, N_OBJECTS
+from trigger.schema import (
+    CLASS_NAMES,
+    DATASET,
+    FEATURE_NAMES,
+    N_FEATURES,
+    N_OBJECTS,
+    REGION_N_ETA,
+    REGION_N_PHI,
+    REGIONS_DATASET,
+)
 
 __all__ = ("EventBatch", "EventFile", "EventWriter", "iter_batches", "open_events", "read_events")
 
@@ -71,6 +84,20 @@ def _check_layout(path: Path, h5: h5py.File) -> h5py.Dataset:
         )
     if ds.dtype.kind != "f":
         raise SchemaError(path, f"{DATASET!r} has dtype {ds.dtype}, expected float32 or float64")
+    return ds
+
+
+def _check_regions(path: Path, h5: h5py.File, n_events: int) -> h5py.Dataset | None:
+    """The ``CaloRegions`` dataset if the file has one (checked: (N, 18, 14), unsigned integers)."""
+    if REGIONS_DATASET not in h5:
+        return None
+    ds = h5[REGIONS_DATASET]
+    expected = (n_events, REGION_N_PHI, REGION_N_ETA)
+    if not isinstance(ds, h5py.Dataset) or ds.shape != expected:
+        found = _fmt_shape(tuple(ds.shape)) if isinstance(ds, h5py.Dataset) else "a group"
+        raise SchemaError(path, f"{REGIONS_DATASET!r} is {found}, expected {_fmt_shape(expected)}")
+    if ds.dtype.kind != "u":
+        raise SchemaError(path, f"{REGIONS_DATASET!r} has dtype {ds.dtype}, expected unsigned integers (uint16)")
     return ds
 
 
@@ -142,6 +169,29 @@ class EventFile:
             if obj.ndim >= 1 and obj.shape[0] == self.n_events:
                 found[name] = (obj.shape, obj.dtype)
         return found
+
+    @property
+    def has_regions(self) -> bool:
+        """Whether the file holds ``CaloRegions`` (generated files; not the public ADC2021 files)."""
+        return REGIONS_DATASET in self._h5
+
+    def regions_attrs(self) -> dict[str, Any]:
+        """The ``CaloRegions`` dataset's attributes (layout, LSB, response), decoded; empty without it."""
+        if not self.has_regions:
+            return {}
+        return {key: _decode_attr(value) for key, value in self._h5[REGIONS_DATASET].attrs.items()}
+
+    def read_regions(self, start: int = 0, stop: int | None = None) -> NDArray[np.unsignedinteger[Any]]:
+        """``CaloRegions`` of events ``[start, stop)``, shape (n, 18, 14); a :class:`SchemaError` if the file
+        has none or a malformed one."""
+        if _check_regions(self.path, self._h5, self.n_events) is None:
+            raise SchemaError(self.path, f"no dataset {REGIONS_DATASET!r} (made with --no-regions, or not generated)")
+        start, stop = self._span(start, stop)
+        return self._read(REGIONS_DATASET, start, stop)
+
+    def check_regions(self) -> None:
+        """Raise a :class:`SchemaError` if the file's ``CaloRegions`` is malformed (absent is fine)."""
+        _check_regions(self.path, self._h5, self.n_events)
 
     def _span(self, start: int, stop: int | None) -> tuple[int, int]:
         n = self.n_events
@@ -293,6 +343,11 @@ class EventWriter:
         """Store provenance; mappings and lists are stored as JSON text."""
         for key, value in attrs.items():
             self._h5.attrs[key] = _encode_attr(value)
+
+    def set_dataset_attrs(self, name: str, attrs: Mapping[str, Any]) -> None:
+        """Describe one dataset (e.g. ``CaloRegions``'s layout); mappings and lists stored as JSON text."""
+        for key, value in attrs.items():
+            self._h5[name].attrs[key] = _encode_attr(value)
 
     def append(self, particles: NDArray[np.floating[Any]], **extras: NDArray[Any]) -> None:
         """Append a batch of shape (n, 19, 4) and the matching per-event extras."""

@@ -3,6 +3,7 @@
 The checks stream over the file in batches, so multi-GB files need bounded memory.
 Each kind of violation is counted per event with the first offending indices kept.
 Quantiles come from fine logarithmic histograms (bin width 0.5 %), not from sorting.
+A file with ``CaloRegions`` has them checked too (layout, 10-bit range) and summarised.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from numpy.typing import NDArray
 
 from trigger.errors import SchemaError
 from trigger.events import DEFAULT_BATCH, open_events
-from trigger.schema import BLOCKS, CLASS, ETA, PHI, PT
+from trigger.schema import BLOCKS, CLASS, ETA, PHI, PT, REGION_LSB_GEV, REGION_MAX_COUNT, REGIONS_DATASET
 
-__all__ = ("FileReport", "Violation", "check_batch", "validate_file")
+__all__ = ("FileReport", "RegionSummary", "Violation", "check_batch", "validate_file")
 
 FIRST_INDICES = 5
 ANGLE_TOLERANCE = 1e-5  # float32 rounding of eta and phi near their limits
@@ -39,6 +40,28 @@ class Violation(str, Enum):
     PT_ORDER = "block not ordered by decreasing pT"
     ETA_RANGE = "|eta| outside the block's acceptance (MET 0, e 3, mu 2.1, jets 4)"
     PHI_RANGE = "|phi| > pi"
+    REGION_RANGE = "CaloRegions count above the 10-bit maximum 1023"
+
+
+@dataclass
+class RegionSummary:
+    """What the ``CaloRegions`` of the events checked hold."""
+
+    events: int = 0
+    nonzero: int = 0  # regions with a count above 0
+    saturated: int = 0  # regions at the 10-bit maximum
+    total_counts: int = 0  # sum over events and regions
+
+    def add(self, regions: NDArray[np.unsignedinteger[Any]]) -> None:
+        self.events += len(regions)
+        self.nonzero += int(np.count_nonzero(regions))
+        self.saturated += int((regions == REGION_MAX_COUNT).sum())
+        self.total_counts += int(regions.sum(dtype=np.int64))
+
+    def summary(self) -> dict[str, float]:
+        n = max(self.events, 1)
+        return {"nonzero_regions_per_event": self.nonzero / n, "sum_et_gev_per_event": self.total_counts
+                * REGION_LSB_GEV / n, "saturated_regions": self.saturated}
 
 
 @dataclass
@@ -76,6 +99,7 @@ class FileReport:
     multiplicity: dict[str, NDArray[np.int64]] = field(default_factory=dict)
     pt: dict[str, _Quantity] = field(default_factory=dict)
     triggered: int = 0
+    regions: RegionSummary | None = None  # None: the file has no CaloRegions
 
     @property
     def ok(self) -> bool:
@@ -104,6 +128,7 @@ class FileReport:
             "mean_multiplicity": {name: _mean(h) for name, h in self.multiplicity.items()},
             "pt_quantiles": {name: q.quantiles() for name, q in self.pt.items()},
             "lepton_trigger_fraction": self.triggered / self.n_events if self.n_events else None,
+            "calo_regions": None if self.regions is None else self.regions.summary(),
         }
 
 
@@ -163,9 +188,21 @@ def validate_file(path: str | Path, batch_size: int = DEFAULT_BATCH,
         report.attrs = events.attrs
         report.extra_datasets = {name: f"{shape} {dtype}"
                                  for name, (shape, dtype) in events.extra_datasets.items()}
+        try:
+            events.check_regions()
+        except SchemaError as err:
+            report.schema_error = err.problem
+            return report
+        extras = (REGIONS_DATASET,) if events.has_regions else ()
+        report.regions = RegionSummary() if extras else None
         stop = None if max_events is None else min(max_events, events.n_events)
-        for batch in events.iter_batches(batch_size, 0, stop):
+        for batch in events.iter_batches(batch_size, 0, stop, extras=extras):
             check_batch(report, batch.particles, batch.start)
+            if report.regions is not None:
+                regions = batch.extras[REGIONS_DATASET]
+                report.regions.add(regions)
+                report.add_violation(Violation.REGION_RANGE, (regions > REGION_MAX_COUNT).any(axis=(1, 2)),
+                                     batch.start)
         if stop is not None:
             report.n_events = stop
     return report

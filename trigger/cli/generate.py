@@ -7,6 +7,7 @@ from pathlib import Path
 
 from trigger.errors import UsageError
 from trigger.generator import COCKTAIL, GENERATED, GenerationPlan, generate
+from trigger.generator.calo import CaloConfig
 from trigger.generator.pileup import PileupSpec
 
 __all__ = ("add_arguments", "add_run_arguments", "run")
@@ -26,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
                              "before the detector")
     parser.add_argument("--pileup-library", type=Path, metavar="FILE",
                         help="the pileup library (trigger pileup-library); on Dask, at this path on every worker")
+    parser.add_argument("--no-regions", action="store_true",
+                        help="do not write CaloRegions, the (N, 18, 14) calorimeter region image of each event "
+                             "(the objects are the same bytes either way)")
 
 
 def add_run_arguments(parser: argparse.ArgumentParser, items: str, chunk_size: int, events_help: str) -> None:
@@ -54,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
             msg = "--pileup MU and --pileup-library FILE go together"
             raise UsageError(msg)
         pileup = PileupSpec.of_library(args.pileup, args.pileup_library)
-    plan = GenerationPlan(args.process, args.events, args.seed, args.chunk_size, pileup=pileup)
+    plan = GenerationPlan(args.process, args.events, args.seed, args.chunk_size, pileup=pileup,
+                          calo=None if args.no_regions else CaloConfig())
     result = generate(plan, args.output, jobs=args.jobs, resume=args.resume,
                       overwrite=args.overwrite, show_progress=not args.quiet, scheduler=args.scheduler)
     tried = sum(result.tried.values())

@@ -17,8 +17,10 @@ from trigger.generator.final_state import FinalStateReader, append_final
 from trigger.generator.jets import PileupJets
 from trigger.generator.processes import Process
 from trigger.native import cached
+from trigger.schema import REGION_N_ETA, REGION_N_PHI
 
 if TYPE_CHECKING:
+    from trigger.generator.calo import RegionMaker
     from trigger.generator.pileup import Overlay, Pileup
 
 __all__ = ("MPI_INIT_SEED", "PYTHIA_SEED_MAX", "PythiaSource", "mpi_init_attrs", "mpi_init_file", "pythia_seed",
@@ -171,7 +173,17 @@ class PythiaSource:
     def generate(self, n: int, rng: np.random.Generator,
                  progress: Callable[[int, int], None] | None = None) -> NDArray[np.float32]:
         """``n`` triggered events as an (n, 19, 4) array; ``progress(tried, kept)`` is told."""
+        return self.events(n, rng, progress)[0]
+
+    def events(self, n: int, rng: np.random.Generator, progress: Callable[[int, int], None] | None = None,
+               calo: RegionMaker | None = None) -> tuple[NDArray[np.float32], NDArray[np.uint16] | None]:
+        """``n`` triggered events and, with ``calo``, their (n, 18, 14) calorimeter regions (else None).
+
+        The regions are made from each kept event's visible particles (its pileup included) after the
+        detector, from their own random stream: the objects are the same bytes with or without them.
+        """
         out = np.zeros((n, 19, 4), dtype=np.float32)
+        images = None if calo is None else np.zeros((n, REGION_N_PHI, REGION_N_ETA), dtype=np.uint16)
         kept = 0
         finals = self.final_states()
         while kept < n:
@@ -183,7 +195,9 @@ class PythiaSource:
                                 lepton_trigger=self.process.lepton_trigger)
             if event is not None:
                 out[kept] = event
+                if images is not None and calo is not None:
+                    images[kept] = calo(final, self.tried - 1)
                 kept += 1
             if progress is not None:
                 progress(1, int(event is not None))
-        return out
+        return out, images

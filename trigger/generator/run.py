@@ -2,20 +2,21 @@
 
 Chunk ``k`` always holds events ``[k * chunk_size, (k + 1) * chunk_size)`` and its seeds
 derive only from (seed, process, k), so the same seed gives byte-identical
-``Particles`` whatever the number of jobs, and an interrupted file can be resumed.
+``Particles`` (and ``CaloRegions``) whatever the number of jobs, and an interrupted file can be resumed.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
 from trigger.errors import UsageError
 from trigger.events import EventWriter, open_events
+from trigger.generator.calo import CaloConfig, RegionMaker, region_attrs
 from trigger.generator.chunks import (
     ProgressBar,
     check_plan,
@@ -29,8 +30,9 @@ from trigger.generator.detector import DetectorConfig
 from trigger.generator.pileup import Overlay, PileupLibrary, PileupSpec
 from trigger.generator.processes import COCKTAIL, COCKTAIL_FRACTIONS, GENERATED, get_process
 from trigger.generator.pythia_source import PythiaSource, mpi_init_attrs, pythia_seed, pythia_settings, pythia_version
+from trigger.schema import REGION_N_ETA, REGION_N_PHI, REGIONS_DATASET
 
-__all__ = ("GenerationPlan", "GenerationResult", "apportion", "generate")
+__all__ = ("ChunkResult", "GenerationPlan", "GenerationResult", "apportion", "generate")
 
 _stdout_silenced = stdout_silenced  # where tests/test_final_state.py imports it from
 DETECTOR_NOTE = (
@@ -60,6 +62,7 @@ class Chunk:
     counts: tuple[tuple[str, int], ...]
     detector: DetectorConfig
     pileup: PileupSpec | None = None
+    calo: CaloConfig | None = None  # None: no CaloRegions
 
     def seed_sequence(self, sub: int) -> np.random.SeedSequence:
         return np.random.SeedSequence(self.seed, spawn_key=(self.process_code, self.index, sub))
@@ -75,6 +78,7 @@ class GenerationPlan:
     chunk_size: int = 500
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     pileup: PileupSpec | None = None  # overlaid minimum-bias interactions
+    calo: CaloConfig | None = field(default_factory=CaloConfig)  # None: no CaloRegions (--no-regions)
 
     def __post_init__(self) -> None:
         get_process(self.process)
@@ -94,12 +98,14 @@ class GenerationPlan:
         hi = min(lo + self.chunk_size, self.events)
         before, after = self._cumulative(lo), self._cumulative(hi)
         counts = tuple((name, after[name] - before[name]) for name in after)
-        return Chunk(index, self.seed, get_process(self.process).code, counts, self.detector, self.pileup)
+        return Chunk(index, self.seed, get_process(self.process).code, counts, self.detector, self.pileup, self.calo)
 
     def as_attrs(self) -> dict[str, Any]:
+        """What the output bytes depend on (a file without regions records no ``calo_regions``, as before them)."""
         pileup = {} if self.pileup is None else {"pileup": self.pileup.as_attrs()}
+        calo = {} if self.calo is None else {"calo_regions": self.calo.as_attrs()}
         return {"process": self.process, "events_requested": self.events, "seed": self.seed,
-                "chunk_size": self.chunk_size, "detector": asdict(self.detector), **pileup}
+                "chunk_size": self.chunk_size, "detector": asdict(self.detector), **pileup, **calo}
 
 
 @dataclass
@@ -111,30 +117,43 @@ class GenerationResult:
     complete: bool
 
 
+class ChunkResult(NamedTuple):
+    """One generated chunk, in output order."""
+
+    chunk: int  # its index
+    events: NDArray[np.float32]
+    codes: NDArray[np.int8]  # process code of each event
+    tried: dict[str, int]  # events generated per process
+    regions: NDArray[np.uint16] | None  # (n, 18, 14) CaloRegions, or None without them
+
+
 # ----------------------------------------------------------------------------- worker side
-def run_chunk(chunk: Chunk, progress: Any = None) -> tuple[int, NDArray[np.float32], NDArray[np.int8],
-                                                          dict[str, int]]:
-    """Generate one chunk: (index, particles, process codes, events tried per process)."""
+def run_chunk(chunk: Chunk, progress: Any = None) -> ChunkResult:
+    """Generate one chunk: its events, process codes, events tried per process and regions."""
     tick = worker_progress(progress)
-    parts, tried = {}, {}
+    parts, images, tried = {}, {}, {}
     for name, n in chunk.counts:
         if n == 0:
             continue
         process = GENERATED[name]
         seeds = chunk.seed_sequence(process.code)
         overlay = None if chunk.pileup is None else Overlay(chunk.pileup, seeds)
+        calo = None if chunk.calo is None else RegionMaker(chunk.calo, seeds)
         with stdout_silenced():
             source = PythiaSource(process, pythia_seed(seeds), chunk.detector, overlay=overlay)
             rng = np.random.default_rng(seeds.spawn(1)[0])
-            parts[name] = source.generate(n, rng, tick)
+            parts[name], images[name] = source.events(n, rng, tick, calo)
         tried[name] = source.tried
     tick.flush()
     codes = np.concatenate([np.full(n, GENERATED[name].code, np.int8) for name, n in chunk.counts])
     codes = np.random.default_rng(chunk.seed_sequence(0)).permutation(codes)
     events = np.empty((len(codes), 19, 4), np.float32)
+    regions = None if chunk.calo is None else np.empty((len(codes), REGION_N_PHI, REGION_N_ETA), np.uint16)
     for name, part in parts.items():
         events[codes == GENERATED[name].code] = part
-    return chunk.index, events, codes, tried
+        if regions is not None:
+            regions[codes == GENERATED[name].code] = images[name]
+    return ChunkResult(chunk.index, events, codes, tried, regions)
 
 
 # ----------------------------------------------------------------------------- parent side
@@ -169,25 +188,44 @@ def _file_attrs(plan: GenerationPlan) -> dict[str, Any]:
                 "|eta| < 4.9; jets within Delta R 0.4 of a selected lepton removed",
         "trigger": trigger,
         **pileup,
+        **({} if plan.calo is None else {"calo_regions": region_attrs(plan.calo)}),
         **mpi_init_attrs(process),
     }
 
 
 def _open_output(plan: GenerationPlan, path: Path, resume: bool, overwrite: bool) -> EventWriter:
-    extras = {"process_code": np.int8}
+    extras: dict[str, Any] = {"process_code": np.int8}
+    if plan.calo is not None:
+        extras[REGIONS_DATASET] = (np.uint16, (REGION_N_PHI, REGION_N_ETA))
     if path.exists() and resume:
         writer = EventWriter(path, append=True)
         recorded = writer.attrs.get("generation")
         if recorded != plan.as_attrs():
             writer.close()
-            msg = f"{path}: cannot resume, it was made with other settings: {recorded}"
-            raise UsageError(msg)
+            raise UsageError(_resume_mismatch(path, recorded, plan))
         return writer
     if path.exists() and not overwrite:
         msg = f"{path} exists; pass --resume to continue it or --overwrite to replace it"
         raise UsageError(msg)
     attrs = _file_attrs(plan) | {"complete": False, "events_tried": {}}
-    return EventWriter(path, attrs=attrs, extras=extras)
+    writer = EventWriter(path, attrs=attrs, extras=extras)
+    if plan.calo is not None:
+        writer.set_dataset_attrs(REGIONS_DATASET, region_attrs(plan.calo))
+    return writer
+
+
+def _resume_mismatch(path: Path, recorded: Any, plan: GenerationPlan) -> str:
+    """Why ``path`` cannot be resumed with ``plan`` (one line)."""
+    def objects(attrs: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in attrs.items() if k != "calo_regions"}
+
+    if not isinstance(recorded, dict) or objects(recorded) != objects(plan.as_attrs()):
+        return f"{path}: cannot resume, it was made with other settings: {recorded}"
+    if "calo_regions" not in recorded:
+        return f"{path}: cannot resume, it was made without CaloRegions: resume it with --no-regions"
+    if plan.calo is None:
+        return f"{path}: cannot resume, it was made with CaloRegions: resume it without --no-regions"
+    return f"{path}: cannot resume, it was made with another region response: {recorded['calo_regions']}"
 
 
 def _recorded_tried(writer: EventWriter) -> dict[str, int]:
@@ -229,9 +267,10 @@ class _EventSink:
     def n_written(self) -> int:
         return self.writer.n_events
 
-    def write(self, result: tuple[int, NDArray[np.float32], NDArray[np.int8], dict[str, int]]) -> tuple[int, int]:
-        _, events, codes, chunk_tried = result
-        self.writer.append(events, process_code=codes)
+    def write(self, result: ChunkResult) -> tuple[int, int]:
+        _, events, codes, chunk_tried, regions = result
+        extras = {"process_code": codes} | ({} if regions is None else {REGIONS_DATASET: regions})
+        self.writer.append(events, **extras)
         for name, n in chunk_tried.items():
             self.tried[name] = self.tried.get(name, 0) + n
         self.writer.set_attrs({"events_tried": self.tried})
