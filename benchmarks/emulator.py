@@ -1,7 +1,9 @@
 """Events per second of the firmware emulator, hls4ml's C-simulation and QKeras, side by side.
 
-The emulator in two forms: compiled (``firmware.compiled``, what the check, the report and the
-replay run, from raw events: projection, network, score) and plain numpy (``Emulator.predict``, from inputs). One run,
+The emulator in three forms: the native kernel (``firmware.native``: integer SIMD, one C++ pass
+from raw events to the score; what the check, the report and the replay run where it applies),
+the compiled steps it checks itself against (``firmware.compiled``: numba and BLAS) and plain
+numpy (``Emulator.predict``, from inputs). One run,
 one thread each (BLAS and TensorFlow limited to one), the same events, and both forms' scores and
 decisions checked against the C-sim's on every event it scored. Ratios, not absolute numbers, are
 what to compare across machines.
@@ -71,34 +73,45 @@ def main() -> int:
         write_bundle(artifact.path, Path(tmp) / "bundle")
         compiled = load_emulated(Path(tmp) / "bundle")
         warm_up(compiled)
-        fast_rate, fast_scores = _rate(compiled.scores, particles, args.batch)
+        if compiled.native is None:
+            msg = "the native scoring kernel is not available here (g++ missing, or the model declined)"
+            raise SystemExit(msg)
+        native_rate, native_scores = _rate(compiled.native, particles, args.batch)
+        fast_rate, fast_scores = _rate(compiled.compiled_scores, particles, args.batch)
         emu_rate, emu_out = _rate(emulator.predict, x, args.batch)
         xc = x[: args.csim_events]
         csim_rate, csim_out = _rate(lambda b: csim_outputs(hls_model, b), xc, args.batch, repeat=1)
         qk_rate, _ = _rate(lambda b: np.column_stack(network(b.astype(np.float32), training=False)), x, args.batch)
     exact = int(np.all(emu_out[: len(xc)] == csim_out, axis=1).sum())
     csim_scores, csim_accept = emulator.scores(csim_out), csim_out[:, 1] == 1
-    fast = fast_scores[: len(xc)]
-    fast_exact = int(np.count_nonzero((fast == csim_scores) & ((fast > compiled.threshold) == csim_accept)))
+    fast_exact, native_exact = (
+        int(np.count_nonzero((s[: len(xc)] == csim_scores) & ((s[: len(xc)] > compiled.threshold) == csim_accept)))
+        for s in (fast_scores, native_scores))
     result = {
         "model": str(artifact.path), "batch": args.batch, "events": len(x), "csim_events": len(xc),
+        "native_events_per_s": native_rate, "native_ns_per_event": 1e9 / native_rate,
+        "native_over_compiled": native_rate / fast_rate, "native_over_csim": native_rate / csim_rate,
+        "native_exact_events": native_exact, "native_equal_compiled_events": int(np.sum(native_scores == fast_scores)),
         "compiled_events_per_s": fast_rate, "emulator_events_per_s": emu_rate, "csim_events_per_s": csim_rate,
         "qkeras_events_per_s": qk_rate, "compiled_over_csim": fast_rate / csim_rate,
         "emulator_over_csim": emu_rate / csim_rate, "emulator_over_qkeras": emu_rate / qk_rate,
         "emulator_exact_events": exact, "compiled_exact_events": fast_exact,
     }
-    print(f"compiled emulator {fast_rate:,.0f} ev/s | numpy emulator {emu_rate:,.0f} ev/s | C-sim "
+    print(f"native kernel {native_rate:,.0f} ev/s ({1e9 / native_rate:.0f} ns/event) | "
+          f"compiled steps {fast_rate:,.0f} ev/s | numpy emulator {emu_rate:,.0f} ev/s | C-sim "
           f"{csim_rate:,.0f} ev/s | QKeras {qk_rate:,.0f} ev/s (one thread, batch {args.batch})")
     print(f"compiled / C-sim = {fast_rate / csim_rate:.1f}x, numpy emulator / C-sim = {emu_rate / csim_rate:.1f}x, "
           f"numpy emulator / QKeras = {emu_rate / qk_rate:.1f}x; score and decision equal to the C-sim's on "
-          f"{fast_exact}/{len(xc)} (compiled) and {exact}/{len(xc)} (numpy) events")
+          f"{native_exact}/{len(xc)} (native), {fast_exact}/{len(xc)} (compiled) and {exact}/{len(xc)} (numpy) events; "
+          f"native == compiled on {np.sum(native_scores == fast_scores):,}/{len(x):,}")
     if args.json:
         write_result(args.json, result, headline={
-            "compiled emulator, events/s (one thread)": f"{fast_rate / 1e6:.2f} M",
+            "native emulator kernel, events/s (one thread)": f"{native_rate / 1e6:.2f} M",
+            "native kernel / compiled steps": f"{native_rate / fast_rate:.1f}x",
             "hls4ml C-simulation, events/s (one thread)": f"{csim_rate / 1e3:.1f} k",
-            "compiled emulator / C-simulation": f"{fast_rate / csim_rate:.0f}x",
-            "emulator equal to the C-simulation (score and decision)": f"{fast_exact:,} of {len(xc):,} events"})
-    return 0 if exact == fast_exact == len(xc) else 1
+            "native emulator kernel / C-simulation": f"{native_rate / csim_rate:.0f}x",
+            "emulator equal to the C-simulation (score and decision)": f"{native_exact:,} of {len(xc):,} events"})
+    return 0 if exact == fast_exact == native_exact == len(xc) else 1
 
 
 if __name__ == "__main__":

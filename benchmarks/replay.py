@@ -1,21 +1,23 @@
 """Replay throughput, side by side in one run: the raw ZeroMQ ceiling and the full pipeline.
 
 1. raw ceiling: a source process pushes the same batches as TASK messages (msgpack header + the
-   events' array frame, zero-copy, ipc: unpacked, as the pipeline sends them over ipc) to a sink
-   process that only receives them; no model, no decisions.
-2. the full pipeline (``replay``) with the emulated firmware path only,
-3. the full pipeline with the float reference path too (numpy on CPU).
+   events' float32 array frame, zero-copy, ipc: unpacked, as the pipeline sends them over ipc) to
+   a sink process that only receives them; no model, no decisions.
+2. the full pipeline (``replay``) with the emulated firmware path only, on the events as float32,
+3. the same on the same events stored as float64, as the public ADC2021 files hold them,
+4. the full pipeline with the float reference path too (numpy on CPU), float32.
 
 For the pipeline it also reports the CPU time its roles (collector, workers, reference) use per
 event, start-up taken off with a one-batch run: the machine's cores bound the rate by it; for the
 raw run, the CPU time receiving alone costs; and a worker's scoring stages, one thread, each
 compiled stage (the first step: grid projection and first product; the later products; the
-rest of the network) timed side by side with its numpy form.
+rest of the network) timed side by side with its numpy form, and the whole scoring on the
+compiled steps against the native kernel (``firmware.native``: integer SIMD, one C++ pass).
 
 Every configuration runs ``--repeat`` times, interleaved, and the median is reported, since
 these machines are shared and noisy. Compare ratios, not absolute numbers, across machines.
 
-    python benchmarks/replay.py [--events 8000000] [--workers 2] [--repeat 3] [--json FILE]
+    python benchmarks/replay.py [--events 8000000] [--loop-events 20000] [--workers 2] [--repeat 3] [--json FILE]
 """
 
 from __future__ import annotations
@@ -110,8 +112,9 @@ def worker_cost(model: Path, particles: np.ndarray, chunk: int = 2048, repeat: i
     Each compiled stage is timed side by side with its numpy form: the first step (grid
     projection and first product: ``grid_mantissas``, then BLAS, vs ``FirstProduct``), the
     later layers' products alone (numpy's matmul vs SciPy's GEMM, same inputs) and the rest of
-    the network (the numpy emulator's kernels vs ``CompiledNetwork``); then the whole scoring as
-    workers run it (compiled stages, score included).
+    the network (the numpy emulator's kernels vs ``CompiledNetwork``); then the whole scoring
+    (score included) on those compiled steps and on the native kernel, each over every chunk in
+    turn, as a worker runs it.
     """
     from threadpoolctl import threadpool_limits
 
@@ -122,12 +125,14 @@ def worker_cost(model: Path, particles: np.ndarray, chunk: int = 2048, repeat: i
         write_bundle(model, tmp)
         path = load_emulated(tmp)
         warm_up(path)
+        if path.native is None:
+            msg = "the native scoring kernel is not available here (g++ missing, or the model declined)"
+            raise SystemExit(msg)
         emulator, work, steps = path.emulator, path.workspace, path.network.steps
         first = emulator.kernels[0]
         chunks = [particles[i:i + chunk] for i in range(0, len(particles), chunk)]
         stages = ("first step, numpy", "first step, compiled", "later products, numpy matmul",
-                  "later products, SciPy GEMM", "rest of the network, numpy", "rest of the network, compiled",
-                  "whole scoring")
+                  "later products, SciPy GEMM", "rest of the network, numpy", "rest of the network, compiled")
         best = dict.fromkeys(stages, np.inf)
         with threadpool_limits(1):  # numpy's and SciPy's BLAS alike, as in the workers
             for _ in range(repeat):
@@ -148,13 +153,22 @@ def worker_cost(model: Path, particles: np.ndarray, chunk: int = 2048, repeat: i
                     t5 = time.perf_counter()
                     path.network.outputs(product, work)
                     t6 = time.perf_counter()
-                    path.scores(c)
-                    t7 = time.perf_counter()
-                    times = (t1 - t0, t2 - t1, t4 - t3, t5 - t4, t3 - t2, t6 - t5, t7 - t6)
+                    times = (t1 - t0, t2 - t1, t4 - t3, t5 - t4, t3 - t2, t6 - t5)
                     for stage, seconds in zip(stages, times, strict=True):
                         spent[stage] += seconds
                 best = {k: min(best[k], v) for k, v in spent.items()}
+            # the whole scoring, each form over all chunks on its own (as a worker runs it: its tables warm)
+            for stage, score in (("whole scoring, compiled steps", path.compiled_scores),
+                                 ("whole scoring, native kernel", path.native)):
+                best[stage] = min(_timed(score, chunks) for _ in range(repeat))
     return {k: v / len(particles) * 1e9 for k, v in best.items()}
+
+
+def _timed(score: Any, chunks: list[np.ndarray]) -> float:
+    start = time.perf_counter()
+    for c in chunks:
+        score(c)
+    return time.perf_counter() - start
 
 
 def _numpy_rest(emulator: Any, first_product: np.ndarray) -> list[np.ndarray]:
@@ -168,11 +182,29 @@ def _numpy_rest(emulator: Any, first_product: np.ndarray) -> list[np.ndarray]:
     return inputs
 
 
+def _first_events(path: Path, n: int) -> np.ndarray:
+    from trigger.events import open_events
+
+    with open_events(path) as events:
+        return events.read(0, min(n, events.n_events))
+
+
+def _write(path: Path, particles: np.ndarray, dtype: str) -> Path:
+    """The events as ``dtype``: float32 as the project's files, float64 as the public ones."""
+    from trigger.events import EventWriter
+
+    with EventWriter(path, attrs={"process": "sm-cocktail"}, dtype=dtype) as writer:
+        writer.append(particles.astype(dtype))
+    return path
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=None, help="artifact (default: the bundled model)")
     parser.add_argument("--data", type=Path, default=None, help="events (default: the bundled SM sample)")
     parser.add_argument("--events", type=int, default=8_000_000, help="events per configuration and repeat")
+    parser.add_argument("--loop-events", type=int, default=20_000,
+                        help="events of the input file, looped (kept in memory: the pipeline is measured, not gzip)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch", type=int, default=None, help="events per batch (default: the replay's)")
     parser.add_argument("--repeat", type=int, default=3)
@@ -182,39 +214,47 @@ def main() -> int:
 
     args.batch = args.batch or ReplayConfig.batch_size
 
-    from trigger.events import read_events
     from trigger.sample import bundled_sample, default_model
 
-    data = args.data or bundled_sample().background
+    source = args.data or bundled_sample().background
     model = args.model or default_model()
-    particles = read_events(data)
-    batches = [np.ascontiguousarray(particles[i:i + args.batch]) for i in range(0, len(particles), args.batch)]
-    results: dict[str, list[float]] = {"raw_zeromq": [], "emulated": [], "emulated+reference": []}
-    configurations = (("emulated", "none"), ("emulated+reference", "numpy"))
+    particles = _first_events(source, args.loop_events)
+    work = Path(tempfile.mkdtemp(prefix="replay-bench-data-"))
+    inputs = {dtype: _write(work / f"events_{dtype}.h5", particles, dtype) for dtype in ("float32", "float64")}
+    batches = [np.ascontiguousarray(particles[i:i + args.batch], np.float32)
+               for i in range(0, len(particles), args.batch)]
+    results: dict[str, list[float]] = {"raw_zeromq": [], "emulated": [], "emulated, float64 input": [],
+                                       "emulated+reference": []}
+    configurations = (("emulated", "none", "float32"), ("emulated, float64 input", "none", "float64"),
+                      ("emulated+reference", "numpy", "float32"))
     # the roles' start-up (imports, loading the model), from a one-batch run, is not per-event work
     # (the smaller of two such runs: the first may also compile numba's kernels into its cache)
-    start_up = {name: min(pipeline(data, model, args.batch, args.workers, backend, args.batch)["roles_cpu_s"] for _ in range(2))
-                for name, backend in configurations}
-    roles_cpu: dict[str, list[float]] = {name: [] for name, _ in configurations}
+    start_up = {name: min(pipeline(inputs[dtype], model, args.batch, args.workers, backend, args.batch)["roles_cpu_s"]
+                          for _ in range(2))
+                for name, backend, dtype in configurations}
+    roles_cpu: dict[str, list[float]] = {name: [] for name, _, _ in configurations}
     checks, raw_receive_ns = [], []
     for r in range(args.repeat):
         rate, receive_ns = raw_ceiling(batches, args.events)
         results["raw_zeromq"].append(rate)
         raw_receive_ns.append(receive_ns)
-        for name, backend in configurations:
-            summary = pipeline(data, model, args.events, args.workers, backend, args.batch)
+        for name, backend, dtype in configurations:
+            summary = pipeline(inputs[dtype], model, args.events, args.workers, backend, args.batch)
             results[name].append(summary["events_per_second"])
             roles_cpu[name].append((summary["roles_cpu_s"] - start_up[name]) / (args.events - args.batch) * 1e9)
             checks.append(summary["accounting_ok"] and summary["events_in"] == args.events)
         print(f"repeat {r + 1}/{args.repeat}: " + ", ".join(f"{k} {v[-1] / 1e6:.2f} M/s" for k, v in results.items()),
               file=sys.stderr)
+    shutil.rmtree(work, ignore_errors=True)
     median = {k: float(np.median(v)) for k, v in results.items()}
     ceiling = median["raw_zeromq"]
     print(f"\n{args.events:,} events per run, batch {args.batch}, {args.workers} workers, "
           f"{os.cpu_count()} CPUs, median of {args.repeat} interleaved runs")
-    print(f"{'configuration':<22}{'events/s':>14}{'of raw ceiling':>16}{'real-time factor':>18}")
+    print(f"{'configuration':<26}{'events/s':>14}{'of raw ceiling':>16}{'real-time factor':>18}")
     for name, rate in median.items():
-        print(f"{name:<22}{rate:>14,.0f}{rate / ceiling:>16.1%}{rate / 40e6:>18.4f}")
+        print(f"{name:<26}{rate:>14,.0f}{rate / ceiling:>16.1%}{rate / 40e6:>18.4f}")
+    wide = median["emulated, float64 input"] / median["emulated"]
+    print(f"float64 input / float32 input: {wide:.2f}")
     print(f"accounting invariant held in {sum(checks)} of {len(checks)} pipeline runs")
     print(f"raw ZeroMQ: receiving alone used {np.median(raw_receive_ns):.0f} CPU-ns per event "
           f"({batches[0][0].nbytes} bytes per event)")
@@ -223,16 +263,20 @@ def main() -> int:
         ns = float(np.median(spent))
         print(f"{name}: collector, workers and reference used {ns:.0f} CPU-ns per event, "
               f"a ceiling of {cpus / ns * 1e3:.2f} M events/s on {cpus} cores before the source's own time")
-    cost = worker_cost(model, particles)
+    cost = worker_cost(model, particles.astype(np.float32))
     print("worker scoring, one thread: " + ", ".join(f"{k} {v:.0f} ns/event" for k, v in cost.items()))
     if args.json:
-        write_result(args.json, {"events": args.events, "batch": args.batch, "workers": args.workers,
+        write_result(args.json, {"events": args.events, "loop_events": len(particles), "batch": args.batch,
+                                 "workers": args.workers,
                                  "cpus": os.cpu_count(), "runs": results, "median": median,
                                  "roles_cpu_ns_per_event": roles_cpu,
                                  "worker_ns_per_event": cost,
                                  "raw_receive_cpu_ns_per_event": raw_receive_ns,
                                  "accounting_ok": all(checks)}, headline={
             "replay, emulated path, events/s": f"{median['emulated'] / 1e6:.2f} M",
+            "replay of float64 input / float32 input": f"{wide:.2f}",
+            "replay of float64 input / raw ZeroMQ ceiling": f"{median['emulated, float64 input'] / ceiling:.2f}",
+            "whole scoring of the default, native kernel": f"{cost['whole scoring, native kernel']:.0f} ns/event",
             "replay with the numpy reference (the default), events/s": f"{median['emulated+reference'] / 1e6:.2f} M",
             "replay default / emulated path alone": f"{median['emulated+reference'] / median['emulated']:.2f}",
             "raw ZeroMQ ceiling, events/s": f"{ceiling / 1e6:.2f} M"})

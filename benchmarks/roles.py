@@ -16,7 +16,7 @@ every role said READY, so start-up is not in it. Every configuration runs ``--re
 interleaved, and the median is reported; compare the ratios on the last lines, not absolute
 numbers, across machines.
 
-    python benchmarks/roles.py [--events 4000000] [--workers 2] [--repeat 3] [--early 60] [--json FILE]
+    python benchmarks/roles.py [--events 4000000] [--workers 2] [--repeat 3] [--early 60] [--dtype float64] [--json FILE]
 """
 
 from __future__ import annotations
@@ -52,14 +52,18 @@ def _keys(root: Path) -> dict[str, Path]:
 
 
 def task_bytes_per_event(data: Path, n: int = 16384) -> float:
-    """Bytes per event of a TASK's packed events (bitmap and filled rows) for the first ``n`` events."""
+    """Bytes per event of a TASK's packed events (bitmap and filled rows, float64 narrowed as the
+    source sends it) for the first ``n`` events."""
     import h5py
 
+    from replay.narrowing import Narrowed, narrow
     from replay.packing import pack_events
 
     with h5py.File(data) as f:
-        events = f["Particles"][:n]
-    return sum(a.nbytes for a in pack_events(events)) / len(events)
+        events = narrow(f["Particles"][:n])
+    arrays = ([*pack_events(events.values), events.where, events.originals] if isinstance(events, Narrowed)
+              else pack_events(events))
+    return sum(a.nbytes for a in arrays) / len(events)
 
 
 def raw_link(curve: bool, batches: int = 200) -> tuple[float, float]:
@@ -133,6 +137,18 @@ def roles(work: Path, data: Path, bundle: Path, events: int, workers: int, keys:
     return float(summary["events_per_second"])
 
 
+def _as_dtype(data: Path, dtype: str, path: Path) -> Path:
+    """``data`` with its events stored as ``dtype`` (the same file when they already are)."""
+    from trigger.events import EventWriter, read_events
+
+    events = read_events(data)
+    if events.dtype.name == dtype:
+        return data
+    with EventWriter(path, attrs={"process": "sm-cocktail"}, dtype=dtype) as writer:
+        writer.append(events.astype(dtype))
+    return path
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=None, help="artifact (default: the bundled model)")
@@ -141,6 +157,8 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--early", type=float, default=60.0, help="seconds the workers start early in run 5")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                        help="the input's values: float32 as the project's files, float64 as the public ones")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -153,6 +171,7 @@ def main() -> int:
     rates: dict[str, list[float]] = {"single": [], "roles": [], "single --curve": [], "roles --curve": []}
     with tempfile.TemporaryDirectory(prefix="bench-roles-") as tmp:
         work = Path(tmp)
+        data = _as_dtype(data, args.dtype, work / f"events_{args.dtype}.h5")
         bundle = work / "bundle"
         write_bundle(model, bundle)
         keys = _keys(work / "keys")
@@ -168,13 +187,13 @@ def main() -> int:
                   flush=True)
         rates[f"roles, workers {args.early:.0f} s early"] = [
             roles(work, data, bundle, args.events, args.workers, None, early_s=args.early)]
+        per_event = task_bytes_per_event(data)
     result = {name: median(r) for name, r in rates.items()}
     for name, rate in result.items():
         print(f"{name:32s} {rate / 1e6:6.2f} M events/s   (runs: {', '.join(f'{x / 1e6:.2f}' for x in rates[name])})")
     link = {name: (median(x[0] for x in v), median(x[1] for x in v)) for name, v in links.items()}
     for name, (gbs, ns) in link.items():
         print(f"raw tcp link, {name:5s}: {gbs:.2f} GB/s, {ns:.2f} CPU-ns per byte (both ends)")
-    per_event = task_bytes_per_event(data)
     extra = (link["curve"][1] - link["plain"][1]) * per_event
     cores = os.cpu_count() or 1
     print(f"CurveZMQ's extra CPU per event's packed task ({per_event:.1f} bytes): {extra:.0f} ns; the plain roles take "
@@ -186,7 +205,8 @@ def main() -> int:
     for name, ratio in ratios.items():
         print(f"{name} = {ratio:.3f}")
     if args.json:
-        write_result(args.json, {"events": args.events, "workers": args.workers, "runs": rates, "link": link,
+        write_result(args.json, {"events": args.events, "workers": args.workers, "dtype": args.dtype, "runs": rates,
+                                 "link": link,
                                  "task_bytes_per_event": per_event, "curve_extra_ns_per_event": extra,
                                  "median": result, "ratios": ratios}, headline={
             "separate roles / single command (tcp)": f"{ratios['roles/single']:.2f}",
