@@ -18,13 +18,15 @@ import gc
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import zmq
 
-__all__ = ("idle_context", "keep_batches_mapped", "lowest_priority", "role_entry", "settle_heap", "thread_ids")
+__all__ = ("idle_context", "keep_batches_mapped", "lowest_priority", "role_entry", "settle_heap", "thread_ids",
+           "zmq_threads")
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_NAME = 15
@@ -107,6 +109,22 @@ def thread_ids() -> set[int]:
     return {int(t.name) for t in Path("/proc/self/task").iterdir()}
 
 
+#: libzmq names its background threads ZMQbg/IO/<n> and ZMQbg/Reaper
+ZMQ_THREAD_PREFIX = "ZMQbg/"
+
+
+def zmq_threads(threads: set[int]) -> set[int]:
+    """Those of ``threads`` that are libzmq's background threads (by the name each gives itself)."""
+    named = set()
+    for thread in threads:
+        try:
+            if Path(f"/proc/self/task/{thread}/comm").read_text().startswith(ZMQ_THREAD_PREFIX):
+                named.add(thread)
+        except OSError:  # it has ended
+            pass
+    return named
+
+
 def idle_context() -> zmq.Context[Any]:
     """A ZeroMQ context whose background threads run only on CPU time nothing else wants (Linux's
     SCHED_IDLE), for the sockets of a side path. Its I/O thread, not the one that calls ``send``,
@@ -117,7 +135,10 @@ def idle_context() -> zmq.Context[Any]:
     if not sys.platform.startswith("linux"):
         return context
     before = thread_ids()
-    context.socket(zmq.PUSH).close()  # libzmq starts a context's threads with its first socket
-    for thread in thread_ids() - before:  # they name themselves only once running: not by name
+    context.socket(zmq.PUSH).close()  # libzmq starts a context's threads (I/O and reaper) with its first socket
+    deadline = time.monotonic() + 2.0
+    while len(threads := zmq_threads(thread_ids() - before)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.001)  # they name themselves once running; other threads started meanwhile are not theirs
+    for thread in threads:
         lowest_priority(thread)
     return context
