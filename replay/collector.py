@@ -79,8 +79,8 @@ class Collector:
     """The decision bookkeeping; ``handle`` takes one message and returns the seq to acknowledge."""
 
     def __init__(self, out_dir: Path, threshold: float, reference_threshold: float | None,
-                 rate_hz: float | None = None, deadline_s: float = 0.1) -> None:
-        self.out_dir = out_dir
+                 rate_hz: float | None = None, deadline_s: float = 0.1, menu: str | None = None) -> None:
+        self.out_dir, self.menu = out_dir, menu
         self.threshold, self.reference_threshold = threshold, reference_threshold
         self.rate_hz, self.deadline_ns = rate_hz, int(deadline_s * 1e9)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -215,7 +215,7 @@ class Collector:
             self.closed = True
             self.flush_pending()
             self.journal.close()
-            write_outputs(self.out_dir)
+            self.counts.accepted_by_no_seed = write_outputs(self.out_dir, self.menu).accepted_by_no_seed
         return self.counts
 
 
@@ -244,7 +244,7 @@ def run_collector(results: str, control: str, out_dir: str | Path, threshold: fl
     come on ``results``; READY, ACK, STATS and FINAL go to the source's ``control`` channel."""
     context = context or zmq.Context.instance()
     collector = Collector(Path(out_dir), threshold, reference_threshold,
-                          None if config.rate.simulated else config.rate.hz, config.deadline_s)
+                          None if config.rate.simulated else config.rate.hz, config.deadline_s, config.menu)
     stats_every = config.progress_s / 2
     settle_heap()  # after the journal's state is restored
     try:

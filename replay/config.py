@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trigger.errors import UsageError
+from trigger.menu import load_menu
 from trigger.rates import BX_RATE_HZ, format_rate, fpr_for_rate, parse_rate
 
 __all__ = ("MAX_CONTROL_BYTES", "Endpoints", "ReplayConfig", "ReplayRate", "WorkingPoint", "parse_replay_rate")
@@ -117,8 +118,13 @@ class ReplayConfig:
     # tasks without their empty slots (replay.packing); None: when they go over tcp, where bytes cost
     # more than packing them (on one machine over ipc, packing would cost a quarter of the rate)
     pack_batches: bool | None = None
+    # the emulated L1 menu (trigger.menu: a bundled name or a TOML file) whose seeds tag each
+    # accepted event in accepted.h5; None: no tags
+    menu: str | None = "run3"
 
     def __post_init__(self) -> None:
+        if self.menu is not None:
+            load_menu(self.menu)  # a missing or bad menu is an error before anything starts
         if not 1 <= self.batch_size <= self.max_events_per_frame:
             msg = f"batch size {self.batch_size} must be between 1 and {self.max_events_per_frame}"
             raise UsageError(msg)

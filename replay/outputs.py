@@ -21,18 +21,22 @@ from numpy.typing import NDArray
 
 from replay.journal import JOURNAL, SeqSet, read_records, unpack_array
 from replay.wire import Reject
+from trigger.errors import UsageError
 from trigger.events import EventWriter
+from trigger.menu import Menu, load_menu
 from trigger.rates import BX_RATE_HZ
 
 __all__ = (
     "DECISION",
     "DUPLICATE",
     "FRAME_REJECTED",
+    "MAX_SEEDS",
     "REASONS",
     "REFERENCE_JOIN",
     "REJECTED_BATCH",
     "CollectorCounts",
     "journal_state",
+    "seed_tags",
     "write_outputs",
 )
 
@@ -47,6 +51,7 @@ FRAME_REJECTED = "x"  # a malformed message, counted by reason
 DUPLICATE = "u"  # a batch decided a second time (a re-sent batch), dropped
 
 _WRITE_EVERY = 4096  # accepted events held before they are appended to accepted.h5
+MAX_SEEDS = 32  # bits of an accepted event's seed tags
 
 
 @dataclass
@@ -67,6 +72,7 @@ class CollectorCounts:
     quarantine_reasons: Counter[str] = field(default_factory=Counter)
     rejected_frames: Counter[str] = field(default_factory=Counter)
     max_abs_score_difference: float = 0.0
+    accepted_by_no_seed: int | None = None  # accepted events no seed of the run's menu takes (None: no menu)
 
     def add(self, record: dict[str, Any]) -> None:
         """Count one journal record."""
@@ -149,21 +155,41 @@ def _scan(records: Iterable[dict[str, Any]]) -> tuple[dict[int, NDArray[np.float
     return reference, np.float64 if wide else np.float32
 
 
-def write_outputs(out_dir: str | Path) -> CollectorCounts:
+def seed_tags(menu: Menu, particles: NDArray[np.floating[Any]]) -> NDArray[np.uint32]:
+    """Per event, bit ``i`` set where seed ``i`` of ``menu`` fires (``trigger.menu``, the same bits
+    ``trigger evaluate`` counts)."""
+    tags = np.zeros(len(particles), np.uint32)
+    for i, fired in enumerate(menu.fire(particles).values()):
+        tags |= fired.astype(np.uint32) << np.uint32(i)
+    return tags
+
+
+def write_outputs(out_dir: str | Path, menu: str | None = None) -> CollectorCounts:
     """Write ``accepted.h5``, ``quarantine.h5``, ``batch_latency_ms.npy`` and ``batch_scoring_ms.npy``
     (NaN where a worker did not say) from the journal (each
-    decided batch once, in the order decided, each file whole or not at all); the counts recorded."""
+    decided batch once, in the order decided, each file whole or not at all); the counts recorded.
+    With a ``menu``, each accepted event carries the seeds that fire on it (``seeds``, one bit per
+    seed in the order of the file's ``seed_names``) and the counts the accepted events no seed takes."""
     out_dir = Path(out_dir)
     journal = out_dir / JOURNAL
     reference, dtype = _scan(read_records(journal))
     counts, decided, latencies, scoring = CollectorCounts(), SeqSet(), [], []
+    seeds = None if menu is None else load_menu(menu)
+    if seeds is not None and len(seeds.seeds) > MAX_SEEDS:
+        msg = f"menu {seeds.source} has {len(seeds.seeds)} seeds; accepted.h5 tags at most {MAX_SEEDS}"
+        raise UsageError(msg)
+    columns = ("bx", "timestamp_ns", "score", "reference_score", *(() if seeds is None else ("seeds",)))
     partial = {name: out_dir / f"{name}.partial" for name in ("accepted.h5", "quarantine.h5")}
     accepted_file = EventWriter(partial["accepted.h5"], dtype=dtype, extras={
-        "bx": np.int64, "timestamp_ns": np.float64, "score": np.float64, "reference_score": np.float64})
+        "bx": np.int64, "timestamp_ns": np.float64, "score": np.float64, "reference_score": np.float64,
+        **({} if seeds is None else {"seeds": np.uint32})})
+    if seeds is not None:
+        accepted_file.set_attrs({"menu": seeds.source, "seed_names": [seed.name for seed in seeds.seeds]})
+        counts.accepted_by_no_seed = 0
     quarantine_file = EventWriter(partial["quarantine.h5"], dtype=np.float64,
                                   extras={"bx": np.int64, "reason": np.int8})
     quarantine_file.set_attrs({"reason_codes": {i: r.value for i, r in enumerate(REASONS)}})
-    accepted = _Appender(accepted_file, ("bx", "timestamp_ns", "score", "reference_score"))
+    accepted = _Appender(accepted_file, columns)
     quarantined = _Appender(quarantine_file, ("bx", "reason"))
     try:
         for record in read_records(journal):
@@ -176,7 +202,11 @@ def write_outputs(out_dir: str | Path) -> CollectorCounts:
                 continue
             bx = record["bx0"] + unpack_array(record["accepted"])
             ref = reference.get(record["seq"], np.full(len(bx), np.nan))
-            accepted.add(unpack_array(record["events"]), bx, bx * BX_NS, unpack_array(record["scores"]), ref)
+            events = unpack_array(record["events"])
+            tags = () if seeds is None else (seed_tags(seeds, events),)
+            accepted.add(events, bx, bx * BX_NS, unpack_array(record["scores"]), ref, *tags)
+            if tags:
+                counts.accepted_by_no_seed = (counts.accepted_by_no_seed or 0) + int(np.count_nonzero(tags[0] == 0))
             q = unpack_array(record["quarantined"])
             quarantined.add(unpack_array(record["qevents"]), record["bx0"] + q,
                             np.full(len(q), REASONS.index(Reject.NON_FINITE), np.int8))

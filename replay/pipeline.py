@@ -308,6 +308,8 @@ def summarize(run: ReplayRun, stats: SourceStats, bundle: ReplayManifest | None,
         events_decided=decided,
         events_quarantined=quarantined,
         events_accepted=c.get("events_accepted", 0),
+        menu=run.config.menu,
+        accepted_by_no_seed=c.get("accepted_by_no_seed"),
         accounting_ok=bool(c) and stats.events_in == decided + quarantined,
         accept_rate_hz_at_bx=c.get("events_accepted", 0) / decided * BX_RATE_HZ if decided else 0.0,
         events_per_second=rate,
@@ -351,7 +353,7 @@ def recover_run(out: str | Path) -> RunSummary:
     if not (out / JOURNAL).exists():
         msg = f"{out}: no {JOURNAL}; the run decided nothing that could be recovered"
         raise UsageError(msg)
-    counts = write_outputs(out).as_dict()
+    counts = write_outputs(out, run.config.menu).as_dict()
     bundle = read_bundle(out / "model")
     stats = SourceStats(events_in=counts["events_decided"] + counts["events_quarantined"],
                         batches=counts["batches_decided"], collector=counts)

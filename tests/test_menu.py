@@ -3,14 +3,18 @@ parser, and ``trigger evaluate --menu`` / ``trigger menu-rates`` on the small te
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+from replay_helpers import FAST
 
+from replay.config import ReplayConfig
 from trigger.cli import main
 from trigger.contracts import Evaluation
 from trigger.errors import UsageError
+from trigger.events import open_events
 from trigger.menu import Menu, Seed, load_menu, pure_efficiency, rate_table
 from trigger.schema import PT
 
@@ -129,3 +133,36 @@ def test_evaluate_with_menu_prints_pure_efficiency(artifact_dir: Path, files: di
         assert m["pure"]["count"] <= min(m["anomaly"]["count"], m["events"] - m["menu"]["count"])
         assert model["menu_background"]["pure"]["rate_hz"] <= model["menu_background"]["anomaly"]["rate_hz"]
     assert Evaluation.load(out).menu == results.menu
+
+
+def test_replay_tags_each_accepted_event_with_the_seeds_evaluate_counts(tmp_path: Path, artifact_dir: Path,
+                                                                          bundle: Path) -> None:
+    """accepted.h5's seed bits are the menu's bits on the same events; the summary counts the pure accepts."""
+    import h5py
+    from conftest import synthetic_events, write_events
+    from replay_helpers import whole_run
+
+    from replay.bundle import load_emulated
+    from replay.config import WorkingPoint
+    events = synthetic_events(2000, seed=17)
+    events[:400, 9, 0] = np.linspace(20.0, 400.0, 400, dtype=np.float32)  # the leading jet over a range: some seeds fire
+    data = write_events(tmp_path / "sm.h5", events, "sm-cocktail")
+    threshold = float(np.quantile(load_emulated(bundle).scores(events), 0.8))
+    summary = whole_run(tmp_path, artifact_dir, data, "run", reference_backend="none",
+                        working_point=WorkingPoint(threshold=threshold))
+    menu = load_menu("run3")
+    with h5py.File(tmp_path / "run" / "accepted.h5") as f:
+        bx, tags = f["bx"][:], f["seeds"][:]
+    with open_events(tmp_path / "run" / "accepted.h5") as accepted:
+        assert accepted.attrs["seed_names"] == [seed.name for seed in menu.seeds]
+    fired = menu.fire(events[bx])
+    expected = sum(bits.astype(np.uint32) << np.uint32(i) for i, bits in enumerate(fired.values()))
+    np.testing.assert_array_equal(tags, expected)
+    assert 0 < np.count_nonzero(tags) < len(tags)
+    assert summary.menu == "run3" and summary.accepted_by_no_seed == np.count_nonzero(~menu.any(events[bx]))
+    untagged = whole_run(tmp_path, artifact_dir, data, "plain", reference_backend="none",
+                         working_point=WorkingPoint(threshold=threshold),
+                         config=replace(ReplayConfig(batch_size=512, **FAST), menu=None))
+    assert untagged.accepted_by_no_seed is None and untagged.events_accepted == summary.events_accepted
+    with h5py.File(tmp_path / "plain" / "accepted.h5") as f:
+        assert "seeds" not in f

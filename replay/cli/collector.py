@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from replay.cli.options import endpoints, host_port
+from replay.cli.options import add_menu_option, endpoints, host_port
 from replay.cli.role import add_role_arguments, set_up
 
 __all__ = ("add_arguments", "run")
@@ -18,6 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--out", type=Path, required=True, help=f"run directory: the {name}'s journal and "
                                                                 "accepted events")
     parser.add_argument("--no-reference", action="store_true", help="no reference role will connect")
+    add_menu_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:

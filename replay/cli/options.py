@@ -9,7 +9,8 @@ from replay.config import Endpoints, ReplayConfig, WorkingPoint
 from trigger.errors import UsageError
 from trigger.sample import BACKGROUND, DEFAULT_MODEL
 
-__all__ = ("DEFAULT_DEADLINE_MS", "MODEL_HELP", "add_input_options", "add_rate_options", "add_working_point_options",
+__all__ = ("DEFAULT_DEADLINE_MS", "MODEL_HELP", "add_input_options", "add_menu_option", "add_rate_options",
+           "add_working_point_options",
            "defaults", "endpoints", "host_port", "replay_config", "working_point")
 
 #: ``--model`` without a value: trigger.sample.default_model()
@@ -38,6 +39,13 @@ def add_rate_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference-prescale", type=int, default=1, metavar="N",
                         help="send one batch in N to the reference path as well (it also skips batches "
                              "whenever it is busy: the trigger decision never waits for it)")
+    add_menu_option(parser)
+
+
+def add_menu_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--menu", default=ReplayConfig.menu, metavar="NAME|FILE.toml",
+                        help="emulated L1 menu whose seeds tag each accepted event in accepted.h5, and whose "
+                             "untouched accepts the summary counts (bundled: run3; 'none': no tags)")
 
 
 def add_input_options(parser: argparse.ArgumentParser) -> None:
@@ -74,7 +82,12 @@ def replay_config(args: argparse.Namespace) -> ReplayConfig:
     return ReplayConfig(rate=parse_replay_rate(getattr(args, "rate", "40MHz-sim")),
                         batch_size=getattr(args, "batch_size", ReplayConfig.batch_size),
                         deadline_s=getattr(args, "deadline_ms", DEFAULT_DEADLINE_MS) / 1000,
-                        reference_prescale=getattr(args, "reference_prescale", 1))
+                        reference_prescale=getattr(args, "reference_prescale", 1),
+                        menu=_menu(getattr(args, "menu", ReplayConfig.menu)))
+
+
+def _menu(text: str | None) -> str | None:
+    return None if text is None or text.lower() == "none" else text
 
 
 def endpoints(source: tuple[str, int], collector: tuple[str, int]) -> Endpoints:

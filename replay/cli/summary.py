@@ -21,6 +21,9 @@ def print_summary(summary: RunSummary) -> None:
           f"{s['events_quarantined']:,}: accounting {check}")
     print(f"accepted {s['events_accepted']:,} (accept rate {format_rate(s['accept_rate_hz_at_bx'])} at 40 MHz, "
           f"threshold {s['threshold']:.5g}: {s['working_point']['source']})")
+    if s.get("accepted_by_no_seed") is not None:
+        print(f"  of which {s['accepted_by_no_seed']:,} no seed of the {s['menu']} menu takes (pure; each accepted "
+              f"event's seeds are in accepted.h5)")
     print(f"throughput {s['events_per_second']:,.0f} events/s in {s['wall_seconds']:.2f} s, "
           f"real-time factor {s['real_time_factor']:.4f} of 40 MHz ({s['workers']} workers, {s['mode']})")
     if lat["p50"] is not None:

@@ -22,7 +22,7 @@ class RunSummary(Record):
     """
 
     FORMAT = "trigger.replay-summary"
-    VERSION = 1
+    VERSION = 2  # 2: menu, accepted_by_no_seed
 
     rate: str  # as given: "40MHz-sim", "2MHz", ...
     mode: str
@@ -39,6 +39,8 @@ class RunSummary(Record):
     events_decided: int
     events_quarantined: int
     events_accepted: int
+    menu: str | None  # the emulated L1 menu tagging accepted events (trigger.menu), None: no tags
+    accepted_by_no_seed: int | None  # accepted events no seed of that menu takes: the pure accepts
     accounting_ok: bool | None  # events_in == decided + quarantined, checked against the collector's counts
     accept_rate_hz_at_bx: float  # the accept fraction times the LHC's 40 MHz
     events_per_second: float
