@@ -39,8 +39,6 @@ class RunSummary(Record):
     events_decided: int
     events_quarantined: int
     events_accepted: int
-    menu: str | None  # the emulated L1 menu tagging accepted events (trigger.menu), None: no tags
-    accepted_by_no_seed: int | None  # accepted events no seed of that menu takes: the pure accepts
     accounting_ok: bool | None  # events_in == decided + quarantined, checked against the collector's counts
     accept_rate_hz_at_bx: float  # the accept fraction times the LHC's 40 MHz
     events_per_second: float
@@ -71,6 +69,8 @@ class RunSummary(Record):
     held_out: dict[str, Any] | None = None  # replayed events the model never trained on, and their accept rate
     recovered: bool = False
     note: str | None = None
+    menu: str | None = None  # the emulated L1 menu tagging accepted events (trigger.menu), None: no tags
+    accepted_by_no_seed: int | None = None  # accepted events no seed of that menu takes: the pure accepts
 
     def problem(self) -> str | None:
         missing = [key for key in LATENCY_KEYS if key not in self.batch_latency_ms]
