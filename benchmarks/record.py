@@ -96,3 +96,13 @@ def write_result(path: Path, results: Any, headline: dict[str, str] | None = Non
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=1) + "\n")
     return record
+
+
+def events_as(path: Path, particles: Any, dtype: str) -> Path:
+    """The events stored in ``path`` as ``dtype``: float32 as the project's files, float64 as the
+    public ADC2021 ones (the benchmarks compare the two on the same events)."""
+    from trigger.events import EventWriter
+
+    with EventWriter(path, attrs={"process": "sm-cocktail"}, dtype=dtype) as writer:
+        writer.append(particles.astype(dtype))
+    return path

@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 import zmq
-from record import write_result
+from record import events_as, write_result
 
 
 def _push(endpoint: str, batches: list[np.ndarray], repeat: int) -> None:
@@ -189,15 +189,6 @@ def _first_events(path: Path, n: int) -> np.ndarray:
         return events.read(0, min(n, events.n_events))
 
 
-def _write(path: Path, particles: np.ndarray, dtype: str) -> Path:
-    """The events as ``dtype``: float32 as the project's files, float64 as the public ones."""
-    from trigger.events import EventWriter
-
-    with EventWriter(path, attrs={"process": "sm-cocktail"}, dtype=dtype) as writer:
-        writer.append(particles.astype(dtype))
-    return path
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=None, help="artifact (default: the bundled model)")
@@ -220,7 +211,7 @@ def main() -> int:
     model = args.model or default_model()
     particles = _first_events(source, args.loop_events)
     work = Path(tempfile.mkdtemp(prefix="replay-bench-data-"))
-    inputs = {dtype: _write(work / f"events_{dtype}.h5", particles, dtype) for dtype in ("float32", "float64")}
+    inputs = {dtype: events_as(work / f"events_{dtype}.h5", particles, dtype) for dtype in ("float32", "float64")}
     batches = [np.ascontiguousarray(particles[i:i + args.batch], np.float32)
                for i in range(0, len(particles), args.batch)]
     results: dict[str, list[float]] = {"raw_zeromq": [], "emulated": [], "emulated, float64 input": [],

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from statistics import median
 
-from record import write_result
+from record import events_as, write_result
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -139,14 +139,10 @@ def roles(work: Path, data: Path, bundle: Path, events: int, workers: int, keys:
 
 def _as_dtype(data: Path, dtype: str, path: Path) -> Path:
     """``data`` with its events stored as ``dtype`` (the same file when they already are)."""
-    from trigger.events import EventWriter, read_events
+    from trigger.events import read_events
 
     events = read_events(data)
-    if events.dtype.name == dtype:
-        return data
-    with EventWriter(path, attrs={"process": "sm-cocktail"}, dtype=dtype) as writer:
-        writer.append(events.astype(dtype))
-    return path
+    return data if events.dtype.name == dtype else events_as(path, events, dtype)
 
 
 def main() -> int:

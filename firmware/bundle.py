@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from models.artifact import Artifact
 
 __all__ = ("BUNDLE_DIR", "FirmwareBundle", "build_bundle", "bundle_for", "bundle_of", "calibrated_threshold",
+           "converted_with_bundle",
            "deployed_scorer", "stored_bundle")
 
 #: where ``trigger calibrate`` stores an artifact's firmware bundle, inside the artifact directory
@@ -172,6 +173,18 @@ def stored_bundle(artifact: Artifact) -> FirmwareBundle | None:
                f"run `trigger calibrate --model {artifact.path}` to rebuild it")
         raise ArtifactError(msg)
     return bundle
+
+
+def converted_with_bundle(artifact: Artifact, convert: Callable[[float], Any]) -> tuple[Any, FirmwareBundle]:
+    """One hls4ml conversion, ``convert(threshold)``, at the threshold of the artifact's firmware,
+    and that firmware's bundle: the one ``trigger calibrate`` stored, else the one this conversion
+    gives at the calibrated threshold (so the converted model and the bundle decide alike)."""
+    from firmware.convert import DEFAULT_CLOCK_NS, DEFAULT_PART
+
+    stored = stored_bundle(artifact)
+    threshold, source = (stored.threshold, {}) if stored is not None else calibrated_threshold(artifact)
+    model = convert(threshold)
+    return model, stored or bundle_of(artifact, model, threshold, source, DEFAULT_PART, DEFAULT_CLOCK_NS)
 
 
 def bundle_for(artifact: Artifact) -> FirmwareBundle:

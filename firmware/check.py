@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from firmware.bundle import FirmwareBundle, bundle_of, calibrated_threshold, stored_bundle
+from firmware.bundle import FirmwareBundle, converted_with_bundle
 from models.artifact import Artifact
 
 __all__ = ("PairComparison", "check_firmware", "compare_paths", "csim_and_bundle", "csim_outputs", "csim_vs_emulator")
@@ -83,13 +83,9 @@ def check_firmware(artifact: Artifact, particles: NDArray[np.floating[Any]],
 def csim_and_bundle(artifact: Artifact, out_dir: str | Path) -> tuple[Any, FirmwareBundle]:
     """A compiled C-simulation of the artifact in ``out_dir`` and its firmware bundle, deciding at the
     same threshold: the bundle ``trigger calibrate`` stored, else the one this conversion gives."""
-    from firmware.convert import DEFAULT_CLOCK_NS, DEFAULT_PART, to_hls
+    from firmware.convert import to_hls
 
-    stored = stored_bundle(artifact)
-    threshold, source = (stored.threshold, {}) if stored is not None else calibrated_threshold(artifact)
-    model = to_hls(artifact, out_dir, threshold=threshold)
-    firmware = stored or bundle_of(artifact, model, threshold, source, DEFAULT_PART, DEFAULT_CLOCK_NS)
-    return model, firmware
+    return converted_with_bundle(artifact, lambda threshold: to_hls(artifact, out_dir, threshold=threshold))
 
 
 def csim_vs_emulator(pairs: list[PairComparison]) -> PairComparison:

@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from firmware.bundle import FirmwareBundle, bundle_of, calibrated_threshold, stored_bundle
+from firmware.bundle import FirmwareBundle, converted_with_bundle
+from firmware.convert import convert
 from firmware.export_cpp import EMULATOR_H, PackageNames, emulator_source, interface_header, makefile
 from trigger.errors import TriggerError, UsageError
 from trigger.fixed import FixedType
@@ -117,17 +118,6 @@ def _interface(names: PackageNames, scaler: Scaler) -> dict[str, Any]:
             "preprocessing": preprocessing_rule(scaler)}
 
 
-def _firmware(artifact: Artifact, hls_dir: Path) -> tuple[Any, FirmwareBundle]:
-    """One conversion at the threshold of the artifact's firmware (the stored bundle, else calibrated),
-    and that bundle (else the one this conversion gives)."""
-    from firmware.convert import DEFAULT_CLOCK_NS, DEFAULT_PART, convert
-
-    stored = stored_bundle(artifact)
-    threshold, source = (stored.threshold, {}) if stored is not None else calibrated_threshold(artifact)
-    model = convert(artifact, hls_dir, threshold=threshold)
-    return model, stored or bundle_of(artifact, model, threshold, source, DEFAULT_PART, DEFAULT_CLOCK_NS)
-
-
 def _prepare_out(out: Path) -> None:
     """``out`` empty or absent, or an earlier export (replaced); anything else is refused."""
     if out.exists() and not out.is_dir():
@@ -165,7 +155,8 @@ def export_package(artifact: Artifact, out: str | Path, name: str, version: int)
     out = Path(out)
     _prepare_out(out)
     with tempfile.TemporaryDirectory() as tmp:
-        model, bundle = _firmware(artifact, Path(tmp) / "hls")
+        model, bundle = converted_with_bundle(  # converted, not yet written: the writer's settings come first
+            artifact, lambda threshold: convert(artifact, Path(tmp) / "hls", threshold=threshold))
         writer = model.config.get_writer_config()
         writer.update(Namespace=names.namespace, WriteWeightsTxt=False, WriteEmulationConstants=True)
         model.config.config["ProjectName"] = names.stem  # the top function and its files: NAME_vN

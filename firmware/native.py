@@ -5,7 +5,9 @@ compiled steps and BLAS (grid projection, every Dense layer with its casts, the 
 event in integer arithmetic, the layers on int32 SIMD lanes. It is compiled with g++ for this
 machine's CPU on first use (``trigger.native``) and covers the kernels whose arithmetic it can
 prove exact in integers (:func:`unsupported` says why not otherwise); the compiled emulator
-uses it where it can and keeps its numpy-based steps for the rest and as the reference.
+uses it where it can and keeps its numpy-based steps for the rest and as the reference. A
+process loads and checks each kernel once, however many emulators of the firmware it makes
+(thresholds are not in the kernel).
 
 Why integers are exact: every weight and bias of a :class:`~firmware.emulator.Kernel` is a
 multiple of a power of two in units of the result mantissa, so scaled by ``2**shift`` they
@@ -32,7 +34,7 @@ from numpy.typing import NDArray
 
 from firmware.emulator import Emulator, Kernel
 from trigger.fixed import FixedType, Overflow, Rounding
-from trigger.native import cached, load_helper
+from trigger.native import cache_dir, cached, load_helper
 from trigger.preprocess import Scaler, event_values
 from trigger.schema import N_FEATURES, N_OBJECTS
 
@@ -213,6 +215,23 @@ def check_events(n: int = 4096, seed: int = 0) -> NDArray[np.float32]:
     return events
 
 
+#: per (cache folder, kernel source): the loaded kernel once it passed its check, else None
+_CHECKED: dict[tuple[str, str], Any] = {}
+
+
+def _checked(library: Any, fallback: Scores) -> Any:
+    """``library`` if it scores the check events as ``fallback`` does; None (with a warning where
+    they differ) if not, or if it could not be built (a string saying why)."""
+    if isinstance(library, str):
+        return None
+    events = check_events()
+    if not np.array_equal(NativeScorer(library, fallback)(events), fallback(events)):
+        warnings.warn("the native scoring kernel disagrees with the compiled emulator on its check events; "
+                      "scoring without it", RuntimeWarning, stacklevel=3)
+        return None
+    return library
+
+
 class NativeScorer:
     """The compiled kernel of one firmware: ``scorer(events)`` -> the firmware's scores."""
 
@@ -226,18 +245,14 @@ class NativeScorer:
         if os.environ.get(DISABLE, "1") == "0":
             return None
         try:
-            library = _library(model_source(scaler, emulator))
+            source = model_source(scaler, emulator)
         except NotNative:
             return None
-        if isinstance(library, str):
-            return None
-        scorer = cls(library, fallback)
-        events = check_events()
-        if not np.array_equal(scorer(events), fallback(events)):
-            warnings.warn("the native scoring kernel disagrees with the compiled emulator on its check events; "
-                          "scoring without it", RuntimeWarning, stacklevel=2)
-            return None
-        return scorer
+        key = (str(cache_dir()), source)  # the same kernel (the threshold is not in it): loaded and checked once
+        if key not in _CHECKED:
+            _CHECKED[key] = _checked(_library(source), fallback)
+        library = _CHECKED[key]
+        return None if library is None else cls(library, fallback)
 
     def __call__(self, particles: NDArray[np.floating[Any]]) -> F64:
         """The firmware's scores (software units) of raw events, after the input rule."""

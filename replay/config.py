@@ -8,6 +8,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from trigger.errors import UsageError
 from trigger.menu import load_menu
 from trigger.rates import BX_RATE_HZ, format_rate, fpr_for_rate, parse_rate
@@ -124,7 +126,7 @@ class ReplayConfig:
 
     def __post_init__(self) -> None:
         if self.menu is not None:
-            load_menu(self.menu)  # a missing or bad menu is an error before anything starts
+            load_menu(self.menu).tags(np.zeros((0, 19, 4), np.float32))  # a bad menu: an error before anything starts
         if not 1 <= self.batch_size <= self.max_events_per_frame:
             msg = f"batch size {self.batch_size} must be between 1 and {self.max_events_per_frame}"
             raise UsageError(msg)

@@ -21,22 +21,19 @@ from numpy.typing import NDArray
 
 from replay.journal import JOURNAL, SeqSet, read_records, unpack_array
 from replay.wire import Reject
-from trigger.errors import UsageError
 from trigger.events import EventWriter
-from trigger.menu import Menu, load_menu
+from trigger.menu import load_menu
 from trigger.rates import BX_RATE_HZ
 
 __all__ = (
     "DECISION",
     "DUPLICATE",
     "FRAME_REJECTED",
-    "MAX_SEEDS",
     "REASONS",
     "REFERENCE_JOIN",
     "REJECTED_BATCH",
     "CollectorCounts",
     "journal_state",
-    "seed_tags",
     "write_outputs",
 )
 
@@ -51,7 +48,6 @@ FRAME_REJECTED = "x"  # a malformed message, counted by reason
 DUPLICATE = "u"  # a batch decided a second time (a re-sent batch), dropped
 
 _WRITE_EVERY = 4096  # accepted events held before they are appended to accepted.h5
-MAX_SEEDS = 32  # bits of an accepted event's seed tags
 
 
 @dataclass
@@ -155,15 +151,6 @@ def _scan(records: Iterable[dict[str, Any]]) -> tuple[dict[int, NDArray[np.float
     return reference, np.float64 if wide else np.float32
 
 
-def seed_tags(menu: Menu, particles: NDArray[np.floating[Any]]) -> NDArray[np.uint32]:
-    """Per event, bit ``i`` set where seed ``i`` of ``menu`` fires (``trigger.menu``, the same bits
-    ``trigger evaluate`` counts)."""
-    tags = np.zeros(len(particles), np.uint32)
-    for i, fired in enumerate(menu.fire(particles).values()):
-        tags |= fired.astype(np.uint32) << np.uint32(i)
-    return tags
-
-
 def write_outputs(out_dir: str | Path, menu: str | None = None) -> CollectorCounts:
     """Write ``accepted.h5``, ``quarantine.h5``, ``batch_latency_ms.npy`` and ``batch_scoring_ms.npy``
     (NaN where a worker did not say) from the journal (each
@@ -175,9 +162,6 @@ def write_outputs(out_dir: str | Path, menu: str | None = None) -> CollectorCoun
     reference, dtype = _scan(read_records(journal))
     counts, decided, latencies, scoring = CollectorCounts(), SeqSet(), [], []
     seeds = None if menu is None else load_menu(menu)
-    if seeds is not None and len(seeds.seeds) > MAX_SEEDS:
-        msg = f"menu {seeds.source} has {len(seeds.seeds)} seeds; accepted.h5 tags at most {MAX_SEEDS}"
-        raise UsageError(msg)
     columns = ("bx", "timestamp_ns", "score", "reference_score", *(() if seeds is None else ("seeds",)))
     partial = {name: out_dir / f"{name}.partial" for name in ("accepted.h5", "quarantine.h5")}
     accepted_file = EventWriter(partial["accepted.h5"], dtype=dtype, extras={
@@ -185,7 +169,7 @@ def write_outputs(out_dir: str | Path, menu: str | None = None) -> CollectorCoun
         **({} if seeds is None else {"seeds": np.uint32})})
     if seeds is not None:
         accepted_file.set_attrs({"menu": seeds.source, "seed_names": [seed.name for seed in seeds.seeds]})
-        counts.accepted_by_no_seed = 0
+    untagged = 0  # accepted events no seed takes
     quarantine_file = EventWriter(partial["quarantine.h5"], dtype=np.float64,
                                   extras={"bx": np.int64, "reason": np.int8})
     quarantine_file.set_attrs({"reason_codes": {i: r.value for i, r in enumerate(REASONS)}})
@@ -203,10 +187,9 @@ def write_outputs(out_dir: str | Path, menu: str | None = None) -> CollectorCoun
             bx = record["bx0"] + unpack_array(record["accepted"])
             ref = reference.get(record["seq"], np.full(len(bx), np.nan))
             events = unpack_array(record["events"])
-            tags = () if seeds is None else (seed_tags(seeds, events),)
+            tags = () if seeds is None else (seeds.tags(events),)
             accepted.add(events, bx, bx * BX_NS, unpack_array(record["scores"]), ref, *tags)
-            if tags:
-                counts.accepted_by_no_seed = (counts.accepted_by_no_seed or 0) + int(np.count_nonzero(tags[0] == 0))
+            untagged += int(np.count_nonzero(tags[0] == 0)) if tags else 0
             q = unpack_array(record["quarantined"])
             quarantined.add(unpack_array(record["qevents"]), record["bx0"] + q,
                             np.full(len(q), REASONS.index(Reject.NON_FINITE), np.int8))
@@ -214,6 +197,7 @@ def write_outputs(out_dir: str | Path, menu: str | None = None) -> CollectorCoun
             scoring.append(np.nan if record.get("scoring_ms") is None else record["scoring_ms"])
         accepted.flush()
         quarantined.flush()
+        counts.accepted_by_no_seed = None if seeds is None else untagged
     finally:
         accepted_file.close()
         quarantine_file.close()

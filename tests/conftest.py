@@ -62,8 +62,9 @@ TINY_MODEL = ["model.encoder=[8]", "model.latent=2", "model.decoder=[8]", "train
               "training.batch_size=128"]
 
 
-def write_events(path: Path, events: np.ndarray, process: str) -> Path:
-    with EventWriter(path, attrs={"process": process}) as writer:
+def write_events(path: Path, events: np.ndarray, process: str, dtype: type = np.float32) -> Path:
+    """``events`` in an event file as ``dtype`` (float64: as the public ADC2021 files hold them)."""
+    with EventWriter(path, attrs={"process": process}, dtype=dtype) as writer:
         writer.append(events)
     return path
 

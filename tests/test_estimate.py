@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import float64_native, synthetic_events
+from conftest import float64_native, synthetic_events, write_events
 
 from firmware.estimate import cells_to_resources, parse_yosys_stat, yosys_family
 from trigger.fixed import FixedType, Overflow, Rounding
@@ -113,11 +113,11 @@ def test_estimate_flow_on_a_tiny_model(artifact_dir: Path, emulator, tmp_path: P
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from models.artifact import load_artifact
     from trigger.cli import main
-    from trigger.events import EventWriter, read_events
+    from trigger.events import read_events
 
-    native = tmp_path / "float64_native.h5"  # values a float32 cast changes, as in the public files
-    with EventWriter(native, attrs={"process": "sm"}, dtype=np.float64) as writer:
-        writer.append(float64_native(synthetic_events(1000, seed=21), load_artifact(artifact_dir).scaler))
+    native = write_events(tmp_path / "float64_native.h5",  # values a float32 cast changes, as in the public files
+                          float64_native(synthetic_events(1000, seed=21), load_artifact(artifact_dir).scaler), "sm",
+                          np.float64)
     monkeypatch.chdir(tmp_path)
     out = Path("est")  # relative, as `make demo` and most users give it
     code = main(["firmware", "estimate", "--model", str(artifact_dir), "--out", str(out),

@@ -166,3 +166,22 @@ def test_replay_tags_each_accepted_event_with_the_seeds_evaluate_counts(tmp_path
     assert untagged.accepted_by_no_seed is None and untagged.events_accepted == summary.events_accepted
     with h5py.File(tmp_path / "plain" / "accepted.h5") as f:
         assert "seeds" not in f
+
+
+def test_tags_are_the_seed_bits_and_refuse_more_seeds_than_bits(tmp_path: Path) -> None:
+    from conftest import synthetic_events
+
+    events = synthetic_events(500, seed=3)
+    menu = Menu("jets", "test", tuple(Seed(f"jet{i}", "single_jet", (10.0 * i,), 2.4) for i in range(5)))
+    fired = menu.fire(events)
+    tags = menu.tags(events)
+    for i, bits in enumerate(fired.values()):
+        np.testing.assert_array_equal((tags >> i) & 1, bits)
+    assert 0 < np.count_nonzero(tags) < len(tags) and len(np.unique(tags)) > 2
+    wide = Menu("wide", "test", tuple(Seed(f"s{i}", "met", (float(i),), np.inf) for i in range(33)))
+    with pytest.raises(UsageError, match="at most 32"):
+        wide.tags(events)
+    path = tmp_path / "wide.toml"  # refused when the replay is set up, not when it writes its files
+    path.write_text("".join(f'[seeds.{s.name}]\nkind = "{s.kind}"\npt = {s.pt[0]}\n' for s in wide.seeds))
+    with pytest.raises(UsageError, match="at most 32"):
+        ReplayConfig(menu=str(path))

@@ -297,11 +297,11 @@ def test_training_batches_stream_every_event_once_per_epoch_shuffled_across_chun
 
 
 def test_training_reads_float64_files_as_the_public_data_has_them(files: dict[str, Path], tmp_path: Path) -> None:
-    from trigger.events import EventWriter, read_events
+    from conftest import write_events
 
-    sm64 = tmp_path / "sm64.h5"
-    with EventWriter(sm64, attrs={"process": "sm-cocktail"}, dtype=np.float64) as writer:
-        writer.append(read_events(files["sm"]).astype(np.float64))
+    from trigger.events import read_events
+
+    sm64 = write_events(tmp_path / "sm64.h5", read_events(files["sm"]), "sm-cocktail", np.float64)
     assert main(["train", "--data", str(sm64), "--out", str(tmp_path / "ae64"),
                  *[a for o in TINY_MODEL for a in ("--set", o)]]) == 0
     artifact = load_artifact(tmp_path / "ae64")

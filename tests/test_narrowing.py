@@ -108,13 +108,13 @@ def test_replay_of_a_float64_file_writes_its_rows_bit_for_bit(tmp_path: Path, ar
                                                               bundle: Path) -> None:
     """The public files' float64: accepted and quarantined events in the run's files are the
     input's rows bit for bit, the decisions those of the float32 values (the input rule)."""
-    from trigger.events import EventWriter, read_events
+    from conftest import write_events
+
+    from trigger.events import read_events
 
     path = load_emulated(bundle)
     events = _public_like(3000, path.scaler)
-    data = tmp_path / "public.h5"
-    with EventWriter(data, attrs={"process": "sm-cocktail"}, dtype=np.float64) as writer:
-        writer.append(events)
+    data = write_events(tmp_path / "public.h5", events, "sm-cocktail", np.float64)
     assert _same_bits(read_events(data), events)
     with np.errstate(over="ignore"):  # 1e300 is inf in float32
         scores = path.scores(np.delete(events, 7, axis=0).astype(np.float32))

@@ -44,6 +44,7 @@ KINDS = {
 _BLOCK = {block.name: block for block in BLOCKS}
 _DEFAULT_ETA = {"muons": 2.4, "electrons": 2.5, "jets": 2.4, "met": float("inf")}
 BUNDLED = {"run3": "run3_like.toml"}
+TAG_BITS = 32  # seeds a per-event tag (Menu.tags) can name
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,16 @@ class Menu:
         """Each seed's per-event bits on (N, 19, 4) events, float32 or float64."""
         values = event_values(particles)
         return {seed.name: seed.fire(values) for seed in self.seeds}
+
+    def tags(self, particles: NDArray[np.floating[Any]]) -> NDArray[np.uint32]:
+        """Per event, bit ``i`` set where seed ``i`` fires (at most :data:`TAG_BITS` seeds)."""
+        if len(self.seeds) > TAG_BITS:
+            msg = f"menu {self.source} has {len(self.seeds)} seeds; per-event tags hold at most {TAG_BITS}"
+            raise UsageError(msg)
+        tags = np.zeros(len(particles), np.uint32)
+        for i, fired in enumerate(self.fire(particles).values()):
+            tags |= fired.astype(np.uint32) << np.uint32(i)
+        return tags
 
     def any(self, particles: NDArray[np.floating[Any]]) -> NDArray[np.bool_]:
         """(N,) True where at least one seed fires."""
