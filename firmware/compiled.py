@@ -242,8 +242,8 @@ class CompiledNetwork:
 
 @numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})  # exact sums: any order, fused or not
 def _head_scores(outputs: Floats, q: Floats, out_scale: float, q_scale: float, reconstruction: bool, rounding: int,
-                 low: float, high: float, to_score: float, score_high: float, lsb: float, divisor: float,
-                 scores: F64) -> None:  # pragma: no cover - compiled
+                 low: float, high: float, to_score: float, squares_high: float, prior: F64, score_high: float,
+                 lsb: float, divisor: float, scores: F64) -> None:  # pragma: no cover - compiled
     for e in range(outputs.shape[0]):
         total = 0.0
         for k in range(outputs.shape[1]):
@@ -258,8 +258,8 @@ def _head_scores(outputs: Floats, q: Floats, out_scale: float, q_scale: float, r
                 v = np.rint(v)
             v = min(max(v, low), high)
             total += v * v
-        m = min(np.floor(total * to_score), score_high)
-        scores[e] = m * lsb / divisor
+        m = min(np.floor(total * to_score), squares_high)
+        scores[e] = min(m + prior[e], score_high) * lsb / divisor
 
 
 _ROUNDINGS = {Rounding.TRN: 0, Rounding.RND: 1, Rounding.RND_CONV: 2}
@@ -282,11 +282,12 @@ class HeadScore:
         head, inp = emulator.head, emulator.input_type
         e = head.error
         largest = max(-e.int_min, e.int_max) ** 2 * emulator.kernels[-1].weight.shape[1]
-        exact_score = head.score.fractional >= head.accum.fractional
+        exact_score = head.squares_type.fractional >= head.accum.fractional
         if (e.rounding not in _ROUNDINGS or e.overflow not in (Overflow.SAT, Overflow.SAT_SYM)
                 or largest * 2.0 ** (head.accum.fractional - 2 * e.fractional) > head.accum.int_max
-                or not (exact_score or head.score.rounding is Rounding.TRN)
-                or head.score.overflow is not Overflow.SAT or largest >= 2.0**53):
+                or not (exact_score or head.squares_type.rounding is Rounding.TRN)
+                or head.squares_type.overflow is not Overflow.SAT or head.score.overflow is not Overflow.SAT
+                or largest >= 2.0**53):
             return None
         return cls(head, 2.0**e.fractional, 2.0 ** (e.fractional - inp.fractional) if head.reconstruction else 0.0)
 
@@ -295,9 +296,11 @@ class HeadScore:
         h = self.head
         low, high = h.error.kept_range
         scores = np.empty(len(outputs))
+        prior = h.prior_by_counts(q) if h.prior else np.zeros(len(outputs))
         _head_scores(outputs, q, self.out_scale, self.q_scale, h.reconstruction, _ROUNDINGS[h.error.rounding],
-                     float(low), float(high), 2.0 ** (h.score.fractional - 2 * h.error.fractional),
-                     float(h.score.int_max), h.score.lsb, float(h.divisor), scores)
+                     float(low), float(high), 2.0 ** (h.squares_type.fractional - 2 * h.error.fractional),
+                     float(h.squares_type.int_max), prior, float(h.score.int_max), h.score.lsb, float(h.divisor),
+                     scores)
         return scores
 
 

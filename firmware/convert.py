@@ -5,8 +5,8 @@ Precisions come from the QKeras quantizers (hls4ml's ``config_from_keras_model``
 so the firmware sees exactly the inputs the model was trained and scored on. For a VAE
 only the encoder (inputs -> mu) goes to firmware: the score sum(mu^2) needs nothing else; a
 distilled student's one output is squared the same way.
-The score and the accept decision are layers of the converted model (``firmware.head``):
-its two outputs are the score and the trigger bit.
+The score and the accept decision are layers of the converted model (``firmware.head``), and so is
+a model's multiplicity prior: its two outputs are the score and the trigger bit.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from firmware.head import (
     FIRMWARE_SCORES,
     SCORE,
     HeadTypes,
+    PriorTables,
     error_layers,
     score_divisor,
     threshold_mantissa,
@@ -78,7 +79,11 @@ def firmware_network(artifact: Artifact, threshold: float | None = None,
         threshold = artifact.threshold("quantized") if "quantized" in artifact.thresholds else float("inf")
     reconstruction = _reconstruction(artifact)
     divisor = score_divisor(reconstruction, int(network.output.shape[-1]))
-    return with_decision(network, reconstruction, types, threshold_mantissa(threshold, types.score, divisor))
+    if artifact.prior is None:
+        return with_decision(network, reconstruction, types, threshold_mantissa(threshold, types.score, divisor))
+    prior = PriorTables.of(artifact.prior, types.score, divisor)
+    mantissa = threshold_mantissa(threshold, prior.total_type(types.score), divisor)
+    return with_decision(network, reconstruction, types, mantissa, prior, artifact.scaler.input_type)
 
 
 def hls_config(artifact: Artifact, network: Any,

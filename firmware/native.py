@@ -33,6 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from firmware.emulator import Emulator, Kernel
+from models.multiplicity import JET_SLOTS, LEPTON_SLOTS
 from trigger.fixed import FixedType, Overflow, Rounding
 from trigger.native import cache_dir, cached, load_helper
 from trigger.preprocess import Scaler, event_values
@@ -158,8 +159,11 @@ constexpr double kCenter[kInputs] = {{{_hex(scaler.center)}}};
 constexpr double kStep[kInputs] = {{{_hex(scaler.mantissa_step)}}};
 constexpr bool kLogPt = {str(bool(scaler.log_pt)).lower()};
 constexpr double kGridLow = {float(grid.int_min).hex()}, kGridHigh = {float(grid.int_max).hex()};
-constexpr int kScoreShift = {head.score.fractional - 2 * e.fractional};
-constexpr int64_t kScoreHigh = {head.score.int_max};
+constexpr int kScoreShift = {head.squares_type.fractional - 2 * e.fractional};
+constexpr int64_t kSquaresHigh = {head.squares_type.int_max}, kScoreHigh = {head.score.int_max};
+constexpr bool kHasPrior = {str(bool(head.prior)).lower()};
+constexpr int kLeptonSlots[2] = {{{LEPTON_SLOTS[0]}, {LEPTON_SLOTS[-1] + 1}}}, kJetSlots[2] = {{{JET_SLOTS[0]}, {JET_SLOTS[-1] + 1}}};
+constexpr int64_t kPrior[] = {{{", ".join(str(int(v)) for v in head.prior_table.ravel())}}};  // by leptons * {len(JET_SLOTS) + 1} + jets
 constexpr double kLsb = {head.score.lsb.hex()}, kDivisor = {float(head.divisor).hex()};
 
 inline void network(const Lanes* __restrict q, Lanes* __restrict totals) {{

@@ -20,7 +20,8 @@
 //   then saturation.
 // - the score: each error term (output minus input, or the output) on a common integer scale,
 //   rounded and saturated to the error type, squared and summed, shifted onto the score's grid
-//   (floor), capped, and written in the software's units: m * lsb / divisor.
+//   (floor), capped; with a multiplicity prior, the prior's mantissa for the event's counts of
+//   filled slots added and capped again; written in the software's units: m * lsb / divisor.
 // An event with a NaN in a filled slot gets a NaN score and is counted: the caller rescores it
 // on the compiled numpy path, which defines what NaN does.
 
@@ -67,6 +68,17 @@ inline Lanes cast(Lanes v) {
 }
 
 // @MODEL@
+
+// Per event of a block: the index leptons * (jet slots + 1) + jets of its counts of filled slots
+// (a slot is filled when any of its three input mantissas is non-zero), into net::kPrior.
+inline void prior_index(const Lanes* __restrict q, Lanes* __restrict index) {
+    Lanes leptons = {}, jets = {};
+    for (int s = net::kLeptonSlots[0]; s < net::kLeptonSlots[1]; ++s)
+        leptons -= (q[3 * s] | q[3 * s + 1] | q[3 * s + 2]) != 0;  // a true comparison is -1
+    for (int s = net::kJetSlots[0]; s < net::kJetSlots[1]; ++s)
+        jets -= (q[3 * s] | q[3 * s + 1] | q[3 * s + 2]) != 0;
+    *index = leptons * (net::kJetSlots[1] - net::kJetSlots[0] + 1) + jets;
+}
 
 namespace {
 
@@ -244,12 +256,17 @@ int64_t native_scores(int64_t n, const float* particles, double* scores) {
             for (int k = 0; k < kInputs; ++k) q[k][b] = 0;  // a lane without an event, or with a NaN
         }
         angles.project();
-        alignas(64) int32_t totals[kBlock];
+        alignas(64) int32_t totals[kBlock], prior[kBlock];
         net::network(reinterpret_cast<const Lanes*>(q), reinterpret_cast<Lanes*>(totals));
+        if constexpr (net::kHasPrior) prior_index(reinterpret_cast<const Lanes*>(q), reinterpret_cast<Lanes*>(prior));
         for (int b = 0; b < lanes; ++b) {
             int64_t mant = totals[b];
             mant = net::kScoreShift >= 0 ? mant * (int64_t(1) << net::kScoreShift) : mant >> -net::kScoreShift;
-            mant = mant > net::kScoreHigh ? net::kScoreHigh : mant;
+            mant = mant > net::kSquaresHigh ? net::kSquaresHigh : mant;
+            if constexpr (net::kHasPrior) {
+                mant += net::kPrior[prior[b]];
+                mant = mant > net::kScoreHigh ? net::kScoreHigh : mant;
+            }
             scores[start + b] = nan[b] ? NAN : static_cast<double>(mant) * net::kLsb / net::kDivisor;
             with_nan += nan[b];
         }

@@ -76,7 +76,7 @@ def _trace_kernel(x: Any, t: FixedType, k: Kernel) -> Any:
 
 
 def _trace_score(x: Any, inputs: Any, head: ScoreHead) -> Any:
-    """The sum of squared errors cast to the score type. Each square is a lookup table on the
+    """The sum of squared errors cast to its type (the score's, without a prior). Each square is a lookup table on the
     error's magnitude (LUTs, no multiplier), summed exactly in a balanced adder tree."""
     from da4ml.trace import FixedVariableArray
 
@@ -84,7 +84,7 @@ def _trace_score(x: Any, inputs: Any, head: ScoreHead) -> Any:
     magnitudes = FixedVariableArray(np.array([abs(v) for v in errors._vars.ravel()]), errors.solver_options)
     integer = 2 * max(-head.error.int_min, head.error.int_max).bit_length() - 2 * head.error.fractional
     squares = magnitudes.apply(np.square).quantize(0, integer, 2 * head.error.fractional, "WRAP", "TRN")
-    return _cast(np.sum(squares, keepdims=True), head.score)
+    return _cast(np.sum(squares, keepdims=True), head.squares_type)
 
 
 def trace_network(emulator: Emulator) -> tuple[Any, Any]:
@@ -98,6 +98,11 @@ def trace_network(emulator: Emulator) -> tuple[Any, Any]:
     for k in emulator.kernels:
         x, t = _trace_kernel(x, t, k), k.result
     score = _trace_score(x, x_in, emulator.head)
+    if emulator.head.prior:  # the multiplicity prior's kernels on the inputs, added to the score
+        p, t = x_in, emulator.input_type
+        for k in emulator.head.prior:
+            p, t = _trace_kernel(p, t, k), k.result
+        score = _cast(score + p, emulator.head.score)
     accept = _trace_kernel(score, emulator.head.score, emulator.head.decision)
     return inputs, np.concatenate([score, accept])
 

@@ -5,6 +5,7 @@ Layout::
     manifest.json          format, version, files with their sha256, data hashes, package versions
     config.json            the model and training configuration (models.config)
     scaler.json            the preprocessing fitted on SM training events
+    prior.json             the multiplicity prior added to the score (models.multiplicity), if any
     quantized.weights.h5   the QKeras model (absent for float-only baselines)
     float.weights.h5       its float twin
     thresholds.json        per variant: the calibrated threshold and its uncertainty
@@ -30,6 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.config import Config
+from models.multiplicity import MultiplicityPrior
 from models.networks import Networks, build_networks
 from models.scores import anomaly_score
 from trigger.errors import ArtifactError, TriggerError
@@ -41,6 +43,7 @@ from trigger.versions import package_versions
 __all__ = ("Artifact", "file_sha256", "load_artifact", "read_manifest", "save_artifact",
            "update_manifest")
 
+PRIOR = "prior.json"
 FORMAT = "trigger.artifact"
 VERSION = 1
 PACKAGES = ("trigger-anomaly", "numpy", "tensorflow", "keras", "qkeras", "hls4ml", "h5py", "scikit-learn")
@@ -56,6 +59,7 @@ class Artifact:
     networks: dict[str, Networks]
     thresholds: dict[str, ThresholdEstimate] = field(default_factory=dict)
     manifest: dict[str, Any] = field(default_factory=dict)
+    prior: MultiplicityPrior | None = None  # added to every variant's score
 
     @property
     def variants(self) -> list[str]:
@@ -81,7 +85,8 @@ class Artifact:
         if len(x) == 0:
             return np.zeros(0)
         outputs = self.networks[variant].scorer.predict(x, batch_size=batch_size, verbose=0)
-        return anomaly_score(self.config.model.score, x, outputs, filled_mask(particles))
+        scores = anomaly_score(self.config.model.score, x, outputs, filled_mask(particles))
+        return scores if self.prior is None else scores + self.prior.values(x)
 
     def threshold(self, variant: str | None = None) -> float:
         variant = variant or self.default_variant
@@ -104,7 +109,7 @@ def _write_json(path: Path, data: Any) -> None:
 
 def save_artifact(path: str | Path, config: Config, scaler: Scaler, networks: dict[str, Networks],
                   thresholds: dict[str, ThresholdEstimate], history: dict[str, Any],
-                  metrics: dict[str, Any], data: dict[str, Any]) -> Path:
+                  metrics: dict[str, Any], data: dict[str, Any], prior: MultiplicityPrior | None = None) -> Path:
     """Write a complete artifact directory (weights files may already be there from checkpoints)."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -112,6 +117,8 @@ def save_artifact(path: str | Path, config: Config, scaler: Scaler, networks: di
         nets.trainable.save_weights(path / f"{variant}.weights.h5")
     _write_json(path / "config.json", config.as_dict())
     scaler.save(path / "scaler.json")
+    if prior is not None:
+        prior.save(path / PRIOR)
     _write_json(path / "thresholds.json", {v: t.as_dict() for v, t in thresholds.items()})
     _write_json(path / "history.json", history)
     _write_json(path / "metrics.json", metrics)
@@ -198,4 +205,5 @@ def load_artifact(path: str | Path) -> Artifact:
     if not networks:
         msg = f"{path}: the manifest lists no models"
         raise ArtifactError(msg)
-    return Artifact(path, config, scaler, networks, thresholds, manifest)
+    prior = MultiplicityPrior.load(path / PRIOR) if (path / PRIOR).exists() else None
+    return Artifact(path, config, scaler, networks, thresholds, manifest, prior)

@@ -66,6 +66,9 @@ class ModelConfig:
     # Gaussian noise of this width (scaled units) on the inputs while training, so that the exact
     # zeros of empty slots do not make the density a spike
     flow_noise: float = 0.05
+    # the multiplicity prior added to the score (models/multiplicity.py): this many times the SM
+    # surprise of the event's lepton and jet counts, in nats; 0: none
+    multiplicity_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -104,9 +107,25 @@ class ModelConfig:
             msg = (f"model.float_activation must be relu or leaky_relu (got {self.float_activation!r}) and "
                    f"model.input_init_scale above 0 (got {self.input_init_scale})")
             raise UsageError(msg)
+        self._check_multiplicity()
         for text in (self.input_type, self.error_type, self.score_type):
             if text:
                 FixedType.parse(text)
+
+    def _check_multiplicity(self) -> None:
+        if not self.multiplicity_weight >= 0 or (self.multiplicity_weight and self.kind in FLOAT_KINDS):
+            msg = (f"model.multiplicity_weight must be >= 0 (got {self.multiplicity_weight}) and is for the "
+                   f"models that go to firmware, not a {self.kind}")
+            raise UsageError(msg)
+
+    @property
+    def score_step(self) -> float:
+        """The firmware score's resolution in the software's units: one mantissa of ``score_type``
+        (else of the exact sum of squares of ``error_type``), over the number of error terms for an
+        autoencoder's mean (``firmware.head`` declares the same types)."""
+        lsb = FixedType.parse(self.score_type).lsb if self.score_type else \
+            2.0 ** (-2 * FixedType.parse(self.error_type).fractional)
+        return lsb / 57 if self.score == "mse" else lsb
 
     @property
     def parameters_hint(self) -> str:

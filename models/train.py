@@ -23,8 +23,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.artifact import Artifact, file_sha256, load_artifact, save_artifact
-from models.config import Config
+from models.config import Config, ModelConfig
 from models.distill import Distillation, load_teacher, teacher_scores
+from models.multiplicity import MultiplicityPrior
 from models.networks import Networks, build_networks
 from models.stream import CHUNK_EVENTS, EventBatches
 from trigger.errors import UsageError
@@ -138,6 +139,17 @@ def _distillation(config: Config, data_path: Path, split: Split,
     return distillation, {name: distillation.targets(s) for name, s in scores.items()}
 
 
+def fit_prior(mc: ModelConfig, scaler: Scaler, data_path: Path, span: tuple[int, int]) -> MultiplicityPrior | None:
+    """The model's multiplicity prior from the training events, on its firmware score's grid; None
+    when ``model.multiplicity_weight`` is 0."""
+    if not mc.multiplicity_weight:
+        return None
+    with open_events(data_path) as events:
+        inputs = np.concatenate([scaler.transform(batch.particles)
+                                 for batch in events.iter_batches(CHUNK_EVENTS, *span)])
+    return MultiplicityPrior.fit(inputs, mc.multiplicity_weight, mc.score_step)
+
+
 def train(config: Config, data_path: str | Path, out_dir: str | Path, log: Any = sys.stdout) -> Artifact:
     """Train every variant of ``config`` on the SM events of ``data_path``; write ``out_dir``."""
     out_dir = Path(out_dir)
@@ -153,6 +165,7 @@ def train(config: Config, data_path: str | Path, out_dir: str | Path, log: Any =
         # Scaler.__post_init__ checks the method and parses an input_type given as text
         scaler = Scaler(mc.scaling, mc.log_pt, mc.input_type or None)  # type: ignore[arg-type]
         scaler.fit(batch.particles for batch in events.iter_batches(CHUNK_EVENTS, *split.train))
+        prior = fit_prior(mc, scaler, data_path, split.train)
     distillation, targets = _distillation(config, data_path, split, log) if mc.kind == "student" else (None, {})
     out_dir.mkdir(parents=True, exist_ok=True)
     cache = tempfile.TemporaryDirectory(dir=out_dir, prefix=".inputs-")  # the prepared inputs, removed below
@@ -176,7 +189,7 @@ def train(config: Config, data_path: str | Path, out_dir: str | Path, log: Any =
     del data, streams
     cache.cleanup()
     networks = {variant: networks[variant] for variant in variants}  # the quantized model first
-    artifact = Artifact(out_dir, config, scaler, networks)
+    artifact = Artifact(out_dir, config, scaler, networks, prior=prior)
     fpr = fpr_for_rate(parse_rate(tc.accept_rate), parse_rate(tc.bx_rate))
     thresholds: dict[str, ThresholdEstimate]
     metrics: dict[str, Any]
@@ -206,7 +219,7 @@ def train(config: Config, data_path: str | Path, out_dir: str | Path, log: Any =
         "source_process": source_attrs.get("process"),
         "source_seed": source_attrs.get("seed"),
     }
-    save_artifact(out_dir, config, scaler, networks, thresholds, history, metrics, data_info)
+    save_artifact(out_dir, config, scaler, networks, thresholds, history, metrics, data_info, prior)
     for variant in variants:
         t = thresholds[variant]
         print(f"  [{variant}] threshold {t.threshold:.5g} for {tc.accept_rate} of {tc.bx_rate} "

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.bundle import FirmwareBundle
+from models.multiplicity import MultiplicityPrior
 from models.numpy_forward import NumpyNetwork
 from replay.config import WorkingPoint
 from replay.scoring import EmulatedPath, ReferencePath
@@ -26,6 +27,7 @@ __all__ = ("MANIFEST", "apply_working_point", "load_emulated", "load_reference",
 
 MANIFEST = "bundle.json"
 REFERENCE_NETWORK, REFERENCE_SCALER = "reference.npz", "reference_scaler.json"
+TWIN_PRIOR, REFERENCE_PRIOR = "prior.json", "reference_prior.json"  # the float path's multiplicity prior
 
 
 def write_bundle(artifact_dir: str | Path, out: str | Path, reference: str | Path | None = None) -> ReplayManifest:
@@ -50,6 +52,8 @@ def write_bundle(artifact_dir: str | Path, out: str | Path, reference: str | Pat
         manifest = _with_reference_model(manifest, Path(reference), out)
     elif "float" in artifact.networks:
         NumpyNetwork.from_keras(artifact.networks["float"].scorer).save(out / REFERENCE_NETWORK)
+        if artifact.prior is not None:
+            artifact.prior.save(out / TWIN_PRIOR)
         manifest = replace(manifest, reference_threshold=artifact.threshold("float"),
                            reference_name=f"{manifest.name}/float", reference_score=manifest.score)
     manifest.save(out / MANIFEST)
@@ -69,6 +73,8 @@ def _with_reference_model(manifest: ReplayManifest, path: Path, out: Path) -> Re
         msg = f"{path}: its float model has no calibrated threshold; run `trigger calibrate --model {path}` first"
         raise TriggerError(msg)
     reference.scaler.save(out / REFERENCE_SCALER)
+    if reference.prior is not None:
+        reference.prior.save(out / REFERENCE_PRIOR)
     try:
         NumpyNetwork.from_keras(reference.networks["float"].scorer).save(out / REFERENCE_NETWORK)
         numpy_form = True
@@ -139,6 +145,8 @@ def load_reference(bundle: str | Path, backend: str) -> ReferencePath:
         msg = f"{m.model}: no float twin to use as the reference; use --reference-backend none"
         raise TriggerError(msg)
     scaler = Scaler.load(bundle / ("scaler.json" if m.reference_twin else REFERENCE_SCALER))
+    prior_file = bundle / (TWIN_PRIOR if m.reference_twin else REFERENCE_PRIOR)
+    prior = MultiplicityPrior.load(prior_file) if prior_file.exists() else None
     if backend == "tensorflow":
         from models.artifact import load_artifact
 
@@ -150,4 +158,4 @@ def load_reference(bundle: str | Path, backend: str) -> ReferencePath:
         raise TriggerError(msg)
     else:
         network = NumpyNetwork.load(bundle / REFERENCE_NETWORK)
-    return ReferencePath(scaler, network, m.reference_score or m.score, m.reference_threshold, backend)
+    return ReferencePath(scaler, network, m.reference_score or m.score, m.reference_threshold, backend, prior)

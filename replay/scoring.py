@@ -9,8 +9,8 @@
   above the threshold is exactly the firmware's accept bit (``firmware.head.threshold_mantissa``),
   so any ``--threshold`` decides as the firmware built with it would.
 - :class:`ReferencePath`: the float twin at full precision, on TensorFlow (GPU when one is
-  visible) or numpy on CPU, with the float model's own threshold; its inputs are the same grid
-  projection (compiled, without a product).
+  visible) or numpy on CPU, with the float model's own threshold (and its multiplicity prior,
+  where it has one); its inputs are the same grid projection (compiled, without a product).
 
 Both are loaded from a replay bundle (``replay.bundle``) with numpy alone.
 """
@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from firmware.compiled import CompiledEmulator, FirstProduct, in_chunks
+from models.multiplicity import MultiplicityPrior
 from models.scores import MASKED_SCORES, anomaly_score
 from trigger.preprocess import Scaler, event_values, input_mask
 from trigger.schema import BLOCKS, CLASS, ETA, N_OBJECTS, PHI, PT
@@ -51,9 +52,10 @@ class EmulatedPath(CompiledEmulator):
 class ReferencePath:
     """The float twin on ``backend`` ("numpy" or "tensorflow") with the float threshold."""
 
-    def __init__(self, scaler: Scaler, network: Any, score: str, threshold: float, backend: str) -> None:
-        self.scaler, self.network, self.score, self.threshold, self.backend = (
-            scaler, network, score, threshold, backend)
+    def __init__(self, scaler: Scaler, network: Any, score: str, threshold: float, backend: str,
+                 prior: MultiplicityPrior | None = None) -> None:
+        self.scaler, self.network, self.score, self.threshold, self.backend, self.prior = (
+            scaler, network, score, threshold, backend, prior)
         self._project = None if scaler.input_type is None else FirstProduct.projection(scaler)
 
     def scores(self, particles: NDArray[np.floating[Any]]) -> F64:
@@ -77,7 +79,8 @@ class ReferencePath:
             outputs = self.network.predict(x, batch_size=len(x), verbose=0)
         if isinstance(outputs, list) and len(outputs) == 1:
             outputs = outputs[0]
-        return anomaly_score(self.score, x, outputs, _mask(self.score, particles))
+        scores = anomaly_score(self.score, x, outputs, _mask(self.score, particles))
+        return scores if self.prior is None else scores + self.prior.values(x)
 
 
 def rehearsal_events(n: int) -> NDArray[np.float32]:

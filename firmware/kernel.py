@@ -1,0 +1,173 @@
+"""One Dense layer and its activation as a kernel on integer mantissas, read from hls4ml.
+
+Why exact is possible: a fixed-point value is an integer mantissa times 2**-F, so a Dense
+layer is an integer matrix product, which floating point computes exactly while every
+partial sum stays below 2**53 (float64) or 2**24 (float32). After the product come the
+casts hls4ml's latency Dense makes: each product and the bias into ``accum_t``, the sum
+wrapped in ``accum_t``, then ``result_t``; an activation then casts (max(x, 0) for ReLU)
+to its own ``result_t`` with that type's rounding and overflow. Every type and mode is
+read from the converted model graph, never assumed.
+
+Speed: the power-of-two scale into the activation's grid is folded into the weights, and
+integer bounds are carried through so overflow handling is skipped where no value can
+overflow, and float32 is used wherever the bounds prove it exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, cast
+
+import numpy as np
+from numpy.typing import NDArray
+
+from trigger.errors import TriggerError
+from trigger.fixed import FixedType, Overflow, Rounding, round_scaled
+
+__all__ = ("Bounds", "Kernel", "dense_kernel", "fixed_type", "may_overflow", "round_to")
+
+F64 = NDArray[np.float64]
+Bounds = tuple[F64, F64]  # per-feature min and max of integer mantissas
+
+
+def fixed_type(precision: Any) -> FixedType:
+    """hls4ml's precision object -> :class:`FixedType` (fails on what cannot be emulated)."""
+    if type(precision).__name__ not in ("FixedPrecisionType", "APFixedPrecisionType"):
+        msg = f"cannot emulate precision {precision} (not a fixed-point type)"
+        raise TriggerError(msg)
+    if getattr(precision, "saturation_bits", 0):
+        msg = f"cannot emulate saturation bits in {precision}"
+        raise TriggerError(msg)
+    rounding = Rounding[precision.rounding_mode.name]
+    overflow = Overflow[precision.saturation_mode.name]
+    return FixedType(precision.width, precision.integer, precision.signed, rounding, overflow)
+
+
+def round_to(values: NDArray[Any], mode: Rounding) -> NDArray[Any]:
+    """Round to integers, in place for the two modes hls4ml uses most."""
+    if mode is Rounding.TRN:
+        return cast(NDArray[Any], np.floor(values, out=values))
+    if mode is Rounding.RND_CONV:
+        return cast(NDArray[Any], np.rint(values, out=values))
+    return round_scaled(values, mode)
+
+
+def _cast(out: NDArray[Any], t: FixedType, may_overflow: bool) -> NDArray[Any]:
+    """Round scaled values to ``t``'s mantissas, then its overflow mode where needed."""
+    out = round_to(out, t.rounding)
+    if not may_overflow:
+        return out
+    if t.overflow is Overflow.SAT:  # in place: the common case
+        return np.clip(out, t.int_min, t.int_max, out=out)
+    return t.wrap_or_saturate(out)
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """Dense (mantissas in, ``accum_t``), its ``result_t`` when that loses bits (``mid``), then
+    the activation's cast to ``result`` (ReLU first if ``relu``)."""
+
+    name: str
+    weight: NDArray[Any]  # integer weights times 2**(first-stage frac - product frac), float32/64
+    bias: NDArray[Any]  # bias in the same units
+    accum: FixedType
+    accum_scale: float  # accum mantissa = first-stage value * accum_scale
+    accum_may_wrap: bool
+    mid: FixedType | None  # the Dense result_t, when narrower than accum_t and an activation follows
+    mid_may_overflow: bool
+    mid_to_result: float  # 2**(result.frac - mid.frac)
+    relu: bool
+    result: FixedType
+    may_overflow: bool  # False when the bounds prove every result is in range
+    out_bounds: Bounds
+
+    def __call__(self, q: NDArray[Any]) -> NDArray[Any]:
+        return self.finish(q.astype(self.weight.dtype, copy=False) @ self.weight)
+
+    def finish(self, out: NDArray[Any]) -> NDArray[Any]:
+        """Everything after the product ``out = q @ weight`` (exact integers; changed in place)."""
+        out += self.bias
+        if self.accum_may_wrap:  # rare: the accumulator itself can overflow
+            acc = self.accum.wrap_or_saturate(np.asarray(out, np.float64) * self.accum_scale)
+            out = (acc / self.accum_scale).astype(self.weight.dtype)
+        if self.mid is not None:
+            out = _cast(out, self.mid, self.mid_may_overflow)
+            out *= self.mid_to_result
+        if self.relu:
+            np.maximum(out, 0, out=out)
+            t = self.result
+            if self.may_overflow and t.overflow is Overflow.SAT and t.int_min <= 0:
+                # rounding keeps values >= 0, so saturation only needs the upper bound
+                return np.minimum(round_to(out, t.rounding), t.int_max, out=out)
+        return _cast(out, self.result, self.may_overflow)
+
+
+def dense_kernel(layer: Any, x_type: FixedType, bounds: Bounds, dense_result: FixedType,
+            activation: Any, result: FixedType) -> Kernel:
+    weight_type = fixed_type(layer.weights["weight"].type.precision)
+    bias_type = fixed_type(layer.weights["bias"].type.precision)
+    accum = fixed_type(layer.get_attr("accum_t").precision)
+    w_int = weight_type.to_integers(layer.weights["weight"].data).astype(np.float64)
+    product_frac = x_type.fractional + weight_type.fractional
+    if product_frac > accum.fractional:
+        msg = (
+            f"layer {layer.name}: accum_t {accum} truncates each product; "
+            "widen accum_t (hls4ml's auto precision does) to emulate it"
+        )
+        raise TriggerError(msg)
+    lossless = (dense_result.fractional >= accum.fractional
+                and dense_result.integer >= accum.integer and dense_result.signed >= accum.signed)
+    mid = dense_result if activation is not None and not lossless else None
+    # bias cast to accum_t, in product units
+    bias_acc = accum.to_integers(bias_type.quantize(layer.weights["bias"].data)).astype(np.float64)
+    bias_prod = bias_acc * 2.0 ** (product_frac - accum.fractional)
+    low, high = np.broadcast_to(bounds[0], (w_int.shape[0],)), np.broadcast_to(bounds[1], (w_int.shape[0],))
+    acc_low = np.minimum(w_int * low[:, None], w_int * high[:, None]).sum(0) + bias_prod
+    acc_high = np.maximum(w_int * low[:, None], w_int * high[:, None]).sum(0) + bias_prod
+    magnitude = max(np.abs(acc_low).max(), np.abs(acc_high).max(), 1.0)
+    if magnitude >= 2.0**53:
+        msg = f"layer {layer.name}: sums of {np.log2(magnitude):.0f} bits are not exact"
+        raise TriggerError(msg)
+    dtype = np.float32 if magnitude < 2.0**24 and np.abs(bounds).max() < 2.0**24 else np.float64
+    accum_limit = 2.0 ** (accum.width - 1) * 2.0 ** (product_frac - accum.fractional)
+    may_wrap = bool(acc_low.min() < -accum_limit or acc_high.max() >= accum_limit)
+    if may_wrap and accum.overflow is not Overflow.WRAP:
+        # wrapping is modular, so one wrap of the final sum is exact; saturation happens at each
+        # addition, in the order the HLS adder tree adds, which this emulator does not follow
+        msg = (f"layer {layer.name}: accum_t {accum} saturates and its sums can leave its range, "
+               "which is saturated at every addition in the firmware's order; widen accum_t (hls4ml's "
+               "auto precision does) or let it wrap (AP_WRAP)")
+        raise TriggerError(msg)
+    first = mid or result
+    scale = 2.0 ** (first.fractional - product_frac)  # product units -> first-stage mantissas
+    low_1, high_1 = np.floor(acc_low * scale) - 1, np.ceil(acc_high * scale) + 1
+    mid_may_overflow, mid_to_result = False, 1.0
+    if mid is not None:
+        mid_may_overflow = may_overflow(low_1, high_1, mid)
+        mid_to_result = 2.0 ** (result.fractional - mid.fractional)
+        low_1 = np.clip(low_1, mid.int_min, mid.int_max) * mid_to_result - 1
+        high_1 = np.clip(high_1, mid.int_min, mid.int_max) * mid_to_result + 1
+    relu = activation is not None and activation.get_attr("activation") == "relu"
+    out_low = np.floor(np.maximum(low_1, 0) if relu else low_1)
+    out_high = np.ceil(np.maximum(high_1, 0) if relu else high_1)
+    return Kernel(
+        name=layer.name,
+        weight=(w_int * scale).astype(dtype),
+        bias=(bias_prod * scale).astype(dtype),
+        accum=accum,
+        accum_scale=2.0 ** (accum.fractional - first.fractional),
+        accum_may_wrap=may_wrap,
+        mid=mid,
+        mid_may_overflow=mid_may_overflow,
+        mid_to_result=mid_to_result,
+        relu=relu,
+        result=result,
+        may_overflow=may_overflow(out_low, out_high, result),
+        out_bounds=(np.clip(out_low, result.int_min, result.int_max),
+                    np.clip(out_high, result.int_min, result.int_max)),
+    )
+
+
+def may_overflow(low: F64, high: F64, t: FixedType) -> bool:
+    kept_low, kept_high = t.kept_range
+    return bool(low.min() < kept_low or high.max() > kept_high)
