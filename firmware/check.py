@@ -46,26 +46,22 @@ def compare_paths(artifact: Artifact, hls_model: Any, particles: NDArray[np.floa
     """Scores and accept bits of QKeras, the C-sim and the firmware bundle's (compiled) emulator on
     ``particles``, pairwise compared; ``hls_model`` must be converted at the bundle's threshold.
     The C-sim decides in firmware (its accept output), the emulator exactly where its score is above
-    ``threshold_value``; QKeras, in float, runs the same layers, and its decision is its ReLU output
-    above 0 (``score > threshold``)."""
-    from firmware.convert import firmware_network
-
-    network, _ = firmware_network(artifact, firmware.threshold)
+    ``threshold_value``; QKeras is the quantized model's own score (``Artifact.score``: its layers
+    in float on the quantized weights, errors not cast, a multiplicity prior added), deciding where
+    it is above the threshold."""
     emulator = firmware.emulator
-    x = artifact.inputs(particles)
-    x64 = x.astype(np.float64)
-    score, accept = network.predict(x, batch_size=batch_size, verbose=0)
+    x64 = artifact.inputs(particles).astype(np.float64)
+    qkeras = artifact.score(particles, "quantized", batch_size=batch_size)
     csim = csim_outputs(hls_model, x64)
     compiled = firmware.scores(particles)
-    scores = {"qkeras": np.asarray(score, np.float64)[:, 0] / emulator.head.divisor,
-              "csim": emulator.scores(csim), "emulator": compiled}
-    decisions = {"qkeras": np.asarray(accept)[:, 0] > 0, "csim": csim[:, 1] == 1,
+    scores = {"qkeras": qkeras, "csim": emulator.scores(csim), "emulator": compiled}
+    decisions = {"qkeras": qkeras > firmware.threshold, "csim": csim[:, 1] == 1,
                  "emulator": compiled > emulator.threshold_value}
     pairs = []
     for a, b in combinations(scores, 2):
         diff = np.abs(scores[a] - scores[b])
         pairs.append(PairComparison(
-            a, b, len(x), int(np.count_nonzero(diff)),
+            a, b, len(x64), int(np.count_nonzero(diff)),
             int(np.count_nonzero(decisions[a] != decisions[b])), float(diff.max(initial=0.0))))
     return pairs, scores
 
