@@ -365,7 +365,7 @@ def test_the_sweep_writes_a_pareto_front(files: dict[str, Path], tmp_path: Path,
 
     monkeypatch.setattr(sweep, "SPACE", {"width": (4, 8, 4), "latent": (2, 3, 1), "weight_bits": (4, 5, 1),
                                          "activation_bits": (4, 5, 1)})  # a tiny space: two trials
-    config = load_config(Path(__file__).parents[1] / "models/configs/tiny_ae.toml", ["training.max_events=600"])
+    config = load_config(Path(__file__).parents[1] / "models/configs/tiny_ae_qat.toml", ["training.max_events=600"])
     summary = sweep.run_sweep(config, files["sm"], [files["signal"]], tmp_path / "sweep", trials=2, epochs=1,
                               fpr=0.01, progress=lambda _: None)
     assert Sweep.load(tmp_path / "sweep" / "sweep.json") == summary

@@ -75,7 +75,7 @@ def test_post_training_quantization_is_the_float_twin_quantized(files: dict[str,
     from models.config import load_config
     from models.train import train
 
-    config = load_config(ROOT / "models" / "configs" / "tiny_ae_ptq.toml", [*TINY_MODEL, "training.epochs=1"])
+    config = load_config(ROOT / "models" / "configs" / "tiny_ae.toml", [*TINY_MODEL, "training.epochs=1"])
     artifact = train(config, files["sm"], tmp_path / "ptq", log=io.StringIO())
     quantized, twin = artifact.networks["quantized"].trainable, artifact.networks["float"].trainable
     layers = [layer for layer in quantized.layers if layer.get_weights()]
