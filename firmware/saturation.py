@@ -78,7 +78,12 @@ def layer_saturation(bundle: FirmwareBundle, particles: NDArray[np.floating[Any]
     e = round_scaled(e, head.error.rounding)
     stages.append(Stage("error terms", head.error, _beyond(e, head.error), _largest(e) * head.error.lsb))
     e = head.error.wrap_or_saturate(e)
-    total = np.einsum("ij,ij->i", e, e) * 2.0 ** (head.score.fractional - 2 * head.error.fractional)
-    score = round_scaled(total, head.score.rounding)
-    stages.append(Stage("score", head.score, _beyond(score, head.score), score * head.score.lsb))
+    squares = head.squares_type
+    total = np.einsum("ij,ij->i", e, e) * 2.0 ** (squares.fractional - 2 * head.error.fractional)
+    score = round_scaled(total, squares.rounding)
+    stages.append(Stage("score" if not head.prior else "sum of squares", squares, _beyond(score, squares),
+                        score * squares.lsb))
+    if head.prior:  # the multiplicity prior added (firmware.head): the total the decision reads
+        score = squares.wrap_or_saturate(score) + head.prior_mantissas(q)
+        stages.append(Stage("score", head.score, _beyond(score, head.score), score * head.score.lsb))
     return stages
