@@ -29,7 +29,8 @@ from trigger.menu import Menu, pure_efficiency
 from trigger.rates import BX_RATE_HZ
 from trigger.thresholds import FPR_POINTS, ThresholdEstimate, clopper_pearson, rate_at, threshold_for
 
-__all__ = ("FPR_POINTS", "Scorer", "background_events", "efficiency", "evaluate", "network_scorer", "read_signals", "signal_name",
+__all__ = ("FPR_POINTS", "Scorer", "background_events", "efficiency", "evaluate", "menu_rates", "network_scorer",
+           "read_signals", "signal_name",
            "summarise_signal")
 
 F = NDArray[np.float64]
@@ -170,7 +171,7 @@ def evaluate(artifacts: Sequence[Artifact], background_path: str | Path,
             }
             if background_fires is not None and signals:
                 threshold = next(iter(signals.values()))["working_point"]["threshold"]
-                models[label]["menu_background"] = _as_rates(pure_efficiency(bkg > threshold, background_fires),
+                models[label]["menu_background"] = menu_rates(pure_efficiency(bkg > threshold, background_fires),
                                                              bx_rate_hz)
             background_info[label] = note
     for classifier in supervised:
@@ -183,7 +184,7 @@ def evaluate(artifacts: Sequence[Artifact], background_path: str | Path,
                       models=models)
 
 
-def _as_rates(fractions: dict[str, Any], bx_rate_hz: float) -> dict[str, Any]:
+def menu_rates(fractions: dict[str, Any], bx_rate_hz: float) -> dict[str, Any]:
     """``pure_efficiency``'s figures with their fractions also as rates at ``bx_rate_hz``."""
     for key in ("menu", "anomaly", "pure"):
         part = fractions[key]

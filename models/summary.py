@@ -2,7 +2,9 @@
 
 Per variant (quantized, float twin, and any extra variant such as the firmware emulator):
 the threshold, AUC and efficiencies with their intervals per signal, ROC curves and score
-histograms as plotted; float vs fixed-point agreement and a score scatter. The keys are the
+histograms as plotted, and with an L1 menu the Level-1 view (the menu's efficiency and the pure
+efficiency per signal, the pure rate on the SM events); float vs fixed-point agreement and a
+score scatter. The keys are the
 contract :mod:`trigger.report.inputs` checks.
 """
 
@@ -20,9 +22,11 @@ from numpy.typing import NDArray
 from sklearn.metrics import roc_curve
 
 from models.artifact import Artifact
-from models.evaluate import background_events, summarise_signal
+from models.evaluate import background_events, menu_rates, summarise_signal
 from models.scores import SCORES
 from trigger.bitmask import encode_mask
+from trigger.menu import Menu, pure_efficiency
+from trigger.rates import BX_RATE_HZ
 from trigger.thresholds import FPR_POINTS, MIN_EXPECTED
 
 __all__ = ("SM", "ExtraVariant", "model_summary", "roc_points", "scoring_device")
@@ -120,13 +124,27 @@ def _signal_summary(sm: F, signal: F, wp_fpr: float, stored: Any) -> dict[str, A
     return summary
 
 
+def _add_menu_view(variant: dict[str, Any], scores: dict[str, F], fires: dict[str, NDArray[np.bool_]],
+                   bx_rate_hz: float) -> None:
+    """The Level-1 view of one variant at its working point: per signal and on the SM events."""
+    signals = variant["signals"]
+    for name, summary in signals.items():
+        summary["menu"] = pure_efficiency(scores[name] > summary["working_point"]["threshold"], fires[name])
+    if signals:
+        threshold = next(iter(signals.values()))["working_point"]["threshold"]  # one per variant: the SM's
+        variant["menu_background"] = menu_rates(pure_efficiency(scores[SM] > threshold, fires[SM]), bx_rate_hz)
+
+
 def model_summary(artifact: Artifact, label: str, background: str | Path, signals: Samples, wp_fpr: float,
                   max_events: int | None = None, extra: ExtraVariant | None = None,
-                  progress: Callable[[str], None] = print) -> dict[str, Any]:
+                  progress: Callable[[str], None] = print, menu: Menu | None = None,
+                  bx_rate_hz: float = BX_RATE_HZ) -> dict[str, Any]:
     """Score every variant of ``artifact`` on held-out SM events and ``signals``; the model's report data.
 
     ``extra`` adds a variant scored elsewhere (the firmware emulator) at the quantized threshold;
-    its extra information is stored as ``exactness``.
+    its extra information is stored as ``exactness``. With an L1 ``menu``, each signal of each
+    variant gets ``menu`` (:func:`trigger.menu.pure_efficiency` at the working point) and each
+    variant ``menu_background``, the same on the SM events with rates at ``bx_rate_hz``.
     """
     config = artifact.config.model
     bkg, note = background_events(artifact, background, max_events)
@@ -145,6 +163,7 @@ def model_summary(artifact: Artifact, label: str, background: str | Path, signal
         name, score_samples = extra  # not timed: it builds and checks the firmware model too
         scores[name], exactness = score_samples(samples)
         thresholds[name] = thresholds["quantized"]
+    fires = {name: menu.any(events) for name, events in samples.items()} if menu is not None else {}
     variants = {}
     for variant, by_sample in scores.items():
         sm = by_sample[SM]
@@ -156,6 +175,8 @@ def model_summary(artifact: Artifact, label: str, background: str | Path, signal
             "histogram": _histograms(by_sample),
             "scoring": timing.get(variant),
         }
+        if fires:
+            _add_menu_view(variants[variant], by_sample, fires, bx_rate_hz)
     agreement = {}
     if "quantized" in scores:
         every = {v: np.concatenate(list(s.values())) for v, s in scores.items()}

@@ -298,7 +298,8 @@ def test_command_refuses_bad_inputs(artifact_dir: Path, files: dict[str, Path], 
     assert "a second signal file of process 'hardjets'; give one file per process" in capsys.readouterr().err
     assert main(["report", "--out", str(tmp_path / "r4")]) == 2
     assert "--model, --background, --signal required (or --rebuild REPORT_JSON)" in capsys.readouterr().err
-    (tmp_path / "bad.json").write_text(json.dumps({"title": "x", "working_point": {}, "signals": {}}))
+    (tmp_path / "bad.json").write_text(json.dumps({"format": "trigger.report", "version": 2, "title": "x",
+                                                   "working_point": {}, "signals": {}}))
     assert main(["report", "--rebuild", str(tmp_path / "bad.json"), "--out", str(tmp_path / "r5")]) == 2
     assert "missing key(s) models" in capsys.readouterr().err
 
@@ -330,3 +331,42 @@ def test_score_histograms_choose_their_axis(low: float, scale: str) -> None:
     assert hist["x_scale"] == scale and np.all(np.diff(edges) > 0)
     assert edges[0] == pytest.approx(low) and edges[-1] == pytest.approx(high, rel=1e-5)
     assert sum(hist["counts"]["SM"]) == 502 and sum(hist["counts"]["signal"]) == 300
+
+
+def test_the_level1_view_counts_what_no_seed_takes(artifact_dir: Path, files: dict[str, Path], tmp_path: Path) -> None:
+    """``--menu run3``: per signal the trigger's, the menu's and the pure fractions, event by event
+    the trigger's accepted events less those any seed takes; the page shows them and rebuilds."""
+    from trigger.bitmask import decode_mask
+    from trigger.events import read_events
+    from trigger.menu import load_menu
+
+    out = tmp_path / "report"
+    assert main(report_args(artifact_dir, files, out, "--menu", "run3", "--check-events", "0")) == 0
+    data = json.loads((out / "report.json").read_text())
+    assert data["menu"]["name"] == "run3-like" and data["menu"]["background_process"] == "sm-cocktail"
+    fires = load_menu("run3").any(read_events(files["signal"]))
+    assert 0 < fires.sum() < len(fires)
+    for variant in next(iter(data["models"].values()))["variants"].values():
+        signal = variant["signals"]["hardjets"]
+        accepted = decode_mask(signal["accepted_at_wp"], signal["events"])
+        view = signal["menu"]
+        assert view["anomaly"]["count"] == accepted.sum() and view["menu"]["count"] == fires.sum()
+        assert view["pure"]["count"] == np.sum(accepted & ~fires)
+        sm = variant["menu_background"]
+        assert sm["events"] == 300 and sm["pure"]["count"] <= sm["anomaly"]["count"]
+        assert sm["pure"]["rate_hz"] == pytest.approx(sm["pure"]["fraction"] * 40e6)
+    page = (out / "report.html").read_text()
+    assert "hardjets: trigger / menu / pure" in page and "not zero bias" in page
+    assert main(["report", "--rebuild", str(out / "report.json"), "--out", str(tmp_path / "again")]) == 0
+    assert "hardjets: trigger / menu / pure" in (tmp_path / "again" / "report.html").read_text()
+
+
+def test_without_a_menu_the_level1_section_says_how_to_get_one(artifact_dir: Path, files: dict[str, Path],
+                                                                tmp_path: Path) -> None:
+    from trigger.report.html import render_html
+
+    out = tmp_path / "report"
+    assert main(report_args(artifact_dir, files, out, "--check-events", "0")) == 0
+    data = json.loads((out / "report.json").read_text())
+    assert data["menu"] is None
+    assert "trigger report --menu run3" in render_html(data, {})

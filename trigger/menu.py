@@ -113,6 +113,12 @@ class Menu:
             tags |= fired.astype(np.uint32) << np.uint32(i)
         return tags
 
+    def describe(self) -> dict[str, Any]:
+        """The menu as JSON-ready data: its name, its file and each seed's rule."""
+        return {"name": self.name, "source": self.source,
+                "seeds": {seed.name: {"kind": seed.kind, "pt": list(seed.pt), "max_eta": seed.max_eta,
+                                      "jet_pt": seed.jet_pt} for seed in self.seeds}}
+
     def any(self, particles: NDArray[np.floating[Any]]) -> NDArray[np.bool_]:
         """(N,) True where at least one seed fires."""
         return _union(self.fire(particles), len(particles))

@@ -206,5 +206,5 @@ def _report_stage(models: list[Any], firmware: list[Path | None], sample: Any, o
     print("\n== stage 7: report (HTML + JSON + PNG)")
     baseline = DEFAULT_MODEL.parent / "ffn-baseline"
     return build_report(out / "report", [*models, *([baseline] if baseline.is_dir() else [])], sample.background,
-                        list(sample.signals.values()), replay=out / "replay", firmware=firmware,
+                        list(sample.signals.values()), replay=out / "replay", firmware=firmware, menu="run3",
                         check_events=2000, progress=lambda m: print(f"  {m}"))

@@ -81,9 +81,7 @@ def run(args: argparse.Namespace) -> int:
     if menu is not None:
         with open_events(args.background) as events:
             process = str(events.attrs.get("process", "unknown"))
-        results.menu = {"name": menu.name, "source": menu.source, "bx_rate_hz": bx_hz, "background_process": process,
-                        "seeds": {seed.name: {"kind": seed.kind, "pt": list(seed.pt), "max_eta": seed.max_eta,
-                                              "jet_pt": seed.jet_pt} for seed in menu.seeds}}
+        results.menu = {**menu.describe(), "bx_rate_hz": bx_hz, "background_process": process}
         print(format_menu_table(results))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

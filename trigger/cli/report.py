@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
                         help="vendor reports or estimate.json; repeat in --model order")
     parser.add_argument("--sweep", type=Path, metavar="SWEEP_JSON",
                         help="an architecture search's sweep.json (trigger sweep): its Pareto front is drawn")
+    parser.add_argument("--menu", default=None, metavar="NAME|FILE.toml",
+                        help="an emulated L1 menu (`run3` for the bundled one, or a TOML file): adds the Level-1 "
+                             "view, what each model keeps that no seed of the menu takes")
     parser.add_argument("--rebuild", type=Path, metavar="REPORT_JSON",
                         help="render the report of this report.json again instead (no model is loaded)")
     parser.add_argument("--out", type=Path, required=True, metavar="REPORT_DIR", help="output directory")
@@ -53,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
             msg = f"{', '.join(missing)} required (or --rebuild REPORT_JSON)"
             raise UsageError(msg)
         page = build_report(args.out, args.model, args.background, args.signal, replay=args.replay,
-                            firmware=args.firmware, sweep=args.sweep, check_events=args.check_events,
+                            firmware=args.firmware, sweep=args.sweep, menu=args.menu, check_events=args.check_events,
                             accept_rate=args.accept_rate, bx_rate=args.bx_rate, max_events=args.max_events,
                             overwrite=args.overwrite)
     print(f"report written: {page}")

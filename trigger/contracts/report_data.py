@@ -19,11 +19,12 @@ class ReportData(Record):
 
     ``models`` maps a label to a model's summary (``models.summary.model_summary`` plus its
     ``firmware`` entry); ``replay`` is the run's summary with its accounting and latency histogram,
-    ``sweep`` an architecture search (``trigger.contracts.Sweep``), ``comparison`` the models side by side.
+    ``sweep`` an architecture search (``trigger.contracts.Sweep``), ``comparison`` the models side by side,
+    ``menu`` the L1 menu whose view each model's variants carry (``menu``, ``menu_background``).
     """
 
     FORMAT = "trigger.report"
-    VERSION = 1
+    VERSION = 2  # 2: menu
 
     title: str
     working_point: dict[str, Any]  # accept_rate, bx_rate, fpr, bx_rate_hz
@@ -35,6 +36,7 @@ class ReportData(Record):
     comparison: dict[str, Any] | None = None
     replay: dict[str, Any] | None = None
     sweep: dict[str, Any] | None = None
+    menu: dict[str, Any] | None = None  # the L1 menu (Menu.describe, background_process) of the Level-1 view
     images: list[str] = field(default_factory=list)  # the PNG figures beside report.json
 
     def problem(self) -> str | None:

@@ -19,15 +19,18 @@ __all__ = ("build_report",)
 def build_report(out_dir: str | Path, models: Sequence[str | Path | Any], background: str | Path,
                  signals: Sequence[str | Path], *, replay: str | Path | None = None,
                  firmware: Sequence[str | Path | None] = (), sweep: str | Path | None = None,
-                 check_events: int = 2000,
+                 menu: str | Path | None = None, check_events: int = 2000,
                  accept_rate: str = "1kHz", bx_rate: str = "40MHz", max_events: int | None = None,
                  overwrite: bool = False, progress: Callable[[str], None] = print) -> Path:
     """Run each stage's summary for ``models`` (artifact directories or loaded artifacts; ``firmware[i]``
-    belongs to ``models[i]``) and write the report to ``out_dir``; return the page's path."""
+    belongs to ``models[i]``) and write the report to ``out_dir``; return the page's path. ``menu``
+    (a TOML file, or ``run3``) adds the Level-1 view: what the anomaly trigger keeps that no seed does."""
     from firmware.summary import emulated_variant, firmware_info
     from models.artifact import Artifact, load_artifact
     from models.evaluate import read_signals
     from models.summary import model_summary
+    from trigger.events import open_events
+    from trigger.menu import load_menu
     from trigger.rates import fpr_for_rate, parse_rate
     from trigger.report.collect import assemble, distinct_labels
     from trigger.report.inputs import read_replay, read_sweep
@@ -50,6 +53,7 @@ def build_report(out_dir: str | Path, models: Sequence[str | Path | Any], backgr
     wp_fpr = fpr_for_rate(parse_rate(accept_rate), parse_rate(bx_rate))
     fw_dirs = [Path(d) if d is not None else None for d in firmware]
     fw_dirs += [None] * (len(models) - len(fw_dirs))
+    l1_menu = load_menu(menu) if menu is not None else None
     replay_info = read_replay(replay) if replay is not None else None
     sweep_info = read_sweep(sweep) if sweep is not None else None
     progress(f"loading {len(models)} model(s)")
@@ -60,9 +64,14 @@ def build_report(out_dir: str | Path, models: Sequence[str | Path | Any], backgr
     summaries = {}
     for label, artifact, fw in zip(labels, artifacts, firmware_entries, strict=True):
         summaries[label] = model_summary(artifact, label, background, signal_events, wp_fpr, max_events,
-                                         emulated_variant(artifact, check_events, progress), progress)
+                                         emulated_variant(artifact, check_events, progress), progress,
+                                         l1_menu, parse_rate(bx_rate))
         summaries[label]["firmware"] = fw
     files = {name: (Path(p), len(signal_events[name])) for name, p in zip(signal_events, signals, strict=True)}
-    data = assemble(summaries, background, files, wp_fpr, accept_rate, bx_rate, replay_info, sweep_info)
+    menu_info = None
+    if l1_menu is not None:
+        with open_events(background) as events:
+            menu_info = {**l1_menu.describe(), "background_process": str(events.attrs.get("process", "unknown"))}
+    data = assemble(summaries, background, files, wp_fpr, accept_rate, bx_rate, replay_info, sweep_info, menu_info)
     progress("drawing figures")
     return write_report(out_dir, data)

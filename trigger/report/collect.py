@@ -109,10 +109,10 @@ def _only_reference(models: dict[str, Any]) -> dict[str, Any] | None:
 
 def assemble(models: dict[str, dict[str, Any]], background: str | Path, signals: dict[str, tuple[Path, int]],
              wp_fpr: float, accept_rate: str, bx_rate: str, replay: dict[str, Any] | None,
-             sweep: dict[str, Any] | None = None) -> dict[str, Any]:
+             sweep: dict[str, Any] | None = None, menu: dict[str, Any] | None = None) -> dict[str, Any]:
     """The report dict: ``models`` (label -> model summary with its ``firmware`` entry), the signal
-    files (name -> (path, events)), the working point, and the replay run and the architecture
-    search (``read_sweep``), if any."""
+    files (name -> (path, events)), the working point, and the replay run, the architecture
+    search (``read_sweep``) and the L1 menu (``Menu.describe``), if any."""
     return {
         "title": "Anomaly-detection trigger report",
         "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
@@ -125,4 +125,5 @@ def assemble(models: dict[str, dict[str, Any]], background: str | Path, signals:
         "comparison": _comparison(models) if len(models) > 1 else None,
         "replay": replay,
         "sweep": sweep,
+        "menu": menu,
     }

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from html import escape
 from typing import Any
 
+from trigger.rates import format_rate
 from trigger.report.inputs import RESOURCES
 from trigger.report.plots import figure_name
 from trigger.thresholds import FPR_POINTS
@@ -20,6 +21,7 @@ __all__ = ("SECTIONS", "render_html")
 SECTIONS = {
     "inputs": "Inputs and working point",
     "performance": "Physics performance",
+    "menu": "Level-1 menu view",
     "roc": "ROC curves",
     "scores": "Score distributions",
     "agreement": "Float vs fixed point",
@@ -125,6 +127,42 @@ def _performance(data: dict[str, Any]) -> str:
         out += (f"<h3>Efficiency at FPR {key}, the lowest FPR the held-out SM events support</h3>"
                 + table(lambda s: _efficiency(s["tpr_at_fpr"][key])))
     return out
+
+
+def _fraction(part: dict[str, Any]) -> str:
+    return f"{100 * part['fraction']:.2f} % [{100 * part['low']:.2f}, {100 * part['high']:.2f}]"
+
+
+def _menu(data: dict[str, Any]) -> str:
+    """Per model (the variant that decides as the trigger would), per signal: the trigger's, the
+    menu's and the pure efficiency; on the SM events, the trigger's pure rate."""
+    menu = data.get("menu")
+    if not menu:
+        return _p("No L1 menu given (trigger report --menu run3, or a menu file): with one, this section "
+                  "shows what the anomaly trigger keeps that no seed of the menu takes.")
+    signals = list(data["signals"])
+    rows = []
+    for label, model in data["models"].items():
+        variant = next((v for v in ("emulator", "quantized", "float") if v in model["variants"]),
+                       model["default_variant"])
+        summary = model["variants"][variant]
+        if "menu_background" not in summary:
+            continue
+        cells = [" / ".join(_fraction(s["menu"][key]) for key in ("anomaly", "menu", "pure"))
+                 if (s := summary["signals"].get(name)) and "menu" in s else NA for name in signals]
+        sm = summary["menu_background"]
+        rows.append((_model_name(label, model), variant, *cells,
+                     (f"{format_rate(sm['pure']['rate_hz'])} of {format_rate(sm['anomaly']['rate_hz'])} "
+                     f"({sm['pure']['count']:,} of {sm['anomaly']['count']:,} events)")))
+    header = ("model", "variant", *(f"{n}: trigger / menu / pure" for n in signals), "SM: pure rate of the trigger's")
+    note = (f"L1 menu {menu['name']} ({menu['source']}: {', '.join(menu['seeds'])}), emulated on this project's "
+            "objects. Per signal, at each model's working point: the fraction the anomaly trigger accepts, the "
+            "fraction any seed accepts, and the pure fraction, accepted by the trigger and by no seed (68 % "
+            "Clopper-Pearson intervals).")
+    if menu.get("background_process") != "zerobias":
+        note += (f" The SM events are {menu.get('background_process')!r}, not zero bias: their rates are fractions "
+                 "of that sample times the bunch-crossing rate, not Level-1 rates.")
+    return _p(note) + _table(header, rows)
 
 
 def _figures(images: dict[str, bytes], kind: str, names: Iterable[str]) -> str:
@@ -302,6 +340,7 @@ def render_html(data: dict[str, Any], images: dict[str, bytes]) -> str:
     body = {
         "inputs": _inputs(data),
         "performance": _performance(data),
+        "menu": _menu(data),
         "roc": _p("Solid: quantized; dashed: float twin; dotted: firmware emulation. Dots: the working "
                   "point. Grey band: fewer than 10 held-out SM events above threshold.")
                + _figures(images, "roc", data["signals"]),

@@ -36,7 +36,8 @@ def write_report(out_dir: str | Path, data: dict[str, Any]) -> Path:
     data = {**data, "images": sorted(images)}
     for name, png in images.items():
         (out_dir / name).write_bytes(png)
-    ReportData.from_dict(data, out_dir / "report.json").save(out_dir / "report.json")
+    record = {"format": ReportData.FORMAT, "version": ReportData.VERSION, **data}  # assembled here, this version
+    ReportData.from_dict(record, out_dir / "report.json").save(out_dir / "report.json")
     page = out_dir / "report.html"
     page.write_text(render_html(data, images), encoding="utf-8")
     return page
