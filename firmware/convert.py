@@ -27,9 +27,10 @@ from firmware.head import (
 )
 from models.artifact import Artifact
 from trigger.errors import TriggerError
+from trigger.fixed import FixedType
 
-__all__ = ("DEFAULT_PART", "convert", "firmware_network", "head_types", "hls_config", "project_name",
-           "to_hls")
+__all__ = ("DEFAULT_PART", "convert", "firmware_network", "head_types", "hls_config", "network_hls_config",
+           "project_name", "to_hls")
 
 DEFAULT_PART = "xcvu9p-flga2104-2L-e"
 DEFAULT_CLOCK_NS = 5.0
@@ -90,11 +91,6 @@ def hls_config(artifact: Artifact, network: Any,
                precisions: dict[str, str] | None = None) -> dict[str, Any]:
     """hls4ml's per-layer configuration; ``precisions`` overrides types: ``{"LAYER": ...}`` a layer's
     result type, ``{"LAYER.accum": ...}`` its accumulator (any of hls4ml's precision names)."""
-    import hls4ml
-
-    config: dict[str, Any] = hls4ml.utils.config_from_keras_model(network, granularity="name", backend="Vitis",
-                                                  default_precision="ap_fixed<16,6>")
-    config["Model"]["Strategy"] = "Latency"
     input_type = artifact.scaler.input_type
     if input_type is None:
         msg = (
@@ -102,6 +98,16 @@ def hls_config(artifact: Artifact, network: Any,
             "(model.input_type); firmware needs one"
         )
         raise TriggerError(msg)
+    return network_hls_config(network, input_type, precisions)
+
+
+def network_hls_config(network: Any, input_type: FixedType, precisions: dict[str, str] | None = None) -> dict[str, Any]:
+    """:func:`hls_config` for any Keras ``network`` whose inputs are on ``input_type``'s grid."""
+    import hls4ml
+
+    config: dict[str, Any] = hls4ml.utils.config_from_keras_model(network, granularity="name", backend="Vitis",
+                                                  default_precision="ap_fixed<16,6>")
+    config["Model"]["Strategy"] = "Latency"
     input_layer = network.layers[0].name
     config["LayerName"][input_layer]["Precision"]["result"] = (
         f"{'ap_fixed' if input_type.signed else 'ap_ufixed'}<{input_type.width},{input_type.integer}>")

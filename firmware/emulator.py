@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from firmware.head import ERROR, PRIOR_LAYERS, TOTAL, score_divisor
-from firmware.kernel import Bounds, Kernel, dense_kernel, fixed_type, may_overflow, round_to
+from firmware.kernel import Bounds, Kernel, as_dense, dense_kernel, fixed_type, may_overflow, round_to
 from trigger.errors import TriggerError
 from trigger.fixed import FixedType, Overflow, round_scaled
 from trigger.npz import load_arrays, save_arrays
@@ -36,6 +36,8 @@ FORMAT = "trigger.Emulator/3"  # the .npz written by Emulator.save (2: with the 
 READABLE_FORMATS = ("trigger.Emulator/2",)  # read too: nothing they lack is required
 
 F64 = NDArray[np.float64]
+LINEAR_LAYERS = ("Dense", "Conv2D", "BatchNormalization")  # emulated as Dense kernels (firmware.kernel)
+RESHAPES = ("Reshape", "Flatten")
 
 
 @dataclass(frozen=True)
@@ -218,7 +220,8 @@ class Emulator:
     def predict(self, x: NDArray[np.floating[Any]]) -> F64:
         """(score, accept) of a batch of float inputs, cast to the input type first as the C-sim does."""
         t = self.input_type
-        q = round_to(np.asarray(x, dtype=np.float64) * 2.0**t.fractional, t.rounding)
+        x = np.asarray(x, dtype=np.float64)
+        q = round_to(x.reshape(len(x), -1) * 2.0**t.fractional, t.rounding)  # images: io_parallel's flat order
         if len(q) and (q.min() < t.int_min or q.max() > t.int_max):
             q = t.wrap_or_saturate(q)
         return self.predict_mantissas(q)
@@ -270,10 +273,15 @@ def _undescribe(described: dict[str, Any], key: str, data: dict[str, NDArray[Any
 
 
 def _chain(layers: list[Any], i: int, x_type: FixedType, bounds: Bounds) -> tuple[tuple[Kernel, ...], int]:
-    """The kernels of the Dense (+ activation) layers from ``layers[i]`` on, and where they end."""
+    """The kernels of the layers from ``layers[i]`` on -- Dense, Conv2D and BatchNormalization
+    (``firmware.kernel.as_dense``), each with the activation after it; reshapes are free in
+    io_parallel -- and where they end."""
     kernels = []
-    while i < len(layers) and layers[i].class_name == "Dense":
-        layer = layers[i]
+    while i < len(layers) and layers[i].class_name in (*LINEAR_LAYERS, *RESHAPES):
+        if layers[i].class_name in RESHAPES:
+            i += 1
+            continue
+        layer = as_dense(layers[i])
         dense_result = fixed_type(layer.get_output_variable().type.precision)
         activation, result = None, dense_result
         if i + 1 < len(layers) and layers[i + 1].class_name == "Activation":

@@ -1,5 +1,9 @@
 """One Dense layer and its activation as a kernel on integer mantissas, read from hls4ml.
 
+A Conv2D (channels last, no padding) and a BatchNormalization are Dense layers too, with the
+convolution's matrix and the scale's diagonal (:func:`as_dense`): hls4ml's io_parallel computes
+each output of either as a Dense layer computes it, so the same kernel emulates all three.
+
 Why exact is possible: a fixed-point value is an integer mantissa times 2**-F, so a Dense
 layer is an integer matrix product, which floating point computes exactly while every
 partial sum stays below 2**53 (float64) or 2**24 (float32). After the product come the
@@ -24,7 +28,7 @@ from numpy.typing import NDArray
 from trigger.errors import TriggerError
 from trigger.fixed import FixedType, Overflow, Rounding, round_scaled
 
-__all__ = ("Bounds", "Kernel", "dense_kernel", "fixed_type", "may_overflow", "round_to")
+__all__ = ("Bounds", "Kernel", "as_dense", "dense_kernel", "fixed_type", "may_overflow", "round_to")
 
 F64 = NDArray[np.float64]
 Bounds = tuple[F64, F64]  # per-feature min and max of integer mantissas
@@ -171,3 +175,75 @@ def dense_kernel(layer: Any, x_type: FixedType, bounds: Bounds, dense_result: Fi
 def may_overflow(low: F64, high: F64, t: FixedType) -> bool:
     kept_low, kept_high = t.kept_range
     return bool(low.min() < kept_low or high.max() > kept_high)
+
+
+@dataclass(frozen=True)
+class _Weights:
+    data: NDArray[Any]
+    type: Any  # hls4ml's NamedType: .precision
+
+
+@dataclass(frozen=True)
+class _Precision:
+    precision: Any
+
+
+class _DenseView:
+    """A Conv2D or BatchNormalization layer of hls4ml seen as the Dense layer it equals: the same
+    name, result, weight and bias precisions and accumulator, a (inputs, outputs) weight matrix."""
+
+    def __init__(self, layer: Any, weight: NDArray[Any], weight_type: Any, bias: NDArray[Any], bias_type: Any,
+                 accum: Any) -> None:
+        self.name, self._layer = layer.name, layer
+        self.weights = {"weight": _Weights(weight, weight_type), "bias": _Weights(bias, bias_type)}
+        self._accum = _Precision(accum)
+
+    def get_attr(self, key: str) -> Any:
+        return self._accum if key == "accum_t" else self._layer.get_attr(key)
+
+    def get_output_variable(self) -> Any:
+        return self._layer.get_output_variable()
+
+
+def _conv2d_matrix(layer: Any) -> NDArray[np.float64]:
+    """The (H*W*C_in, H_out*W_out*C_out) matrix of a channels-last Conv2D without padding, in the
+    order io_parallel holds its arrays: (row, column, channel), channel fastest."""
+    a = layer.get_attr
+    if a("data_format") != "channels_last" or any(a(k) for k in ("pad_top", "pad_bottom", "pad_left", "pad_right")):
+        msg = f"layer {layer.name}: only channels-last Conv2D without padding is emulated"
+        raise TriggerError(msg)
+    kernel = np.asarray(layer.weights["weight"].data, np.float64)  # (filter h, filter w, in, out)
+    width, n_in, n_out, stride_h, stride_w = a("in_width"), a("n_chan"), a("n_filt"), a("stride_height"), a("stride_width")
+    out_h, out_w = a("out_height"), a("out_width")
+    matrix = np.zeros((a("in_height") * width * n_in, out_h * out_w * n_out))
+    for i in range(out_h):
+        for j in range(out_w):
+            for fh in range(a("filt_height")):
+                for fw in range(a("filt_width")):
+                    row = ((i * stride_h + fh) * width + j * stride_w + fw) * n_in
+                    column = (i * out_w + j) * n_out
+                    matrix[row:row + n_in, column:column + n_out] = kernel[fh, fw]
+    return matrix
+
+
+def as_dense(layer: Any) -> Any:
+    """hls4ml's ``Dense`` as it is; a ``Conv2D`` (each output pixel's products into ``accum_t``, then
+    ``result_t``, as a Dense layer does) as a Dense layer with its convolution matrix; a
+    ``BatchNormalization`` (``x * scale + bias``, exact, cast to ``result_t``) as a Dense layer with
+    the diagonal matrix of its scale, summed in its result type."""
+    if layer.class_name == "Dense":
+        return layer
+    if layer.class_name == "Conv2D":
+        matrix = _conv2d_matrix(layer)
+        bias = np.tile(np.asarray(layer.weights["bias"].data, np.float64), layer.get_attr("out_height")
+                       * layer.get_attr("out_width"))
+        return _DenseView(layer, matrix, layer.weights["weight"].type, bias,
+                          layer.weights["bias"].type, layer.get_attr("accum_t").precision)
+    if layer.class_name == "BatchNormalization":
+        scale = np.asarray(layer.weights["scale"].data, np.float64).ravel()
+        return _DenseView(layer, np.diag(scale), layer.weights["scale"].type,
+                          np.asarray(layer.weights["bias"].data, np.float64).ravel(), layer.weights["bias"].type,
+                          layer.get_output_variable().type.precision)
+    msg = f"cannot emulate layer {layer.name} ({layer.class_name})"
+    raise TriggerError(msg)
+

@@ -1,0 +1,109 @@
+"""Conv2D and batch normalization in the emulator: a CICADA-shaped student on 18 x 14 calorimeter
+regions (QConv2D 4 filters 2 x 2 stride 2, flatten, dense 16 with batch norm, ReLU, dense 1, the
+firmware's score and decision), converted by hls4ml: C-simulation == emulator == da4ml trace."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from trigger.fixed import FixedType
+
+REGIONS = FixedType.parse("ap_ufixed<10,10>")  # 10-bit region energies, as CICADA's inputs
+
+
+def _student(seed: int) -> Any:
+    import tensorflow as tf
+    from qkeras import QActivation, QConv2D, QDense, quantized_bits, quantized_relu
+
+    tf.random.set_seed(seed)
+    rng = np.random.default_rng(seed)
+    bits = quantized_bits(6, 1, alpha=1)
+    x = inputs = tf.keras.Input((18, 14, 1), name="regions")
+    x = QConv2D(4, (2, 2), strides=(2, 2), kernel_quantizer=bits, bias_quantizer=bits, name="conv")(x)
+    x = QActivation(quantized_relu(8, 4), name="conv_relu")(x)
+    x = tf.keras.layers.Flatten(name="flat")(x)
+    x = QDense(16, kernel_quantizer=bits, bias_quantizer=bits, name="dense")(x)
+    x = tf.keras.layers.BatchNormalization(name="norm")(x)
+    x = QActivation(quantized_relu(8, 4), name="dense_relu")(x)
+    outputs = QDense(1, kernel_quantizer=bits, bias_quantizer=bits, name="output")(x)
+    model = tf.keras.Model(inputs, outputs, name="cicada_student")
+    model.get_layer("norm").set_weights([rng.uniform(0.5, 2.0, 16), rng.uniform(-1, 1, 16),
+                                         rng.uniform(-20, 20, 16), rng.uniform(5, 400, 16)])
+    return model
+
+
+def _regions(n: int, seed: int) -> np.ndarray:
+    """Sparse 10-bit region energies, a few saturated, as float64 (what hls4ml's predict takes)."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 1024, (n, 18, 14, 1)) * (rng.random((n, 18, 14, 1)) < 0.15)
+    x[:3] = 1023
+    return x.astype(np.float64)
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any, np.ndarray]:
+    import hls4ml
+
+    from firmware.convert import network_hls_config
+    from firmware.emulator import Emulator
+    from firmware.head import HeadTypes, with_decision
+
+    network = _student(seed=3)
+    x = _regions(3000, seed=4)
+    raw = network.predict(x, verbose=0)[:, 0]
+    types = HeadTypes.declare("ap_fixed<12,6,AP_RND,AP_SAT_SYM>", "", 1)
+    threshold = int(np.median(raw**2) * 2**types.score.fractional)  # about half the events accepted
+    model, precisions = with_decision(network, False, types, threshold)
+    cwd = Path.cwd()
+    try:
+        hls_model = hls4ml.converters.convert_from_keras_model(
+            model, hls_config=network_hls_config(model, REGIONS, precisions),
+            output_dir=str(tmp_path_factory.mktemp("cicada") / "hls"), backend="Vitis", io_type="io_parallel",
+            part="xcvu9p-flga2104-2L-e", project_name="cicada_student")
+        hls_model.compile()
+    finally:
+        os.chdir(cwd)
+    return hls_model, Emulator.from_hls_model(hls_model), x
+
+
+def test_conv2d_and_batch_norm_emulate_the_csim_bit_for_bit(converted: tuple[Any, Any, np.ndarray]) -> None:
+    from firmware.check import csim_outputs
+
+    hls_model, emulator, x = converted
+    names = [kernel.name for kernel in emulator.kernels]
+    assert names == ["conv", "dense", "norm", "output"]
+    assert emulator.kernels[0].weight.shape == (252, 252) and emulator.kernels[2].weight.shape == (16, 16)
+    csim = csim_outputs(hls_model, x)
+    predicted = emulator.predict(x)
+    np.testing.assert_array_equal(predicted, csim)
+    assert 0.2 < predicted[:, 1].mean() < 0.8 and len(np.unique(predicted[:, 0])) > 100
+
+
+def test_the_rtl_trace_of_a_conv_student_is_the_emulator(converted: tuple[Any, Any, np.ndarray]) -> None:
+    from da4ml.trace import comb_trace
+
+    from firmware.rtl import trace_network
+
+    _, emulator, x = converted
+    flat = x[:400].reshape(400, -1)
+    np.testing.assert_array_equal(comb_trace(*trace_network(emulator)).predict(flat), emulator.predict(flat))
+
+
+def test_padding_is_refused_with_the_layer_named() -> None:
+    from firmware.kernel import as_dense
+    from trigger.errors import TriggerError
+
+    class Layer:
+        name, class_name = "padded", "Conv2D"
+
+        @staticmethod
+        def get_attr(key: str) -> Any:
+            return {"data_format": "channels_last", "pad_top": 1}.get(key, 0)
+
+    with pytest.raises(TriggerError, match="layer padded: only channels-last Conv2D without padding"):
+        as_dense(Layer())
