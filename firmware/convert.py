@@ -29,8 +29,8 @@ from models.artifact import Artifact
 from trigger.errors import TriggerError
 from trigger.fixed import FixedType
 
-__all__ = ("DEFAULT_PART", "convert", "firmware_network", "head_types", "hls_config", "network_hls_config",
-           "project_name", "to_hls")
+__all__ = ("DEFAULT_PART", "convert", "convert_network", "firmware_network", "head_types", "hls_config",
+           "network_hls_config", "project_name", "to_hls")
 
 DEFAULT_PART = "xcvu9p-flga2104-2L-e"
 DEFAULT_CLOCK_NS = 5.0
@@ -91,14 +91,14 @@ def hls_config(artifact: Artifact, network: Any,
                precisions: dict[str, str] | None = None) -> dict[str, Any]:
     """hls4ml's per-layer configuration; ``precisions`` overrides types: ``{"LAYER": ...}`` a layer's
     result type, ``{"LAYER.accum": ...}`` its accumulator (any of hls4ml's precision names)."""
-    input_type = artifact.scaler.input_type
-    if input_type is None:
-        msg = (
-            f"{artifact.path}: the model has no fixed-point input grid "
-            "(model.input_type); firmware needs one"
-        )
+    return network_hls_config(network, _input_grid(artifact), precisions)
+
+
+def _input_grid(artifact: Artifact) -> FixedType:
+    if artifact.scaler.input_type is None:
+        msg = f"{artifact.path}: the model has no fixed-point input grid (model.input_type); firmware needs one"
         raise TriggerError(msg)
-    return network_hls_config(network, input_type, precisions)
+    return artifact.scaler.input_type
 
 
 def network_hls_config(network: Any, input_type: FixedType, precisions: dict[str, str] | None = None) -> dict[str, Any]:
@@ -134,16 +134,23 @@ def convert(artifact: Artifact, out_dir: str | Path, part: str = DEFAULT_PART, c
             precisions: dict[str, str] | None = None, threshold: float | None = None) -> Any:
     """The artifact's quantized network with its score and decision as an hls4ml ``ModelGraph``;
     nothing is written yet. ``precisions`` override the score layers' declared types too."""
+    network, head_precisions = firmware_network(artifact, threshold, precisions)
+    return convert_network(network, _input_grid(artifact), out_dir, project_name(artifact),
+                           {**head_precisions, **(precisions or {})}, part, clock_ns)
+
+
+def convert_network(network: Any, input_type: FixedType, out_dir: str | Path, project: str,
+                    precisions: dict[str, str] | None = None, part: str = DEFAULT_PART,
+                    clock_ns: float = DEFAULT_CLOCK_NS) -> Any:
+    """Any Keras ``network`` on ``input_type``'s grid as an hls4ml ``ModelGraph``, configured as
+    every model here is (:func:`network_hls_config`); nothing is written yet."""
     import hls4ml
 
-    network, head_precisions = firmware_network(artifact, threshold, precisions)
     cwd = Path.cwd()
     try:
         return hls4ml.converters.convert_from_keras_model(
-            network, hls_config=hls_config(artifact, network, {**head_precisions, **(precisions or {})}),
-            output_dir=str(out_dir),
-            backend="Vitis", io_type="io_parallel", part=part, clock_period=clock_ns,
-            project_name=project_name(artifact))
+            network, hls_config=network_hls_config(network, input_type, precisions), output_dir=str(out_dir),
+            backend="Vitis", io_type="io_parallel", part=part, clock_period=clock_ns, project_name=project)
     finally:
         os.chdir(cwd)
 

@@ -20,6 +20,7 @@ overflow, and float32 is used wherever the bounds prove it exact.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, cast
 
 import numpy as np
@@ -32,6 +33,7 @@ __all__ = ("Bounds", "Kernel", "as_dense", "dense_kernel", "fixed_type", "may_ov
 
 F64 = NDArray[np.float64]
 Bounds = tuple[F64, F64]  # per-feature min and max of integer mantissas
+SPARSE_MIN_SIZE, SPARSE_DENSITY = 4096, 0.1  # kernels this large and this empty multiply sparsely
 
 
 def fixed_type(precision: Any) -> FixedType:
@@ -86,7 +88,19 @@ class Kernel:
     out_bounds: Bounds
 
     def __call__(self, q: NDArray[Any]) -> NDArray[Any]:
-        return self.finish(q.astype(self.weight.dtype, copy=False) @ self.weight)
+        q = q.astype(self.weight.dtype, copy=False)
+        sparse = self._sparse_weight
+        return self.finish(q @ self.weight if sparse is None else np.asarray(sparse.T @ q.T).T)
+
+    @cached_property
+    def _sparse_weight(self) -> Any:
+        """The weights as a SciPy sparse matrix where most are zero (a convolution's matrix): the
+        same exact integer sums, without the zeros' products."""
+        if self.weight.size < SPARSE_MIN_SIZE or np.count_nonzero(self.weight) > SPARSE_DENSITY * self.weight.size:
+            return None
+        from scipy import sparse
+
+        return sparse.csr_matrix(self.weight)
 
     def finish(self, out: NDArray[Any]) -> NDArray[Any]:
         """Everything after the product ``out = q @ weight`` (exact integers; changed in place)."""

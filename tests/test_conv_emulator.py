@@ -11,27 +11,21 @@ from typing import Any
 import numpy as np
 import pytest
 
+from models.regions import REGION_GRID
 from trigger.fixed import FixedType
 
-REGIONS = FixedType.parse("ap_ufixed<10,10>")  # 10-bit region energies, as CICADA's inputs
+REGIONS = FixedType.parse(REGION_GRID)  # 10-bit region energies, as CICADA's inputs
 
 
 def _student(seed: int) -> Any:
+    """The CICADA-shaped student with its seed's random weights and batch-norm statistics."""
     import tensorflow as tf
-    from qkeras import QActivation, QConv2D, QDense, quantized_bits, quantized_relu
+
+    from models.regions import cicada_student
 
     tf.random.set_seed(seed)
     rng = np.random.default_rng(seed)
-    bits = quantized_bits(6, 1, alpha=1)
-    x = inputs = tf.keras.Input((18, 14, 1), name="regions")
-    x = QConv2D(4, (2, 2), strides=(2, 2), kernel_quantizer=bits, bias_quantizer=bits, name="conv")(x)
-    x = QActivation(quantized_relu(8, 4), name="conv_relu")(x)
-    x = tf.keras.layers.Flatten(name="flat")(x)
-    x = QDense(16, kernel_quantizer=bits, bias_quantizer=bits, name="dense")(x)
-    x = tf.keras.layers.BatchNormalization(name="norm")(x)
-    x = QActivation(quantized_relu(8, 4), name="dense_relu")(x)
-    outputs = QDense(1, kernel_quantizer=bits, bias_quantizer=bits, name="output")(x)
-    model = tf.keras.Model(inputs, outputs, name="cicada_student")
+    model = cicada_student()
     model.get_layer("norm").set_weights([rng.uniform(0.5, 2.0, 16), rng.uniform(-1, 1, 16),
                                          rng.uniform(-20, 20, 16), rng.uniform(5, 400, 16)])
     return model
@@ -47,9 +41,7 @@ def _regions(n: int, seed: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any, np.ndarray]:
-    import hls4ml
-
-    from firmware.convert import network_hls_config
+    from firmware.convert import convert_network
     from firmware.emulator import Emulator
     from firmware.head import HeadTypes, with_decision
 
@@ -59,13 +51,11 @@ def converted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any, np.nd
     types = HeadTypes.declare("ap_fixed<12,6,AP_RND,AP_SAT_SYM>", "", 1)
     threshold = int(np.median(raw**2) * 2**types.score.fractional)  # about half the events accepted
     model, precisions = with_decision(network, False, types, threshold)
+    hls_model = convert_network(model, REGIONS, tmp_path_factory.mktemp("cicada") / "hls", "cicada_student",
+                                precisions)
     cwd = Path.cwd()
     try:
-        hls_model = hls4ml.converters.convert_from_keras_model(
-            model, hls_config=network_hls_config(model, REGIONS, precisions),
-            output_dir=str(tmp_path_factory.mktemp("cicada") / "hls"), backend="Vitis", io_type="io_parallel",
-            part="xcvu9p-flga2104-2L-e", project_name="cicada_student")
-        hls_model.compile()
+        hls_model.compile()  # builds the C-simulation with g++ (hls4ml changes directory)
     finally:
         os.chdir(cwd)
     return hls_model, Emulator.from_hls_model(hls_model), x

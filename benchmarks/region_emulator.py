@@ -1,0 +1,97 @@
+"""Events per second of the numpy emulator against hls4ml's C-simulation on region images.
+
+The network is the CICADA-shaped student (``models.regions.cicada_student``: QConv2D 4 filters
+2 x 2 stride 2 on the 18 x 14 regions, dense 16 with batch norm, dense 1) with random weights and
+batch-norm statistics -- no trained region model is bundled yet -- ending in the firmware's score
+and decision. Both score the same sparse 10-bit region images, one thread each; every event the
+C-simulation scored is compared, score and decision.
+
+    python benchmarks/region_emulator.py [--events 50000] [--csim-events 5000] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+from record import write_result
+from threadpoolctl import threadpool_limits
+
+
+def _rate(fn: Any, x: np.ndarray, batch: int, repeat: int) -> tuple[float, np.ndarray]:
+    best, out = np.inf, np.zeros(0)
+    for _ in range(repeat):
+        start = time.perf_counter()
+        out = np.concatenate([fn(x[i:i + batch]) for i in range(0, len(x), batch)])
+        best = min(best, time.perf_counter() - start)
+    return len(x) / best, out
+
+
+def regions(n: int, seed: int, occupancy: float = 0.15) -> np.ndarray:
+    """Sparse 10-bit region counts (N, 18, 14, 1), as float64."""
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, 1024, (n, 18, 14, 1)) * (rng.random((n, 18, 14, 1)) < occupancy)).astype(np.float64)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--csim-events", type=int, default=5_000, help="the C-sim is slow: fewer events")
+    parser.add_argument("--batch", type=int, default=8192)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+
+    import tensorflow as tf
+
+    from firmware.check import csim_outputs
+    from firmware.convert import convert_network
+    from firmware.emulator import Emulator
+    from firmware.head import HeadTypes, with_decision
+    from models.regions import REGION_GRID, cicada_student
+    from trigger.fixed import FixedType
+
+    tf.random.set_seed(3)
+    network = cicada_student()
+    rng = np.random.default_rng(3)
+    network.get_layer("norm").set_weights([rng.uniform(0.5, 2.0, 16), rng.uniform(-1, 1, 16),
+                                           rng.uniform(-20, 20, 16), rng.uniform(5, 400, 16)])
+    x = regions(args.events, seed=4)
+    types = HeadTypes.declare("ap_fixed<12,6,AP_RND,AP_SAT_SYM>", "", 1)
+    raw = network.predict(x[:5000], verbose=0)[:, 0]
+    model, precisions = with_decision(network, False, types, int(np.quantile(raw**2, 0.99) * 2**types.score.fractional))
+    with tempfile.TemporaryDirectory() as tmp, threadpool_limits(1):
+        hls_model = convert_network(model, FixedType.parse(REGION_GRID), Path(tmp) / "hls", "cicada_student", precisions)
+        cwd = Path.cwd()
+        try:
+            hls_model.compile()
+        finally:
+            os.chdir(cwd)
+        emulator = Emulator.from_hls_model(hls_model)
+        emu_rate, emu_out = _rate(emulator.predict, x, args.batch, repeat=3)
+        xc = x[: args.csim_events]
+        csim_rate, csim_out = _rate(lambda b: csim_outputs(hls_model, b), xc, args.batch, repeat=1)
+    exact = int(np.all(emu_out[: len(xc)] == csim_out, axis=1).sum())
+    result = {"network": "cicada_student (random weights)", "events": len(x), "csim_events": len(xc),
+              "batch": args.batch, "emulator_events_per_s": emu_rate, "csim_events_per_s": csim_rate,
+              "emulator_over_csim": emu_rate / csim_rate, "emulator_exact_events": exact,
+              "accepted_csim": int(csim_out[:, 1].sum())}
+    print(f"numpy emulator {emu_rate:,.0f} ev/s | C-sim {csim_rate:,.0f} ev/s (one thread, batch {args.batch}): "
+          f"{emu_rate / csim_rate:.0f}x; score and decision equal on {exact:,}/{len(xc):,} events "
+          f"({result['accepted_csim']} accepted)")
+    if args.json:
+        write_result(args.json, result, headline={
+            "region student (random weights): numpy emulator / C-simulation": f"{emu_rate / csim_rate:.0f}x"})
+    return 0 if exact == len(xc) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
