@@ -28,7 +28,8 @@ from record import write_result
 from threadpoolctl import threadpool_limits
 
 
-def _rate(fn, x: np.ndarray, batch: int, repeat: int = 3) -> tuple[float, np.ndarray]:
+def events_per_second(fn, x: np.ndarray, batch: int, repeat: int = 3) -> tuple[float, np.ndarray]:
+    """The best of ``repeat`` runs of ``fn`` over ``x`` in batches, as events/s, and its outputs."""
     best, out = np.inf, None
     for _ in range(repeat):
         start = time.perf_counter()
@@ -76,12 +77,12 @@ def main() -> int:
         if compiled.native is None:
             msg = "the native scoring kernel is not available here (g++ missing, or the model declined)"
             raise SystemExit(msg)
-        native_rate, native_scores = _rate(compiled.native, particles, args.batch)
-        fast_rate, fast_scores = _rate(compiled.compiled_scores, particles, args.batch)
-        emu_rate, emu_out = _rate(emulator.predict, x, args.batch)
+        native_rate, native_scores = events_per_second(compiled.native, particles, args.batch)
+        fast_rate, fast_scores = events_per_second(compiled.compiled_scores, particles, args.batch)
+        emu_rate, emu_out = events_per_second(emulator.predict, x, args.batch)
         xc = x[: args.csim_events]
-        csim_rate, csim_out = _rate(lambda b: csim_outputs(hls_model, b), xc, args.batch, repeat=1)
-        qk_rate, _ = _rate(lambda b: np.column_stack(network(b.astype(np.float32), training=False)), x, args.batch)
+        csim_rate, csim_out = events_per_second(lambda b: csim_outputs(hls_model, b), xc, args.batch, repeat=1)
+        qk_rate, _ = events_per_second(lambda b: np.column_stack(network(b.astype(np.float32), training=False)), x, args.batch)
     exact = int(np.all(emu_out[: len(xc)] == csim_out, axis=1).sum())
     csim_scores, csim_accept = emulator.scores(csim_out), csim_out[:, 1] == 1
     fast_exact, native_exact = (

@@ -15,25 +15,15 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
+from emulator import events_per_second
 from record import write_result
 from threadpoolctl import threadpool_limits
-
-
-def _rate(fn: Any, x: np.ndarray, batch: int, repeat: int) -> tuple[float, np.ndarray]:
-    best, out = np.inf, np.zeros(0)
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = np.concatenate([fn(x[i:i + batch]) for i in range(0, len(x), batch)])
-        best = min(best, time.perf_counter() - start)
-    return len(x) / best, out
 
 
 def regions(n: int, seed: int, occupancy: float = 0.15) -> np.ndarray:
@@ -76,9 +66,9 @@ def main() -> int:
         finally:
             os.chdir(cwd)
         emulator = Emulator.from_hls_model(hls_model)
-        emu_rate, emu_out = _rate(emulator.predict, x, args.batch, repeat=3)
+        emu_rate, emu_out = events_per_second(emulator.predict, x, args.batch, repeat=3)
         xc = x[: args.csim_events]
-        csim_rate, csim_out = _rate(lambda b: csim_outputs(hls_model, b), xc, args.batch, repeat=1)
+        csim_rate, csim_out = events_per_second(lambda b: csim_outputs(hls_model, b), xc, args.batch, repeat=1)
     exact = int(np.all(emu_out[: len(xc)] == csim_out, axis=1).sum())
     result = {"network": "cicada_student (random weights)", "events": len(x), "csim_events": len(xc),
               "batch": args.batch, "emulator_events_per_s": emu_rate, "csim_events_per_s": csim_rate,

@@ -29,9 +29,8 @@ from trigger.menu import Menu, pure_efficiency
 from trigger.rates import BX_RATE_HZ
 from trigger.thresholds import FPR_POINTS, ThresholdEstimate, clopper_pearson, rate_at, threshold_for
 
-__all__ = ("FPR_POINTS", "Scorer", "background_events", "efficiency", "evaluate", "menu_rates", "network_scorer",
-           "read_signals", "signal_name",
-           "summarise_signal")
+__all__ = ("FPR_POINTS", "Scorer", "add_menu_view", "background_events", "efficiency", "evaluate", "menu_rates",
+           "network_scorer", "read_signals", "signal_name", "summarise_signal")
 
 F = NDArray[np.float64]
 #: how a variant is scored: ``(artifact, variant) -> (what scores it, raw events -> scores)``
@@ -156,23 +155,16 @@ def evaluate(artifacts: Sequence[Artifact], background_path: str | Path,
             label = f"{name}/{variant}"
             scored_by, score = scorer(artifact, variant)
             bkg = score(background)
-            signals = {}
-            for signal, events in signal_events.items():
-                scores = score(events)
-                signals[signal] = summarise_signal(bkg, scores, fpr_points, working_fpr,
-                                                   artifact.thresholds.get(variant))
-                if menu:
-                    threshold = signals[signal]["working_point"]["threshold"]
-                    signals[signal]["menu"] = pure_efficiency(scores > threshold, signal_fires[signal])
+            scores = {signal: score(events) for signal, events in signal_events.items()}
+            signals = {signal: summarise_signal(bkg, s, fpr_points, working_fpr, artifact.thresholds.get(variant))
+                       for signal, s in scores.items()}
             models[label] = {
                 "path": str(artifact.path), "variant": variant, "kind": artifact.config.model.kind,
                 "score": artifact.config.model.score, "scored_by": scored_by, "background_events": len(bkg),
                 "background": note, "signals": signals,
             }
-            if background_fires is not None and signals:
-                threshold = next(iter(signals.values()))["working_point"]["threshold"]
-                models[label]["menu_background"] = menu_rates(pure_efficiency(bkg > threshold, background_fires),
-                                                             bx_rate_hz)
+            if background_fires is not None:
+                add_menu_view(models[label], scores, signal_fires, bkg, background_fires, bx_rate_hz)
             background_info[label] = note
     for classifier in supervised:
         models[f"supervised-{classifier.signal}/supervised"] = _evaluate_supervised(
@@ -182,6 +174,21 @@ def evaluate(artifacts: Sequence[Artifact], background_path: str | Path,
                       signals={name: {"auc": s["auc"], "tpr_at_fpr": s["tpr_at_fpr"]}
                                for name, s in first["signals"].items()},
                       models=models)
+
+
+def add_menu_view(summary: dict[str, Any], signal_scores: dict[str, F], signal_fires: dict[str, NDArray[np.bool_]],
+                  background_scores: F, background_fires: NDArray[np.bool_], bx_rate_hz: float) -> None:
+    """The Level-1 view of one scored variant at its working point, into ``summary`` (whose
+    ``signals`` hold ``summarise_signal``'s figures): per signal ``menu``
+    (:func:`trigger.menu.pure_efficiency`), and ``menu_background``, the same on the SM events as rates."""
+    signals = summary["signals"]
+    for name, figures in signals.items():
+        figures["menu"] = pure_efficiency(signal_scores[name] > figures["working_point"]["threshold"],
+                                          signal_fires[name])
+    if signals:
+        threshold = next(iter(signals.values()))["working_point"]["threshold"]  # one per variant: the SM's
+        summary["menu_background"] = menu_rates(pure_efficiency(background_scores > threshold, background_fires),
+                                                bx_rate_hz)
 
 
 def menu_rates(fractions: dict[str, Any], bx_rate_hz: float) -> dict[str, Any]:

@@ -22,10 +22,10 @@ from numpy.typing import NDArray
 from sklearn.metrics import roc_curve
 
 from models.artifact import Artifact
-from models.evaluate import background_events, menu_rates, summarise_signal
+from models.evaluate import add_menu_view, background_events, summarise_signal
 from models.scores import SCORES
 from trigger.bitmask import encode_mask
-from trigger.menu import Menu, pure_efficiency
+from trigger.menu import Menu
 from trigger.rates import BX_RATE_HZ
 from trigger.thresholds import FPR_POINTS, MIN_EXPECTED
 
@@ -124,17 +124,6 @@ def _signal_summary(sm: F, signal: F, wp_fpr: float, stored: Any) -> dict[str, A
     return summary
 
 
-def _add_menu_view(variant: dict[str, Any], scores: dict[str, F], fires: dict[str, NDArray[np.bool_]],
-                   bx_rate_hz: float) -> None:
-    """The Level-1 view of one variant at its working point: per signal and on the SM events."""
-    signals = variant["signals"]
-    for name, summary in signals.items():
-        summary["menu"] = pure_efficiency(scores[name] > summary["working_point"]["threshold"], fires[name])
-    if signals:
-        threshold = next(iter(signals.values()))["working_point"]["threshold"]  # one per variant: the SM's
-        variant["menu_background"] = menu_rates(pure_efficiency(scores[SM] > threshold, fires[SM]), bx_rate_hz)
-
-
 def model_summary(artifact: Artifact, label: str, background: str | Path, signals: Samples, wp_fpr: float,
                   max_events: int | None = None, extra: ExtraVariant | None = None,
                   progress: Callable[[str], None] = print, menu: Menu | None = None,
@@ -176,7 +165,7 @@ def model_summary(artifact: Artifact, label: str, background: str | Path, signal
             "scoring": timing.get(variant),
         }
         if fires:
-            _add_menu_view(variants[variant], by_sample, fires, bx_rate_hz)
+            add_menu_view(variants[variant], by_sample, fires, sm, fires[SM], bx_rate_hz)
     agreement = {}
     if "quantized" in scores:
         every = {v: np.concatenate(list(s.values())) for v, s in scores.items()}
