@@ -54,11 +54,11 @@ def test_kl_per_dimension_finds_a_collapsed_dimension() -> None:
     np.testing.assert_allclose(kl[:2], 0.5 * (4 + np.exp(-2) - 1 + 2), rtol=0.05)
 
 
-def test_the_axol1tl_vae_keeps_information_in_every_latent_dimension(files: dict[str, Path], tmp_path: Path) -> None:
+def test_the_vae_keeps_information_in_every_latent_dimension(files: dict[str, Path], tmp_path: Path) -> None:
     from models.config import load_config
     from models.train import train
 
-    config = load_config(ROOT / "models" / "configs" / "vae_axol1tl.toml",
+    config = load_config(ROOT / "models" / "configs" / "vae.toml",
                          ["training.epochs=6", "training.batch_size=128"])
     artifact = train(config, files["sm"], tmp_path / "vae", log=io.StringIO())
     x = artifact.inputs(read_events(files["sm"], 1200))
