@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 from numpy.typing import NDArray
 from record import write_result
-from tail import CALIBRATION, FPR, SIGNALS, working_point
+from tail import CALIBRATION, FPR, SIGNALS, efficiency_cells, summarised_working_point
 
 ROOT = Path(__file__).resolve().parents[1]
 F64 = NDArray[np.float64]
@@ -119,13 +119,10 @@ def main() -> int:
                                "surprise_jets": [round(v, 3) for v in prior.jets], "scores": {}}
     print(f"{args.model.name}: efficiency at FPR {FPR:g} [68 % CP], AUC")
     for name, values in scores.items():
-        wp = working_point(values["SM"], {k: v for k, v in values.items() if k != "SM"}, FPR)
+        wp = results["scores"][name] = summarised_working_point(values, FPR)
         wp["sm_above_by_process"] = processes_above(process, values["SM"], wp["threshold"])
-        wp["mean_eff"] = float(np.mean([wp[s]["eff"] for s in signals]))
-        results["scores"][name] = wp
-        cells = "  ".join(f"{s} {100 * wp[s]['eff']:6.2f} [{100 * wp[s]['low']:.2f},{100 * wp[s]['high']:.2f}] "
-                          f"{wp[s]['auc']:.3f}" for s in signals)
-        print(f"  {name:<24} mean {100 * wp['mean_eff']:5.2f} %  {cells}  SM above: {wp['sm_above_by_process']}")
+        print(f"  {name:<24} mean {100 * wp['mean_eff']:5.2f} %  {efficiency_cells(wp, signals)}  "
+              f"SM above: {wp['sm_above_by_process']}")
     if args.json:
         write_result(args.json, results)
     return 0

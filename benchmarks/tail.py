@@ -51,6 +51,22 @@ def working_point(background: np.ndarray, signals: dict[str, np.ndarray], fpr: f
     return out
 
 
+def summarised_working_point(scores: dict[str, np.ndarray], fpr: float) -> dict[str, Any]:
+    """:func:`working_point` of ``scores`` (``"SM"`` and one array per signal) with the signals'
+    mean efficiency and mean AUC added."""
+    signals = [k for k in scores if k != "SM"]
+    wp = working_point(scores["SM"], {k: scores[k] for k in signals}, fpr)
+    wp["mean_eff"] = float(np.mean([wp[s]["eff"] for s in signals]))
+    wp["mean_auc"] = float(np.mean([wp[s]["auc"] for s in signals]))
+    return wp
+
+
+def efficiency_cells(wp: dict[str, Any], signals: Any) -> str:
+    """One line of a working point: per signal, efficiency [68 % interval] in percent and AUC."""
+    return "  ".join(f"{s} {100 * wp[s]['eff']:6.2f} [{100 * wp[s]['low']:.2f},{100 * wp[s]['high']:.2f}] "
+                     f"{wp[s]['auc']:.3f}" for s in signals)
+
+
 def network_scores(artifact: Any, variant: str, particles: np.ndarray, score: str) -> np.ndarray:
     """The variant's network scores with ``score`` (the model's own, or a VAE's other one)."""
     from models.scores import anomaly_score

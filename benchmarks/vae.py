@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 from numpy.typing import NDArray
 from record import write_result
-from tail import CALIBRATION, FPR, SIGNALS, working_point
+from tail import CALIBRATION, FPR, SIGNALS, efficiency_cells, summarised_working_point
 
 ROOT = Path(__file__).resolve().parents[1]
 F64 = NDArray[np.float64]
@@ -99,15 +99,9 @@ def main() -> int:
     }
     print(f"efficiency at FPR {FPR:g} [68 % CP], AUC; {len(background):,} SM events")
     for name, values in scores.items():
-        wp = working_point(values["SM"], {k: v for k, v in values.items() if k != "SM"}, FPR)
-        wp["mean_eff"] = float(np.mean([wp[s]["eff"] for s in signals]))
-        wp["mean_auc"] = float(np.mean([wp[s]["auc"] for s in signals]))
-        results["scores"][name] = wp
-        cells = "  ".join(
-            f"{s} {100 * wp[s]['eff']:6.2f} [{100 * wp[s]['low']:.2f},{100 * wp[s]['high']:.2f}] {wp[s]['auc']:.3f}"
-            for s in signals
-        )
-        print(f"  {name:<52} mean {100 * wp['mean_eff']:5.2f} % AUC {wp['mean_auc']:.4f}  {cells}")
+        wp = results["scores"][name] = summarised_working_point(values, FPR)
+        print(f"  {name:<52} mean {100 * wp['mean_eff']:5.2f} % AUC {wp['mean_auc']:.4f}  "
+              f"{efficiency_cells(wp, signals)}")
     if args.json:
         write_result(args.json, results)
     return 0
