@@ -89,7 +89,8 @@ def student_targets(mse: NDArray[np.floating[Any]]) -> NDArray[np.float32]:
     with np.errstate(divide="ignore"):
         log = np.log(np.asarray(mse, np.float64))
     target = np.clip(np.round(TARGET_SCALE * log / TARGET_STEP) * TARGET_STEP, 0.0, TARGET_MAX - TARGET_STEP)
-    return target.astype(np.float32).reshape(-1, 1)
+    targets: NDArray[np.float32] = target.astype(np.float32).reshape(-1, 1)
+    return targets
 
 
 def _fit(model: Any, x: Any, y: Any, validation: tuple[Any, Any], epochs: int, settings: RegionTraining,
