@@ -108,16 +108,33 @@ def test_trace_of_the_score_and_decision_is_the_emulator_head(emulator, rounding
     np.testing.assert_array_equal(comb_trace(*trace_network(emu)).predict(x), expected)
 
 
+@pytest.fixture(scope="module")
+def narrow_artifact_dir(files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model with 4-bit weights and 10-bit inputs: the same flow in a third of Yosys's time."""
+    from conftest import TINY_MODEL
+
+    from trigger.cli import main
+
+    out = tmp_path_factory.mktemp("narrow") / "ae"
+    settings = [*TINY_MODEL, "model.weight_bits=4", "model.weight_integer=1", 'model.input_type="ap_fixed<10,4>"']
+    assert main(["train", "--data", str(files["sm"]), "--out", str(out), *[a for o in settings for a in ("--set", o)]]) == 0
+    return out
+
+
 @pytest.mark.slow
-def test_estimate_flow_on_a_tiny_model(artifact_dir: Path, emulator, tmp_path: Path, capsys,
+def test_estimate_flow_on_a_tiny_model(narrow_artifact_dir: Path, tmp_path: Path, capsys,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from firmware.bundle import build_bundle
     from models.artifact import load_artifact
     from trigger.cli import main
     from trigger.events import read_events
 
+    artifact_dir = narrow_artifact_dir
+    emulator = build_bundle(load_artifact(artifact_dir)).emulator
+
     native = write_events(tmp_path / "float64_native.h5",  # values a float32 cast changes, as in the public files
-                          float64_native(synthetic_events(1000, seed=21), load_artifact(artifact_dir).scaler), "sm",
-                          np.float64)
+                          float64_native(synthetic_events(1000, seed=21), load_artifact(artifact_dir).scaler,
+                                         n_changed=20), "sm", np.float64)
     monkeypatch.chdir(tmp_path)
     out = Path("est")  # relative, as `make demo` and most users give it
     code = main(["firmware", "estimate", "--model", str(artifact_dir), "--out", str(out),
