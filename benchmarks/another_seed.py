@@ -25,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
-from multiplicity import process_names
+from multiplicity import process_names, processes_above
 from record import write_result
 from tail import CALIBRATION
 
@@ -37,18 +37,15 @@ VALIDATION = ROOT / "data" / "validation" / "sm_cocktail_seed3.h5"
 
 def held_rates(calibration: np.ndarray, other: np.ndarray, names: np.ndarray | None) -> list[dict[str, Any]]:
     """Per false-positive rate: the calibration threshold's count on the other sample."""
-    from trigger.thresholds import clopper_pearson, threshold_for
+    from trigger.thresholds import rate_at, threshold_for
 
     rows = []
     for fpr in FPRS:
         threshold = threshold_for(calibration, fpr).threshold
-        above = other > threshold
-        k = int(np.count_nonzero(above))
-        low, high = clopper_pearson(k, len(other))
-        kept = np.unique(names[above], return_counts=True) if names is not None else ([], [])
-        rows.append({"fpr": fpr, "threshold": threshold, "expected": fpr * len(other), "observed": k,
-                     "observed_fpr": k / len(other), "observed_fpr_low": float(low), "observed_fpr_high": float(high),
-                     "processes": {str(p): int(n) for p, n in zip(*kept, strict=True)}})
+        held = rate_at(other, threshold)
+        rows.append({"fpr": fpr, "threshold": threshold, "expected": fpr * len(other), "observed": held.accepted,
+                     "observed_fpr": held.fpr, "observed_fpr_low": held.fpr_low, "observed_fpr_high": held.fpr_high,
+                     "processes": processes_above(names, other, threshold)})
     return rows
 
 

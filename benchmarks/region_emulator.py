@@ -59,12 +59,8 @@ def main() -> int:
     raw = network.predict(x[:5000], verbose=0)[:, 0]
     model, precisions = with_decision(network, False, types, int(np.quantile(raw**2, 0.99) * 2**types.score.fractional))
     with tempfile.TemporaryDirectory() as tmp, threadpool_limits(1):
-        hls_model = convert_network(model, FixedType.parse(REGION_GRID), Path(tmp) / "hls", "cicada_student", precisions)
-        cwd = Path.cwd()
-        try:
-            hls_model.compile()
-        finally:
-            os.chdir(cwd)
+        hls_model = convert_network(model, FixedType.parse(REGION_GRID), Path(tmp) / "hls", "cicada_student", precisions,
+                                    compile=True)
         emulator = Emulator.from_hls_model(hls_model)
         emu_rate, emu_out = events_per_second(emulator.predict, x, args.batch, repeat=3)
         xc = x[: args.csim_events]

@@ -54,12 +54,7 @@ def firmware_agreement(student: Any, images: np.ndarray, threshold_quantile: flo
     model, precisions = with_decision(student, False, types, threshold)
     with tempfile.TemporaryDirectory() as tmp:
         hls_model = convert_network(model, FixedType.parse(REGION_GRID), Path(tmp) / "hls", "region_student",
-                                    precisions)
-        cwd = Path.cwd()
-        try:
-            hls_model.compile()
-        finally:
-            os.chdir(cwd)
+                                    precisions, compile=True)
         x = images.astype(np.float64)
         csim, emulated = csim_outputs(hls_model, x), Emulator.from_hls_model(hls_model).predict(x)
     return {"events": len(images), "scores_differ": int(np.count_nonzero(csim[:, 0] != emulated[:, 0])),

@@ -36,12 +36,14 @@ F64 = NDArray[np.float64]
 
 
 def latent_scores(artifact: Any, particles: NDArray[Any]) -> dict[str, F64]:
-    """The QKeras encoder's ``mu2`` and ``kl`` scores of ``particles``, without the prior."""
+    """The QKeras encoder's ``mu2`` and ``kl`` scores of ``particles``, without the prior, and the
+    counts' ``surprise`` in nats (the prior over its weight)."""
     from models.scores import anomaly_score
 
     x = artifact.inputs(particles)
     outputs = artifact.networks["quantized"].scorer.predict(x, batch_size=8192, verbose=0)
-    return {score: anomaly_score(score, x, outputs, None) for score in ("mu2", "kl")}
+    scores = {score: anomaly_score(score, x, outputs, None) for score in ("mu2", "kl")}
+    return scores | {"surprise": artifact.prior.values(x) / artifact.prior.weight}
 
 
 def main() -> int:
@@ -79,16 +81,16 @@ def main() -> int:
     signals = read_signals(args.signal or SIGNALS)
     samples = {"SM": background} | signals
     latent = {k: latent_scores(vae, v) for k, v in samples.items()}
-    surprise = {k: vae.prior.values(vae.inputs(v)) / vae.prior.weight for k, v in samples.items()}
+    default_bundle, vae_bundle = bundle_for(default), bundle_for(vae)
     scores: dict[str, dict[str, F64]] = {
-        f"{args.default.name} firmware (its decision)": {k: bundle_for(default).scores(v) for k, v in samples.items()},
+        f"{args.default.name} firmware (its decision)": {k: default_bundle.scores(v) for k, v in samples.items()},
         f"{args.model.name} firmware: sum(mu^2) + prior (its decision)": {
-            k: bundle_for(vae).scores(v) for k, v in samples.items()
-        },
+            k: vae_bundle.scores(v) for k, v in samples.items()},
     }
     for score in ("mu2", "kl"):
         for weight in args.weights:
-            scores[f"{score} + {weight:g} x surprise"] = {k: latent[k][score] + weight * surprise[k] for k in samples}
+            scores[f"{score} + {weight:g} x surprise"] = {
+                k: latent[k][score] + weight * latent[k]["surprise"] for k in samples}
     results: dict[str, Any] = {
         "model": vae.config.model.name,
         "default": default.config.model.name,

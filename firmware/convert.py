@@ -141,16 +141,21 @@ def convert(artifact: Artifact, out_dir: str | Path, part: str = DEFAULT_PART, c
 
 def convert_network(network: Any, input_type: FixedType, out_dir: str | Path, project: str,
                     precisions: dict[str, str] | None = None, part: str = DEFAULT_PART,
-                    clock_ns: float = DEFAULT_CLOCK_NS) -> Any:
+                    clock_ns: float = DEFAULT_CLOCK_NS, compile: bool = False) -> Any:
     """Any Keras ``network`` on ``input_type``'s grid as an hls4ml ``ModelGraph``, configured as
-    every model here is (:func:`network_hls_config`); nothing is written yet."""
+    every model here is (:func:`network_hls_config`); nothing is written unless ``compile``, which
+    writes the project and builds its C-simulation with g++. The working directory is kept (hls4ml
+    changes it)."""
     import hls4ml
 
     cwd = Path.cwd()
     try:
-        return hls4ml.converters.convert_from_keras_model(
+        model = hls4ml.converters.convert_from_keras_model(
             network, hls_config=network_hls_config(network, input_type, precisions), output_dir=str(out_dir),
             backend="Vitis", io_type="io_parallel", part=part, clock_period=clock_ns, project_name=project)
+        if compile:
+            model.compile()
+        return model
     finally:
         os.chdir(cwd)
 

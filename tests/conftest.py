@@ -79,15 +79,19 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "signal": write_events(root / "sig.h5", signal, "hardjets")}
 
 
+def train_tiny(data: Path, out: Path, *settings: str) -> Path:
+    """The tiny dense AE (``TINY_MODEL`` and ``settings``) trained on ``data`` through the command line."""
+    from trigger.cli import main
+
+    assert main(["train", "--data", str(data), "--out", str(out),
+                 *[a for o in (*TINY_MODEL, *settings) for a in ("--set", o)]]) == 0
+    return out
+
+
 @pytest.fixture(scope="session")
 def artifact_dir(files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny dense AE trained for two epochs through the command line."""
-    from trigger.cli import main
-
-    out = tmp_path_factory.mktemp("art") / "ae"
-    assert main(["train", "--data", str(files["sm"]), "--out", str(out),
-                 *[a for o in TINY_MODEL for a in ("--set", o)]]) == 0
-    return out
+    return train_tiny(files["sm"], tmp_path_factory.mktemp("art") / "ae")
 
 
 def float64_native(events: np.ndarray, scaler, n_changed: int = 50, seed: int = 0) -> np.ndarray:

@@ -4,8 +4,6 @@ firmware's score and decision), converted by hls4ml: C-simulation == emulator ==
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,12 +50,7 @@ def converted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any, np.nd
     threshold = int(np.median(raw**2) * 2**types.score.fractional)  # about half the events accepted
     model, precisions = with_decision(network, False, types, threshold)
     hls_model = convert_network(model, REGIONS, tmp_path_factory.mktemp("cicada") / "hls", "cicada_student",
-                                precisions)
-    cwd = Path.cwd()
-    try:
-        hls_model.compile()  # builds the C-simulation with g++ (hls4ml changes directory)
-    finally:
-        os.chdir(cwd)
+                                precisions, compile=True)
     return hls_model, Emulator.from_hls_model(hls_model), x
 
 
