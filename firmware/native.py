@@ -39,9 +39,11 @@ from trigger.native import cache_dir, cached, load_helper
 from trigger.preprocess import Scaler, event_values
 from trigger.schema import N_FEATURES, N_OBJECTS
 
-__all__ = ("DISABLE", "IntegerLayer", "NativeScorer", "NotNative", "check_events", "model_source", "unsupported")
+__all__ = ("DISABLE", "FLAGS", "IntegerLayer", "NativeScorer", "NotNative", "check_events", "compile_kernel",
+           "model_source", "network_source", "unsupported")
 
 SOURCE = Path(__file__).with_name("native_scoring.cpp")
+LANES = Path(__file__).with_name("native_lanes.hpp")  # shared by every kernel
 FLAGS = ("-O3", "-march=native", "-ffp-contract=off")
 #: set to 0 to score on the compiled emulator's numpy-based steps instead
 DISABLE = "TRIGGER_NATIVE_SCORING"
@@ -116,19 +118,17 @@ def _hex(values: Any) -> str:
     return ", ".join(float(v).hex() for v in np.ravel(values))
 
 
-def model_source(scaler: Scaler, emulator: Emulator) -> str:
-    """The model's part of the kernel's C++ (namespace ``net``); raises :class:`NotNative` with the
+def network_source(emulator: Emulator, input_bound: int) -> tuple[str, str]:
+    """The C++ of the network and its score on input mantissas of magnitude up to ``input_bound``:
+    (the score's constants, the body of ``net::network``); raises :class:`NotNative` with the
     reason where the integer arithmetic cannot be proven exact."""
     from firmware.compiled import HeadScore
 
-    grid, head, out, inp = scaler.grid, emulator.head, emulator.output_type, emulator.input_type
-    if scaler.input_type is None:
-        msg = "no fixed-point input grid"
-        raise NotNative(msg)
+    head, out, inp = emulator.head, emulator.output_type, emulator.input_type
     if HeadScore.of(emulator) is None:
         msg = "the score needs the emulator's general casts"
         raise NotNative(msg)
-    body, bound, x = [], _bound(grid), "q"
+    body, bound, x = [], input_bound, "q"
     for i, kernel in enumerate(emulator.kernels):
         layer = _layer(kernel, bound)
         if isinstance(layer, str):
@@ -142,7 +142,7 @@ def model_source(scaler: Scaler, emulator: Emulator) -> str:
     t = max(0, -a, -b)
     low, high = e.kept_range
     n_out = emulator.kernels[-1].weight.shape[1]
-    if (bound * 2.0 ** (a + t) + (_bound(inp) * 2.0 ** (b + t) if head.reconstruction else 0) > _INT32
+    if (bound * 2.0 ** (a + t) + (input_bound * 2.0 ** (b + t) if head.reconstruction else 0) > _INT32
             or max(-low, high) ** 2 * n_out > _INT32):
         msg = "an error term or the sum of squares could leave int32"
         raise NotNative(msg)
@@ -153,21 +153,32 @@ def model_source(scaler: Scaler, emulator: Emulator) -> str:
         sum += e * e;
     }}
     *totals = sum;""")
-    nl = "\n"
+    constants = f"""constexpr int kScoreShift = {head.squares_type.fractional - 2 * e.fractional};
+constexpr int64_t kSquaresHigh = {head.squares_type.int_max}, kScoreHigh = {head.score.int_max};
+constexpr double kLsb = {head.score.lsb.hex()}, kDivisor = {float(head.divisor).hex()};"""
+    return constants, "\n".join(body)
+
+
+def model_source(scaler: Scaler, emulator: Emulator) -> str:
+    """The model's part of the particle kernel's C++ (namespace ``net``); raises :class:`NotNative`
+    with the reason where the integer arithmetic cannot be proven exact."""
+    grid, head = scaler.grid, emulator.head
+    if scaler.input_type is None:
+        msg = "no fixed-point input grid"
+        raise NotNative(msg)
+    constants, body = network_source(emulator, _bound(grid))
     return f"""namespace net {{
 constexpr double kCenter[kInputs] = {{{_hex(scaler.center)}}};
 constexpr double kStep[kInputs] = {{{_hex(scaler.mantissa_step)}}};
 constexpr bool kLogPt = {str(bool(scaler.log_pt)).lower()};
 constexpr double kGridLow = {float(grid.int_min).hex()}, kGridHigh = {float(grid.int_max).hex()};
-constexpr int kScoreShift = {head.squares_type.fractional - 2 * e.fractional};
-constexpr int64_t kSquaresHigh = {head.squares_type.int_max}, kScoreHigh = {head.score.int_max};
+{constants}
 constexpr bool kHasPrior = {str(bool(head.prior)).lower()};
 constexpr int kLeptonSlots[2] = {{{LEPTON_SLOTS[0]}, {LEPTON_SLOTS[-1] + 1}}}, kJetSlots[2] = {{{JET_SLOTS[0]}, {JET_SLOTS[-1] + 1}}};
 constexpr int64_t kPrior[] = {{{", ".join(str(int(v)) for v in head.prior_table.ravel())}}};  // by leptons * {len(JET_SLOTS) + 1} + jets
-constexpr double kLsb = {head.score.lsb.hex()}, kDivisor = {float(head.divisor).hex()};
 
 inline void network(const Lanes* __restrict q, Lanes* __restrict totals) {{
-{nl.join(body)}
+{body}
 }}
 }}  // namespace net
 """
@@ -186,14 +197,22 @@ def unsupported(scaler: Scaler, emulator: Emulator) -> str | None:
     return None
 
 
-def _library(source: str) -> Any:
-    """The compiled kernel of a model's source, prepared, or why it is not available (a string)."""
+def compile_kernel(template: Path, source: str) -> Any:
+    """The kernel ``template`` (a .cpp with ``@LANES@`` and ``@MODEL@`` lines) with the shared lanes
+    and a model's ``source`` written in, compiled and loaded; or why it is not available (a string)."""
     try:
-        text = SOURCE.read_text().replace("// @MODEL@", source)
-        path = cached(f"native-{hashlib.sha256(text.encode()).hexdigest()[:16]}.cpp", lambda p: p.write_text(text))
+        text = (template.read_text().replace("// @LANES@", LANES.read_text())
+                .replace("// @MODEL@", source))
+        path = cached(f"{template.stem}-{hashlib.sha256(text.encode()).hexdigest()[:16]}.cpp",
+                      lambda p: p.write_text(text))
     except OSError as e:
         return f"cannot write the kernel's source: {e}"
-    library = load_helper(path, FLAGS)
+    return load_helper(path, FLAGS)
+
+
+def _library(source: str) -> Any:
+    """The compiled particle kernel of a model's source, prepared, or why it is not available (a string)."""
+    library = compile_kernel(SOURCE, source)
     if isinstance(library, str):
         return library
     library.native_prepare.restype = ctypes.c_int

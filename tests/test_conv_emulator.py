@@ -90,3 +90,42 @@ def test_padding_is_refused_with_the_layer_named() -> None:
 
     with pytest.raises(TriggerError, match="layer padded: only channels-last Conv2D without padding"):
         as_dense(Layer())
+
+
+def test_the_region_kernel_scores_as_the_csim(converted: tuple[Any, Any, np.ndarray]) -> None:
+    from firmware.check import csim_outputs
+    from firmware.region_scoring import RegionFirmware, check_counts
+
+    hls_model, emulator, x = converted
+    firmware = RegionFirmware(emulator)
+    assert firmware.native is not None
+    counts = x[..., 0].astype(np.uint16)  # what a file's CaloRegions holds
+    csim = csim_outputs(hls_model, x)
+    scores = firmware.scores(counts)
+    np.testing.assert_array_equal(scores, emulator.scores(csim))
+    np.testing.assert_array_equal(firmware.accept(counts), csim[:, 1] == 1)
+    checks = check_counts(500, seed=9)
+    np.testing.assert_array_equal(firmware.scores(checks), firmware.emulator_scores(checks))
+
+
+def test_the_region_kernel_leaves_what_is_off_its_grid_to_the_emulator(
+        converted: tuple[Any, Any, np.ndarray], monkeypatch: pytest.MonkeyPatch) -> None:
+    from firmware.native import DISABLE
+    from firmware.region_scoring import RegionFirmware
+
+    _, emulator, x = converted
+    counts = x[:64, ..., 0].astype(np.int64)
+    counts[0, 3, 4] = 1500  # above the 10-bit grid: wraps as the emulator's input type says
+    counts[1, 0, 0] = -2
+    halves = counts.astype(np.float64)
+    halves[2, 5, 5] = 7.5  # not a whole count: the emulator's input rounding decides
+    halves[3, 1, 1] = np.nan
+    firmware = RegionFirmware(emulator)
+    np.testing.assert_array_equal(firmware.scores(counts), firmware.emulator_scores(counts))
+    got, want = firmware.scores(halves), firmware.emulator_scores(halves)
+    np.testing.assert_array_equal(got[:3], want[:3])
+    np.testing.assert_array_equal(got[4:], want[4:])
+    monkeypatch.setenv(DISABLE, "0")
+    assert RegionFirmware(emulator).native is None
+    with pytest.raises(ValueError, match=r"region counts must be \(N, 18, 14\)"):
+        firmware.scores(np.zeros((4, 14, 18)))
