@@ -1,16 +1,29 @@
-"""The calorimeter view's teacher and student, trained on SM region images and measured per signal.
+"""The calorimeter view beside the object view: CICADA's teacher and student on region images, the
+object default's firmware, and the OR of the two triggers at a shared rate, per signal.
 
 Trains CICADA's float conv-autoencoder teacher and its QKeras student (``models.region_distill``)
-on the first 60 % of a generated SM file's ``CaloRegions`` (the next 20 % validate), then scores
-its last 20 % -- SM events neither saw -- and each signal file with both: AUC and efficiency at
-FPR 1e-3 and 1e-4 of those held-out SM events (68 % Clopper-Pearson intervals). The 1 kHz
-working point (2.5e-5) needs the million-event calibration sample with regions; with 20,000
-held-out events it is not resolved and is not reported. The student then goes through the
-firmware path (its score and decision as hls4ml layers, C-simulation, the bit-exact emulator)
-and both score the held-out events: every score and decision is compared.
+on the first 60 % of a generated SM file's ``CaloRegions`` (the next 20 % validate). The SM events
+neither saw -- that file's last 20 % and every ``--heldout`` file (e.g. the calibration sample's
+first events with regions, another seed) -- and each signal file are then scored by:
 
-    python benchmarks/regions.py --data SM.h5 --signal S.h5 [--signal ...] [--teacher-epochs 20]
-                                 [--student-epochs 60] [--csim-events 4000] [--json out.json]
+- the teacher (its MSE) and the student in QKeras;
+- the student's firmware: its score and decision as hls4ml layers, scored by
+  ``firmware.region_scoring.RegionFirmware`` (the native kernel, checked against the emulator);
+- the object trigger's firmware (``--object-model``, default the bundled default; its stored
+  firmware bundle) on the same events' ``Particles`` -- the default never trained on these events
+  (it trained on the bundled sample's first 60 %, which are the same events as here);
+- the OR of the two firmwares, each at an equal share of the rate, the OR at the working point
+  (``trigger.thresholds.shared_rate``): per signal the OR's efficiency, what both take and what
+  the region trigger alone adds.
+
+Efficiencies carry 68 % Clopper-Pearson intervals, at FPR 1e-3 and 1e-4 of the held-out SM events
+(the 1 kHz working point, 2.5e-5, needs the million-event calibration sample with regions). The
+student firmware's C-simulation is compared with the emulator and the native kernel on the first
+``--csim-events`` held-out SM events and 1,000 events of each signal, score and decision.
+
+    python benchmarks/regions.py --data SM.h5 --signal S.h5 [--signal ...] [--heldout SM2.h5]
+                                 [--object-model DIR] [--teacher-epochs 20] [--student-epochs 60]
+                                 [--csim-events 10000] [--json out.json]
 """
 
 from __future__ import annotations
@@ -30,78 +43,138 @@ from record import write_result
 from tail import efficiency_cells, summarised_working_point
 
 FPRS = (1e-3, 1e-4)
+STUDENT_TYPES = "ap_fixed<12,9,AP_RND,AP_SAT_SYM>"  # the student's output in firmware: -256 .. 256 by 1/8
 
 
-def read_regions(path: Path, start: int = 0, stop: int | None = None) -> np.ndarray:
+def read_events(path: Path, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A file's (CaloRegions, Particles) of events [start, stop)."""
     from trigger.events import open_events
 
     with open_events(path) as events:
-        return events.read_regions(start, stop)
+        return events.read_regions(start, stop), events.read(start, stop)
 
 
-def firmware_agreement(student: Any, images: np.ndarray, threshold_quantile: float = 0.99) -> dict[str, Any]:
-    """The student with the firmware's score and decision, C-sim against the emulator on ``images``."""
-    from firmware.check import csim_outputs
+def student_firmware(student: Any, threshold_scores: np.ndarray, fpr: float, hls_dir: Path) -> tuple[Any, Any]:
+    """The student with the firmware's score and decision (threshold at ``fpr`` of the QKeras
+    scores ``threshold_scores``), converted with C-simulation: (hls model, RegionFirmware)."""
     from firmware.convert import convert_network
     from firmware.emulator import Emulator
     from firmware.head import HeadTypes, with_decision
+    from firmware.region_scoring import RegionFirmware
     from models.regions import REGION_GRID
     from trigger.fixed import FixedType
 
-    raw = student.predict(images, verbose=0)[:, 0]
-    types = HeadTypes.declare("ap_fixed<12,9,AP_RND,AP_SAT_SYM>", "", 1)  # the output: -256 .. 256 by 1/8
-    threshold = int(np.quantile(raw**2, threshold_quantile) * 2**types.score.fractional)
+    types = HeadTypes.declare(STUDENT_TYPES, "", 1)
+    threshold = int(np.quantile(threshold_scores**2, 1 - fpr) * 2**types.score.fractional)
     model, precisions = with_decision(student, False, types, threshold)
-    with tempfile.TemporaryDirectory() as tmp:
-        hls_model = convert_network(model, FixedType.parse(REGION_GRID), Path(tmp) / "hls", "region_student",
-                                    precisions, compile=True)
-        x = images.astype(np.float64)
-        csim, emulated = csim_outputs(hls_model, x), Emulator.from_hls_model(hls_model).predict(x)
-    return {"events": len(images), "scores_differ": int(np.count_nonzero(csim[:, 0] != emulated[:, 0])),
-            "decisions_differ": int(np.count_nonzero(csim[:, 1] != emulated[:, 1])),
-            "accepted": int(csim[:, 1].sum())}
+    hls_model = convert_network(model, FixedType.parse(REGION_GRID), hls_dir, "region_student", precisions,
+                                compile=True)
+    return hls_model, RegionFirmware(Emulator.from_hls_model(hls_model))
+
+
+def firmware_agreement(hls_model: Any, firmware: Any, counts: np.ndarray) -> dict[str, Any]:
+    """The C-simulation against the emulator and the native kernel: events whose score or decision differ."""
+    from firmware.check import csim_outputs
+
+    x = counts.astype(np.float64)[..., None]
+    csim, emulated = csim_outputs(hls_model, x), firmware.emulator.predict(x)
+    native = firmware.scores(counts)
+    native_differ = (native != firmware.emulator.scores(csim)) | ((native > firmware.threshold) != (csim[:, 1] == 1))
+    return {"events": len(counts), "accepted": int(csim[:, 1].sum()),
+            "emulator_differs": int(np.count_nonzero(np.any(csim != emulated, axis=1))),
+            "native_kernel_differs": int(np.count_nonzero(native_differ)),
+            "native_kernel": firmware.native is not None}
+
+
+def or_of_triggers(region: dict[str, np.ndarray], objects: dict[str, np.ndarray], fpr: float) -> dict[str, Any]:
+    """Both firmwares at an equal share of ``fpr`` of the SM events, their OR at ``fpr``: per signal
+    the OR's efficiency, what both take, and what the region trigger alone adds."""
+    from trigger.thresholds import clopper_pearson, shared_rate
+
+    shared = shared_rate([region["SM"], objects["SM"]], fpr)
+    out: dict[str, Any] = {"sm_events": len(region["SM"]), "sm_each": shared.each, "sm_either": shared.either.accepted,
+                           "thresholds": list(shared.thresholds)}
+    for name, scores in region.items():
+        if name == "SM":
+            continue
+        by_region, by_objects = scores > shared.thresholds[0], objects[name] > shared.thresholds[1]
+        n = len(by_region)
+        cells = {"region": by_region, "objects": by_objects, "either": by_region | by_objects,
+                 "both": by_region & by_objects, "region_only": by_region & ~by_objects}
+        out[name] = {}
+        for key, taken in cells.items():
+            k = int(np.count_nonzero(taken))
+            low, high = clopper_pearson(k, n)
+            out[name][key] = {"eff": k / n, "low": float(low), "high": float(high)}
+    return out
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, required=True, help="SM events with CaloRegions")
+    parser.add_argument("--data", type=Path, required=True, help="SM events with CaloRegions (trained on)")
     parser.add_argument("--signal", type=Path, action="append", default=[], help="signal events with CaloRegions")
+    parser.add_argument("--heldout", type=Path, action="append", default=[],
+                        help="more SM events with CaloRegions that nothing trained on (all of each file)")
+    parser.add_argument("--object-model", type=Path, default=None, help="object trigger (default: the bundled default)")
     parser.add_argument("--teacher-epochs", type=int, default=20)
     parser.add_argument("--student-epochs", type=int, default=60)
-    parser.add_argument("--csim-events", type=int, default=4000)
+    parser.add_argument("--csim-events", type=int, default=10_000)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
+    from firmware.bundle import bundle_for
+    from models.artifact import load_artifact
     from models.evaluate import signal_name
     from models.region_distill import RegionTraining, region_images, teacher_mse, train_region_models
+    from trigger.sample import default_model
 
-    sm = read_regions(args.data)
-    n = len(sm)
-    train, validation, test = sm[: int(0.6 * n)], sm[int(0.6 * n): int(0.8 * n)], sm[int(0.8 * n):]
+    object_model = args.object_model or default_model()
+    objects_firmware = bundle_for(load_artifact(object_model))
+    regions, _ = read_events(args.data)
+    n = len(regions)
+    train, validation = regions[: int(0.6 * n)], regions[int(0.6 * n): int(0.8 * n)]
+    heldout = [read_events(args.data, int(0.8 * n))] + [read_events(p) for p in args.heldout]
+    samples = {"SM": (np.concatenate([r for r, _ in heldout]), np.concatenate([p for _, p in heldout]))}
+    samples |= {signal_name(p): read_events(p) for p in args.signal}
     settings = RegionTraining(teacher_epochs=args.teacher_epochs, student_epochs=args.student_epochs)
     models = train_region_models(train, validation, settings, log=sys.stdout)
-    samples = {"SM": test} | {signal_name(p): read_regions(p) for p in args.signal}
-    images = {k: region_images(v) for k, v in samples.items()}
+    images = {k: region_images(r) for k, (r, _) in samples.items()}
+    qkeras = {k: models.student.predict(v, batch_size=4096, verbose=0)[:, 0].astype(np.float64)
+              for k, v in images.items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        hls_model, region_firmware = student_firmware(models.student, qkeras["SM"], FPRS[0], Path(tmp) / "hls")
+        csim_counts = np.concatenate([samples["SM"][0][: args.csim_events]]
+                                     + [r[:1000] for k, (r, _) in samples.items() if k != "SM"])
+        agreement = firmware_agreement(hls_model, region_firmware, csim_counts)
     scores = {
         "teacher (float): MSE": {k: teacher_mse(models.teacher, v) for k, v in images.items()},
-        "student (QKeras): output": {k: models.student.predict(v, batch_size=4096, verbose=0)[:, 0].astype(np.float64)
-                                     for k, v in images.items()},
+        "student (QKeras): output": qkeras,
+        "student (firmware): output squared": {k: region_firmware.scores(r) for k, (r, _) in samples.items()},
+        f"objects: {object_model.name} (firmware)": {k: objects_firmware.scores(p) for k, (_, p) in samples.items()},
     }
-    results: dict[str, Any] = {"sm_train": len(train), "sm_validation": len(validation), "sm_test": len(test),
+    results: dict[str, Any] = {"sm_train": len(train), "sm_validation": len(validation), "sm_heldout": len(images["SM"]),
+                               "heldout_files": [str(p) for p in args.heldout], "object_model": str(object_model),
                                "teacher_parameters": int(models.teacher.count_params()),
-                               "student_parameters": int(models.student.count_params()), "scores": {}}
+                               "student_parameters": int(models.student.count_params()), "scores": {}, "or": {}}
     signals = [k for k in samples if k != "SM"]
     for name, values in scores.items():
         results["scores"][name] = {}
         for fpr in FPRS:
             wp = results["scores"][name][f"{fpr:g}"] = summarised_working_point(values, fpr)
-            print(f"  {name:<26} FPR {fpr:g}: mean {100 * wp['mean_eff']:5.2f} % AUC {wp['mean_auc']:.4f}  "
+            print(f"  {name:<34} FPR {fpr:g}: mean {100 * wp['mean_eff']:5.2f} % AUC {wp['mean_auc']:.4f}  "
                   f"{efficiency_cells(wp, signals)}")
-    results["firmware"] = firmware_agreement(models.student, images["SM"][: args.csim_events])
-    print(f"  student firmware: C-sim vs emulator on {results['firmware']}")
+    region, objects = list(scores.values())[2:]
+    for fpr in FPRS:
+        both = results["or"][f"{fpr:g}"] = or_of_triggers(region, objects, fpr)
+        print(f"  OR at FPR {fpr:g} ({both['sm_either']} SM events, {both['sm_each']} each): " + "  ".join(
+            f"{s} {100 * both[s]['either']['eff']:.2f} % (regions alone add {100 * both[s]['region_only']['eff']:.2f})"
+            for s in signals))
+    results["firmware"] = agreement
+    print(f"  student firmware, C-sim against the emulator and the native kernel: {agreement}")
     if args.json:
         write_result(args.json, results)
-    return 0
+    exact = agreement["emulator_differs"] == agreement["native_kernel_differs"] == 0
+    return 0 if exact and agreement["native_kernel"] else 1
 
 
 if __name__ == "__main__":

@@ -95,7 +95,7 @@ def _bound(t: FixedType) -> int:
     return max(-t.int_min, t.int_max)
 
 
-def _layer(kernel: Kernel, input_bound: int) -> IntegerLayer | str:
+def _layer(kernel: Kernel, input_bounds: NDArray[np.float64]) -> IntegerLayer | str:
     """The kernel on integer mantissas, or why its arithmetic cannot be proven exact in int32."""
     t = kernel.result
     if kernel.accum_may_wrap or kernel.mid is not None:
@@ -107,7 +107,7 @@ def _layer(kernel: Kernel, input_bound: int) -> IntegerLayer | str:
     if shift is None:
         return f"{kernel.name}: weights off a power-of-two grid"
     w, b = weight * 2.0**shift, bias * 2.0**shift
-    if float((input_bound * np.abs(w).sum(axis=0) + np.abs(b)).max(initial=0.0)) > _INT32:
+    if float((input_bounds @ np.abs(w) + np.abs(b)).max(initial=0.0)) > _INT32:
         return f"{kernel.name}: its accumulator could leave int32"
     low, high = t.kept_range if kernel.may_overflow else (-_INT32 - 1, _INT32)
     return IntegerLayer(w.astype(np.int64), b.astype(np.int64), shift, _ROUNDINGS[t.rounding], kernel.relu,
@@ -119,7 +119,8 @@ def _hex(values: Any) -> str:
 
 
 def network_source(emulator: Emulator, input_bound: int) -> tuple[str, str]:
-    """The C++ of the network and its score on input mantissas of magnitude up to ``input_bound``:
+    """The C++ of the network and its score on input mantissas of magnitude up to ``input_bound``
+    (each layer's accumulators are bounded with the emulator's bounds of its inputs, ``Kernel.out_bounds``):
     (the score's constants, the body of ``net::network``); raises :class:`NotNative` with the
     reason where the integer arithmetic cannot be proven exact."""
     from firmware.compiled import HeadScore
@@ -128,14 +129,16 @@ def network_source(emulator: Emulator, input_bound: int) -> tuple[str, str]:
     if HeadScore.of(emulator) is None:
         msg = "the score needs the emulator's general casts"
         raise NotNative(msg)
-    body, bound, x = [], input_bound, "q"
+    n_inputs = emulator.kernels[0].weight.shape[0] if emulator.kernels else 0
+    body, bounds, x = [], np.full(n_inputs, float(input_bound)), "q"
     for i, kernel in enumerate(emulator.kernels):
-        layer = _layer(kernel, bound)
+        layer = _layer(kernel, bounds)
         if isinstance(layer, str):
             raise NotNative(layer)
         body.append(layer.source(f"h{i}", x))
-        bound = max(abs(layer.low), abs(layer.high)) if kernel.may_overflow else _bound(kernel.result)
+        bounds = np.maximum(np.abs(kernel.out_bounds[0]), np.abs(kernel.out_bounds[1]))  # each output's, carried
         x = f"h{i}"
+    bound = float(bounds.max(initial=0.0))
     e = head.error
     a = e.fractional - out.fractional
     b = e.fractional - inp.fractional if head.reconstruction else 0

@@ -62,3 +62,21 @@ def test_threshold_lies_between_distinct_scores_when_they_tie() -> None:
     assert ThresholdEstimate.from_dict(est.as_dict()) == est
     old = {k: v for k, v in est.as_dict().items() if k not in ("path", "events")}  # a thresholds.json of before
     assert ThresholdEstimate.from_dict(old).path == ""
+
+
+def test_an_or_of_two_triggers_shares_the_rate_and_stays_within_it() -> None:
+    from trigger.thresholds import shared_rate
+
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=100_000)
+    b = 0.5 * a + rng.normal(size=100_000)  # correlated: the OR takes fewer than twice each
+    shared = shared_rate([a, b], 1e-3)
+    taken_a, taken_b = a > shared.thresholds[0], b > shared.thresholds[1]
+    assert shared.either.accepted == np.count_nonzero(taken_a | taken_b) <= 100
+    assert np.count_nonzero(taken_a) == np.count_nonzero(taken_b) == shared.each
+    assert np.count_nonzero((a > np.sort(a)[::-1][shared.each + 1]) | (b > np.sort(b)[::-1][shared.each + 1])) > 100
+    assert 50 <= shared.each < 100 and shared.either.fpr_low < 1e-3 < shared.either.fpr_high + 1e-4
+    same = shared_rate([a, a], 1e-3)  # one trigger twice: each takes the whole budget
+    assert same.each == same.either.accepted == 100
+    with pytest.raises(UsageError, match="same, non-empty background"):
+        shared_rate([a, b[:10]], 1e-3)

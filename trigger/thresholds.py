@@ -20,8 +20,8 @@ from scipy.stats import beta
 
 from trigger.errors import UsageError
 
-__all__ = ("FPR_POINTS", "MIN_EXPECTED", "RateEstimate", "ThresholdEstimate", "clopper_pearson", "rate_at",
-           "threshold_for")
+__all__ = ("FPR_POINTS", "MIN_EXPECTED", "RateEstimate", "SharedRate", "ThresholdEstimate", "clopper_pearson",
+           "rate_at", "shared_rate", "threshold_for")
 
 #: false-positive rates at which efficiencies are reported (evaluation, report)
 FPR_POINTS = (1e-2, 1e-3, 1e-4, 1e-5)
@@ -144,3 +144,44 @@ def threshold_for(scores: NDArray[np.floating[Any]], target_fpr: float, path: st
         path=path,
         events=events,
     )
+
+
+@dataclass(frozen=True)
+class SharedRate:
+    """Thresholds of several triggers whose OR accepts a target fraction of the background: each
+    takes the same number of background events on its own (``each``), the OR ``either``."""
+
+    thresholds: tuple[float, ...]
+    each: int  # background events above each trigger's threshold (at most; ties can take fewer)
+    either: RateEstimate  # the OR's accepted background count, total and Clopper-Pearson bounds
+
+
+def shared_rate(backgrounds: list[NDArray[np.floating[Any]]], target_fpr: float) -> SharedRate:
+    """Thresholds at which triggers scored on the same background events (one array each, event by
+    event) accept at most ``target_fpr`` of them together: the most events each may take alone, in
+    equal shares, so that their OR stays within the budget. A trigger accepts score > threshold."""
+    scores = [np.asarray(b, np.float64) for b in backgrounds]
+    n = len(scores[0]) if scores else 0
+    if n == 0 or any(len(s) != n for s in scores) or not all(np.all(np.isfinite(s)) for s in scores):
+        msg = "an OR's thresholds need finite scores of every trigger on the same, non-empty background"
+        raise UsageError(msg)
+    if not 0 < target_fpr < 1:
+        msg = f"target FPR must be in (0, 1), got {target_fpr}"
+        raise UsageError(msg)
+    budget = int(np.floor(target_fpr * n))
+    descending = [np.sort(s)[::-1] for s in scores]
+
+    def at(each: int) -> tuple[tuple[float, ...], NDArray[np.bool_]]:
+        cuts = tuple(float(d[min(each, n - 1)]) for d in descending)
+        return cuts, np.logical_or.reduce([s > c for s, c in zip(scores, cuts, strict=True)])
+
+    low_each, high_each = 0, budget  # the OR's count never falls as each takes more: bisect
+    while low_each < high_each:
+        middle = (low_each + high_each + 1) // 2
+        low_each, high_each = (middle, high_each) if np.count_nonzero(at(middle)[1]) <= budget else (low_each,
+                                                                                                    middle - 1)
+    each = low_each
+    cuts, either = at(each)
+    k = int(np.count_nonzero(either))
+    low, high = clopper_pearson(k, n)
+    return SharedRate(cuts, each, RateEstimate(float("nan"), k, n, k / n, low, high))
