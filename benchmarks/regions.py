@@ -19,11 +19,13 @@ first events with regions, another seed) -- and each signal file are then scored
 Efficiencies carry 68 % Clopper-Pearson intervals, at FPR 1e-3 and 1e-4 of the held-out SM events
 (the 1 kHz working point, 2.5e-5, needs the million-event calibration sample with regions). The
 student firmware's C-simulation is compared with the emulator and the native kernel on the first
-``--csim-events`` held-out SM events and 1,000 events of each signal, score and decision.
+``--csim-events`` held-out SM events and 1,000 events of each signal, score and decision; with
+``--estimate DIR`` its da4ml RTL is simulated on the same events (Verilator) and synthesized
+(Yosys): the open-source estimate of its latency and resources.
 
     python benchmarks/regions.py --data SM.h5 --signal S.h5 [--signal ...] [--heldout SM2.h5]
                                  [--object-model DIR] [--teacher-epochs 20] [--student-epochs 60]
-                                 [--csim-events 10000] [--json out.json]
+                                 [--csim-events 10000] [--estimate DIR] [--json out.json]
 """
 
 from __future__ import annotations
@@ -109,7 +111,7 @@ def or_of_triggers(region: dict[str, np.ndarray], objects: dict[str, np.ndarray]
     return out
 
 
-def main() -> int:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="SM events with CaloRegions (trained on)")
     parser.add_argument("--signal", type=Path, action="append", default=[], help="signal events with CaloRegions")
@@ -119,9 +121,14 @@ def main() -> int:
     parser.add_argument("--teacher-epochs", type=int, default=20)
     parser.add_argument("--student-epochs", type=int, default=60)
     parser.add_argument("--csim-events", type=int, default=10_000)
+    parser.add_argument("--estimate", type=Path, default=None,
+                        help="also write the student's RTL here, simulate it on the C-sim's events, synthesize it")
     parser.add_argument("--json", type=Path, default=None)
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def main() -> int:
+    args = arguments()
     from firmware.bundle import bundle_for
     from models.artifact import load_artifact
     from models.evaluate import signal_name
@@ -146,6 +153,12 @@ def main() -> int:
         csim_counts = np.concatenate([samples["SM"][0][: args.csim_events]]
                                      + [r[:1000] for k, (r, _) in samples.items() if k != "SM"])
         agreement = firmware_agreement(hls_model, region_firmware, csim_counts)
+    if args.estimate:
+        from firmware.estimate import estimate_emulator
+
+        estimate = estimate_emulator(region_firmware.emulator, "region_student", args.estimate, csim_counts).as_dict()
+        agreement["rtl"] = estimate["rtl_check"]
+        agreement["estimate"] = {k: estimate[k] for k in ("label", "latency_ns", "resources", "fractions", "targets")}
     scores = {
         "teacher (float): MSE": {k: teacher_mse(models.teacher, v) for k, v in images.items()},
         "student (QKeras): output": qkeras,
@@ -174,6 +187,7 @@ def main() -> int:
     if args.json:
         write_result(args.json, results)
     exact = agreement["emulator_differs"] == agreement["native_kernel_differs"] == 0
+    exact = exact and agreement.get("rtl", {}).get("mismatches", 0) == 0
     return 0 if exact and agreement["native_kernel"] else 1
 
 

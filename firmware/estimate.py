@@ -24,13 +24,14 @@ from numpy.typing import NDArray
 
 from firmware.bundle import bundle_for
 from firmware.convert import DEFAULT_CLOCK_NS, DEFAULT_PART, project_name
+from firmware.emulator import Emulator
 from firmware.rtl import RtlDesign, simulate, write_verilog
 from firmware.tools import YOWASP, tool_versions, yosys_command
 from models.artifact import Artifact
 from trigger.contracts import Estimate
 from trigger.errors import TriggerError
 
-__all__ = ("LABEL", "PART_RESOURCES", "cells_to_resources", "estimate", "parse_yosys_stat",
+__all__ = ("LABEL", "PART_RESOURCES", "cells_to_resources", "estimate", "estimate_emulator", "parse_yosys_stat",
            "run_yosys", "yosys_family")
 
 LABEL = "open-source estimate (da4ml + yosys synth_xilinx), not a vendor report"
@@ -110,9 +111,17 @@ def estimate(artifact: Artifact, out_dir: str | Path, particles: NDArray[np.floa
     ``particles`` (raw events), synthesize it, and write ``estimate.json``. The firmware is the
     artifact's bundle (``firmware.bundle.bundle_for``)."""
     firmware = bundle_for(artifact)  # the arithmetic does not depend on the part or the clock
-    emulator = firmware.emulator
-    check_inputs = firmware.scaler.transform(particles).astype(np.float64)
-    name = project_name(artifact)
+    return estimate_emulator(firmware.emulator, project_name(artifact), out_dir,
+                             firmware.scaler.transform(particles).astype(np.float64), part, clock_ns, latency_cutoff,
+                             yosys, progress)
+
+
+def estimate_emulator(emulator: Emulator, name: str, out_dir: str | Path, check_inputs: NDArray[np.floating[Any]],
+                      part: str = DEFAULT_PART, clock_ns: float = DEFAULT_CLOCK_NS, latency_cutoff: float = 5.0,
+                      yosys: str = YOWASP, progress: Callable[[str], None] = print) -> Estimate:
+    """:func:`estimate` of the firmware an emulator describes, checked on ``check_inputs`` (the
+    network's inputs, e.g. region counts, as ``Emulator.predict`` takes them)."""
+    check_inputs = np.asarray(check_inputs, np.float64).reshape(len(check_inputs), -1)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
