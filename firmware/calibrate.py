@@ -8,6 +8,7 @@ stored, its decision moved to the new threshold.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,20 +30,22 @@ class Calibration:
     firmware: FirmwareBundle | None  # None for a float-only model
 
 
-def calibrate(artifact: Artifact, background: Path, fpr: float) -> Calibration:
+def calibrate(artifact: Artifact, background: Path | Sequence[Path], fpr: float) -> Calibration:
     """Thresholds for ``fpr`` on the held-out SM events of ``background`` (the artifact's test split
-    when it is its training file, else every event)."""
-    from models.evaluate import background_events
+    when it is its training file, else every event); several files are weighted to the stream by
+    process (``models.background.read_background``)."""
+    from models.background import read_background
 
-    events, note = background_events(artifact, background)
-    described = f"{note} of {background.name} ({len(events)} SM events)"
+    sm = read_background(artifact, background)
+    described = f"{sm.note} ({len(sm)} SM events)"
     thresholds, firmware = {}, None
     for variant in artifact.variants:
         if variant == "quantized":
             firmware = build_bundle(artifact)
-            thresholds[variant] = threshold_for(firmware.scores(events), fpr, path="emulator", events=described)
+            scores, path = firmware.scores(sm.events), "emulator"
         else:
-            thresholds[variant] = threshold_for(artifact.score(events, variant), fpr, path=variant, events=described)
+            scores, path = artifact.score(sm.events, variant), variant
+        thresholds[variant] = threshold_for(scores, fpr, path=path, events=described, weights=sm.weights)
     if firmware is not None:
         firmware = firmware.with_threshold(thresholds["quantized"].threshold, thresholds["quantized"].as_dict())
     return Calibration(thresholds, firmware)

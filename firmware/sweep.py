@@ -72,7 +72,7 @@ def evaluate_trial(config: Config, data: Path, signals: dict[str, NDArray[Any]],
 
     from firmware.bundle import build_bundle
     from firmware.rtl import trace_network
-    from models.evaluate import background_events
+    from models.background import background_events
     from models.train import train
     from trigger.thresholds import threshold_for
 

@@ -20,16 +20,17 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn.metrics import roc_auc_score
 
-from models.artifact import Artifact, file_sha256
+from models.artifact import Artifact
+from models.background import background_events, read_background
 from models.supervised import SupervisedArtifact
 from trigger.contracts import Evaluation
 from trigger.errors import UsageError
 from trigger.events import open_events
 from trigger.menu import Menu, pure_efficiency
 from trigger.rates import BX_RATE_HZ
-from trigger.thresholds import FPR_POINTS, ThresholdEstimate, clopper_pearson, rate_at, threshold_for
+from trigger.thresholds import FPR_POINTS, ThresholdEstimate, clopper_pearson, effective_count, rate_at, threshold_for
 
-__all__ = ("FPR_POINTS", "Scorer", "add_menu_view", "background_events", "efficiency", "evaluate", "menu_rates",
+__all__ = ("FPR_POINTS", "Scorer", "add_menu_view", "efficiency", "evaluate", "menu_rates",
            "network_scorer", "read_signals", "signal_name", "summarise_signal")
 
 F = NDArray[np.float64]
@@ -63,22 +64,6 @@ def read_signals(paths: Sequence[str | Path], max_events: int | None = None) -> 
     return signals
 
 
-def background_events(artifact: Artifact | SupervisedArtifact, path: str | Path,
-                      max_events: int | None = None) -> tuple[NDArray[np.floating[Any]], str]:
-    """SM events for evaluation and a note saying which ones they are."""
-    data = artifact.manifest.get("data", {})
-    with open_events(path) as events:
-        if data.get("sha256") and data["sha256"] == file_sha256(path):
-            start, stop = data["split"]["test"]
-            note = f"held-out test split [{start}, {stop}) of the training file"
-        else:
-            start, stop = 0, events.n_events
-            note = "all events of the file (not the training file)"
-        if max_events:
-            stop = min(stop, start + max_events)
-        return events.read(start, stop), note
-
-
 def hanley_mcneil_error(auc: float, n_signal: int, n_background: int) -> float:
     """Standard error of an AUC (Hanley and McNeil, Radiology 143 (1982) 29)."""
     q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
@@ -99,40 +84,43 @@ def efficiency(signal: F, cut: ThresholdEstimate) -> dict[str, Any]:
     }
 
 
-def _working_point(background: F, signal: F, working_fpr: float,
-                   calibrated: ThresholdEstimate | None) -> dict[str, Any]:
+def _working_point(background: F, signal: F, working_fpr: float, calibrated: ThresholdEstimate | None,
+                   weights: F | None = None) -> dict[str, Any]:
     """The efficiency at the trigger working point: at the artifact's calibrated threshold when it was
     calibrated for this FPR (its statistics are the calibration sample's, which may be far larger
     than ``background``), else at the threshold for ``working_fpr`` on ``background``."""
     if calibrated is None or not math.isclose(calibrated.target_fpr, working_fpr, rel_tol=1e-9):
-        return {"fpr": working_fpr, **efficiency(signal, threshold_for(background, working_fpr)),
+        return {"fpr": working_fpr, **efficiency(signal, threshold_for(background, working_fpr, weights=weights)),
                 "threshold_from": "these SM events"}
     return {"fpr": working_fpr, **efficiency(signal, calibrated),
             "threshold_from": f"the artifact's calibration on {calibrated.events or 'SM events'}",
-            "fpr_on_these_events": rate_at(background, calibrated.threshold).as_dict()}
+            "fpr_on_these_events": rate_at(background, calibrated.threshold, weights).as_dict()}
 
 
 def summarise_signal(background: F, signal: F, fpr_points: Sequence[float], working_fpr: float,
-                     calibrated: ThresholdEstimate | None = None) -> dict[str, Any]:
+                     calibrated: ThresholdEstimate | None = None, weights: F | None = None) -> dict[str, Any]:
     """AUC with its error, TPR at each resolvable FPR and at the trigger working point (at the
-    ``calibrated`` threshold when it is for ``working_fpr``)."""
+    ``calibrated`` threshold when it is for ``working_fpr``); ``weights``: the SM events' weights
+    (``models.background.read_background``), the AUC's error from their effective count."""
     labels = np.r_[np.zeros(len(background)), np.ones(len(signal))]
-    auc = float(roc_auc_score(labels, np.r_[background, signal]))
+    sample_weight = None if weights is None else np.r_[weights, np.ones(len(signal))]
+    auc = float(roc_auc_score(labels, np.r_[background, signal], sample_weight=sample_weight))
     tpr_at_fpr: dict[str, Any] = {}
     for fpr in fpr_points:
-        cut = threshold_for(background, fpr)
+        cut = threshold_for(background, fpr, weights=weights)
         tpr_at_fpr[f"{fpr:g}"] = efficiency(signal, cut) if cut.expected_above >= 1 else {
             "tpr": None, "supported": False, "note": cut.note}
+    n_background = len(background) if weights is None else max(round(effective_count(weights)), 1)
     return {
         "auc": auc,
-        "auc_error": hanley_mcneil_error(auc, len(signal), len(background)),
+        "auc_error": hanley_mcneil_error(auc, len(signal), n_background),
         "tpr_at_fpr": tpr_at_fpr,
-        "working_point": _working_point(background, signal, working_fpr, calibrated),
+        "working_point": _working_point(background, signal, working_fpr, calibrated, weights),
         "events": len(signal),
     }
 
 
-def evaluate(artifacts: Sequence[Artifact], background_path: str | Path,
+def evaluate(artifacts: Sequence[Artifact], background_path: str | Path | Sequence[str | Path],
              signal_paths: Sequence[str | Path], working_fpr: float,
              fpr_points: Sequence[float] = FPR_POINTS, max_events: int | None = None,
              supervised: Sequence[SupervisedArtifact] = (), scorer: Scorer = network_scorer,
@@ -140,13 +128,19 @@ def evaluate(artifacts: Sequence[Artifact], background_path: str | Path,
     """Evaluate every variant of every artifact on the same events (each scored by ``scorer``), and
     each ``supervised`` classifier on the held-out events of its own signal. With an L1 ``menu``,
     each signal also gets the menu's efficiency and the pure efficiency at the working point, and
-    each model ``menu_background``: the same on the SM events, as rates at ``bx_rate_hz``."""
+    each model ``menu_background``: the same on the SM events, as rates at ``bx_rate_hz``. Several
+    background files are one set weighted to the stream by process (``models.background``)."""
+    paths = [background_path] if isinstance(background_path, (str, Path)) else list(background_path)
+    if len(paths) > 1 and (menu is not None or supervised):
+        msg = "the L1 menu view and the supervised bounds take one --background file, not a weighted set"
+        raise UsageError(msg)
     signal_events = read_signals(signal_paths, max_events)
     signal_fires = {name: menu.any(events) for name, events in signal_events.items()} if menu else {}
     models: dict[str, Any] = {}
     background_info: dict[str, Any] = {}
     for artifact in artifacts:
-        background, note = background_events(artifact, background_path, max_events)
+        sm = read_background(artifact, paths, max_events)
+        background, note = sm.events, sm.note
         background_fires = menu.any(background) if menu else None
         name = artifact.config.model.name
         if any(label.startswith(name + "/") for label in models):  # two models of one name
@@ -156,8 +150,8 @@ def evaluate(artifacts: Sequence[Artifact], background_path: str | Path,
             scored_by, score = scorer(artifact, variant)
             bkg = score(background)
             scores = {signal: score(events) for signal, events in signal_events.items()}
-            signals = {signal: summarise_signal(bkg, s, fpr_points, working_fpr, artifact.thresholds.get(variant))
-                       for signal, s in scores.items()}
+            signals = {signal: summarise_signal(bkg, s, fpr_points, working_fpr, artifact.thresholds.get(variant),
+                                                sm.weights) for signal, s in scores.items()}
             models[label] = {
                 "path": str(artifact.path), "variant": variant, "kind": artifact.config.model.kind,
                 "score": artifact.config.model.score, "scored_by": scored_by, "background_events": len(bkg),
@@ -168,9 +162,9 @@ def evaluate(artifacts: Sequence[Artifact], background_path: str | Path,
             background_info[label] = note
     for classifier in supervised:
         models[f"supervised-{classifier.signal}/supervised"] = _evaluate_supervised(
-            classifier, background_path, signal_paths, working_fpr, fpr_points, max_events)
+            classifier, paths[0], signal_paths, working_fpr, fpr_points, max_events)
     first = next(iter(models.values()))
-    return Evaluation(background_file=Path(background_path).name, working_point_fpr=working_fpr,
+    return Evaluation(background_file=", ".join(Path(p).name for p in paths), working_point_fpr=working_fpr,
                       signals={name: {"auc": s["auc"], "tpr_at_fpr": s["tpr_at_fpr"]}
                                for name, s in first["signals"].items()},
                       models=models)

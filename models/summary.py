@@ -22,7 +22,8 @@ from numpy.typing import NDArray
 from sklearn.metrics import roc_curve
 
 from models.artifact import Artifact
-from models.evaluate import add_menu_view, background_events, summarise_signal
+from models.background import background_events
+from models.evaluate import add_menu_view, summarise_signal
 from models.scores import SCORES
 from trigger.bitmask import encode_mask
 from trigger.menu import Menu

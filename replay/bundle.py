@@ -96,7 +96,7 @@ def apply_working_point(bundle: str | Path, point: WorkingPoint | None,
     its training file), and the threshold goes between two adjacent distinct scores.
     """
     from models.artifact import load_artifact
-    from models.evaluate import background_events
+    from models.background import background_events
     from trigger.thresholds import threshold_for
 
     manifest = read_bundle(bundle)

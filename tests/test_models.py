@@ -14,6 +14,7 @@ from models.evaluate import evaluate
 from trigger.cli import main
 from trigger.contracts import Evaluation
 from trigger.errors import ArtifactError, UsageError
+from trigger.menu import load_menu
 
 
 def test_artifact_round_trips_with_identical_scores(artifact_dir: Path, files: dict[str, Path]) -> None:
@@ -91,6 +92,48 @@ def test_calibrate_stores_a_new_working_point(artifact_dir: Path, files: dict[st
     assert 0.04 < bundle.accept(fresh).mean() < 0.2  # about 0.1 on fresh events of the same kind
     # the model's own scores are the model's: calibrating changed only its thresholds
     np.testing.assert_array_equal(calibrated.score(synthetic_events(200, seed=3)), before)
+
+
+def test_calibrate_weights_a_set_of_samples_to_the_stream(artifact_dir: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """A cocktail of the four SM processes and an oversampled ttbar file: the threshold comes from
+    their events weighted to the stream's shares, with effective counts; files that cannot be told
+    apart by process are refused with the reason."""
+    from trigger.events import EventWriter
+    from trigger.generator.processes import COCKTAIL_FRACTIONS, GENERATED
+
+    def generated(path: Path, events: np.ndarray, codes: np.ndarray) -> Path:
+        with EventWriter(path, attrs={"process": "sm-cocktail"}, extras={"process_code": np.int8}) as writer:
+            writer.append(events, process_code=codes)
+        return path
+
+    rng = np.random.default_rng(3)
+    names = list(COCKTAIL_FRACTIONS)
+    mix = rng.choice([GENERATED[n].code for n in names], 2000, p=[COCKTAIL_FRACTIONS[n] / sum(COCKTAIL_FRACTIONS.values())
+                                                                  for n in names])
+    mix[:4] = GENERATED["ttbar"].code  # a few in the cocktail, as 0.3 % of it
+    cocktail = generated(tmp_path / "cocktail.h5", synthetic_events(2000, seed=31), mix)
+    ttbar = generated(tmp_path / "ttbar.h5", synthetic_events(500, seed=32), np.full(500, GENERATED["ttbar"].code))
+    copy = tmp_path / "copy"
+    shutil.copytree(artifact_dir, copy)
+    assert main(["calibrate", "--model", str(copy), "--background", str(cocktail), "--background", str(ttbar),
+                 "--accept-rate", "400kHz"]) == 0
+    quantized = load_artifact(copy).thresholds["quantized"]
+    assert quantized.events.startswith("weighted to the stream's process shares: cocktail.h5")
+    assert quantized.achieved.total == 2500 and quantized.achieved.effective_accepted is not None
+    assert quantized.achieved.fpr == pytest.approx(0.01, rel=0.3)
+    assert quantized.achieved.effective_accepted < quantized.achieved.accepted + 1e-9
+    signal = write_events(tmp_path / "signal.h5", synthetic_events(300, seed=34) * [3.0, 1, 1, 1], "hardjets")
+    results = evaluate([load_artifact(copy)], [cocktail, ttbar], [signal], 0.01)
+    model = next(iter(results.models.values()))
+    assert results.background_file == "cocktail.h5, ttbar.h5" and model["background"].startswith("weighted")
+    on_these = model["signals"]["hardjets"]["working_point"]["fpr_on_these_events"]
+    assert on_these["effective_accepted"] is not None and on_these["fpr"] == pytest.approx(quantized.achieved.fpr)
+    with pytest.raises(UsageError, match="take one --background file, not a weighted set"):
+        evaluate([load_artifact(copy)], [cocktail, ttbar], [signal], 0.01, menu=load_menu("run3"))
+    plain = write_events(tmp_path / "public.h5", synthetic_events(300, seed=33), "sm-cocktail")
+    assert main(["calibrate", "--model", str(copy), "--background", str(cocktail), "--background", str(plain)]) == 2
+    assert "no per-event 'process_code'" in capsys.readouterr().err
 
 
 def test_a_stored_firmware_bundle_of_an_older_model_is_refused(artifact_dir: Path, files: dict[str, Path],

@@ -80,3 +80,44 @@ def test_an_or_of_two_triggers_shares_the_rate_and_stays_within_it() -> None:
     assert same.each == same.either.accepted == 100
     with pytest.raises(UsageError, match="same, non-empty background"):
         shared_rate([a, b[:10]], 1e-3)
+
+
+def test_unit_weights_give_the_unweighted_threshold() -> None:
+    scores = np.random.default_rng(2).normal(size=20_000)
+    for fpr in (1e-2, 1e-3):
+        plain, weighted = threshold_for(scores, fpr), threshold_for(scores, fpr, weights=np.ones(len(scores)))
+        assert weighted.threshold == plain.threshold and weighted.achieved.accepted == plain.achieved.accepted
+        assert weighted.achieved.effective_accepted == pytest.approx(plain.achieved.accepted)
+        assert weighted.achieved.fpr_low == pytest.approx(plain.achieved.fpr_low, rel=1e-6)
+
+
+def test_an_oversampled_rare_process_sets_the_rate_of_the_stream() -> None:
+    """A stream of two processes whose tail is the rare one's (1 % of events, shifted by 3): 20,000 of
+    each, weighted to their shares, set the rate of the stream as an unweighted sample does, with a far
+    smaller error than 40,000 stream events give."""
+    rng = np.random.default_rng(4)
+    common, rare = rng.normal(size=20_000), rng.normal(3.0, 1.0, 20_000)
+    codes = np.r_[np.full(20_000, 1, np.int8), np.full(20_000, 2, np.int8)]
+    from trigger.stream_weights import stream_weights
+
+    weights = stream_weights(codes, {"w": 0.99, "z": 0.01})  # codes 1 and 2 (trigger.generator.processes)
+    assert weights[0] * 20_000 == pytest.approx(0.99 * 40_000) and weights.mean() == pytest.approx(1.0)
+    fpr = 1e-3
+    cut = threshold_for(np.r_[common, rare], fpr, weights=weights)
+    stream = np.where(rng.random(4_000_000) < 0.01, rng.normal(3.0, 1.0, 4_000_000), rng.normal(size=4_000_000))
+    assert rate_at(stream, cut.threshold).fpr == pytest.approx(fpr, rel=0.1)
+    assert cut.achieved.fpr_low < fpr * 1.02 and cut.achieved.fpr_high > fpr * 0.98
+    plain = threshold_for(stream[:40_000], fpr)  # the same number of events, unweighted
+    assert cut.threshold_high - cut.threshold_low < 0.6 * (plain.threshold_high - plain.threshold_low)
+    assert cut.supported and cut.achieved.effective_accepted > 3 * plain.achieved.accepted
+
+
+def test_stream_weights_refuse_what_they_cannot_weigh() -> None:
+    from trigger.stream_weights import stream_weights
+
+    with pytest.raises(UsageError, match=r"process codes \[11\] are not among the stream's processes"):
+        stream_weights(np.array([1, 2, 11]), {"w": 0.5, "z": 0.5})  # a signal (ato4l) among SM events
+    with pytest.raises(UsageError, match="the background has no z events"):
+        stream_weights(np.array([1, 1]), {"w": 0.5, "z": 0.5})
+    with pytest.raises(UsageError, match="weights must be one finite, non-negative number per SM event"):
+        threshold_for(np.arange(10.0), 0.1, weights=-np.ones(10))

@@ -38,6 +38,7 @@ from trigger.schema import (
 __all__ = ("EventBatch", "EventFile", "EventWriter", "iter_batches", "open_events", "read_events")
 
 DEFAULT_BATCH = 65_536
+PROCESS_CODES = "process_code"  # the generator's per-event process (trigger.generator.processes codes)
 _LAYOUT_DATASETS = {DATASET, f"{DATASET}_Names", f"{DATASET}_Classes"}
 
 
@@ -188,6 +189,15 @@ class EventFile:
             raise SchemaError(self.path, f"no dataset {REGIONS_DATASET!r} (made with --no-regions, or not generated)")
         start, stop = self._span(start, stop)
         return self._read(REGIONS_DATASET, start, stop)
+
+    def read_process_codes(self, start: int = 0, stop: int | None = None) -> NDArray[np.integer[Any]]:
+        """The generator's ``process_code`` of events ``[start, stop)`` (which SM process each is); a
+        :class:`SchemaError` for files without it (the public files)."""
+        if PROCESS_CODES not in self.extra_datasets:
+            raise SchemaError(self.path, f"no per-event {PROCESS_CODES!r} (not a generated file): cannot tell "
+                                         "its processes apart to weight them")
+        start, stop = self._span(start, stop)
+        return self._read(PROCESS_CODES, start, stop)
 
     def check_regions(self) -> None:
         """Raise a :class:`SchemaError` if the file's ``CaloRegions`` is malformed (absent is fine)."""

@@ -21,7 +21,7 @@ from scipy.stats import beta
 from trigger.errors import UsageError
 
 __all__ = ("FPR_POINTS", "MIN_EXPECTED", "RateEstimate", "SharedRate", "ThresholdEstimate", "clopper_pearson",
-           "rate_at", "shared_rate", "threshold_for")
+           "effective_count", "rate_at", "shared_rate", "threshold_for", "weighted_threshold_for")
 
 #: false-positive rates at which efficiencies are reported (evaluation, report)
 FPR_POINTS = (1e-2, 1e-3, 1e-4, 1e-5)
@@ -29,9 +29,10 @@ MIN_EXPECTED = 10  # SM events above threshold needed for a supported estimate (
 ONE_SIGMA = 0.6827
 
 
-def clopper_pearson(k: int | NDArray[np.int64], n: int | NDArray[np.int64],
+def clopper_pearson(k: float | NDArray[Any], n: float | NDArray[Any],
                     level: float = ONE_SIGMA) -> tuple[Any, Any]:
-    """Exact binomial (Clopper-Pearson 1934) interval for the fraction k/n at ``level``."""
+    """Exact binomial (Clopper-Pearson 1934) interval for the fraction k/n at ``level`` (effective,
+    non-integer counts of weighted events too)."""
     k, n = np.asarray(k), np.asarray(n)
     if np.any(n <= 0) or np.any(k < 0) or np.any(k > n):
         msg = f"need 0 <= k <= n and n > 0, got k={k}, n={n}"
@@ -53,17 +54,33 @@ class RateEstimate:
     fpr: float
     fpr_low: float
     fpr_high: float
+    effective_accepted: float | None = None  # weighted events: the effective count above, (sum w)^2 / sum w^2
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def rate_at(scores: NDArray[np.floating[Any]], threshold: float) -> RateEstimate:
-    """Accepted count, total and Clopper-Pearson bounds of the FPR at ``threshold`` (score > t)."""
+def rate_at(scores: NDArray[np.floating[Any]], threshold: float,
+            weights: NDArray[np.floating[Any]] | None = None) -> RateEstimate:
+    """Accepted count, total and Clopper-Pearson bounds of the FPR at ``threshold`` (score > t); with
+    ``weights`` (one per event), the weighted fraction and bounds from the effective counts."""
     scores = np.asarray(scores)
-    k = int(np.count_nonzero(scores > threshold))
-    low, high = clopper_pearson(k, len(scores))
-    return RateEstimate(float(threshold), k, len(scores), k / len(scores), low, high)
+    above = scores > threshold
+    k = int(np.count_nonzero(above))
+    if weights is None:
+        low, high = clopper_pearson(k, len(scores))
+        return RateEstimate(float(threshold), k, len(scores), k / len(scores), low, high)
+    w = np.asarray(weights, np.float64)
+    fraction, k_eff = float(w[above].sum() / w.sum()), effective_count(w[above])
+    low, high = clopper_pearson(k_eff, k_eff / fraction) if k else clopper_pearson(0, effective_count(w))
+    return RateEstimate(float(threshold), k, len(scores), fraction, low, high, k_eff)
+
+
+def effective_count(weights: NDArray[np.floating[Any]]) -> float:
+    """How many unweighted events carry the statistical power of these weighted ones: (sum w)^2 / sum w^2."""
+    w = np.asarray(weights, np.float64)
+    squares = float(np.sum(w * w))
+    return float(np.sum(w)) ** 2 / squares if squares > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -100,13 +117,8 @@ def _between(scores: NDArray[np.float64], index: int) -> float:
     return float(scores[index] + (scores[above] - scores[index]) / 2)
 
 
-def threshold_for(scores: NDArray[np.floating[Any]], target_fpr: float, path: str = "",
-                  events: str = "") -> ThresholdEstimate:
-    """The threshold at which a fraction ``target_fpr`` of the SM ``scores`` is accepted; ``path`` and
-    ``events`` say which scores of which SM events these are."""
-    scores = np.sort(np.asarray(scores, dtype=np.float64))
-    n = len(scores)
-    if n == 0:
+def _check_calibration(scores: NDArray[np.float64], target_fpr: float) -> None:
+    if len(scores) == 0:
         msg = "cannot calibrate a threshold on zero SM events"
         raise UsageError(msg)
     if not np.all(np.isfinite(scores)):
@@ -115,6 +127,30 @@ def threshold_for(scores: NDArray[np.floating[Any]], target_fpr: float, path: st
     if not 0 < target_fpr < 1:
         msg = f"target FPR must be in (0, 1), got {target_fpr}"
         raise UsageError(msg)
+
+
+def _support_note(expected: float, target_fpr: float, n: int, what: str = "SM events") -> str:
+    needed = int(np.ceil(MIN_EXPECTED / target_fpr))
+    if expected >= MIN_EXPECTED:
+        return f"supported: {expected:.0f} {what} expected above the threshold"
+    if expected >= 1:
+        return (f"statistically limited: only {expected:.1f} {what} expected above the threshold; "
+                f"{needed} SM events would support it")
+    return (f"sample too small: {n} SM events cannot resolve FPR {target_fpr:.2g} "
+            f"(expected {expected:.2f} above); the threshold is the highest SM score, and "
+            f"{needed} SM events would support it")
+
+
+def threshold_for(scores: NDArray[np.floating[Any]], target_fpr: float, path: str = "",
+                  events: str = "", weights: NDArray[np.floating[Any]] | None = None) -> ThresholdEstimate:
+    """The threshold at which a fraction ``target_fpr`` of the SM ``scores`` is accepted; ``path`` and
+    ``events`` say which scores of which SM events these are. With ``weights`` (one per event, e.g.
+    ``trigger.stream_weights``), a fraction of the total weight (:func:`weighted_threshold_for`)."""
+    if weights is not None:
+        return weighted_threshold_for(scores, weights, target_fpr, path, events)
+    scores = np.sort(np.asarray(scores, dtype=np.float64))
+    n = len(scores)
+    _check_calibration(scores, target_fpr)
     expected = target_fpr * n
 
     def at_count(count: float) -> float:
@@ -123,15 +159,7 @@ def threshold_for(scores: NDArray[np.floating[Any]], target_fpr: float, path: st
 
     threshold = at_count(expected)
     spread = np.sqrt(expected * (1 - target_fpr))
-    if expected >= MIN_EXPECTED:
-        note = f"supported: {expected:.0f} SM events expected above the threshold"
-    elif expected >= 1:
-        note = (f"statistically limited: only {expected:.1f} SM events expected above the threshold; "
-                f"{int(np.ceil(MIN_EXPECTED / target_fpr))} SM events would support it")
-    else:
-        note = (f"sample too small: {n} SM events cannot resolve FPR {target_fpr:.2g} "
-                f"(expected {expected:.2f} above); the threshold is the highest SM score, and "
-                f"{int(np.ceil(MIN_EXPECTED / target_fpr))} SM events would support it")
+    note = _support_note(expected, target_fpr, n)
     return ThresholdEstimate(
         target_fpr=target_fpr,
         threshold=threshold,
@@ -144,6 +172,41 @@ def threshold_for(scores: NDArray[np.floating[Any]], target_fpr: float, path: st
         path=path,
         events=events,
     )
+
+
+def weighted_threshold_for(scores: NDArray[np.floating[Any]], weights: NDArray[np.floating[Any]], target_fpr: float,
+                           path: str = "", events: str = "") -> ThresholdEstimate:
+    """:func:`threshold_for` on weighted SM events: the threshold just above the lowest distinct score
+    with at most ``target_fpr`` of the total weight above it. Its 68 % range comes from the spread of
+    that weight (the square root of the sum of squared weights above); the achieved FPR's interval,
+    its support and ``expected_above`` from effective counts (:func:`effective_count`)."""
+    order = np.argsort(np.asarray(scores, dtype=np.float64), kind="stable")
+    s, w = np.asarray(scores, np.float64)[order], np.asarray(weights, np.float64)[order]
+    _check_calibration(s, target_fpr)
+    if len(w) != len(s) or not np.all(np.isfinite(w)) or np.any(w < 0) or not w.sum() > 0:
+        msg = "weights must be one finite, non-negative number per SM event, not all zero"
+        raise UsageError(msg)
+    distinct, first = np.unique(s, return_index=True)
+    last = np.r_[first[1:], len(s)] - 1
+    cumulative, cumulative_squares = np.cumsum(w), np.cumsum(w * w)
+    above, above_squares = cumulative[-1] - cumulative[last], cumulative_squares[-1] - cumulative_squares[last]
+
+    def at_weight(target: float) -> tuple[float, int]:
+        k = int(np.argmax(above <= target * (1 + 1e-12)))  # the last distinct score has none above it
+        threshold = float(distinct[k] + (distinct[k + 1] - distinct[k]) / 2) if k + 1 < len(distinct) else float(distinct[k])
+        return threshold, k
+
+    expected = target_fpr * cumulative[-1]
+    threshold, k = at_weight(expected)
+    spread = float(np.sqrt(above_squares[k]))
+    achieved = rate_at(s, threshold, w)
+    effective = achieved.effective_accepted or 0.0
+    return ThresholdEstimate(
+        target_fpr=target_fpr, threshold=threshold, threshold_low=at_weight(expected + spread)[0],
+        threshold_high=at_weight(max(expected - spread, 0.0))[0], achieved=achieved, expected_above=effective,
+        supported=effective >= MIN_EXPECTED,
+        note=_support_note(effective, target_fpr, len(s), "effective SM events") + f" ({len(s)} weighted events)",
+        path=path, events=events)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
                      "variant is calibrated on the firmware emulator's scores, the float twin on its own; the "
                      "firmware bundle, deciding at the new threshold, is stored in the artifact's firmware/ folder.")
     parser.add_argument("--model", type=Path, required=True, metavar="DIR", help="artifact directory")
-    parser.add_argument("--background", type=Path, required=True, help="SM events")
+    parser.add_argument("--background", type=Path, action="append", required=True, metavar="FILE",
+                        help="SM events; repeat to give a set (e.g. the cocktail and an oversampled ttbar "
+                             "sample): its events are weighted to the stream's process shares by their "
+                             "process_code, and the rate's error comes from the effective counts")
     parser.add_argument("--accept-rate", default="1kHz", help="trigger accept budget")
     parser.add_argument("--bx-rate", default="40MHz", help="bunch-crossing rate")
 

@@ -26,7 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--supervised", type=Path, action="append", default=[], metavar="DIR",
                         help="a supervised classifier (`trigger supervised`), reported as the bound for its own "
                              "signal on that signal's held-out events; repeatable")
-    parser.add_argument("--background", type=Path, required=True, help="SM events")
+    parser.add_argument("--background", type=Path, action="append", required=True, metavar="FILE",
+                        help="SM events; repeat to give a set weighted to the stream's process shares "
+                             "(as `trigger calibrate --background`)")
     parser.add_argument("--signal", type=Path, action="append", required=True, metavar="FILE",
                         help="signal events; repeatable")
     parser.add_argument("--accept-rate", default="1kHz", help="trigger budget of the working point")
@@ -79,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     results.working_point = {"accept_rate": args.accept_rate, "bx_rate": args.bx_rate}
     print(format_table(results))
     if menu is not None:
-        with open_events(args.background) as events:
+        with open_events(args.background[0]) as events:
             process = str(events.attrs.get("process", "unknown"))
         results.menu = {**menu.describe(), "bx_rate_hz": bx_hz, "background_process": process}
         print(format_menu_table(results))

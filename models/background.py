@@ -1,0 +1,78 @@
+"""The SM events thresholds and rates are measured on: never a model's training events.
+
+:func:`background_events` reads one file: the artifact's held-out test split when it is the file
+the artifact trained on, else every event. :func:`read_background` reads one file or a set of them;
+a set is weighted to the stream by process (``trigger.stream_weights``: the cocktail plus samples
+that oversample the rare processes), so that thresholds and rates come from the weighted events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from trigger.events import open_events
+from trigger.filehash import file_sha256
+from trigger.stream_weights import stream_weights
+
+if TYPE_CHECKING:
+    from models.artifact import Artifact
+    from models.supervised import SupervisedArtifact
+
+__all__ = ("Background", "background_events", "read_background")
+
+
+def _span(artifact: Artifact | SupervisedArtifact, path: str | Path, n_events: int,
+          max_events: int | None) -> tuple[int, int, str]:
+    data = artifact.manifest.get("data", {})
+    if data.get("sha256") and data["sha256"] == file_sha256(path):
+        start, stop = data["split"]["test"]
+        note = f"held-out test split [{start}, {stop}) of the training file"
+    else:
+        start, stop = 0, n_events
+        note = "all events of the file (not the training file)"
+    return start, min(stop, start + max_events) if max_events else stop, note
+
+
+def background_events(artifact: Artifact | SupervisedArtifact, path: str | Path,
+                      max_events: int | None = None) -> tuple[NDArray[np.floating[Any]], str]:
+    """SM events for evaluation and a note saying which ones they are."""
+    with open_events(path) as events:
+        start, stop, note = _span(artifact, path, events.n_events, max_events)
+        return events.read(start, stop), note
+
+
+@dataclass(frozen=True)
+class Background:
+    """SM events, their weights (None: each counts once) and a note saying which events they are."""
+
+    events: NDArray[np.floating[Any]]
+    weights: NDArray[np.float64] | None
+    note: str
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+
+def read_background(artifact: Artifact | SupervisedArtifact, paths: str | Path | Sequence[str | Path],
+                    max_events: int | None = None) -> Background:
+    """One file's :func:`background_events`, or several files' weighted to the stream by process."""
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    if len(paths) == 1:
+        events, note = background_events(artifact, paths[0], max_events)
+        return Background(events, None, f"{note} of {Path(paths[0]).name}")
+    parts, codes, notes = [], [], []
+    for path in paths:
+        with open_events(path) as file:
+            start, stop, note = _span(artifact, path, file.n_events, max_events)
+            parts.append(file.read(start, stop))
+            codes.append(file.read_process_codes(start, stop))
+        notes.append(f"{Path(path).name}: {note}, {stop - start} events")
+    weights = stream_weights(np.concatenate(codes))
+    return Background(np.concatenate(parts), weights,
+                      "weighted to the stream's process shares: " + "; ".join(notes))
