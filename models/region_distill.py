@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from trigger.schema import REGION_N_ETA, REGION_N_PHI
 
 __all__ = ("RegionModels", "RegionTraining", "cicada_teacher", "region_images", "student_targets", "teacher_mse",
-           "train_region_models")
+           "train_region_models", "train_student", "train_teacher")
 
 TARGET_SCALE = 32.0  # CICADA: targets are 32 ln(MSE) ...
 TARGET_STEP, TARGET_MAX = 1.0 / 256, 256.0  # ... on ap_ufixed<16,8>
@@ -106,12 +106,23 @@ def _fit(model: Any, x: Any, y: Any, validation: tuple[Any, Any], epochs: int, s
         print(f"  {model.name}: {len(losses)} epochs, best validation {loss} {min(losses):.5g}", file=log)
 
 
-def train_region_models(train: NDArray[np.integer[Any]], validation: NDArray[np.integer[Any]],
-                        settings: RegionTraining | None = None, student: Any = None,
-                        log: TextIO | None = None) -> RegionModels:
-    """Train the teacher on SM ``train`` region counts (validated on ``validation``), then the
-    student (default: ``cicada_student`` with 10-bit ReLUs of 6 integer bits, CICADA v2's) on the
-    teacher's targets of the same events."""
+def train_teacher(train: NDArray[np.integer[Any]], validation: NDArray[np.integer[Any]],
+                  settings: RegionTraining | None = None, log: TextIO | None = None) -> Any:
+    """The teacher trained on SM ``train`` region counts (validated on ``validation``)."""
+    import tensorflow as tf
+
+    settings = settings or RegionTraining()
+    tf.keras.utils.set_random_seed(settings.seed)
+    x, x_val = region_images(train), region_images(validation)
+    teacher = cicada_teacher()
+    _fit(teacher, x, x, (x_val, x_val), settings.teacher_epochs, settings, "mse", log)
+    return teacher
+
+
+def train_student(teacher: Any, train: NDArray[np.integer[Any]], validation: NDArray[np.integer[Any]],
+                  settings: RegionTraining | None = None, student: Any = None, log: TextIO | None = None) -> Any:
+    """A student (default: ``cicada_student`` with 8-bit weights and 10-bit ReLUs of 6 integer bits,
+    CICADA v2's) trained on the teacher's targets of the same SM events."""
     import tensorflow as tf
 
     from models.regions import cicada_student
@@ -119,9 +130,15 @@ def train_region_models(train: NDArray[np.integer[Any]], validation: NDArray[np.
     settings = settings or RegionTraining()
     tf.keras.utils.set_random_seed(settings.seed)
     x, x_val = region_images(train), region_images(validation)
-    teacher = cicada_teacher()
-    _fit(teacher, x, x, (x_val, x_val), settings.teacher_epochs, settings, "mse", log)
     y, y_val = student_targets(teacher_mse(teacher, x)), student_targets(teacher_mse(teacher, x_val))
     student = student if student is not None else cicada_student(weight_bits=8, activation=(10, 6))
     _fit(student, x, y, (x_val, y_val), settings.student_epochs, settings, "mae", log)
-    return RegionModels(teacher, student)
+    return student
+
+
+def train_region_models(train: NDArray[np.integer[Any]], validation: NDArray[np.integer[Any]],
+                        settings: RegionTraining | None = None, student: Any = None,
+                        log: TextIO | None = None) -> RegionModels:
+    """:func:`train_teacher`, then :func:`train_student` on its targets."""
+    teacher = train_teacher(train, validation, settings, log)
+    return RegionModels(teacher, train_student(teacher, train, validation, settings, student, log))
