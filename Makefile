@@ -76,7 +76,7 @@ pileup-library: $(STAMP)
 	$(BIN)/trigger pileup-library --events 200000 --seed 7 --jobs $(JOBS) -o $(PILEUP_LIBRARY) \
 	    $$( [ -f $(PILEUP_LIBRARY) ] && echo --resume )
 
-## ttbar-sample: 30,000 SM ttbar events (seed 4, bundled, about 1.5 MB) that oversample the process the 1 kHz
+## ttbar-sample: 30,000 SM ttbar events (seed 4, bundled, 3.2 MB) that oversample the process the 1 kHz
 ## tail comes from (0.3 % of the stream: 3,000 events of the calibration sample); with the calibration sample
 ## they are a weighted set (trigger calibrate --background $(CALIBRATION) --background $(TTBAR)). This rebuilds
 ## a missing or partial one (about 20 min on one core, resumable) and checks it against its record byte for byte

@@ -1,4 +1,4 @@
-"""The working points from a weighted set: the cocktail plus an oversampled ttbar sample.
+"""The working points from a weighted set: the cocktail plus oversampled single-process samples.
 
 The far tail of the SM scores is mostly ttbar, 0.3 % of the stream: a million cocktail events hold
 about 3,000 of them, so the 1 kHz threshold is a ttbar measurement made with 3,000 events. This
@@ -6,15 +6,17 @@ benchmark sets each working point's threshold of the default model's firmware (i
 twice, on the same cocktail events:
 
 - unweighted, on the calibration cocktail alone (what ``trigger calibrate`` did before);
-- weighted, on the cocktail plus a separate ttbar sample, every event weighted to its process's
-  share of the stream (``trigger calibrate --background COCKTAIL --background TTBAR``);
+- weighted, on the cocktail plus samples of single processes (``--extra``: ttbar, Z), every event
+  weighted to its process's share of the stream (``trigger calibrate --background COCKTAIL
+  --background TTBAR ...``);
 
 and reports for each the threshold's 68 % range, the achieved rate with its interval (effective
-counts for the weighted set), the effective number of SM events above it and of them ttbar, and
+counts for the weighted set), the effective number of SM events above it and, per process, its
+events above, their share of the weight above and their effective count, and
 what each threshold accepts on an unweighted SM sample of another seed that nothing saw (observed
 against expected, 68 % Clopper-Pearson), and on each signal.
 
-    python benchmarks/weighted_rates.py --ttbar TTBAR.h5 [--calibration SM.h5] [--sample SM3.h5]
+    python benchmarks/weighted_rates.py --extra TTBAR.h5 [--extra Z.h5] [--calibration SM.h5] [--sample SM3.h5]
                                         [--model DIR] [--signal S.h5 ...] [--json out.json]
 """
 
@@ -35,21 +37,31 @@ from record import write_result
 from tail import CALIBRATION, SIGNALS
 
 FPRS = (2.5e-5, 1e-4, 1e-3)
-TTBAR_CODE = 3  # trigger.generator.processes: ttbar
 
 
 def describe(cut: Any, codes: np.ndarray, scores: np.ndarray, weights: np.ndarray | None) -> dict[str, Any]:
-    """A threshold's range, achieved rate and the (effective) SM events above it, ttbar among them."""
+    """A threshold's range, achieved rate and the (effective) SM events above it; per process its
+    events above, their share of the weight above and their effective count."""
+    from trigger.generator.processes import COCKTAIL_FRACTIONS, GENERATED
     from trigger.thresholds import effective_count
 
     above = scores > cut.threshold
     w = np.ones(len(scores)) if weights is None else weights
-    ttbar = above & (codes == TTBAR_CODE)
+    processes = {}
+    for name in COCKTAIL_FRACTIONS:
+        mine = above & (codes == GENERATED[name].code)
+        processes[name] = {"events": int(np.count_nonzero(mine)), "effective": effective_count(w[mine]),
+                           "share": float(w[mine].sum() / w[above].sum()) if above.any() else 0.0}
     return {"threshold": cut.threshold, "threshold_low": cut.threshold_low, "threshold_high": cut.threshold_high,
             "fpr": cut.achieved.fpr, "fpr_low": cut.achieved.fpr_low, "fpr_high": cut.achieved.fpr_high,
             "events_above": int(np.count_nonzero(above)), "effective_above": effective_count(w[above]),
-            "ttbar_share_above": float(w[ttbar].sum() / w[above].sum()) if above.any() else 0.0,
-            "ttbar_events_above": int(np.count_nonzero(ttbar))}
+            "processes_above": processes}
+
+
+def process_name(path: Path) -> str:
+    from models.evaluate import signal_name
+
+    return signal_name(path)
 
 
 def process_codes(path: Path) -> np.ndarray:
@@ -70,7 +82,8 @@ def held(threshold: float, other: np.ndarray, fpr: float) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ttbar", type=Path, required=True, help="an SM ttbar sample (trigger generate --process ttbar)")
+    parser.add_argument("--extra", type=Path, action="append", required=True, metavar="SM.h5",
+                        help="a sample of one SM process (trigger generate --process ttbar); repeatable")
     parser.add_argument("--calibration", type=Path, default=CALIBRATION, help="the calibration cocktail")
     parser.add_argument("--sample", type=Path, default=VALIDATION, help="unweighted SM events of another seed")
     parser.add_argument("--model", type=Path, default=None, help="artifact (default: the bundled default)")
@@ -87,7 +100,8 @@ def main() -> int:
 
     artifact = load_artifact(args.model or default_model())
     firmware = bundle_for(artifact)
-    sets = {"unweighted: cocktail": [args.calibration], "weighted: cocktail + ttbar": [args.calibration, args.ttbar]}
+    extras = " + ".join(process_name(p) for p in args.extra)
+    sets = {"unweighted: cocktail": [args.calibration], f"weighted: cocktail + {extras}": [args.calibration, *args.extra]}
     other = firmware.scores(read_background(artifact, args.sample).events)
     signals = {k: firmware.scores(v) for k, v in read_signals(args.signal or [s for s in SIGNALS if s.exists()]).items()}
     results: dict[str, Any] = {"model": artifact.config.model.name, "sample_events": len(other), "sets": {}}
@@ -95,8 +109,7 @@ def main() -> int:
         sm = read_background(artifact, paths)
         codes = np.concatenate([process_codes(p) for p in paths])
         scores = firmware.scores(sm.events)
-        entry = results["sets"][label] = {"events": len(scores), "ttbar_events": int(np.count_nonzero(codes == TTBAR_CODE)),
-                                          "note": sm.note, "points": []}
+        entry = results["sets"][label] = {"events": len(scores), "note": sm.note, "points": []}
         for fpr in FPRS:
             cut = threshold_for(scores, fpr, weights=sm.weights)
             point = {"fpr_target": fpr, **describe(cut, codes, scores, sm.weights),
@@ -107,8 +120,9 @@ def main() -> int:
                 point["signals"][name] = {"eff": k / len(s), "low": low, "high": high}
             entry["points"].append(point)
             print(f"  {label:<28} FPR {fpr:g}: threshold {cut.threshold:.4g} [{cut.threshold_low:.4g}, "
-                  f"{cut.threshold_high:.4g}], effective SM above {point['effective_above']:.1f} "
-                  f"(ttbar {100 * point['ttbar_share_above']:.0f} %), other seed {point['other_seed']['observed']} "
+                  f"{cut.threshold_high:.4g}], effective SM above {point['effective_above']:.1f} ("
+                  + ", ".join(f"{k} {100 * v['share']:.0f} % of {v['events']}" for k, v in point["processes_above"].items())
+                  + f"), other seed {point['other_seed']['observed']} "
                   f"for {point['other_seed']['expected']:.1f} expected; "
                   + "  ".join(f"{n} {100 * e['eff']:.2f} %" for n, e in point["signals"].items()))
     if args.json:
