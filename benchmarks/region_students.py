@@ -1,15 +1,16 @@
 """The calorimeter student's precision against the chip budget: one teacher, students of several widths.
 
-CICADA's student shape (``models.regions.cicada_student``) is fixed; its weights' and ReLUs' bit
-widths set its logic. This trains CICADA's teacher once on the region sample's first 60 % (as
-``benchmarks/regions.py``), then one student per ``--precision WEIGHT_BITS,RELU_BITS,RELU_INTEGER``
-on its targets, and for each: the firmware's efficiency per signal at FPR 1e-3 and 1e-4 of the
+In CICADA's student shape (``models.regions.cicada_student``) the bit widths of the weights and
+ReLUs, and the dense layer's width, set the logic. This trains CICADA's teacher once on the region
+sample's first 60 % (as ``benchmarks/regions.py``), then one student per ``--precision
+WEIGHT_BITS,RELU_BITS,RELU_INTEGER[,HIDDEN]`` (HIDDEN: the dense layer's width, CICADA's 16 by
+default) on its targets, and for each: the firmware's efficiency per signal at FPR 1e-3 and 1e-4 of the
 held-out SM events (``RegionFirmware``, the native kernel), its OR with the object default at the
 same rate (``trigger.thresholds.shared_rate``), and its logic by da4ml's cost (adder bits, which
 track the open-source estimate's LUTs) and latency at 200 MHz -- the budget is 23,640 LUTs and 50 ns.
 
     python benchmarks/region_students.py --data SM.h5 --signal S.h5 [--signal ...] [--heldout SM2.h5]
-                                         [--precision 8,10,6 --precision 6,8,4 ...] [--json out.json]
+                                         [--precision 8,10,6 --precision 6,8,4,8 ...] [--json out.json]
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def main() -> int:
     parser.add_argument("--signal", type=Path, action="append", default=[], help="signal events with CaloRegions")
     parser.add_argument("--heldout", type=Path, action="append", default=[], help="more SM events nothing trained on")
     parser.add_argument("--precision", action="append", default=None, metavar="W,A,I",
-                        help=f"weight bits, ReLU bits, ReLU integer bits of a student (default: {' '.join(PRECISIONS)})")
+                        help="weight bits, ReLU bits, ReLU integer bits of a student, and optionally the dense layer's "
+                             f"width (default 16; students: {' '.join(PRECISIONS)})")
     parser.add_argument("--teacher-epochs", type=int, default=20)
     parser.add_argument("--student-epochs", type=int, default=60)
     parser.add_argument("--json", type=Path, default=None)
@@ -76,16 +78,16 @@ def main() -> int:
     teacher = train_teacher(train, validation, settings, log=sys.stdout)
     results: dict[str, Any] = {"sm_train": len(train), "sm_heldout": len(samples["SM"][0]), "students": {}}
     for text in args.precision or PRECISIONS:
-        weight_bits, relu_bits, relu_integer = (int(v) for v in text.split(","))
-        student = train_student(teacher, train, validation, settings,
-                                cicada_student(weight_bits=weight_bits, activation=(relu_bits, relu_integer)),
-                                log=sys.stdout)
+        weight_bits, relu_bits, relu_integer, hidden = ([int(v) for v in text.split(",")] + [16])[:4]
+        shape = cicada_student(hidden=hidden, weight_bits=weight_bits, activation=(relu_bits, relu_integer))
+        student = train_student(teacher, train, validation, settings, shape, log=sys.stdout)
         sm_qkeras = student.predict(region_images(samples["SM"][0]), batch_size=4096, verbose=0)[:, 0].astype(np.float64)
         with tempfile.TemporaryDirectory() as tmp:
             _, firmware = student_firmware(student, sm_qkeras, FPRS[0], Path(tmp) / "hls")
         scores = {k: firmware.scores(r) for k, (r, _) in samples.items()}
         entry = results["students"][text] = {"weight_bits": weight_bits, "relu_bits": relu_bits,
-                                             "relu_integer": relu_integer, **logic(firmware.emulator),
+                                             "relu_integer": relu_integer, "hidden": hidden,
+                                             "parameters": int(student.count_params()), **logic(firmware.emulator),
                                              "native_kernel": firmware.native is not None, "points": {}, "or": {}}
         for fpr in FPRS:
             wp = entry["points"][f"{fpr:g}"] = summarised_working_point(scores, fpr)
