@@ -3,8 +3,8 @@
 In CICADA's student shape (``models.regions.cicada_student``) the bit widths of the weights and
 ReLUs, and the dense layer's width, set the logic. This trains CICADA's teacher once on the region
 sample's first 60 % (as ``benchmarks/regions.py``), then one student per ``--precision
-WEIGHT_BITS,RELU_BITS,RELU_INTEGER[,HIDDEN]`` (HIDDEN: the dense layer's width, CICADA's 16 by
-default) on its targets, and for each: the firmware's efficiency per signal at FPR 1e-3 and 1e-4 of the
+WEIGHT_BITS,RELU_BITS,RELU_INTEGER[,HIDDEN[,CONV_WEIGHT_BITS]]`` (HIDDEN: the dense layer's width,
+CICADA's 16 by default; CONV_WEIGHT_BITS: the convolution's weights, WEIGHT_BITS by default) on its targets, and for each: the firmware's efficiency per signal at FPR 1e-3 and 1e-4 of the
 held-out SM events (``RegionFirmware``, the native kernel), its OR with the object default at the
 same rate (``trigger.thresholds.shared_rate``), and its logic by da4ml's cost (adder bits, which
 track the open-source estimate's LUTs) and latency at 200 MHz -- the budget is 23,640 LUTs and 50 ns.
@@ -52,7 +52,8 @@ def main() -> int:
     parser.add_argument("--heldout", type=Path, action="append", default=[], help="more SM events nothing trained on")
     parser.add_argument("--precision", action="append", default=None, metavar="W,A,I",
                         help="weight bits, ReLU bits, ReLU integer bits of a student, and optionally the dense layer's "
-                             f"width (default 16; students: {' '.join(PRECISIONS)})")
+                             "width (default 16) and the convolution's weight bits (default: the weight bits); "
+                             f"default students: {' '.join(PRECISIONS)}")
     parser.add_argument("--teacher-epochs", type=int, default=20)
     parser.add_argument("--student-epochs", type=int, default=60)
     parser.add_argument("--json", type=Path, default=None)
@@ -78,8 +79,12 @@ def main() -> int:
     teacher = train_teacher(train, validation, settings, log=sys.stdout)
     results: dict[str, Any] = {"sm_train": len(train), "sm_heldout": len(samples["SM"][0]), "students": {}}
     for text in args.precision or PRECISIONS:
-        weight_bits, relu_bits, relu_integer, hidden = ([int(v) for v in text.split(",")] + [16])[:4]
-        shape = cicada_student(hidden=hidden, weight_bits=weight_bits, activation=(relu_bits, relu_integer))
+        values = [int(v) for v in text.split(",")]
+        weight_bits, relu_bits, relu_integer = values[:3]
+        hidden = values[3] if len(values) > 3 else 16
+        conv_bits = values[4] if len(values) > 4 else weight_bits
+        shape = cicada_student(hidden=hidden, weight_bits=weight_bits, activation=(relu_bits, relu_integer),
+                               conv_weight_bits=conv_bits)
         student = train_student(teacher, train, validation, settings, shape, log=sys.stdout)
         sm_qkeras = student.predict(region_images(samples["SM"][0]), batch_size=4096, verbose=0)[:, 0].astype(np.float64)
         with tempfile.TemporaryDirectory() as tmp:
@@ -87,6 +92,7 @@ def main() -> int:
         scores = {k: firmware.scores(r) for k, (r, _) in samples.items()}
         entry = results["students"][text] = {"weight_bits": weight_bits, "relu_bits": relu_bits,
                                              "relu_integer": relu_integer, "hidden": hidden,
+                                             "conv_weight_bits": conv_bits,
                                              "parameters": int(student.count_params()), **logic(firmware.emulator),
                                              "native_kernel": firmware.native is not None, "points": {}, "or": {}}
         for fpr in FPRS:

@@ -19,15 +19,16 @@ REGION_GRID = f"ap_ufixed<{int(REGION_MAX_COUNT).bit_length()},{int(REGION_MAX_C
 
 
 def cicada_student(filters: int = 4, hidden: int = 16, weight_bits: int = 6, activation: tuple[int, int] = (8, 4),
-                   name: str = "cicada_student") -> Any:
-    """The QKeras student, (18, 14, 1) regions -> one output; weights ``quantized_bits(weight_bits, 1)``,
-    ReLUs ``quantized_relu(*activation)``."""
+                   name: str = "cicada_student", conv_weight_bits: int | None = None) -> Any:
+    """The QKeras student, (18, 14, 1) regions -> one output; weights ``quantized_bits(weight_bits, 1)``
+    (the convolution's ``conv_weight_bits`` when given), ReLUs ``quantized_relu(*activation)``."""
     import tensorflow as tf
     from qkeras import QActivation, QConv2D, QDense, quantized_bits, quantized_relu
 
     bits = quantized_bits(weight_bits, 1, alpha=1)
+    conv_bits = quantized_bits(conv_weight_bits or weight_bits, 1, alpha=1)
     x = inputs = tf.keras.Input((REGION_N_PHI, REGION_N_ETA, 1), name="regions")
-    x = QConv2D(filters, (2, 2), strides=(2, 2), kernel_quantizer=bits, bias_quantizer=bits, name="conv")(x)
+    x = QConv2D(filters, (2, 2), strides=(2, 2), kernel_quantizer=conv_bits, bias_quantizer=conv_bits, name="conv")(x)
     x = QActivation(quantized_relu(*activation), name="conv_relu")(x)
     x = tf.keras.layers.Flatten(name="flat")(x)
     x = QDense(hidden, kernel_quantizer=bits, bias_quantizer=bits, name="dense")(x)
