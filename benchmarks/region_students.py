@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 from record import write_result
-from regions import FPRS, or_of_triggers, read_events, student_firmware
+from regions import FPRS, or_of_triggers, region_samples, student_firmware
 from tail import efficiency_cells, summarised_working_point
 
 PRECISIONS = ("8,10,6", "6,8,4", "4,8,4", "4,6,3")
@@ -50,7 +50,7 @@ def main() -> int:
     parser.add_argument("--data", type=Path, required=True, help="SM events with CaloRegions (trained on)")
     parser.add_argument("--signal", type=Path, action="append", default=[], help="signal events with CaloRegions")
     parser.add_argument("--heldout", type=Path, action="append", default=[], help="more SM events nothing trained on")
-    parser.add_argument("--precision", action="append", default=None, metavar="W,A,I",
+    parser.add_argument("--precision", action="append", default=None, metavar="W,A,I[,H[,C]]",
                         help="weight bits, ReLU bits, ReLU integer bits of a student, and optionally the dense layer's "
                              "width (default 16) and the convolution's weight bits (default: the weight bits); "
                              f"default students: {' '.join(PRECISIONS)}")
@@ -61,18 +61,12 @@ def main() -> int:
 
     from firmware.bundle import bundle_for
     from models.artifact import load_artifact
-    from models.evaluate import signal_name
     from models.region_distill import RegionTraining, region_images, train_student, train_teacher
     from models.regions import cicada_student
     from trigger.sample import default_model
 
     objects_firmware = bundle_for(load_artifact(default_model()))
-    regions, _ = read_events(args.data)
-    n = len(regions)
-    train, validation = regions[: int(0.6 * n)], regions[int(0.6 * n): int(0.8 * n)]
-    heldout = [read_events(args.data, int(0.8 * n))] + [read_events(p) for p in args.heldout]
-    samples = {"SM": (np.concatenate([r for r, _ in heldout]), np.concatenate([p for _, p in heldout]))}
-    samples |= {signal_name(p): read_events(p) for p in args.signal}
+    train, validation, samples = region_samples(args.data, args.heldout, args.signal)
     signals = [k for k in samples if k != "SM"]
     objects = {k: objects_firmware.scores(p) for k, (_, p) in samples.items()}
     settings = RegionTraining(teacher_epochs=args.teacher_epochs, student_epochs=args.student_epochs)

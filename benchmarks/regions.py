@@ -56,6 +56,20 @@ def read_events(path: Path, start: int = 0, stop: int | None = None) -> tuple[np
         return events.read_regions(start, stop), events.read(start, stop)
 
 
+def region_samples(data: Path, heldout: list[Path], signals: list[Path]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """The SM file's first 60 % (training) and next 20 % (validation) region counts, and by name the
+    (regions, particles) of the held-out SM events (its last 20 % and every ``heldout`` file) and of
+    each signal."""
+    from models.evaluate import signal_name
+
+    regions, _ = read_events(data)
+    n = len(regions)
+    train, validation = regions[: int(0.6 * n)], regions[int(0.6 * n): int(0.8 * n)]
+    sm = [read_events(data, int(0.8 * n))] + [read_events(p) for p in heldout]
+    samples = {"SM": (np.concatenate([r for r, _ in sm]), np.concatenate([p for _, p in sm]))}
+    return train, validation, samples | {signal_name(p): read_events(p) for p in signals}
+
+
 def student_firmware(student: Any, threshold_scores: np.ndarray, fpr: float, hls_dir: Path) -> tuple[Any, Any]:
     """The student with the firmware's score and decision (threshold at ``fpr`` of the QKeras
     scores ``threshold_scores``), converted with C-simulation: (hls model, RegionFirmware)."""
@@ -131,18 +145,12 @@ def main() -> int:
     args = arguments()
     from firmware.bundle import bundle_for
     from models.artifact import load_artifact
-    from models.evaluate import signal_name
     from models.region_distill import RegionTraining, region_images, teacher_mse, train_region_models
     from trigger.sample import default_model
 
     object_model = args.object_model or default_model()
     objects_firmware = bundle_for(load_artifact(object_model))
-    regions, _ = read_events(args.data)
-    n = len(regions)
-    train, validation = regions[: int(0.6 * n)], regions[int(0.6 * n): int(0.8 * n)]
-    heldout = [read_events(args.data, int(0.8 * n))] + [read_events(p) for p in args.heldout]
-    samples = {"SM": (np.concatenate([r for r, _ in heldout]), np.concatenate([p for _, p in heldout]))}
-    samples |= {signal_name(p): read_events(p) for p in args.signal}
+    train, validation, samples = region_samples(args.data, args.heldout, args.signal)
     settings = RegionTraining(teacher_epochs=args.teacher_epochs, student_epochs=args.student_epochs)
     models = train_region_models(train, validation, settings, log=sys.stdout)
     images = {k: region_images(r) for k, (r, _) in samples.items()}
