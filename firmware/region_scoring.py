@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 
 from firmware.emulator import Emulator
 from firmware.native import DISABLE, NotNative, compile_kernel, network_source
+from trigger.errors import TriggerError
 from trigger.native import cache_dir
 from trigger.schema import REGION_MAX_COUNT, REGION_N_ETA, REGION_N_PHI
 
@@ -53,17 +54,16 @@ def region_counts(counts: NDArray[Any]) -> NDArray[Any]:
 def region_source(emulator: Emulator) -> str:
     """The model's part of the region kernel's C++ (namespace ``net``); raises :class:`NotNative`
     with the reason where the kernel cannot score this firmware exactly."""
-    t = emulator.input_type
-    n_inputs = emulator.kernels[0].weight.shape[0] if emulator.kernels else 0
-    if n_inputs != N_REGIONS or t.fractional < 0 or emulator.head.prior or emulator.head.reconstruction:
-        msg = (f"a region kernel reads {N_REGIONS} counts onto a grid with no fractional bits dropped, and "
-               "scores the network's outputs without a prior")
+    t, first = emulator.input_type, emulator.kernels[0].weight if emulator.kernels else np.zeros((0, 0))
+    if first.shape[0] != N_REGIONS or t.fractional < 0 or emulator.head.prior or emulator.head.reconstruction:
+        msg = (f"a region kernel reads {N_REGIONS} counts onto a grid that drops no integer bits and scores "
+               "the network's outputs without a prior")
         raise NotNative(msg)
     scale = 2**t.fractional
     low, high = -(-t.int_min // scale), t.int_max // scale  # the counts on the grid
     constants, body = network_source(emulator, max(-t.int_min, t.int_max))
     return f"""namespace net {{
-constexpr int kInputs = {n_inputs};
+constexpr int kInputs = {N_REGIONS};
 constexpr int kInputShift = {t.fractional};
 constexpr int32_t kCountLow = {low}, kCountHigh = {high};
 {constants}
@@ -102,6 +102,13 @@ class RegionFirmware:
     """A region model's firmware: region counts in, the chip's score and accept bit out."""
 
     emulator: Emulator
+
+    def __post_init__(self) -> None:
+        n_inputs = self.emulator.kernels[0].weight.shape[0] if self.emulator.kernels else 0
+        if n_inputs != N_REGIONS:
+            msg = (f"this firmware reads {n_inputs} inputs, not the {N_REGIONS} region counts "
+                   f"({REGION_N_PHI} x {REGION_N_ETA}): not a region model's")
+            raise TriggerError(msg)
 
     @property
     def threshold(self) -> float:

@@ -129,3 +129,15 @@ def test_the_region_kernel_leaves_what_is_off_its_grid_to_the_emulator(
     assert RegionFirmware(emulator).native is None
     with pytest.raises(ValueError, match=r"region counts must be \(N, 18, 14\)"):
         firmware.scores(np.zeros((4, 14, 18)))
+
+
+def test_an_object_models_firmware_is_not_a_region_firmware() -> None:
+    from firmware.bundle import bundle_for
+    from firmware.region_scoring import RegionFirmware
+    from models.artifact import load_artifact
+    from trigger.errors import TriggerError
+    from trigger.sample import default_model
+
+    objects = bundle_for(load_artifact(default_model())).emulator
+    with pytest.raises(TriggerError, match="reads 57 inputs, not the 252 region counts"):
+        RegionFirmware(objects)
