@@ -62,10 +62,10 @@ def region_samples(data: Path, heldout: list[Path], signals: list[Path]) -> tupl
     each signal."""
     from models.evaluate import signal_name
 
-    regions, _ = read_events(data)
+    regions, particles = read_events(data)
     n = len(regions)
     train, validation = regions[: int(0.6 * n)], regions[int(0.6 * n): int(0.8 * n)]
-    sm = [read_events(data, int(0.8 * n))] + [read_events(p) for p in heldout]
+    sm = [(regions[int(0.8 * n):], particles[int(0.8 * n):])] + [read_events(p) for p in heldout]
     samples = {"SM": (np.concatenate([r for r, _ in sm]), np.concatenate([p for _, p in sm]))}
     return train, validation, samples | {signal_name(p): read_events(p) for p in signals}
 

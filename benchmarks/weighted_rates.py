@@ -58,12 +58,6 @@ def describe(cut: Any, codes: np.ndarray, scores: np.ndarray, weights: np.ndarra
             "processes_above": processes}
 
 
-def process_name(path: Path) -> str:
-    from models.evaluate import signal_name
-
-    return signal_name(path)
-
-
 def process_codes(path: Path) -> np.ndarray:
     from trigger.events import open_events
 
@@ -94,13 +88,13 @@ def main() -> int:
     from firmware.bundle import bundle_for
     from models.artifact import load_artifact
     from models.background import read_background
-    from models.evaluate import read_signals
+    from models.evaluate import read_signals, signal_name
     from trigger.sample import default_model
     from trigger.thresholds import clopper_pearson, threshold_for
 
     artifact = load_artifact(args.model or default_model())
     firmware = bundle_for(artifact)
-    extras = " + ".join(process_name(p) for p in args.extra)
+    extras = " + ".join(signal_name(p) for p in args.extra)  # the file's process
     sets = {"unweighted: cocktail": [args.calibration], f"weighted: cocktail + {extras}": [args.calibration, *args.extra]}
     other = firmware.scores(read_background(artifact, args.sample).events)
     signals = {k: firmware.scores(v) for k, v in read_signals(args.signal or [s for s in SIGNALS if s.exists()]).items()}

@@ -39,7 +39,7 @@ from trigger.native import cache_dir, cached, load_helper
 from trigger.preprocess import Scaler, event_values
 from trigger.schema import N_FEATURES, N_OBJECTS
 
-__all__ = ("DISABLE", "FLAGS", "IntegerLayer", "NativeScorer", "NotNative", "check_events", "compile_kernel",
+__all__ = ("DISABLE", "IntegerLayer", "NativeScorer", "NotNative", "check_events", "checked_kernel", "compile_kernel",
            "model_source", "network_source", "unsupported")
 
 SOURCE = Path(__file__).with_name("native_scoring.cpp")
@@ -245,17 +245,30 @@ def check_events(n: int = 4096, seed: int = 0) -> NDArray[np.float32]:
 _CHECKED: dict[tuple[str, str], Any] = {}
 
 
-def _checked(library: Any, fallback: Scores) -> Any:
-    """``library`` if it scores the check events as ``fallback`` does; None (with a warning where
-    they differ) if not, or if it could not be built (a string saying why)."""
-    if isinstance(library, str):
+def checked_kernel(source: Callable[[], str], load: Callable[[str], Any], agrees: Callable[[Any], bool],
+                   what: str) -> Any:
+    """The kernel of a model, loaded and checked once per process and cache folder (the threshold is
+    not in it, so every emulator of one firmware shares it): ``load(source())`` (a library, or a
+    string saying why there is none) if ``agrees(library)``. None where native scoring is switched
+    off (:data:`DISABLE`), where ``source`` raises :class:`NotNative`, where the kernel could not be
+    built, and, with a warning naming ``what`` it disagrees with, where the check fails."""
+    if os.environ.get(DISABLE, "1") == "0":
         return None
-    events = check_events()
-    if not np.array_equal(NativeScorer(library, fallback)(events), fallback(events)):
-        warnings.warn("the native scoring kernel disagrees with the compiled emulator on its check events; "
-                      "scoring without it", RuntimeWarning, stacklevel=3)
+    try:
+        text = source()
+    except NotNative:
         return None
-    return library
+    key = (str(cache_dir()), text)
+    if key not in _CHECKED:
+        library = load(text)
+        if isinstance(library, str):
+            library = None
+        elif not agrees(library):
+            warnings.warn(f"the native scoring kernel disagrees with {what}; scoring without it", RuntimeWarning,
+                          stacklevel=3)
+            library = None
+        _CHECKED[key] = library
+    return _CHECKED[key]
 
 
 class NativeScorer:
@@ -268,16 +281,12 @@ class NativeScorer:
     def of(cls, scaler: Scaler, emulator: Emulator, fallback: Scores) -> NativeScorer | None:
         """The scorer of this firmware, checked equal to ``fallback`` (the compiled emulator's
         scores, which also rescore events with NaN); None where the kernel cannot be used."""
-        if os.environ.get(DISABLE, "1") == "0":
-            return None
-        try:
-            source = model_source(scaler, emulator)
-        except NotNative:
-            return None
-        key = (str(cache_dir()), source)  # the same kernel (the threshold is not in it): loaded and checked once
-        if key not in _CHECKED:
-            _CHECKED[key] = _checked(_library(source), fallback)
-        library = _CHECKED[key]
+        def agrees(library: Any) -> bool:
+            events = check_events()
+            return np.array_equal(cls(library, fallback)(events), fallback(events))
+
+        library = checked_kernel(lambda: model_source(scaler, emulator), _library, agrees,
+                                 "the compiled emulator on its check events")
         return None if library is None else cls(library, fallback)
 
     def __call__(self, particles: NDArray[np.floating[Any]]) -> F64:

@@ -13,8 +13,6 @@ events whose counts are off the input grid, or not whole numbers, are always sco
 from __future__ import annotations
 
 import ctypes
-import os
-import warnings
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -24,9 +22,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from firmware.emulator import Emulator
-from firmware.native import DISABLE, NotNative, compile_kernel, network_source
+from firmware.native import NotNative, checked_kernel, compile_kernel, network_source
 from trigger.errors import TriggerError
-from trigger.native import cache_dir
 from trigger.schema import REGION_MAX_COUNT, REGION_N_ETA, REGION_N_PHI
 
 __all__ = ("RegionFirmware", "check_counts", "region_counts", "region_source")
@@ -35,10 +32,6 @@ SOURCE = Path(__file__).with_name("native_regions.cpp")
 N_REGIONS = REGION_N_PHI * REGION_N_ETA
 
 F64 = NDArray[np.float64]
-
-#: per (cache folder, kernel source): the loaded kernel once it passed its check, else None
-_CHECKED: dict[tuple[str, str], Any] = {}
-
 
 def region_counts(counts: NDArray[Any]) -> NDArray[Any]:
     """(N, 18, 14), (N, 18, 14, 1) or (N, 252) region counts -> (N, 252) in io_parallel's flat order
@@ -118,24 +111,11 @@ class RegionFirmware:
     @cached_property
     def native(self) -> Any | None:
         """The loaded kernel, checked equal to the emulator; None where it cannot be used."""
-        if os.environ.get(DISABLE, "1") == "0":
-            return None
-        try:
-            source = region_source(self.emulator)
-        except NotNative:
-            return None
-        key = (str(cache_dir()), source)
-        if key not in _CHECKED:
-            library = _kernel(source)
-            if isinstance(library, str):
-                library = None
-            elif not np.array_equal(self._native_scores(library, check_counts()),
-                                    self.emulator_scores(check_counts())):
-                warnings.warn("the native region kernel disagrees with the emulator on its check images; "
-                              "scoring without it", RuntimeWarning, stacklevel=2)
-                library = None
-            _CHECKED[key] = library
-        return _CHECKED[key]
+        def agrees(library: Any) -> bool:
+            counts = check_counts()
+            return np.array_equal(self._native_scores(library, counts), self.emulator_scores(counts))
+
+        return checked_kernel(lambda: region_source(self.emulator), _kernel, agrees, "the emulator on its check images")
 
     def emulator_scores(self, counts: NDArray[Any]) -> F64:
         """The numpy emulator's scores (software units): the reference."""
@@ -143,17 +123,19 @@ class RegionFirmware:
         return np.asarray(self.emulator.scores(self.emulator.predict(flat)), np.float64)
 
     def _native_scores(self, library: Any, counts: NDArray[Any]) -> F64:
-        flat = region_counts(counts)
-        whole = np.ones(len(flat), bool)
+        given = region_counts(counts)
+        flat, whole = given, np.ones(len(given), bool)
         if not np.issubdtype(flat.dtype, np.integer):
             whole = np.all(np.isfinite(flat) & (flat == np.round(flat)), axis=1)
             flat = np.where(whole[:, None], flat, 0)
-        ints = np.ascontiguousarray(np.clip(flat, -(2**31), 2**31 - 1), dtype=np.int32)
+        if not np.can_cast(flat.dtype, np.int32):  # wider integers, or floats: off-grid values stay off it
+            flat = np.clip(flat, -(2**31), 2**31 - 1)
+        ints = np.ascontiguousarray(flat, dtype=np.int32)  # the file's uint16 counts: one copy
         scores = np.empty(len(ints))
         library.native_region_scores(len(ints), ints.ctypes.data, scores.ctypes.data)
         rows = np.flatnonzero(np.isnan(scores) | ~whole)
         if len(rows):
-            scores[rows] = self.emulator_scores(region_counts(counts)[rows])
+            scores[rows] = self.emulator_scores(given[rows])
         return scores
 
     def scores(self, counts: NDArray[Any]) -> F64:

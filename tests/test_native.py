@@ -101,3 +101,30 @@ def test_native_steps_aside_when_disabled_or_without_gxx(bundle: Path, tmp_path:
     bare = CompiledEmulator(path.scaler, Emulator.load(bundle / "emulator.npz"))
     assert bare.native is None
     np.testing.assert_array_equal(bare.scores(events), expected)
+
+
+def test_a_kernel_that_disagrees_steps_aside_once_with_a_warning(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from firmware.native import NotNative, checked_kernel
+
+    monkeypatch.setenv("TRIGGER_CACHE_DIR", str(tmp_path))  # a cache folder of its own: nothing loaded yet
+    loads: list[str] = []
+
+    def load(source: str) -> object:
+        loads.append(source)
+        return object()
+
+    with pytest.warns(RuntimeWarning, match="disagrees with the reference on its checks; scoring without it"):
+        assert checked_kernel(lambda: "model A", load, lambda _: False, "the reference on its checks") is None
+    assert checked_kernel(lambda: "model A", load, lambda _: True, "the reference on its checks") is None
+    assert loads == ["model A"]  # loaded and checked once; the verdict is kept
+    assert checked_kernel(lambda: "model B", load, lambda _: True, "the reference") is not None
+
+    def declined() -> str:
+        msg = "not exact"
+        raise NotNative(msg)
+
+    assert checked_kernel(declined, load, lambda _: True, "the reference") is None
+    monkeypatch.setenv(DISABLE, "0")
+    assert checked_kernel(lambda: "model C", load, lambda _: True, "the reference") is None
+    assert loads == ["model A", "model B"]
