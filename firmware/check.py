@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from firmware.bundle import FirmwareBundle, converted_with_bundle
-from models.artifact import Artifact
+from models.region_artifact import TriggerModel
 
 __all__ = ("PairComparison", "check_firmware", "compare_paths", "csim_and_bundle", "csim_outputs", "csim_vs_emulator")
 
@@ -41,19 +41,19 @@ class PairComparison:
         return self.__dict__.copy()
 
 
-def compare_paths(artifact: Artifact, hls_model: Any, particles: NDArray[np.floating[Any]], firmware: FirmwareBundle,
+def compare_paths(artifact: TriggerModel, hls_model: Any, events: NDArray[Any], firmware: FirmwareBundle,
                   batch_size: int = 8192) -> tuple[list[PairComparison], dict[str, NDArray[np.float64]]]:
     """Scores and accept bits of QKeras, the C-sim and the firmware bundle's (compiled) emulator on
-    ``particles``, pairwise compared; ``hls_model`` must be converted at the bundle's threshold.
+    ``events`` (raw, of the dataset the model reads), pairwise compared; ``hls_model`` must be converted at the bundle's threshold.
     The C-sim decides in firmware (its accept output), the emulator exactly where its score is above
     ``threshold_value``; QKeras is the quantized model's own score (``Artifact.score``: its layers
     in float on the quantized weights, errors not cast, a multiplicity prior added), deciding where
     it is above the threshold."""
     emulator = firmware.emulator
-    x64 = artifact.inputs(particles).astype(np.float64)
-    qkeras = artifact.score(particles, "quantized", batch_size=batch_size)
+    x64 = artifact.inputs(events).astype(np.float64)
+    qkeras = artifact.score(events, "quantized", batch_size=batch_size)
     csim = csim_outputs(hls_model, x64)
-    compiled = firmware.scores(particles)
+    compiled = firmware.scores(events)
     scores = {"qkeras": qkeras, "csim": emulator.scores(csim), "emulator": compiled}
     decisions = {"qkeras": qkeras > firmware.threshold, "csim": csim[:, 1] == 1,
                  "emulator": compiled > emulator.threshold_value}
@@ -66,17 +66,17 @@ def compare_paths(artifact: Artifact, hls_model: Any, particles: NDArray[np.floa
     return pairs, scores
 
 
-def check_firmware(artifact: Artifact, particles: NDArray[np.floating[Any]],
+def check_firmware(artifact: TriggerModel, events: NDArray[Any],
                    fw_dir: str | Path | None = None) -> list[PairComparison]:
     """Compare QKeras, a fresh C-simulation (in a temporary directory unless ``fw_dir``) and the
     artifact's firmware bundle (the one ``trigger calibrate`` stored, else one built now)."""
     with tempfile.TemporaryDirectory() as tmp:
         model, firmware = csim_and_bundle(artifact, fw_dir or Path(tmp) / "hls")
-        pairs, _ = compare_paths(artifact, model, particles, firmware)
+        pairs, _ = compare_paths(artifact, model, events, firmware)
     return pairs
 
 
-def csim_and_bundle(artifact: Artifact, out_dir: str | Path) -> tuple[Any, FirmwareBundle]:
+def csim_and_bundle(artifact: TriggerModel, out_dir: str | Path) -> tuple[Any, FirmwareBundle]:
     """A compiled C-simulation of the artifact in ``out_dir`` and its firmware bundle, deciding at the
     same threshold: the bundle ``trigger calibrate`` stored, else the one this conversion gives."""
     from firmware.convert import to_hls

@@ -26,6 +26,8 @@ from firmware.head import (
     with_decision,
 )
 from models.artifact import Artifact
+from models.region_artifact import RegionArtifact, TriggerModel
+from models.regions import REGION_GRID
 from trigger.errors import TriggerError
 from trigger.fixed import FixedType
 
@@ -69,15 +71,23 @@ def head_types(artifact: Artifact, network: Any, precisions: dict[str, str] | No
                              int(network.output.shape[-1]))
 
 
-def firmware_network(artifact: Artifact, threshold: float | None = None,
+def _region_network(artifact: RegionArtifact, threshold: float) -> tuple[Any, dict[str, str]]:
+    """A region student's firmware: its one output (on ``spec.output_type``) squared, and the decision."""
+    types = HeadTypes.declare(artifact.spec.output_type, "", 1)
+    return with_decision(artifact.student, False, types, threshold_mantissa(threshold, types.score, 1))
+
+
+def firmware_network(artifact: TriggerModel, threshold: float | None = None,
                      precisions: dict[str, str] | None = None) -> tuple[Any, dict[str, str]]:
     """The Keras model the FPGA computes, ``inputs -> (score, accept)``, and the precisions of its
     score layers (those in ``precisions`` override the declared ones). ``threshold`` (default: the
     artifact's calibrated one, else none: no event is accepted) is in the software's score units."""
-    network = _network(artifact)
-    types = head_types(artifact, network, precisions)
     if threshold is None:
         threshold = artifact.threshold("quantized") if "quantized" in artifact.thresholds else float("inf")
+    if isinstance(artifact, RegionArtifact):
+        return _region_network(artifact, threshold)
+    network = _network(artifact)
+    types = head_types(artifact, network, precisions)
     reconstruction = _reconstruction(artifact)
     divisor = score_divisor(reconstruction, int(network.output.shape[-1]))
     if artifact.prior is None:
@@ -87,14 +97,16 @@ def firmware_network(artifact: Artifact, threshold: float | None = None,
     return with_decision(network, reconstruction, types, mantissa, prior, artifact.scaler.input_type)
 
 
-def hls_config(artifact: Artifact, network: Any,
+def hls_config(artifact: TriggerModel, network: Any,
                precisions: dict[str, str] | None = None) -> dict[str, Any]:
     """hls4ml's per-layer configuration; ``precisions`` overrides types: ``{"LAYER": ...}`` a layer's
     result type, ``{"LAYER.accum": ...}`` its accumulator (any of hls4ml's precision names)."""
     return network_hls_config(network, _input_grid(artifact), precisions)
 
 
-def _input_grid(artifact: Artifact) -> FixedType:
+def _input_grid(artifact: TriggerModel) -> FixedType:
+    if artifact.scaler is None:  # a region model: the counts themselves
+        return FixedType.parse(REGION_GRID)
     if artifact.scaler.input_type is None:
         msg = f"{artifact.path}: the model has no fixed-point input grid (model.input_type); firmware needs one"
         raise TriggerError(msg)
@@ -125,12 +137,12 @@ def network_hls_config(network: Any, input_type: FixedType, precisions: dict[str
     return config
 
 
-def project_name(artifact: Artifact) -> str:
+def project_name(artifact: TriggerModel) -> str:
     """The model's name as an HLS/Verilog identifier (``dense-ae`` -> ``dense_ae``)."""
-    return artifact.config.model.name.replace("-", "_")
+    return artifact.name.replace("-", "_")
 
 
-def convert(artifact: Artifact, out_dir: str | Path, part: str = DEFAULT_PART, clock_ns: float = DEFAULT_CLOCK_NS,
+def convert(artifact: TriggerModel, out_dir: str | Path, part: str = DEFAULT_PART, clock_ns: float = DEFAULT_CLOCK_NS,
             precisions: dict[str, str] | None = None, threshold: float | None = None) -> Any:
     """The artifact's quantized network with its score and decision as an hls4ml ``ModelGraph``;
     nothing is written yet. ``precisions`` override the score layers' declared types too."""
@@ -160,7 +172,7 @@ def convert_network(network: Any, input_type: FixedType, out_dir: str | Path, pr
         os.chdir(cwd)
 
 
-def to_hls(artifact: Artifact, out_dir: str | Path, part: str = DEFAULT_PART,
+def to_hls(artifact: TriggerModel, out_dir: str | Path, part: str = DEFAULT_PART,
            clock_ns: float = DEFAULT_CLOCK_NS, compile: bool = True,
            precisions: dict[str, str] | None = None, threshold: float | None = None) -> Any:
     """Convert the artifact's quantized network; write the HLS project and build the C-sim."""

@@ -27,7 +27,7 @@ from firmware.convert import DEFAULT_CLOCK_NS, DEFAULT_PART, project_name
 from firmware.emulator import Emulator
 from firmware.rtl import RtlDesign, simulate, write_verilog
 from firmware.tools import YOWASP, tool_versions, yosys_command
-from models.artifact import Artifact
+from models.region_artifact import TriggerModel
 from trigger.contracts import Estimate
 from trigger.errors import TriggerError
 
@@ -104,15 +104,15 @@ def run_yosys(design: RtlDesign, part: str, yosys: str = YOWASP) -> dict[str, in
     return parse_yosys_stat((design.directory / "stat.json").read_text(), design.top)
 
 
-def estimate(artifact: Artifact, out_dir: str | Path, particles: NDArray[np.floating[Any]], part: str = DEFAULT_PART,
+def estimate(artifact: TriggerModel, out_dir: str | Path, events: NDArray[Any], part: str = DEFAULT_PART,
              clock_ns: float = DEFAULT_CLOCK_NS, latency_cutoff: float = 5.0, yosys: str = YOWASP,
              progress: Callable[[str], None] = print) -> Estimate:
     """Write the artifact's firmware as RTL to ``out_dir``, check it against the emulator on
-    ``particles`` (raw events), synthesize it, and write ``estimate.json``. The firmware is the
-    artifact's bundle (``firmware.bundle.bundle_for``)."""
+    ``events`` (raw, of the dataset the model reads), synthesize it, and write ``estimate.json``.
+    The firmware is the artifact's bundle (``firmware.bundle.bundle_for``)."""
     firmware = bundle_for(artifact)  # the arithmetic does not depend on the part or the clock
     return estimate_emulator(firmware.emulator, project_name(artifact), out_dir,
-                             firmware.scaler.transform(particles).astype(np.float64), part, clock_ns, latency_cutoff,
+                             artifact.inputs(events).astype(np.float64), part, clock_ns, latency_cutoff,
                              yosys, progress)
 
 

@@ -162,7 +162,7 @@ def export_package(artifact: Artifact, out: str | Path, name: str, version: int)
         model.config.config["ProjectName"] = names.stem  # the top function and its files: NAME_vN
         model.write()
         _copy_hls_source(Path(tmp) / "hls" / "firmware", out, names)
-    interface = _interface(names, bundle.scaler)
+    interface = _interface(names, bundle.particle_scaler)
     (out / "emulator.h").write_text(EMULATOR_H)
     (out / names.header).write_text(interface_header(names, _result_type(bundle.emulator.head.score)))
     (out / f"{names.emulator_class}.cpp").write_text(emulator_source(names))

@@ -50,7 +50,7 @@ def _largest(values: F64) -> F64:
 def layer_saturation(bundle: FirmwareBundle, particles: NDArray[np.floating[Any]]) -> list[Stage]:
     """The firmware's stages in order, for raw (N, 19, 4) events; the values are those the
     emulator computes (it is bit-exact with the C-simulation)."""
-    emulator, scaler = bundle.emulator, bundle.scaler
+    emulator, scaler = bundle.emulator, bundle.particle_scaler
     grid = scaler.grid  # truncation and saturation (the emulator's input_type is the C-sim's cast)
     raw = scaler.transform(particles, quantize=False).astype(np.float64)
     wanted = np.floor(raw * 2.0**grid.fractional)  # the grid truncates toward minus infinity

@@ -25,7 +25,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -37,15 +37,18 @@ from models.scores import anomaly_score
 from trigger.errors import ArtifactError, TriggerError
 from trigger.filehash import file_sha256
 from trigger.preprocess import Scaler, filled_mask
+from trigger.schema import DATASET
 from trigger.thresholds import ThresholdEstimate
 from trigger.versions import package_versions
 
-__all__ = ("Artifact", "file_sha256", "load_artifact", "read_manifest", "save_artifact",
+__all__ = ("REGION_KIND", "Artifact", "file_sha256", "load_artifact", "read_manifest", "save_artifact",
            "update_manifest")
 
 PRIOR = "prior.json"
 FORMAT = "trigger.artifact"
 VERSION = 1
+#: the manifest's ``kind`` of a calorimeter-region model (``models.region_artifact``)
+REGION_KIND = "regions"
 PACKAGES = ("trigger-anomaly", "numpy", "tensorflow", "keras", "qkeras", "hls4ml", "h5py", "scikit-learn")
 
 
@@ -60,6 +63,31 @@ class Artifact:
     thresholds: dict[str, ThresholdEstimate] = field(default_factory=dict)
     manifest: dict[str, Any] = field(default_factory=dict)
     prior: MultiplicityPrior | None = None  # added to every variant's score
+
+    #: the event dataset the model reads
+    reads = DATASET
+
+    @property
+    def name(self) -> str:
+        return self.config.model.name
+
+    @property
+    def kind(self) -> str:
+        return self.config.model.kind
+
+    @property
+    def score_name(self) -> str:
+        """What the firmware's score is: mse, mu2, distilled, ..."""
+        return self.config.model.score
+
+    def variant_score(self, variant: str) -> str:  # noqa: ARG002  # the same for every variant
+        """What ``variant``'s score is: the same for the model and its float twin."""
+        return self.config.model.score
+
+    @property
+    def parameters(self) -> dict[str, int]:
+        """Each variant's number of parameters."""
+        return {v: int(n.trainable.count_params()) for v, n in self.networks.items()}
 
     @property
     def variants(self) -> list[str]:
@@ -142,7 +170,14 @@ def update_manifest(path: Path, **fields_: Any) -> None:
     _write_json(manifest_path, manifest)
 
 
-def save_thresholds(artifact: Artifact, thresholds: dict[str, ThresholdEstimate]) -> None:
+class Thresholded(Protocol):
+    """A model directory with thresholds: an :class:`Artifact` or a region model."""
+
+    path: Path
+    thresholds: dict[str, ThresholdEstimate]
+
+
+def save_thresholds(artifact: Thresholded, thresholds: dict[str, ThresholdEstimate]) -> None:
     artifact.thresholds = thresholds
     _write_json(artifact.path / "thresholds.json", {v: t.as_dict() for v, t in thresholds.items()})
     update_manifest(artifact.path)
@@ -181,6 +216,10 @@ def load_artifact(path: str | Path) -> Artifact:
     """Load an artifact directory; any damage or incompatibility is an :class:`ArtifactError`."""
     path = Path(path)
     manifest = read_manifest(path)
+    if manifest.get("kind") == REGION_KIND:
+        msg = (f"{path}: a calorimeter-region model (it reads CaloRegions, not Particles): `trigger calibrate`, "
+               "`trigger evaluate` and `trigger firmware check` / `estimate` take it, this command does not")
+        raise ArtifactError(msg)
     if manifest.get("kind") == "supervised":
         msg = (f"{path}: a {manifest.get('note', 'supervised classifier')}; it is not an anomaly score and "
                f"cannot be a trigger's model: compare it with `trigger evaluate --supervised {path}`")

@@ -20,14 +20,15 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn.metrics import roc_auc_score
 
-from models.artifact import Artifact
 from models.background import background_events, read_background
+from models.region_artifact import TriggerModel
 from models.supervised import SupervisedArtifact
 from trigger.contracts import Evaluation
 from trigger.errors import UsageError
 from trigger.events import open_events
 from trigger.menu import Menu, pure_efficiency
 from trigger.rates import BX_RATE_HZ
+from trigger.schema import DATASET
 from trigger.thresholds import FPR_POINTS, ThresholdEstimate, clopper_pearson, effective_count, rate_at, threshold_for
 
 __all__ = ("FPR_POINTS", "Scorer", "add_menu_view", "efficiency", "evaluate", "menu_rates",
@@ -35,10 +36,10 @@ __all__ = ("FPR_POINTS", "Scorer", "add_menu_view", "efficiency", "evaluate", "m
 
 F = NDArray[np.float64]
 #: how a variant is scored: ``(artifact, variant) -> (what scores it, raw events -> scores)``
-Scorer = Callable[[Artifact, str], tuple[str, Callable[[NDArray[np.floating[Any]]], F]]]
+Scorer = Callable[[TriggerModel, str], tuple[str, Callable[[NDArray[Any]], F]]]
 
 
-def network_scorer(artifact: Artifact, variant: str) -> tuple[str, Callable[[NDArray[np.floating[Any]]], F]]:
+def network_scorer(artifact: TriggerModel, variant: str) -> tuple[str, Callable[[NDArray[Any]], F]]:
     """The variant's own network: QKeras for the quantized variant, the float twin for the float one.
     (``firmware.bundle.deployed_scorer`` scores the quantized variant as the firmware does.)"""
     return ("qkeras" if variant == "quantized" else variant), partial(artifact.score, variant=variant)
@@ -51,16 +52,18 @@ def signal_name(path: str | Path) -> str:
     return str(process) if process else Path(path).stem
 
 
-def read_signals(paths: Sequence[str | Path], max_events: int | None = None) -> dict[str, NDArray[np.floating[Any]]]:
-    """Events of each signal file by process name; two files of one process are refused, not merged."""
-    signals: dict[str, NDArray[np.floating[Any]]] = {}
+def read_signals(paths: Sequence[str | Path], max_events: int | None = None,
+                 reads: str = DATASET) -> dict[str, NDArray[Any]]:
+    """Events of each signal file (the ``reads`` dataset) by process name; two files of one process
+    are refused, not merged."""
+    signals: dict[str, NDArray[Any]] = {}
     for path in paths:
         name = signal_name(path)
         if name in signals:
             msg = f"{path}: a second signal file of process {name!r}; give one file per process"
             raise UsageError(msg)
         with open_events(path) as events:
-            signals[name] = events.read(0, min(events.n_events, max_events or events.n_events))
+            signals[name] = events.read_input(reads, 0, min(events.n_events, max_events or events.n_events))
     return signals
 
 
@@ -120,7 +123,7 @@ def summarise_signal(background: F, signal: F, fpr_points: Sequence[float], work
     }
 
 
-def evaluate(artifacts: Sequence[Artifact], background_path: str | Path | Sequence[str | Path],
+def evaluate(artifacts: Sequence[TriggerModel], background_path: str | Path | Sequence[str | Path],
              signal_paths: Sequence[str | Path], working_fpr: float,
              fpr_points: Sequence[float] = FPR_POINTS, max_events: int | None = None,
              supervised: Sequence[SupervisedArtifact] = (), scorer: Scorer = network_scorer,
@@ -134,15 +137,19 @@ def evaluate(artifacts: Sequence[Artifact], background_path: str | Path | Sequen
     if len(paths) > 1 and (menu is not None or supervised):
         msg = "the L1 menu view and the supervised bounds take one --background file, not a weighted set"
         raise UsageError(msg)
-    signal_events = read_signals(signal_paths, max_events)
-    signal_fires = {name: menu.any(events) for name, events in signal_events.items()} if menu else {}
+    signal_inputs = {reads: read_signals(signal_paths, max_events, reads) for reads in {a.reads for a in artifacts}}
+    signal_fires: dict[str, NDArray[np.bool_]] = {}
+    if menu is not None:  # the seeds read the objects, whatever the models read
+        particles = signal_inputs.get(DATASET) or read_signals(signal_paths, max_events)
+        signal_fires = {name: menu.any(events) for name, events in particles.items()}
     models: dict[str, Any] = {}
     background_info: dict[str, Any] = {}
     for artifact in artifacts:
         sm = read_background(artifact, paths, max_events)
-        background, note = sm.events, sm.note
-        background_fires = menu.any(background) if menu else None
-        name = artifact.config.model.name
+        background, note, signal_events = sm.events, sm.note, signal_inputs[artifact.reads]
+        background_fires = None if menu is None else menu.any(
+            background if artifact.reads == DATASET else read_background(artifact, paths, max_events, DATASET).events)
+        name = artifact.name
         if any(label.startswith(name + "/") for label in models):  # two models of one name
             name = f"{name}@{artifact.path.name}"
         for variant in artifact.variants:
@@ -153,8 +160,9 @@ def evaluate(artifacts: Sequence[Artifact], background_path: str | Path | Sequen
             signals = {signal: summarise_signal(bkg, s, fpr_points, working_fpr, artifact.thresholds.get(variant),
                                                 sm.weights) for signal, s in scores.items()}
             models[label] = {
-                "path": str(artifact.path), "variant": variant, "kind": artifact.config.model.kind,
-                "score": artifact.config.model.score, "scored_by": scored_by, "background_events": len(bkg),
+                "path": str(artifact.path), "variant": variant, "reads": artifact.reads,
+                "kind": artifact.kind, "score": artifact.variant_score(variant),
+                "scored_by": scored_by, "background_events": len(bkg),
                 "background": note, "signals": signals,
             }
             if background_fires is not None:

@@ -32,7 +32,7 @@ from models.seed_dnn import STANDARDIZATION, WEIGHTS, SeedDNN
 from models.train import split_events
 from trigger.errors import ArtifactError
 from trigger.events import open_events
-from trigger.schema import BLOCKS, ETA, PHI, PT
+from trigger.schema import BLOCKS, DATASET, ETA, PHI, PT
 from trigger.thresholds import ThresholdEstimate, threshold_for
 
 __all__ = ("KIND", "SupervisedArtifact", "features", "load_supervised", "train_supervised")
@@ -68,6 +68,9 @@ class SupervisedArtifact:
     classifier: Any
     threshold: ThresholdEstimate
     manifest: dict[str, Any]
+
+    #: the event dataset the classifier reads
+    reads = DATASET
 
     def score(self, particles: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
         return _log_odds(self.classifier, particles)

@@ -190,6 +190,16 @@ class EventFile:
         start, stop = self._span(start, stop)
         return self._read(REGIONS_DATASET, start, stop)
 
+    def read_input(self, dataset: str, start: int = 0, stop: int | None = None) -> NDArray[Any]:
+        """Events ``[start, stop)`` of what a model reads: ``Particles`` (:meth:`read`) or
+        ``CaloRegions`` (:meth:`read_regions`)."""
+        if dataset == DATASET:
+            return self.read(start, stop)
+        if dataset == REGIONS_DATASET:
+            return self.read_regions(start, stop)
+        msg = f"a model reads {DATASET!r} or {REGIONS_DATASET!r}, not {dataset!r}"
+        raise ValueError(msg)
+
     def read_process_codes(self, start: int = 0, stop: int | None = None) -> NDArray[np.integer[Any]]:
         """The generator's ``process_code`` of events ``[start, stop)`` (which SM process each is); a
         :class:`SchemaError` for files without it (the public files)."""

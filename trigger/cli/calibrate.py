@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
                      "test split when --background is the training file, else all its events. The quantized "
                      "variant is calibrated on the firmware emulator's scores, the float twin on its own; the "
                      "firmware bundle, deciding at the new threshold, is stored in the artifact's firmware/ folder.")
-    parser.add_argument("--model", type=Path, required=True, metavar="DIR", help="artifact directory")
+    parser.add_argument("--model", type=Path, required=True, metavar="DIR",
+                        help="artifact directory: an object model, or a region model (it reads CaloRegions)")
     parser.add_argument("--background", type=Path, action="append", required=True, metavar="FILE",
                         help="SM events; repeat to give a set (e.g. the cocktail and an oversampled ttbar "
                              "sample): its events are weighted to the stream's process shares by their "
@@ -32,11 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from firmware.bundle import BUNDLE_DIR
     from firmware.calibrate import calibrate
-    from models.artifact import load_artifact, save_thresholds
+    from models.artifact import save_thresholds
+    from models.region_artifact import load_model
 
     accept, bx = parse_rate(args.accept_rate), parse_rate(args.bx_rate)
     fpr = fpr_for_rate(accept, bx)
-    artifact = load_artifact(args.model)
+    artifact = load_model(args.model)
     calibration = calibrate(artifact, args.background, fpr)
     for variant, t in calibration.thresholds.items():
         print(f"[{variant}] accept {format_rate(accept)} of {format_rate(bx)} -> FPR {fpr:.3g}: "

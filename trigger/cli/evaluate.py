@@ -22,7 +22,8 @@ __all__ = ("add_arguments", "format_menu_table", "format_table", "run")
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--model", type=Path, action="append", required=True, metavar="DIR",
-                        help="artifact directory; repeat to compare models on the same events")
+                        help="artifact directory; repeat to compare models on the same events (a region model "
+                             "scores their CaloRegions)")
     parser.add_argument("--supervised", type=Path, action="append", default=[], metavar="DIR",
                         help="a supervised classifier (`trigger supervised`), reported as the bound for its own "
                              "signal on that signal's held-out events; repeatable")
@@ -67,12 +68,12 @@ def format_table(results: Evaluation) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from firmware.bundle import deployed_scorer
-    from models.artifact import load_artifact
     from models.evaluate import evaluate
+    from models.region_artifact import load_model
     from models.supervised import load_supervised
 
     fpr = fpr_for_rate(parse_rate(args.accept_rate), parse_rate(args.bx_rate))
-    artifacts = [load_artifact(path) for path in args.model]
+    artifacts = [load_model(path) for path in args.model]
     supervised = [load_supervised(path) for path in args.supervised]
     menu = load_menu(args.menu) if args.menu else None
     bx_hz = parse_rate(args.bx_rate)

@@ -7,10 +7,11 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from models.artifact import Artifact
+    from models.region_artifact import TriggerModel
     from trigger.contracts import Estimate
 
 __all__ = ("add_arguments", "format_estimate", "run")
@@ -40,7 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
                                   formatter_class=HelpFormatter)
            for verb, text in _VERBS.items()}
     for verb in _VERBS:
-        sub[verb].add_argument("--model", type=Path, required=True, metavar="DIR", help="artifact directory")
+        sub[verb].add_argument("--model", type=Path, required=True, metavar="DIR",
+                               help="artifact directory" + ("" if verb in ("export", "inputs")
+                                                            else " (an object model or a region model)"))
     for verb in ("convert", "synth", "estimate"):
         sub[verb].add_argument("--out", type=Path, required=verb != "estimate", metavar="FW_DIR",
                                help="project directory" + (" (default: runs/estimate-MODEL)" if verb == "estimate"
@@ -48,7 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         sub[verb].add_argument("--part", default=DEFAULT_PART, help="FPGA part")
         sub[verb].add_argument("--clock-ns", type=float, default=DEFAULT_CLOCK_NS, help="clock period")
     est = sub["estimate"]
-    est.add_argument("--data", type=Path, default=None, help="events for the RTL check (default: bundled SM sample)")
+    est.add_argument("--data", type=Path, default=None,
+                     help="events for the RTL check (default: the bundled SM sample; a region model needs a file "
+                          "with CaloRegions)")
     est.add_argument("--events", type=int, default=1000, help="events simulated in the RTL and compared")
     est.add_argument("--latency-cutoff", type=float, default=5.0,
                      help="da4ml delay units per pipeline stage (smaller: more stages, shorter paths)")
@@ -80,9 +85,14 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from firmware.convert import to_hls
-    from models.artifact import load_artifact
+    from models.region_artifact import RegionArtifact, load_model
+    from trigger.errors import UsageError
 
-    artifact = load_artifact(args.model)
+    artifact = load_model(args.model)
+    if args.verb in ("export", "inputs") and isinstance(artifact, RegionArtifact):
+        msg = (f"{args.model}: a region model (it reads CaloRegions); `firmware {args.verb}` takes an object "
+               "model's firmware only")
+        raise UsageError(msg)
     if args.verb == "convert":
         model = to_hls(artifact, args.out, args.part, args.clock_ns)
         print(f"HLS project written to {args.out}; C-simulation built ({model.config.get_project_name()})")
@@ -91,17 +101,18 @@ def run(args: argparse.Namespace) -> int:
         return _synth(artifact, args)
     if args.verb == "estimate":
         return _estimate(artifact, args)
-    if args.verb == "export":
+    if not isinstance(artifact, RegionArtifact) and args.verb == "export":
         return _export(artifact, args)
-    if args.verb == "inputs":
+    if not isinstance(artifact, RegionArtifact) and args.verb == "inputs":
         return _inputs(artifact, args)
     from firmware.check import check_firmware, csim_vs_emulator
     from trigger.events import open_events
 
     with open_events(args.data) as events:
-        particles = events.read(0, min(args.events, events.n_events))
-    pairs = check_firmware(artifact, particles, args.fw_dir)
-    print(f"{len(particles)} events of {args.data.name}, threshold {artifact.threshold('quantized'):.6g}")
+        inputs = events.read_input(artifact.reads, 0, min(args.events, events.n_events))
+    pairs = check_firmware(artifact, inputs, args.fw_dir)
+    print(f"{len(inputs)} events of {args.data.name} ({artifact.reads}), "
+          f"threshold {artifact.threshold('quantized'):.6g}")
     print(f"{'pair':<22}{'scores differ':>15}{'decisions differ':>18}{'largest |diff|':>16}")
     for p in pairs:
         print(f"{p.first + ' vs ' + p.second:<22}{p.scores_differ:>15}{p.decisions_differ:>18}"
@@ -111,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     return 0 if csim_vs_emulator(pairs).exact else 1
 
 
-def _synth(artifact: Artifact, args: argparse.Namespace) -> int:
+def _synth(artifact: TriggerModel, args: argparse.Namespace) -> int:
     from firmware.convert import project_name, to_hls
     from firmware.synth import BUILD_COMMAND, dry_run, prepare_project, synthesize
 
@@ -170,16 +181,21 @@ def _inputs(artifact: Artifact, args: argparse.Namespace) -> int:
     return 0
 
 
-def _estimate(artifact: Any, args: argparse.Namespace) -> int:
+def _estimate(artifact: TriggerModel, args: argparse.Namespace) -> int:
     from firmware.estimate import estimate
+    from trigger.errors import UsageError
     from trigger.events import open_events
     from trigger.sample import bundled_sample
+    from trigger.schema import DATASET
 
-    out = args.out or Path("runs") / f"estimate-{artifact.config.model.name}"
+    out = args.out or Path("runs") / f"estimate-{artifact.name}"
+    if args.data is None and artifact.reads != DATASET:
+        msg = f"{args.model}: a region model's RTL check needs --data FILE with {artifact.reads}"
+        raise UsageError(msg)
     data = args.data or bundled_sample().background
     with open_events(data) as events:
-        particles = events.read(0, min(args.events, events.n_events))
-    result = estimate(artifact, out, particles, args.part, args.clock_ns, args.latency_cutoff, args.yosys,
+        inputs = events.read_input(artifact.reads, 0, min(args.events, events.n_events))
+    result = estimate(artifact, out, inputs, args.part, args.clock_ns, args.latency_cutoff, args.yosys,
                       progress=lambda m: print(f"  {m}", flush=True))
     print(format_estimate(result, data.name))
     print(f"written: {out / 'estimate.json'}, Verilog in {out / 'rtl'}, Yosys log {out / 'rtl' / 'yosys.log'}")

@@ -1,7 +1,8 @@
 """The manifests of the two bundles the firmware's decision travels in.
 
 - :class:`FirmwareManifest` (``firmware.json``): what ``firmware.bundle.FirmwareBundle`` holds, one
-  model's firmware as numpy files (the bit-exact emulator with its decision, the input scaling),
+  model's firmware as numpy files (the bit-exact emulator with its decision, the input scaling
+  of an object model; a region model reads the counts as they are),
   the threshold it decides at and where that came from, and the artifact it was built from.
 - :class:`ReplayManifest` (``bundle.json`` in a replay's ``model/`` folder): a firmware bundle as
   the replay's roles load it, plus the reference path and the working point of the run.
@@ -35,6 +36,7 @@ class FirmwareManifest(Record):
     clock_ns: float
     files: dict[str, str]  # sha256 of the bundle's own files
     packages: dict[str, str] = field(default_factory=dict)  # hls4ml and the others that built it
+    reads: str = "Particles"  # the event dataset it scores: Particles (scaled) or CaloRegions (the counts)
 
 
 @dataclass
@@ -56,3 +58,4 @@ class ReplayManifest(Record):
     reference_model: str | None = None  # another artifact's float model (replay --reference)
     reference_numpy: bool = True  # the reference has a numpy form (dense layers only)
     working_point: dict[str, Any] = field(default_factory=dict)  # where the threshold came from
+    reads: str = "Particles"  # the events the decision scores: Particles, or a region model's CaloRegions
