@@ -18,7 +18,7 @@ from firmware.bundle import FirmwareBundle
 from models.multiplicity import MultiplicityPrior
 from models.numpy_forward import NumpyNetwork
 from replay.config import WorkingPoint
-from replay.scoring import EmulatedPath, ReferencePath
+from replay.scoring import EmulatedPath, ReferencePath, RegionPath
 from trigger.contracts import ReplayManifest
 from trigger.errors import ArtifactError, InputFileError, TriggerError
 from trigger.preprocess import Scaler
@@ -35,19 +35,25 @@ def write_bundle(artifact_dir: str | Path, out: str | Path, reference: str | Pat
     calibrate`` stored, else one built now) and, as the reference path, its float twin or the float
     model of artifact ``reference``."""
     from firmware.bundle import bundle_for
-    from models.artifact import load_artifact
+    from models.region_artifact import RegionArtifact, load_model
 
-    artifact = load_artifact(artifact_dir)
-    if "quantized" not in artifact.networks:
+    artifact = load_model(artifact_dir)
+    if "quantized" not in artifact.variants:
         msg = f"{artifact_dir}: a float-only model has no firmware to replay; give a quantized model (--model)"
+        raise TriggerError(msg)
+    if isinstance(artifact, RegionArtifact) and reference is not None:
+        msg = f"{artifact_dir}: a region model's replay has no reference path (--reference reads Particles)"
         raise TriggerError(msg)
     threshold = artifact.threshold("quantized")  # an uncalibrated model is refused here, with the fix
     out = Path(out)
     firmware = bundle_for(artifact)
     firmware.save(out)
-    manifest = ReplayManifest(model=str(artifact_dir), name=artifact.config.model.name,
-                              score=artifact.config.model.score, threshold=threshold,
+    manifest = ReplayManifest(model=str(artifact_dir), name=artifact.name, score=artifact.score_name,
+                              threshold=threshold, reads=artifact.reads,
                               training_data=artifact.manifest.get("data"))  # which events it saw: replay.heldout
+    if isinstance(artifact, RegionArtifact):  # the teacher is TensorFlow's alone: no reference path
+        manifest.save(out / MANIFEST)
+        return manifest
     if reference is not None:
         manifest = _with_reference_model(manifest, Path(reference), out)
     elif "float" in artifact.networks:
@@ -95,8 +101,8 @@ def apply_working_point(bundle: str | Path, point: WorkingPoint | None,
     scores the held-out SM events of the calibration file (the artifact's test split when that is
     its training file), and the threshold goes between two adjacent distinct scores.
     """
-    from models.artifact import load_artifact
     from models.background import background_events
+    from models.region_artifact import load_model
     from trigger.thresholds import threshold_for
 
     manifest = read_bundle(bundle)
@@ -107,7 +113,7 @@ def apply_working_point(bundle: str | Path, point: WorkingPoint | None,
         threshold, source = point.threshold, {"source": "--threshold"}
     else:
         calibration = point.calibration or default_calibration()
-        events, note = background_events(load_artifact(manifest.model), calibration)
+        events, note = background_events(load_model(manifest.model), calibration)
         estimate = threshold_for(load_emulated(bundle).scores(events), point.fpr, path="emulator (replay)",
                                  events=f"{note} of {calibration.name} ({len(events)} SM events)")
         threshold = estimate.threshold
@@ -130,10 +136,12 @@ def read_bundle(bundle: str | Path) -> ReplayManifest:
         raise ArtifactError(msg) from None
 
 
-def load_emulated(bundle: str | Path) -> EmulatedPath:
+def load_emulated(bundle: str | Path) -> EmulatedPath | RegionPath:
     """The trigger's decision path: the bundle's firmware at the bundle's threshold."""
     manifest = read_bundle(bundle)
     firmware = FirmwareBundle.load(bundle)
+    if firmware.scaler is None:
+        return RegionPath(firmware.regions, manifest.score, manifest.threshold)
     return EmulatedPath(firmware.scaler, firmware.emulator, manifest.score, manifest.threshold)
 
 

@@ -138,7 +138,8 @@ class Collector:
                       "quarantined": pack_array(quarantined), "qevents": pack_array(
                           np.asarray(quarantined_events, np.float64)),
                       "latency_ms": (now - header["t_sent"]) / 1e6, "late": late, "scoring_ms": _scoring_ms(header),
-                      "worker": header["worker"] if type(header.get("worker")) is int else None})
+                      "worker": header["worker"] if type(header.get("worker")) is int else None,
+                      "qreason": _quarantine_reason(header)})
         self.decided.add(seq)
         if self.reference_threshold is not None and header.get("ref") is True:
             decided = _Decided(np.array(scores), np.array(accepted))
@@ -224,6 +225,12 @@ def _scoring_ms(header: dict[str, Any]) -> float | None:
     holds across hosts); None when the worker did not say."""
     start, end = header.get("t_start"), header.get("t_end")
     return (end - start) / 1e6 if type(start) is int and type(end) is int and end >= start else None
+
+
+def _quarantine_reason(header: dict[str, Any]) -> str:
+    """Why a RESULT's quarantined events were not decided: non-finite values, or no region counts."""
+    reason = header.get("quarantine_reason")
+    return reason if reason in (Reject.NON_FINITE.value, Reject.NO_REGIONS.value) else Reject.NON_FINITE.value
 
 
 def _indices_within(indices: NDArray[np.int64], n: int) -> bool:

@@ -80,7 +80,7 @@ class CollectorCounts:
             self.events_decided += n - quarantined
             self.events_accepted += len(unpack_array(record["accepted"]))
             if quarantined:
-                self.quarantine_reasons[Reject.NON_FINITE.value] += quarantined
+                self.quarantine_reasons[record.get("qreason", Reject.NON_FINITE.value)] += quarantined
             self.deadline_misses += record["late"]
         elif kind == REJECTED_BATCH:
             self.batches_decided += 1
@@ -192,7 +192,8 @@ def write_outputs(out_dir: str | Path, menu: str | None = None) -> CollectorCoun
             untagged += int(np.count_nonzero(tags[0] == 0)) if tags else 0
             q = unpack_array(record["quarantined"])
             quarantined.add(unpack_array(record["qevents"]), record["bx0"] + q,
-                            np.full(len(q), REASONS.index(Reject.NON_FINITE), np.int8))
+                            np.full(len(q), REASONS.index(Reject(record.get("qreason", Reject.NON_FINITE.value))),
+                                    np.int8))
             latencies.append(record["latency_ms"])
             scoring.append(np.nan if record.get("scoring_ms") is None else record["scoring_ms"])
         accepted.flush()

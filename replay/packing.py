@@ -7,6 +7,9 @@ unused bits zero) and ``objects`` (the filled rows, in order, dtype of the file)
 as filled when any of its four values has a bit set, so the packing is lossless for every bit
 pattern (``-0.0``, NaN and denormals included): unpacking gives back the same bytes. Six times fewer bytes per SM event to send and, with ``--curve``, to
 encrypt and decrypt; over ipc on one machine the bytes cost less than packing them.
+
+A region model's counts, (n, 18, 14) uint16 of which an SM event fills about a sixth, are packed
+the same way (:func:`pack_regions`): one bit per region, then the non-zero counts in order.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-from trigger.schema import N_FEATURES, N_OBJECTS
+from trigger.schema import N_FEATURES, N_OBJECTS, REGION_N_ETA, REGION_N_PHI
 
-__all__ = ("PackingError", "filled_bytes", "pack_events", "unpack_events")
+__all__ = ("PackingError", "filled_bytes", "pack_events", "pack_regions", "unpack_events", "unpack_regions")
+
+N_REGIONS = REGION_N_PHI * REGION_N_ETA
 
 Events = NDArray[np.floating[Any]]
 
@@ -102,3 +107,30 @@ def unpack_events(bitmap: NDArray[np.uint8], objects: Events, n: int) -> Events:
         msg = f"the bitmap marks {marked} filled slots, {len(objects)} rows sent"
         raise PackingError(msg)
     return out.reshape(n, N_OBJECTS, N_FEATURES)
+
+
+def pack_regions(counts: NDArray[np.uint16]) -> tuple[NDArray[np.uint8], NDArray[np.uint16]]:
+    """(n, 18, 14) uint16 region counts -> (bitmap of the non-zero regions, their counts in order)."""
+    flat = np.ascontiguousarray(counts, np.uint16).reshape(-1)
+    filled = flat != 0
+    return np.packbits(filled), flat[filled]
+
+
+def unpack_regions(bitmap: NDArray[np.uint8], values: NDArray[np.uint16], n: int) -> NDArray[np.uint16]:
+    """The (n, 18, 14) counts a bitmap and its values stand for; raises :class:`PackingError`
+    unless the bitmap has one set bit per value, none past the last region, and no value is 0."""
+    size = n * N_REGIONS
+    if bitmap.dtype != np.uint8 or bitmap.shape != ((size + 7) // 8,):
+        msg = f"a region bitmap of {bitmap.shape} {bitmap.dtype} for {n} events, expected ({(size + 7) // 8},) uint8"
+        raise PackingError(msg)
+    if values.dtype != np.uint16 or values.ndim != 1:
+        msg = f"region values of shape {values.shape} {values.dtype}, expected (k,) uint16"
+        raise PackingError(msg)
+    bits = np.unpackbits(bitmap).view(bool)
+    if bits[size:].any() or np.count_nonzero(bits) != len(values) or not values.all():
+        msg = (f"the region bitmap marks {int(np.count_nonzero(bits))} regions of {n} events, "
+               f"{len(values)} non-zero counts sent")
+        raise PackingError(msg)
+    out = np.zeros(size, np.uint16)
+    out[bits[:size]] = values
+    return out.reshape(n, REGION_N_PHI, REGION_N_ETA)

@@ -47,6 +47,7 @@ from replay.worker import worker_main
 from trigger.contracts import ReplayManifest, RunSummary
 from trigger.errors import UsageError
 from trigger.rates import BX_RATE_HZ
+from trigger.schema import DATASET, REGIONS_DATASET
 
 __all__ = ("RUN_FILE", "SUMMARY", "ReplayRun", "load_run", "recover_run", "run_replay", "summarize")
 
@@ -205,7 +206,11 @@ def run_replay(run: ReplayRun, progress: TextIO | None = sys.stderr, roles: _Rol
         raise UsageError(msg)
     backend = resolve_backend(run.reference_backend)  # an unknown name fails before anything starts
     with Interrupt() as interrupt:
-        stream = EventStream(run.inputs, run.config.effective_batch_size, run.events, run.loop)
+        stream = EventStream(run.inputs, run.config.effective_batch_size, run.events, run.loop,
+                             regions=_model_reads(run, resume) == REGIONS_DATASET)
+        for path in stream.without_regions:
+            (progress or sys.stderr).write(f"replay: warning: {path} holds no CaloRegions: its events go to quarantine "
+                           "(no_regions)\n")
         try:
             if resume:
                 bundle, done = read_bundle(run.out / "model"), journal_state(run.out)[1]
@@ -226,6 +231,16 @@ def run_replay(run: ReplayRun, progress: TextIO | None = sys.stderr, roles: _Rol
     summary = summarize(run, stats, bundle, backend if use_reference else "none")
     summary.save(run.out / SUMMARY)
     return summary
+
+
+def _model_reads(run: ReplayRun, resume: bool) -> str:
+    """What the run's model scores, from the bundle of the run resumed, else the model's manifest."""
+    from models.artifact import read_manifest
+
+    if resume:
+        return read_bundle(run.out / "model").reads
+    assert run.model is not None
+    return str(read_manifest(Path(run.model)).get("reads", DATASET))
 
 
 def _run_roles(run: ReplayRun, stream: EventStream, bundle: ReplayManifest, backend: str, roles: _Roles,

@@ -73,10 +73,11 @@ def run_reference(feed: str, control: str, results: str, bundle: str | Path, bac
 
 def _score(path: ReferencePath, frames: list[Any], limits: Limits) -> list[Any]:
     try:
-        header, particles, narrowed = parse_task(frames, limits)
+        task = parse_task(frames, limits)
     except FrameError as e:
         return rejected(e, role="reference")
-    return encode(REFERENCE, {"seq": header["seq"], "n": len(particles)}, [finite_scores(path, particles, narrowed)])
+    return encode(REFERENCE, {"seq": task.header["seq"], "n": len(task.particles)},
+                  [finite_scores(path, task.particles, task.narrowed)])
 
 
 def reference_main(feed: str, control: str, results: str, bundle: str, backend: str, config: ReplayConfig,

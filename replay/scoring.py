@@ -24,12 +24,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from firmware.compiled import CompiledEmulator, FirstProduct, in_chunks
+from firmware.region_scoring import RegionFirmware
 from models.multiplicity import MultiplicityPrior
 from models.scores import MASKED_SCORES, anomaly_score
 from trigger.preprocess import Scaler, event_values, input_mask
-from trigger.schema import BLOCKS, CLASS, ETA, N_OBJECTS, PHI, PT
+from trigger.schema import BLOCKS, CLASS, DATASET, ETA, N_OBJECTS, PHI, PT, REGIONS_DATASET
 
-__all__ = ("EmulatedPath", "ReferencePath", "ScoringPath", "grid_mantissas", "rehearsal_events", "warm_up")
+__all__ = ("EmulatedPath", "ReferencePath", "RegionPath", "ScoringPath", "grid_mantissas", "rehearsal_events", "warm_up")
 
 F64 = NDArray[np.float64]
 
@@ -38,7 +39,10 @@ class ScoringPath(Protocol):
     @property
     def threshold(self) -> float: ...  # read-only: EmulatedPath is a frozen dataclass
 
-    def scores(self, particles: NDArray[np.floating[Any]]) -> F64: ...
+    @property
+    def reads(self) -> str: ...  # the events it scores: Particles, or a region model's CaloRegions
+
+    def scores(self, particles: NDArray[Any]) -> F64: ...
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,27 @@ class EmulatedPath(CompiledEmulator):
 
     score: str
     threshold: float
+
+    @property
+    def reads(self) -> str:
+        return DATASET
+
+
+@dataclass(frozen=True)
+class RegionPath:
+    """A region model's firmware (``firmware.region_scoring``, its native kernel where it applies)
+    scoring each event's region counts, and the threshold it decides at."""
+
+    firmware: RegionFirmware
+    score: str
+    threshold: float
+
+    @property
+    def reads(self) -> str:
+        return REGIONS_DATASET
+
+    def scores(self, counts: NDArray[Any]) -> F64:
+        return self.firmware.scores(counts)
 
 
 class ReferencePath:
@@ -57,6 +82,10 @@ class ReferencePath:
         self.scaler, self.network, self.score, self.threshold, self.backend, self.prior = (
             scaler, network, score, threshold, backend, prior)
         self._project = None if scaler.input_type is None else FirstProduct.projection(scaler)
+
+    @property
+    def reads(self) -> str:
+        return DATASET
 
     def scores(self, particles: NDArray[np.floating[Any]]) -> F64:
         particles = event_values(particles)  # the input rule: float32 first

@@ -20,7 +20,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from replay.narrowing import Narrowed
-from replay.packing import pack_events
+from replay.packing import pack_events, pack_regions
+from replay.stream import Events, RegionEvents
 from trigger.schema import N_FEATURES, N_OBJECTS
 
 __all__ = (
@@ -39,7 +40,7 @@ KINDS = {READY: "READY", HEARTBEAT: "HEARTBEAT", TASK: "TASK", STOP: "STOP", RES
          REJECTED: "REJECTED", REFERENCE: "REFERENCE", END: "END", ACK: "ACK", STATS: "STATS", FINAL: "FINAL"}
 
 #: dtypes an array frame may declare
-ALLOWED_DTYPES = frozenset({"<f4", "<f8", "<i8", "<u8", "<i4", "|u1", "|b1"})
+ALLOWED_DTYPES = frozenset({"<f4", "<f8", "<i8", "<u8", "<i4", "<u2", "|u1", "|b1"})
 MAX_HEADER_BYTES = 64 * 1024
 
 
@@ -49,10 +50,11 @@ class Reject(str, Enum):
     BAD_HEADER = "bad_header"  # not msgpack, not a map, missing or mistyped fields
     UNKNOWN_KIND = "unknown_kind"  # first frame is not a known kind
     BAD_DTYPE = "bad_dtype"  # dtype outside the allow-list or not what the kind needs
-    BAD_SHAPE = "bad_shape"  # shape not (n, 19, 4), or buffer size differs from shape
+    BAD_SHAPE = "bad_shape"  # shape not (n, 19, 4) (regions: (n, 18, 14)), or buffer size differs from shape
     OVERSIZE = "oversize"  # more bytes or events than the configured limit
     NON_FINITE = "non_finite"  # an event with NaN or inf
     VERSION = "version"  # a header from another wire version
+    NO_REGIONS = "no_regions"  # a region model's event whose file holds no CaloRegions
 
 
 class FrameError(ValueError):
@@ -71,16 +73,25 @@ def encode(kind: bytes, header: Mapping[str, Any], arrays: Sequence[NDArray[Any]
     return [kind, msgpack.packb(meta), *arrays]
 
 
-def encode_task(header: Mapping[str, Any], particles: NDArray[np.floating[Any]] | Narrowed,
-                packed: bool = True) -> list[Any]:
+def encode_task(header: Mapping[str, Any], particles: Events, packed: bool = True) -> list[Any]:
     """A TASK message: the header, then the events, packed without their empty slots
     (:func:`replay.packing.pack_events`: bitmap, objects) or as they are (one array); narrowed
     float64 events (:mod:`replay.narrowing`) as their float32 values, then the positions and
-    originals of the values float32 changes (``narrowed`` in the header)."""
+    originals of the values float32 changes (``narrowed`` in the header). A region model's batch
+    (:class:`replay.stream.RegionEvents`) adds its (n, 18, 14) counts as uint16 last, packed
+    (:func:`replay.packing.pack_regions`: bitmap, non-zero counts) when the events are, with
+    ``regions`` in the header (false for a file without them: the worker quarantines the batch)."""
+    header, regions = dict(header), list[NDArray[Any]]()
+    if isinstance(particles, RegionEvents):
+        header["regions"] = particles.regions is not None
+        if particles.regions is not None:
+            counts = np.ascontiguousarray(particles.regions, np.uint16)
+            regions = list(pack_regions(counts)) if packed else [counts]
+        particles = particles.particles
     if isinstance(particles, Narrowed):
         values = pack_events(particles.values) if packed else [particles.values]
-        return encode(TASK, dict(header, narrowed=True), [*values, particles.where, particles.originals])
-    return encode(TASK, header, pack_events(particles) if packed else [particles])
+        return encode(TASK, dict(header, narrowed=True), [*values, particles.where, particles.originals, *regions])
+    return encode(TASK, header, [*(pack_events(particles) if packed else [particles]), *regions])
 
 
 def message_kind(frames: Sequence[Any]) -> bytes:

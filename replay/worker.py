@@ -30,10 +30,11 @@ from threadpoolctl import threadpool_limits
 from replay.bundle import load_emulated
 from replay.config import MAX_CONTROL_BYTES, ReplayConfig
 from replay.narrowing import Narrowed, NarrowingError
-from replay.packing import PackingError, unpack_events
+from replay.packing import PackingError, unpack_events, unpack_regions
 from replay.process import settle_heap
-from replay.scoring import EmulatedPath, ScoringPath, rehearsal_events
+from replay.scoring import ScoringPath, rehearsal_events
 from replay.security import Curve, secure_client
+from replay.stream import Events, RegionEvents
 from replay.wire import (
     HEARTBEAT,
     READY,
@@ -51,8 +52,10 @@ from replay.wire import (
     message_kind,
 )
 from trigger.errors import TriggerError
+from trigger.schema import REGION_N_ETA, REGION_N_PHI, REGIONS_DATASET
 
-__all__ = ("TASK_FIELDS", "Limits", "events_of", "finite_scores", "handle_task", "parse_task", "rejected", "run_worker")
+__all__ = ("TASK_FIELDS", "Limits", "Task", "events_of", "finite_scores", "handle_task", "parse_task", "region_scores",
+           "rejected", "run_worker")
 
 #: header fields a TASK must carry
 TASK_FIELDS: dict[str, type | tuple[type, ...]] = {"seq": int, "bx0": int, "n": int, "t_sent": int}
@@ -75,11 +78,20 @@ def rejected(error: FrameError, role: str = "worker") -> list[Any]:
     return encode(REJECTED, {"reason": error.reason.value, "detail": str(error)[:200], "role": role, **known})
 
 
-def parse_task(frames: Sequence[Any], limits: Limits) -> tuple[dict[str, Any], NDArray[np.floating[Any]],
-                                                                Narrowed | None]:
-    """The header and the (n, 19, 4) events of a TASK, sent as they are or packed (see
-    :mod:`replay.packing`), and for narrowed float64 events (:mod:`replay.narrowing`) what
-    restores their original rows; anything else raises :class:`FrameError`."""
+@dataclass(frozen=True)
+class Task:
+    """A TASK's header, its (n, 19, 4) events and, as they came, what restores narrowed float64
+    events (:mod:`replay.narrowing`) and the region counts of a region model's batch."""
+
+    header: dict[str, Any]
+    particles: NDArray[np.floating[Any]]
+    narrowed: Narrowed | None
+    regions: NDArray[np.uint16] | None  # None: not sent (an object model's batch, or a file without them)
+
+
+def parse_task(frames: Sequence[Any], limits: Limits) -> Task:
+    """A TASK's events, sent as they are or packed (see :mod:`replay.packing`), narrowed or not,
+    with their region counts or not; anything else raises :class:`FrameError`."""
     header = None
     try:
         if message_kind(frames) != TASK:
@@ -90,9 +102,10 @@ def parse_task(frames: Sequence[Any], limits: Limits) -> tuple[dict[str, Any], N
             raise FrameError(Reject.BAD_HEADER, f"{n} events")
         if n > limits.max_events:  # before the events are unpacked
             raise FrameError(Reject.OVERSIZE, f"{n} events, limit {limits.max_events}")
-        if type(header.get("narrowed", False)) is not bool:
-            raise FrameError(Reject.BAD_HEADER, "narrowed is not a boolean")
+        if type(header.get("narrowed", False)) is not bool or type(header.get("regions", False)) is not bool:
+            raise FrameError(Reject.BAD_HEADER, "narrowed or regions is not a boolean")
         arrays = decode_arrays(frames, header, limits.max_bytes)
+        regions = _regions(arrays, n) if header.get("regions") else None
         kept = arrays[-2:] if header.get("narrowed") else []
         arrays = arrays[:len(arrays) - len(kept)]
         if len(arrays) == 1:  # the events as they are
@@ -111,7 +124,23 @@ def parse_task(frames: Sequence[Any], limits: Limits) -> tuple[dict[str, Any], N
     except FrameError as e:
         e.header = header
         raise
-    return header, particles, narrowed
+    return Task(header, particles, narrowed, regions)
+
+
+def _regions(arrays: list[NDArray[Any]], n: int) -> NDArray[np.uint16]:
+    """The region counts sent last (taken off ``arrays``): as they are, or packed (a uint8 bitmap,
+    then the non-zero uint16 counts)."""
+    if len(arrays) > 2 and arrays[-2].dtype == np.uint8 and arrays[-1].dtype == np.uint16:
+        values, bitmap = arrays.pop(), arrays.pop()
+        try:
+            return unpack_regions(bitmap, values, n)
+        except PackingError as e:
+            raise FrameError(Reject.BAD_SHAPE, str(e)) from None
+    counts = arrays.pop() if arrays else np.zeros(0)
+    if counts.dtype != np.uint16 or counts.shape != (n, REGION_N_PHI, REGION_N_ETA):
+        raise FrameError(Reject.BAD_SHAPE, f"region counts {counts.dtype} {counts.shape}, expected uint16 "
+                                           f"({n}, {REGION_N_PHI}, {REGION_N_ETA})")
+    return counts.view(np.uint16)
 
 
 def _narrowed(values: NDArray[np.floating[Any]], kept: Sequence[NDArray[Any]]) -> Narrowed:
@@ -149,28 +178,41 @@ def events_of(particles: NDArray[np.floating[Any]], narrowed: Narrowed | None,
     return particles[rows] if narrowed is None else narrowed.restore(rows)
 
 
-def handle_task(path: EmulatedPath, frames: Sequence[Any], limits: Limits, worker: int = 0) -> list[Any]:
+def region_scores(path: ScoringPath, task: Task) -> NDArray[np.float64]:
+    """A region model's scores of the batch's counts; NaN for every event of a batch without them
+    (they go to quarantine)."""
+    if task.regions is None:
+        return np.full(len(task.particles), np.nan)
+    return path.scores(task.regions)
+
+
+def handle_task(path: ScoringPath, frames: Sequence[Any], limits: Limits, worker: int = 0) -> list[Any]:
     """One TASK message -> one RESULT (scores, accepted and quarantined events) or REJECTED."""
     try:
-        header, particles, narrowed = parse_task(frames, limits)
+        task = parse_task(frames, limits)
     except FrameError as e:
         return rejected(e)
+    header, particles, narrowed = task.header, task.particles, task.narrowed
     started = time.monotonic_ns()
-    scores = finite_scores(path, particles, narrowed)
+    if path.reads == REGIONS_DATASET:
+        scores, reason = region_scores(path, task), Reject.NO_REGIONS
+    else:
+        scores, reason = finite_scores(path, particles, narrowed), Reject.NON_FINITE
     accepted = np.flatnonzero(scores > path.threshold)
     quarantined = np.flatnonzero(np.isnan(scores))
     out = {k: header[k] for k in (*TASK_FIELDS, "t_due", "ref") if k in header}
-    out.update(worker=worker, t_start=started, t_end=time.monotonic_ns(),
-               quarantine_reason=Reject.NON_FINITE.value)
+    out.update(worker=worker, t_start=started, t_end=time.monotonic_ns(), quarantine_reason=reason.value)
     return encode(RESULT, out, [scores, accepted, events_of(particles, narrowed, accepted), quarantined,
                                 events_of(particles, narrowed, quarantined)])
 
 
-def rehearse(path: EmulatedPath, limits: Limits, batch_size: int) -> None:
+def rehearse(path: ScoringPath, limits: Limits, batch_size: int) -> None:
     """Two tasks of the run's batch size, packed and not, through the whole worker path (decoding,
     checks, scoring, the result) before READY, so that the first use of every buffer and compiled
     step is paid before the clock starts and a paced run's first batches are not late."""
-    events = rehearsal_events(batch_size)
+    particles = rehearsal_events(batch_size)
+    events: Events = particles if path.reads != REGIONS_DATASET else RegionEvents(
+        particles, np.zeros((batch_size, REGION_N_PHI, REGION_N_ETA), np.uint16))
     for packed in (False, True):
         out = handle_task(path, encode_task({"seq": 0, "bx0": 0, "n": batch_size, "t_sent": 0}, events, packed), limits)
         if message_kind(out) != RESULT:
@@ -219,7 +261,7 @@ def run_worker(tasks: str, results: str, bundle: str | Path, config: ReplayConfi
             backoff = min(2 * backoff, 16 * config.heartbeat_s)
 
 
-def _serve(context: zmq.Context[Any], tasks: str, collector: zmq.Socket[Any], path: EmulatedPath, limits: Limits,
+def _serve(context: zmq.Context[Any], tasks: str, collector: zmq.Socket[Any], path: ScoringPath, limits: Limits,
            config: ReplayConfig, curve: Curve | None) -> tuple[bool, int, float | None]:
     """One connection to the source, until it says STOP or falls silent: (whether it said STOP,
     batches scored, when it was last heard, None if never)."""

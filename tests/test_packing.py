@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import synthetic_events
 
-from replay.packing import PackingError, filled_bytes, pack_events, unpack_events
+from replay.packing import PackingError, filled_bytes, pack_events, pack_regions, unpack_events, unpack_regions
 from trigger.schema import N_FEATURES, N_OBJECTS
 
 
@@ -82,3 +82,22 @@ def test_a_bit_past_the_last_slot_is_refused() -> None:
     bitmap[-1] |= 1
     with pytest.raises(PackingError, match="past the 57"):
         unpack_events(bitmap, np.ones((1, N_FEATURES), np.float32), 3)
+
+
+def test_region_counts_pack_losslessly_and_damage_is_refused() -> None:
+    rng = np.random.default_rng(2)
+    for n in (0, 1, 7, 300):
+        counts = (rng.integers(1, 1024, (n, 18, 14)) * (rng.random((n, 18, 14)) < 0.16)).astype(np.uint16)
+        bitmap, values = pack_regions(counts)
+        assert len(values) == np.count_nonzero(counts) and bitmap.nbytes == (n * 252 + 7) // 8
+        np.testing.assert_array_equal(unpack_regions(bitmap, values, n), counts)
+    counts[0, 0, 0], counts[-1, -1, -1] = 5, 0
+    bitmap, values = pack_regions(counts)
+    with pytest.raises(PackingError, match="non-zero counts sent"):
+        unpack_regions(bitmap, values[:-1], len(counts))  # a count lost
+    with pytest.raises(PackingError, match="non-zero counts sent"):
+        unpack_regions(bitmap, np.r_[values[:-1], 0].astype(np.uint16), len(counts))  # a zero sent as a count
+    with pytest.raises(PackingError, match="expected"):
+        unpack_regions(bitmap[:-1], values, len(counts))
+    with pytest.raises(PackingError, match="uint16"):
+        unpack_regions(bitmap, values.astype(np.int32), len(counts))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 from conftest import synthetic_events
@@ -116,3 +117,60 @@ def test_firmware_check_compares_the_csim_on_region_events(calibrated: Path, reg
     # the export takes object models only: a usage error, exit status 2, nothing written
     assert trigger_main(["firmware", "export", "--model", str(calibrated), "--name", "x", "--out", str(tmp_path / "x")]) == 2
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_a_region_file_replays_deciding_every_event_as_the_firmware(calibrated: Path, region_files: dict[str, Path],
+                                                                     tmp_path: Path) -> None:
+    from replay_helpers import FAST
+
+    from replay.config import ReplayConfig
+    from replay.pipeline import ReplayRun, run_replay
+
+    signal, no_regions = region_files["signal"], tmp_path / "objects_only.h5"
+    with open_events(signal) as events:
+        counts, particles = events.read_regions(), events.read()
+    with EventWriter(no_regions, attrs={"process": "hot-region"}) as writer:  # as the public files: no regions
+        writer.append(particles[:100])
+    run = ReplayRun((signal, no_regions), calibrated, tmp_path / "run", ReplayConfig(batch_size=256, **FAST), workers=2,
+                    reference_backend="auto")
+    summary = run_replay(run, progress=None)
+    assert summary.accounting_ok and summary.events_in == len(counts) + 100
+    assert summary.reference_backend == "none"  # a region model has no float reference path
+    assert summary.quarantine_reasons == {"no_regions": 100}  # every event of the file without regions, no other
+    expected = np.flatnonzero(stored_bundle(load_region_artifact(calibrated)).accept(counts))
+    with h5py.File(tmp_path / "run" / "accepted.h5") as accepted:
+        np.testing.assert_array_equal(np.sort(accepted["bx"][:]), expected)  # the same events, bit for bit
+        np.testing.assert_array_equal(accepted["Particles"][:][np.argsort(accepted["bx"][:])], particles[expected])
+    assert len(expected) > 0
+
+
+def test_a_worker_scores_region_tasks_packed_or_not_and_refuses_damaged_counts(calibrated: Path,
+                                                                               tmp_path: Path) -> None:
+    from replay_helpers import LIMITS
+
+    from replay.bundle import load_emulated, write_bundle
+    from replay.scoring import RegionPath
+    from replay.stream import RegionEvents
+    from replay.wire import RESULT, decode_arrays, decode_header, encode_task, message_kind
+    from replay.worker import handle_task
+
+    write_bundle(calibrated, tmp_path / "model")
+    path = load_emulated(tmp_path / "model")
+    assert isinstance(path, RegionPath)
+    counts = _sm_like(300, 7)
+    counts[::3, 9, 7] = REGION_MAX_COUNT  # as the signal file's events
+    batch = RegionEvents(synthetic_events(300, seed=7), counts)
+    header = {"seq": 0, "bx0": 0, "n": 300, "t_sent": 0}
+    results = []
+    for packed in (False, True):
+        out = handle_task(path, encode_task(header, batch, packed), LIMITS)
+        assert message_kind(out) == RESULT
+        results.append(decode_arrays(out, decode_header(out, {}), 1 << 30))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][0], path.firmware.emulator_scores(counts))  # the reference emulator
+    assert 0 < len(results[0][1]) < 300
+    frames = encode_task(header, batch, packed=True)
+    frames[-1] = np.asarray(frames[-1])[:-1]  # a count lost on the way
+    out = handle_task(path, frames, LIMITS)
+    assert message_kind(out) != RESULT and decode_header(out, {})["reason"] == "bad_shape"

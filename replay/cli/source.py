@@ -20,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
                         help="HOST:PORT to bind: PORT for the tasks, PORT+1 for the control channel, PORT+2 for "
                              "the reference feed")
     parser.add_argument("--no-reference", action="store_true", help="no reference role will connect")
+    parser.add_argument("--regions", action="store_true",
+                        help="send each event's CaloRegions too: the workers run a region model (a file without "
+                             "them is sent as it is, and the workers quarantine its events as no_regions)")
     parser.add_argument("--out", type=Path, help=f"where summary.json goes (default: runs/{name}-DATE-TIME)")
 
 
@@ -30,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     defaults(args, builds_bundle=False, reads_input=True)
     role = set_up(args)
-    stream = EventStream(args.input, role.config.effective_batch_size, args.events, args.loop)
+    stream = EventStream(args.input, role.config.effective_batch_size, args.events, args.loop, regions=args.regions)
     try:
         stats = run_source(endpoints(args.bind, args.collector), stream, role.config,
                            reference=not args.no_reference, curve=role.curve)
