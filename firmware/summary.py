@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 from firmware.bundle import bundle_for
 from firmware.check import compare_paths, csim_and_bundle, csim_vs_emulator
 from firmware.reports import read_reports
-from models.artifact import Artifact
+from models.region_artifact import TriggerModel
 from models.summary import SM, ExtraVariant
 from trigger.contracts import Estimate
 from trigger.errors import InputFileError
@@ -25,16 +25,16 @@ __all__ = ("emulated_variant", "firmware_info", "read_firmware")
 F = NDArray[np.float64]
 
 
-def emulated_variant(artifact: Artifact, check_events: int,
+def emulated_variant(artifact: TriggerModel, check_events: int,
                      progress: Callable[[str], None] = print) -> ExtraVariant:
     """The ``emulator`` variant for :func:`models.summary.model_summary`: the firmware bundle's scores
     of every sample and, on ``check_events`` SM events, QKeras vs a fresh C-simulation vs the bundle."""
-    name = artifact.config.model.name
+    name = artifact.name
 
-    def score(samples: dict[str, NDArray[np.floating[Any]]]) -> tuple[dict[str, F], dict[str, Any] | None]:
+    def score(samples: dict[str, NDArray[Any]]) -> tuple[dict[str, F], dict[str, Any] | None]:
         if not check_events:
             firmware = bundle_for(artifact)
-            return {sample: firmware.scores(particles) for sample, particles in samples.items()}, None
+            return {sample: firmware.scores(events) for sample, events in samples.items()}, None
         particles = samples[SM][:check_events]
         with tempfile.TemporaryDirectory() as tmp:
             progress(f"  {name}: hls4ml conversion and C-simulation build with g++ (about 10 s)")
@@ -49,7 +49,7 @@ def emulated_variant(artifact: Artifact, check_events: int,
     return "emulator", score
 
 
-def firmware_info(artifact: Artifact, fw_dir: Path | None) -> dict[str, Any]:
+def firmware_info(artifact: TriggerModel, fw_dir: Path | None) -> dict[str, Any]:
     """The report's firmware entry of a model: its directory's results, or why there are none."""
     if fw_dir is not None:
         return read_firmware(fw_dir)

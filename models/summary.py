@@ -21,13 +21,14 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn.metrics import roc_curve
 
-from models.artifact import Artifact
 from models.background import background_events
 from models.evaluate import add_menu_view, summarise_signal
+from models.region_artifact import RegionArtifact, TriggerModel
 from models.scores import SCORES
 from trigger.bitmask import encode_mask
 from trigger.menu import Menu
 from trigger.rates import BX_RATE_HZ
+from trigger.schema import DATASET
 from trigger.thresholds import FPR_POINTS, MIN_EXPECTED
 
 __all__ = ("SM", "ExtraVariant", "model_summary", "roc_points", "scoring_device")
@@ -36,7 +37,7 @@ SM = "SM"  # sample name of the held-out background events
 ROC_POINTS = 160
 SCATTER_PER_SAMPLE = 600
 F = NDArray[np.float64]
-Samples = dict[str, NDArray[np.floating[Any]]]
+Samples = dict[str, NDArray[Any]]
 #: (variant name, samples -> (scores per sample, extra information)); e.g. the firmware emulator
 ExtraVariant = tuple[str, Callable[[Samples], tuple[dict[str, F], dict[str, Any] | None]]]
 
@@ -125,18 +126,38 @@ def _signal_summary(sm: F, signal: F, wp_fpr: float, stored: Any) -> dict[str, A
     return summary
 
 
-def model_summary(artifact: Artifact, label: str, background: str | Path, signals: Samples, wp_fpr: float,
+def _description(artifact: TriggerModel) -> dict[str, Any]:
+    """What the model is, in the report's words."""
+    if isinstance(artifact, RegionArtifact):
+        spec = artifact.spec
+        return {"name": spec.name, "kind": artifact.kind, "baseline": None, "score": artifact.score_name,
+                "score_meaning": "the student's output squared (it regresses 32 ln of its teacher's MSE)",
+                "architecture": (f"18x14 regions: conv {spec.filters} 2x2 stride 2, dense {spec.hidden} + batch norm, "
+                                 "dense 1; teacher: conv autoencoder"),
+                "precision": (f"weights {spec.weight_bits} bit (convolution {spec.conv_weight_bits or spec.weight_bits}),"
+                              f" activations {spec.activation_bits} bit, inputs 10-bit counts")}
+    config = artifact.config.model
+    return {"name": config.name, "kind": config.kind,
+            "baseline": "seed-003 FFN baseline" if config.kind == "ffn-baseline" else None,
+            "score": config.score, "score_meaning": SCORES.get(config.score, config.score),
+            "architecture": config.parameters_hint,
+            "precision": (f"weights {config.weight_bits} bit, activations {config.activation_bits} bit, "
+                          f"inputs {config.input_type}") if config.quantized else "float32"}
+
+
+def model_summary(artifact: TriggerModel, label: str, background: str | Path, signals: Samples, wp_fpr: float,
                   max_events: int | None = None, extra: ExtraVariant | None = None,
                   progress: Callable[[str], None] = print, menu: Menu | None = None,
-                  bx_rate_hz: float = BX_RATE_HZ) -> dict[str, Any]:
-    """Score every variant of ``artifact`` on held-out SM events and ``signals``; the model's report data.
+                  bx_rate_hz: float = BX_RATE_HZ, signal_objects: Samples | None = None) -> dict[str, Any]:
+    """Score every variant of ``artifact`` on held-out SM events and ``signals`` (the events'
+    dataset the model reads); the model's report data.
 
     ``extra`` adds a variant scored elsewhere (the firmware emulator) at the quantized threshold;
     its extra information is stored as ``exactness``. With an L1 ``menu``, each signal of each
     variant gets ``menu`` (:func:`trigger.menu.pure_efficiency` at the working point) and each
-    variant ``menu_background``, the same on the SM events with rates at ``bx_rate_hz``.
+    variant ``menu_background``, the same on the SM events with rates at ``bx_rate_hz``; the seeds
+    fire on the events' objects (``signal_objects``, for a model that reads regions).
     """
-    config = artifact.config.model
     bkg, note = background_events(artifact, background, max_events)
     samples = {SM: bkg, **signals}
     scores: dict[str, dict[str, F]] = {}
@@ -153,7 +174,11 @@ def model_summary(artifact: Artifact, label: str, background: str | Path, signal
         name, score_samples = extra  # not timed: it builds and checks the firmware model too
         scores[name], exactness = score_samples(samples)
         thresholds[name] = thresholds["quantized"]
-    fires = {name: menu.any(events) for name, events in samples.items()} if menu is not None else {}
+    fires: dict[str, NDArray[np.bool_]] = {}
+    if menu is not None:
+        objects = samples if signal_objects is None else {
+            SM: background_events(artifact, background, max_events, DATASET)[0], **signal_objects}
+        fires = {name: menu.any(events) for name, events in objects.items()}
     variants = {}
     for variant, by_sample in scores.items():
         sm = by_sample[SM]
@@ -174,13 +199,8 @@ def model_summary(artifact: Artifact, label: str, background: str | Path, signal
             agreement[f"quantized vs {other}"] = _agreement(every["quantized"], every[other],
                                                             thresholds["quantized"], thresholds[other])
     return {
-        "path": str(artifact.path), "name": config.name, "kind": config.kind,
-        "baseline": "seed-003 FFN baseline" if config.kind == "ffn-baseline" else None,
-        "score": config.score, "score_meaning": SCORES.get(config.score, config.score),
-        "architecture": config.parameters_hint,
-        "precision": (f"weights {config.weight_bits} bit, activations {config.activation_bits} bit, "
-                      f"inputs {config.input_type}") if config.quantized else "float32",
-        "parameters": {v: int(artifact.networks[v].trainable.count_params()) for v in artifact.variants},
+        "path": str(artifact.path), "reads": artifact.reads, **_description(artifact),
+        "parameters": artifact.parameters,
         "default_variant": artifact.default_variant,
         "background_events": len(bkg), "background": note,
         "statistics": {"min_resolvable_fpr": 1 / len(bkg), "min_supported_fpr": MIN_EXPECTED / len(bkg)},

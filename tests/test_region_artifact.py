@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import synthetic_events
 
-from firmware.bundle import FirmwareBundle, stored_bundle
+from firmware.bundle import FirmwareBundle, bundle_for, stored_bundle
 from models.artifact import load_artifact
 from models.region_artifact import RegionSpec, load_model, load_region_artifact
 from trigger.cli import main as trigger_main
@@ -174,3 +174,31 @@ def test_a_worker_scores_region_tasks_packed_or_not_and_refuses_damaged_counts(c
     frames[-1] = np.asarray(frames[-1])[:-1]  # a count lost on the way
     out = handle_task(path, frames, LIMITS)
     assert message_kind(out) != RESULT and decode_header(out, {})["reason"] == "bad_shape"
+
+
+@pytest.mark.slow
+def test_the_report_puts_the_region_model_beside_the_object_model_and_their_or(
+        calibrated: Path, artifact_dir: Path, region_files: dict[str, Path], tmp_path: Path) -> None:
+    from models.combined import or_of_triggers
+    from trigger.report import build_report
+
+    page = build_report(tmp_path / "report", [artifact_dir, calibrated], region_files["calibration"],
+                        [region_files["signal"]], check_events=300, accept_rate="400kHz", menu="run3",
+                        progress=lambda _: None)
+    data = json.loads((tmp_path / "report" / "report.json").read_text())
+    region = data["models"]["cicada-student"]
+    assert region["reads"] == REGIONS_DATASET and region["exactness"]["csim_vs_emulator_exact"]
+    assert "menu" in region["variants"]["emulator"]["signals"]["hot-region"]  # seeds on the same events' objects
+    (view,) = data["combined"]
+    assert view["objects"] == "dense-ae" and view["regions"] == "cicada-student" and view["sm_span"] == [0, 2000]
+    # the same figures as the OR computed here from both firmwares' scores of the same events
+    objects, regions = bundle_for(load_artifact(artifact_dir)), bundle_for(load_region_artifact(calibrated))
+    with open_events(region_files["calibration"]) as sm, open_events(region_files["signal"]) as signal:
+        expected = or_of_triggers((objects.scores(sm.read()), regions.scores(sm.read_regions())),
+                                  {"hot-region": (objects.scores(signal.read()), regions.scores(signal.read_regions()))},
+                                  1e-2, names=("objects", "regions"))
+    assert view["signals"] == json.loads(json.dumps(expected["signals"]))
+    assert view["sm_either"] <= 20  # the OR within the shared budget: 1 % of 2,000 events
+    cells = view["signals"]["hot-region"]
+    assert cells["either"]["count"] == cells["objects"]["count"] + cells["regions_only"]["count"]
+    assert "Objects and calorimeter regions" in page.read_text()

@@ -37,6 +37,7 @@ class ReportData(Record):
     replay: dict[str, Any] | None = None
     sweep: dict[str, Any] | None = None
     menu: dict[str, Any] | None = None  # the L1 menu (Menu.describe, background_process) of the Level-1 view
+    combined: list[dict[str, Any]] | None = None  # object and region triggers' OR at a shared rate, per pair
     images: list[str] = field(default_factory=list)  # the PNG figures beside report.json
 
     def problem(self) -> str | None:

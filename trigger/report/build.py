@@ -8,10 +8,16 @@ the firmware bundle and a fresh C-simulation checked and firmware results read
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import product
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trigger.errors import UsageError
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from models.region_artifact import TriggerModel
 
 __all__ = ("build_report",)
 
@@ -26,8 +32,9 @@ def build_report(out_dir: str | Path, models: Sequence[str | Path | Any], backgr
     belongs to ``models[i]``) and write the report to ``out_dir``; return the page's path. ``menu``
     (a TOML file, or ``run3``) adds the Level-1 view: what the anomaly trigger keeps that no seed does."""
     from firmware.summary import emulated_variant, firmware_info
-    from models.artifact import Artifact, load_artifact
+    from models.artifact import Artifact
     from models.evaluate import read_signals
+    from models.region_artifact import RegionArtifact, load_model
     from models.summary import model_summary
     from trigger.events import open_events
     from trigger.menu import load_menu
@@ -35,6 +42,7 @@ def build_report(out_dir: str | Path, models: Sequence[str | Path | Any], backgr
     from trigger.report.collect import assemble, distinct_labels
     from trigger.report.inputs import read_replay, read_sweep
     from trigger.report.write import prepare_out_dir, write_report
+    from trigger.schema import DATASET
 
     if not models or not signals:
         msg = "a report needs at least one model and one signal file"
@@ -57,21 +65,57 @@ def build_report(out_dir: str | Path, models: Sequence[str | Path | Any], backgr
     replay_info = read_replay(replay) if replay is not None else None
     sweep_info = read_sweep(sweep) if sweep is not None else None
     progress(f"loading {len(models)} model(s)")
-    artifacts = [m if isinstance(m, Artifact) else load_artifact(m) for m in models]
+    artifacts = [m if isinstance(m, Artifact | RegionArtifact) else load_model(m) for m in models]
     firmware_entries = [firmware_info(a, d) for a, d in zip(artifacts, fw_dirs, strict=True)]
-    signal_events = read_signals(signals, max_events)
-    labels = distinct_labels([a.config.model.name for a in artifacts], [a.path for a in artifacts])
+    inputs = {reads: read_signals(signals, max_events, reads) for reads in {a.reads for a in artifacts} | {DATASET}}
+    signal_events = inputs[DATASET]
+    labels = distinct_labels([a.name for a in artifacts], [a.path for a in artifacts])
     summaries = {}
     for label, artifact, fw in zip(labels, artifacts, firmware_entries, strict=True):
-        summaries[label] = model_summary(artifact, label, background, signal_events, wp_fpr, max_events,
+        summaries[label] = model_summary(artifact, label, background, inputs[artifact.reads], wp_fpr, max_events,
                                          emulated_variant(artifact, check_events, progress), progress,
-                                         l1_menu, parse_rate(bx_rate))
+                                         l1_menu, parse_rate(bx_rate),
+                                         signal_events if artifact.reads != DATASET else None)
         summaries[label]["firmware"] = fw
+    combined = _or_views(list(zip(labels, artifacts, strict=True)), Path(background), inputs, wp_fpr, max_events,
+                         progress)
     files = {name: (Path(p), len(signal_events[name])) for name, p in zip(signal_events, signals, strict=True)}
     menu_info = None
     if l1_menu is not None:
         with open_events(background) as events:
             menu_info = {**l1_menu.describe(), "background_process": str(events.attrs.get("process", "unknown"))}
-    data = assemble(summaries, background, files, wp_fpr, accept_rate, bx_rate, replay_info, sweep_info, menu_info)
+    data = assemble(summaries, background, files, wp_fpr, accept_rate, bx_rate, replay_info, sweep_info, menu_info,
+                    combined)
     progress("drawing figures")
     return write_report(out_dir, data)
+
+
+def _or_views(models: list[tuple[str, TriggerModel]], background: Path, inputs: dict[str, dict[str, NDArray[Any]]],
+              wp_fpr: float, max_events: int | None, progress: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Each region model beside each object model, both deciding on their firmware: their OR at the
+    working point shared between them (``models.combined``) on the SM events neither trained on."""
+    from firmware.bundle import bundle_for
+    from models.background import held_out_span
+    from models.combined import or_of_triggers
+    from trigger.events import open_events
+    from trigger.schema import DATASET, REGIONS_DATASET
+
+    firmware = [(label, model) for label, model in models if "quantized" in model.variants]
+    views = []
+    with open_events(background) as events:
+        for (object_label, objects), (region_label, regions) in product(firmware, firmware):
+            if objects.reads != DATASET or regions.reads != REGIONS_DATASET:
+                continue
+            (a, b, _), (c, d, _) = (held_out_span(m, background, events.n_events, max_events) for m in (objects, regions))
+            start, stop = max(a, c), min(b, d)
+            view: dict[str, Any] = {"objects": object_label, "regions": region_label, "sm_span": [start, stop]}
+            if stop - start < 1:
+                views.append({**view, "note": "no SM event of the file is held out from both models"})
+                continue
+            progress(f"the OR of {object_label} and {region_label} on {stop - start} held-out SM events")
+            first, second = bundle_for(objects), bundle_for(regions)
+            sm = (first.scores(events.read(start, stop)), second.scores(events.read_regions(start, stop)))
+            signals = {name: (first.scores(particles), second.scores(inputs[REGIONS_DATASET][name]))
+                       for name, particles in inputs[DATASET].items()}
+            views.append({**view, **or_of_triggers(sm, signals, wp_fpr, names=("objects", "regions"))})
+    return views

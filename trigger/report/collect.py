@@ -109,10 +109,12 @@ def _only_reference(models: dict[str, Any]) -> dict[str, Any] | None:
 
 def assemble(models: dict[str, dict[str, Any]], background: str | Path, signals: dict[str, tuple[Path, int]],
              wp_fpr: float, accept_rate: str, bx_rate: str, replay: dict[str, Any] | None,
-             sweep: dict[str, Any] | None = None, menu: dict[str, Any] | None = None) -> dict[str, Any]:
+             sweep: dict[str, Any] | None = None, menu: dict[str, Any] | None = None,
+             combined: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The report dict: ``models`` (label -> model summary with its ``firmware`` entry), the signal
     files (name -> (path, events)), the working point, and the replay run, the architecture
-    search (``read_sweep``) and the L1 menu (``Menu.describe``), if any."""
+    search (``read_sweep``), the L1 menu (``Menu.describe``) and the object and region triggers'
+    OR (``models.combined.or_of_triggers`` per pair), if any."""
     return {
         "title": "Anomaly-detection trigger report",
         "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
@@ -126,4 +128,5 @@ def assemble(models: dict[str, dict[str, Any]], background: str | Path, signals:
         "replay": replay,
         "sweep": sweep,
         "menu": menu,
+        "combined": combined or None,
     }

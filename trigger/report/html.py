@@ -22,6 +22,7 @@ SECTIONS = {
     "inputs": "Inputs and working point",
     "performance": "Physics performance",
     "menu": "Level-1 menu view",
+    "combined": "Objects and calorimeter regions",
     "roc": "ROC curves",
     "scores": "Score distributions",
     "agreement": "Float vs fixed point",
@@ -163,6 +164,30 @@ def _menu(data: dict[str, Any]) -> str:
         note += (f" The SM events are {menu.get('background_process')!r}, not zero bias: their rates are fractions "
                  "of that sample times the bunch-crossing rate, not Level-1 rates.")
     return _p(note) + _table(header, rows)
+
+
+def _combined(data: dict[str, Any]) -> str:
+    """Each object trigger with each region trigger: what each, their OR and each alone keeps at a shared rate."""
+    views = data.get("combined")
+    if not views:
+        return _p("No region model given (trigger train-regions; its files need CaloRegions): with one beside an "
+                  "object model, this section shows their OR at a shared rate and what each keeps alone.")
+    html = ""
+    for view in views:
+        head = f"{escape(view['objects'])} (objects) and {escape(view['regions'])} (regions)"
+        if "signals" not in view:
+            html += _p(f"{head}: {escape(view['note'])}")
+            continue
+        cells = ("objects", "regions", "either", "both", "objects_only", "regions_only")
+        rows = [(name, *(f"{100 * s[c]['eff']:.2f} % [{100 * s[c]['low']:.2f}, {100 * s[c]['high']:.2f}]"
+                         for c in cells)) for name, s in view["signals"].items()]
+        support = "" if view["supported"] else (" Statistically limited: fewer than 10 SM events are expected "
+                                                "above each threshold; a larger held-out SM sample resolves it.")
+        html += _p(f"{head}, each deciding on its firmware at an equal share of FPR {view['fpr']:.3g} of the same "
+                   f"{view['sm_events']:,} held-out SM events (events [{view['sm_span'][0]}, {view['sm_span'][1]}) "
+                   f"of the SM file): {view['sm_each']} each, {view['sm_either']} by either.{support}")
+        html += _table(("signal", "objects", "regions", "OR", "both", "objects only", "regions only"), rows)
+    return html
 
 
 def _figures(images: dict[str, bytes], kind: str, names: Iterable[str]) -> str:
@@ -341,6 +366,7 @@ def render_html(data: dict[str, Any], images: dict[str, bytes]) -> str:
         "inputs": _inputs(data),
         "performance": _performance(data),
         "menu": _menu(data),
+        "combined": _combined(data),
         "roc": _p("Solid: quantized; dashed: float twin; dotted: firmware emulation. Dots: the working "
                   "point. Grey band: fewer than 10 held-out SM events above threshold.")
                + _figures(images, "roc", data["signals"]),
