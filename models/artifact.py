@@ -41,7 +41,8 @@ from trigger.schema import DATASET
 from trigger.thresholds import ThresholdEstimate
 from trigger.versions import package_versions
 
-__all__ = ("REGION_KIND", "Artifact", "file_sha256", "load_artifact", "read_manifest", "save_artifact",
+__all__ = ("REGION_KIND", "Artifact", "file_sha256", "load_artifact", "read_manifest", "read_manifest_of_kind",
+           "save_artifact",
            "update_manifest")
 
 PRIOR = "prior.json"
@@ -209,6 +210,16 @@ def read_manifest(path: Path) -> dict[str, Any]:
         if file_sha256(path / name) != digest:
             msg = f"{path}: {name} is damaged or was changed (sha256 mismatch)"
             raise ArtifactError(msg)
+    return manifest
+
+
+def read_manifest_of_kind(path: Path, kind: str, otherwise: str) -> dict[str, Any]:
+    """:func:`read_manifest` of a directory of one ``kind`` (supervised, regions); ``otherwise`` says
+    what the directory is not when its kind differs."""
+    manifest = read_manifest(path)
+    if manifest.get("kind") != kind:
+        msg = f"{path}: {otherwise}"
+        raise ArtifactError(msg)
     return manifest
 
 

@@ -27,7 +27,15 @@ from typing import Any, TextIO
 import numpy as np
 from numpy.typing import NDArray
 
-from models.artifact import REGION_KIND, Artifact, load_artifact, read_manifest, save_thresholds, update_manifest
+from models.artifact import (
+    REGION_KIND,
+    Artifact,
+    load_artifact,
+    read_manifest,
+    read_manifest_of_kind,
+    save_thresholds,
+    update_manifest,
+)
 from models.region_distill import RegionTraining, region_images, teacher_mse, train_student, train_teacher
 from trigger.contracts.record import Record
 from trigger.errors import ArtifactError, TriggerError, UsageError
@@ -164,10 +172,7 @@ def _networks(spec: RegionSpec) -> tuple[Any, Any]:
 def load_region_artifact(path: str | Path) -> RegionArtifact:
     """Load a region model directory; damage or incompatibility is an :class:`ArtifactError`."""
     path = Path(path)
-    manifest = read_manifest(path)
-    if manifest.get("kind") != REGION_KIND:
-        msg = f"{path}: not a calorimeter-region model (its manifest's kind is {manifest.get('kind')!r})"
-        raise ArtifactError(msg)
+    manifest = read_manifest_of_kind(path, REGION_KIND, "not a calorimeter-region model (trigger train-regions)")
     try:
         spec = RegionSpec.load(path / SPEC)
         thresholds = {v: ThresholdEstimate.from_dict(t)

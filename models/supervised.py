@@ -27,10 +27,9 @@ import joblib
 import numpy as np
 from numpy.typing import NDArray
 
-from models.artifact import file_sha256, read_manifest, update_manifest
+from models.artifact import file_sha256, read_manifest_of_kind, update_manifest
 from models.seed_dnn import STANDARDIZATION, WEIGHTS, SeedDNN
 from models.train import split_events
-from trigger.errors import ArtifactError
 from trigger.events import open_events
 from trigger.schema import BLOCKS, DATASET, ETA, PHI, PT
 from trigger.thresholds import ThresholdEstimate, threshold_for
@@ -179,10 +178,7 @@ def train_supervised(background: str | Path, signal: str | Path, out: str | Path
 def load_supervised(path: str | Path) -> SupervisedArtifact:
     """A supervised artifact, its files checked against the manifest's hashes before unpickling."""
     path = Path(path)
-    manifest = read_manifest(path)
-    if manifest.get("kind") != KIND:
-        msg = f"{path}: not a supervised classifier (an anomaly model: use --model)"
-        raise ArtifactError(msg)
+    manifest = read_manifest_of_kind(path, KIND, "not a supervised classifier (an anomaly model: use --model)")
     threshold = ThresholdEstimate.from_dict(json.loads((path / "threshold.json").read_text()))
     kept = manifest.get("classifier", GBDT)
     classifier = SeedDNN.load(path) if kept == DNN else joblib.load(path / _MODEL)
