@@ -109,11 +109,46 @@ def unpack_events(bitmap: NDArray[np.uint8], objects: Events, n: int) -> Events:
     return out.reshape(n, N_OBJECTS, N_FEATURES)
 
 
+@numba.njit(cache=True, nogil=True)
+def _pack_counts(flat: NDArray[np.uint16], bitmap: NDArray[np.uint8],
+                 values: NDArray[np.uint16]) -> int:  # pragma: no cover - compiled; tested through pack_regions
+    filled = 0
+    for i in range(flat.shape[0]):
+        if flat[i]:
+            bitmap[i >> 3] |= np.uint8(0x80 >> (i & 7))
+            values[filled] = flat[i]
+            filled += 1
+    return filled
+
+
+@numba.njit(cache=True, nogil=True)
+def _unpack_counts(bitmap: NDArray[np.uint8], values: NDArray[np.uint16],
+                   flat: NDArray[np.uint16]) -> int:  # pragma: no cover - compiled; tested through unpack_regions
+    """Fills ``flat`` (zeros) from ``values``; the number of set bits, -1 when they are more than the
+    values or one stands for a zero, -2 when a bit past the last region is set."""
+    used, size = 0, flat.shape[0]
+    for byte in range(bitmap.shape[0]):
+        bits = bitmap[byte]
+        if not bits:
+            continue
+        for k in range(8):
+            if (bits >> (7 - k)) & 1:
+                i = byte * 8 + k
+                if i >= size:
+                    return -2
+                if used == values.shape[0] or values[used] == 0:
+                    return -1
+                flat[i] = values[used]
+                used += 1
+    return used
+
+
 def pack_regions(counts: NDArray[np.uint16]) -> tuple[NDArray[np.uint8], NDArray[np.uint16]]:
     """(n, 18, 14) uint16 region counts -> (bitmap of the non-zero regions, their counts in order)."""
     flat = np.ascontiguousarray(counts, np.uint16).reshape(-1)
-    filled = flat != 0
-    return np.packbits(filled), flat[filled]
+    bitmap = np.zeros((len(flat) + 7) // 8, np.uint8)
+    values = np.empty_like(flat)
+    return bitmap, values[:_pack_counts(flat, bitmap, values)]
 
 
 def unpack_regions(bitmap: NDArray[np.uint8], values: NDArray[np.uint16], n: int) -> NDArray[np.uint16]:
@@ -126,11 +161,10 @@ def unpack_regions(bitmap: NDArray[np.uint8], values: NDArray[np.uint16], n: int
     if values.dtype != np.uint16 or values.ndim != 1:
         msg = f"region values of shape {values.shape} {values.dtype}, expected (k,) uint16"
         raise PackingError(msg)
-    bits = np.unpackbits(bitmap).view(bool)
-    if bits[size:].any() or np.count_nonzero(bits) != len(values) or not values.all():
-        msg = (f"the region bitmap marks {int(np.count_nonzero(bits))} regions of {n} events, "
-               f"{len(values)} non-zero counts sent")
-        raise PackingError(msg)
     out = np.zeros(size, np.uint16)
-    out[bits[:size]] = values
+    used = _unpack_counts(bitmap, np.ascontiguousarray(values), out)
+    if used != len(values):
+        marked = int(np.unpackbits(bitmap).sum())
+        msg = f"the region bitmap marks {marked} regions of {n} events, {len(values)} non-zero counts sent"
+        raise PackingError(msg)
     return out.reshape(n, REGION_N_PHI, REGION_N_ETA)
