@@ -16,14 +16,16 @@ REGIONS = FixedType.parse(REGION_GRID)  # 10-bit region energies, as CICADA's in
 
 
 def _student(seed: int) -> Any:
-    """The CICADA-shaped student with its seed's random weights and batch-norm statistics."""
-    import tensorflow as tf
-
+    """The CICADA-shaped student with its seed's random weights (Glorot's ranges) and batch-norm
+    statistics, all drawn here: the same model whatever ran before in the process."""
     from models.regions import cicada_student
 
-    tf.random.set_seed(seed)
     rng = np.random.default_rng(seed)
     model = cicada_student()
+    for name in ("conv", "dense", "output"):
+        kernel, bias = model.get_layer(name).get_weights()
+        limit = np.sqrt(6 / (np.prod(kernel.shape[:-1]) + kernel.shape[-1]))
+        model.get_layer(name).set_weights([rng.uniform(-limit, limit, kernel.shape), rng.uniform(-0.1, 0.1, bias.shape)])
     model.get_layer("norm").set_weights([rng.uniform(0.5, 2.0, 16), rng.uniform(-1, 1, 16),
                                          rng.uniform(-20, 20, 16), rng.uniform(5, 400, 16)])
     return model
