@@ -104,6 +104,23 @@ def test_truncated_file_is_reported_as_truncated(event_file: Path, tmp_path: Pat
         open_events(cut)
 
 
+def test_a_file_another_process_writes_is_reported_as_locked(event_file: Path) -> None:
+    import subprocess
+    import sys
+
+    hold = "import sys, time, h5py\nf = h5py.File(sys.argv[1], 'a')\nprint('open', flush=True)\ntime.sleep(60)"
+    writer = subprocess.Popen([sys.executable, "-c", hold, str(event_file)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "open"
+        with pytest.raises(InputFileError, match="locked by another process, which is writing it"):
+            open_events(event_file)
+    finally:
+        writer.kill()
+        writer.communicate()
+    with open_events(event_file) as events:  # its writer gone, it reads again
+        assert events.n_events > 0
+
+
 def test_span_outside_the_file_is_rejected(event_file: Path) -> None:
     with open_events(event_file) as f, pytest.raises(ValueError, match="outside"):
         f.read(900, 1200)

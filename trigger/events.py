@@ -63,6 +63,9 @@ def _open_h5(path: Path, mode: str) -> h5py.File:
         sizes = re.search(r"truncated file: eof = (\d+).*stored_eof = (\d+)", str(err))
         if sizes:
             problem = f"truncated HDF5 file ({sizes[1]} of {sizes[2]} bytes present)"
+        elif "unable to lock file" in str(err):
+            problem = ("locked by another process, which is writing it (a running `trigger generate`?); "
+                       "read it once that has finished or stopped")
         else:
             problem = f"damaged HDF5 file ({err})"
         raise InputFileError(path, problem) from err
