@@ -104,7 +104,12 @@ def main() -> int:
                   f"ev/s (regions / objects {entry['regions_over_objects']:.2f}); accepted events differing from the "
                   f"firmware's: " + ", ".join(f"{k} {c['differ']} of {c['accepted']}" for k, c in checks.items()))
     if args.json:
-        write_result(args.json, results)
+        first = next(iter(results["inputs"].values()))
+        checked = first["exact"]["regions"]
+        write_result(args.json, results, headline={
+            "region model replayed: accepted events differing from its firmware's":
+                f"{checked['differ']} ({checked['accepted']} accepted of {checked['events']:,} events)",
+            "replay events/s, region model / object model": f"{first['regions_over_objects']:.2f}"})
     return 0 if ok else 1
 
 
