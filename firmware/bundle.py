@@ -1,7 +1,8 @@
 """The firmware bundle: one model's FPGA decision as numpy files, and the one way to build it.
 
 A :class:`FirmwareBundle` holds what the chip computes for a model: the input scaling onto the
-firmware's fixed-point grid, the bit-exact emulator of the converted network with its score and
+firmware's fixed-point grid (an object model's; a region model's firmware reads the region counts
+as they are, ``manifest.reads``), the bit-exact emulator of the converted network with its score and
 accept decision (``firmware.emulator``), the threshold the decision is set to and where that
 threshold came from, and a record of the artifact it was built from. It scores raw events exactly
 as the FPGA does and needs neither hls4ml nor TensorFlow to load, so the replay's roles, the
@@ -18,7 +19,7 @@ Layout of a bundle folder::
 
     firmware.json   trigger.contracts.FirmwareManifest
     emulator.npz    firmware.emulator.Emulator
-    scaler.json     trigger.preprocess.Scaler
+    scaler.json     trigger.preprocess.Scaler (object models only)
 """
 
 from __future__ import annotations

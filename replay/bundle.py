@@ -1,8 +1,9 @@
 """The replay bundle: what the roles load, written once by the process that starts the replay.
 
 A replay's ``model/`` folder holds the model's firmware bundle (``firmware.bundle``: the
-emulator, the scaler and ``firmware.json``), the reference path's files and ``bundle.json``
-(:class:`~trigger.contracts.ReplayManifest`). Writing it reads the artifact (TensorFlow, and
+emulator, an object model's scaler and ``firmware.json``), the reference path's files (none for
+a region model) and ``bundle.json`` (:class:`~trigger.contracts.ReplayManifest`, whose ``reads``
+says which events the decision scores). Writing it reads the artifact (TensorFlow, and
 hls4ml only when the artifact has no stored firmware bundle); workers and the reference role
 then load numpy files alone.
 """
