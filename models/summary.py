@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +21,16 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn.metrics import roc_curve
 
-from models.background import background_events
+from models.background import read_background
 from models.evaluate import add_menu_view, summarise_signal
 from models.region_artifact import RegionArtifact, TriggerModel
 from models.scores import SCORES
 from trigger.bitmask import encode_mask
+from trigger.errors import UsageError
 from trigger.menu import Menu
 from trigger.rates import BX_RATE_HZ
 from trigger.schema import DATASET
-from trigger.thresholds import FPR_POINTS, MIN_EXPECTED
+from trigger.thresholds import FPR_POINTS, MIN_EXPECTED, effective_count
 
 __all__ = ("SM", "ExtraVariant", "model_summary", "roc_points", "scoring_device")
 
@@ -42,11 +43,14 @@ Samples = dict[str, NDArray[Any]]
 ExtraVariant = tuple[str, Callable[[Samples], tuple[dict[str, F], dict[str, Any] | None]]]
 
 
-def roc_points(background: F, signal: F, n_points: int = ROC_POINTS) -> dict[str, list[float]]:
-    """TPR on a log grid of FPR from 1/N_SM to 1 (the ROC step function, not interpolated)."""
+def roc_points(background: F, signal: F, n_points: int = ROC_POINTS, weights: F | None = None) -> dict[str, list[float]]:
+    """TPR on a log grid of FPR from the smallest SM step (1/N_SM, or the smallest weight's share) to 1
+    (the ROC step function, not interpolated); ``weights``: the SM events' (a weighted set)."""
     labels = np.r_[np.zeros(len(background)), np.ones(len(signal))]
-    fpr, tpr, _ = roc_curve(labels, np.r_[background, signal])
-    grid = np.geomspace(1.0 / len(background), 1.0, n_points)
+    sample_weight = None if weights is None else np.r_[weights, np.ones(len(signal))]
+    fpr, tpr, _ = roc_curve(labels, np.r_[background, signal], sample_weight=sample_weight)
+    smallest = 1.0 / len(background) if weights is None else float(np.min(weights) / np.sum(weights))
+    grid = np.geomspace(smallest, 1.0, n_points)
     index = np.searchsorted(fpr, grid, side="right") - 1
     return {"fpr": _rounded(grid), "tpr": _rounded(tpr[index])}
 
@@ -55,8 +59,9 @@ def _rounded(values: NDArray[Any]) -> list[float]:
     return [float(f"{v:.6g}") for v in np.asarray(values, np.float64)]
 
 
-def _histograms(scores: dict[str, F], bins: int = 60) -> dict[str, Any]:
-    """Score histograms of every sample on shared bins: logarithmic when positive scores span
+def _histograms(scores: dict[str, F], bins: int = 60, weights: F | None = None) -> dict[str, Any]:
+    """Score histograms of every sample on shared bins (the SM's weighted by ``weights``, its
+    ``events`` then their total weight): logarithmic when positive scores span
     decades, symmetric-logarithmic (linear within ``linthresh`` of 0) when scores that reach zero or
     below, such as a flow's -log p(x), span decades above it; else linear."""
     everything = np.concatenate(list(scores.values()))
@@ -77,8 +82,19 @@ def _histograms(scores: dict[str, F], bins: int = 60) -> dict[str, Any]:
         edges = np.linspace(low, max(high, low + 1e-9), bins + 1)
     scale = "log" if log else "symlog" if symlog else "linear"
     return {"log_bins": log, "x_scale": scale, "linthresh": linthresh, "edges": _rounded(edges),
-            "counts": {name: np.histogram(s, edges)[0].tolist() for name, s in scores.items()},
-            "events": {name: len(s) for name, s in scores.items()}}
+            "counts": {name: np.histogram(s, edges, weights=weights if name == SM else None)[0].tolist()
+                       for name, s in scores.items()},
+            "events": {name: len(s) if name != SM or weights is None else float(np.sum(weights))
+                       for name, s in scores.items()}}
+
+
+def _statistics(weights: F | None, n: int) -> dict[str, float]:
+    """The smallest FPR the SM events resolve (one event, or the lightest one's share of the weight)
+    and support (``MIN_EXPECTED`` events, in effective counts for a weighted set)."""
+    if weights is None:
+        return {"min_resolvable_fpr": 1 / n, "min_supported_fpr": MIN_EXPECTED / n}
+    return {"min_resolvable_fpr": float(np.min(weights) / np.sum(weights)),
+            "min_supported_fpr": MIN_EXPECTED / effective_count(weights)}
 
 
 def _agreement(first: F, second: F, first_cut: float, second_cut: float) -> dict[str, Any]:
@@ -116,11 +132,12 @@ def _timing(seconds: float, events: int, device: str) -> dict[str, Any]:
             "source": "measured in this report's run"}
 
 
-def _signal_summary(sm: F, signal: F, wp_fpr: float, stored: Any) -> dict[str, Any]:
+def _signal_summary(sm: F, signal: F, wp_fpr: float, stored: Any, weights: F | None = None) -> dict[str, Any]:
     """A signal's figures, its ROC, and which of its events pass the working point
     (``score > threshold`` as :func:`trigger.bitmask.encode_mask` text), so models can be compared
-    event by event."""
-    summary = {**summarise_signal(sm, signal, FPR_POINTS, wp_fpr, stored), "roc": roc_points(sm, signal)}
+    event by event; ``weights``: the SM events' (a weighted set)."""
+    summary = {**summarise_signal(sm, signal, FPR_POINTS, wp_fpr, stored, weights),
+               "roc": roc_points(sm, signal, weights=weights)}
     accepted = signal > summary["working_point"]["threshold"]
     summary["accepted_at_wp"] = encode_mask(accepted)
     return summary
@@ -145,7 +162,8 @@ def _description(artifact: TriggerModel) -> dict[str, Any]:
                           f"inputs {config.input_type}") if config.quantized else "float32"}
 
 
-def model_summary(artifact: TriggerModel, label: str, background: str | Path, signals: Samples, wp_fpr: float,
+def model_summary(artifact: TriggerModel, label: str, background: str | Path | Sequence[str | Path], signals: Samples,
+                  wp_fpr: float,
                   max_events: int | None = None, extra: ExtraVariant | None = None,
                   progress: Callable[[str], None] = print, menu: Menu | None = None,
                   bx_rate_hz: float = BX_RATE_HZ, signal_objects: Samples | None = None) -> dict[str, Any]:
@@ -156,9 +174,14 @@ def model_summary(artifact: TriggerModel, label: str, background: str | Path, si
     its extra information is stored as ``exactness``. With an L1 ``menu``, each signal of each
     variant gets ``menu`` (:func:`trigger.menu.pure_efficiency` at the working point) and each
     variant ``menu_background``, the same on the SM events with rates at ``bx_rate_hz``; the seeds
-    fire on the events' objects (``signal_objects``, for a model that reads regions).
+    fire on the events' objects (``signal_objects``, for a model that reads regions). Several
+    ``background`` files are one set weighted to the stream by process (``models.background``).
     """
-    bkg, note = background_events(artifact, background, max_events)
+    sm_set = read_background(artifact, background, max_events)
+    bkg, note, weights = sm_set.events, sm_set.note, sm_set.weights
+    if weights is not None and menu is not None:
+        msg = "the L1 menu view takes one --background file, not a weighted set"
+        raise UsageError(msg)
     samples = {SM: bkg, **signals}
     scores: dict[str, dict[str, F]] = {}
     n_events, device = sum(map(len, samples.values())), scoring_device()
@@ -177,7 +200,7 @@ def model_summary(artifact: TriggerModel, label: str, background: str | Path, si
     fires: dict[str, NDArray[np.bool_]] = {}
     if menu is not None:
         objects = samples if signal_objects is None else {
-            SM: background_events(artifact, background, max_events, DATASET)[0], **signal_objects}
+            SM: read_background(artifact, background, max_events, DATASET).events, **signal_objects}
         fires = {name: menu.any(events) for name, events in objects.items()}
     variants = {}
     for variant, by_sample in scores.items():
@@ -186,8 +209,9 @@ def model_summary(artifact: TriggerModel, label: str, background: str | Path, si
         variants[variant] = {
             "threshold": thresholds[variant],
             "threshold_note": stored.note if stored else "",
-            "signals": {name: _signal_summary(sm, s, wp_fpr, stored) for name, s in by_sample.items() if name != SM},
-            "histogram": _histograms(by_sample),
+            "signals": {name: _signal_summary(sm, s, wp_fpr, stored, weights)
+                        for name, s in by_sample.items() if name != SM},
+            "histogram": _histograms(by_sample, weights=weights),
             "scoring": timing.get(variant),
         }
         if fires:
@@ -203,7 +227,7 @@ def model_summary(artifact: TriggerModel, label: str, background: str | Path, si
         "parameters": artifact.parameters,
         "default_variant": artifact.default_variant,
         "background_events": len(bkg), "background": note,
-        "statistics": {"min_resolvable_fpr": 1 / len(bkg), "min_supported_fpr": MIN_EXPECTED / len(bkg)},
+        "statistics": _statistics(weights, len(bkg)),
         "variants": variants,
         "agreement": agreement,
         "scatter": _scatter(scores, "float", "quantized") if {"float", "quantized"} <= set(scores) else None,

@@ -15,7 +15,7 @@ import pytest
 
 from trigger.cli import main
 from trigger.contracts import RunSummary
-from trigger.errors import InputFileError
+from trigger.errors import InputFileError, UsageError
 from trigger.pareto import pareto_front
 from trigger.report.html import SECTIONS
 from trigger.report.inputs import read_replay
@@ -370,3 +370,40 @@ def test_without_a_menu_the_level1_section_says_how_to_get_one(artifact_dir: Pat
     data = json.loads((out / "report.json").read_text())
     assert data["menu"] is None
     assert "trigger report --menu run3" in render_html(data, {})
+
+
+def test_a_weighted_set_of_sm_files_gives_the_weighted_figures_of_evaluate(
+        artifact_dir: Path, files: dict, tmp_path: Path) -> None:
+    """``--background`` twice: a cocktail and an oversampled ttbar file, weighted to the stream by
+    process as ``trigger evaluate`` weighs them: the same AUC and working point per signal."""
+    from conftest import synthetic_events
+
+    from models.artifact import load_artifact
+    from models.evaluate import evaluate
+    from trigger.events import EventWriter
+    from trigger.generator.processes import GENERATED
+    from trigger.report import build_report
+
+    def generated(path: Path, events: np.ndarray, codes: np.ndarray) -> Path:
+        with EventWriter(path, attrs={"process": "sm-cocktail"}, extras={"process_code": np.int8}) as writer:
+            writer.append(events, process_code=codes)
+        return path
+
+    codes = np.full(1500, GENERATED["w"].code)
+    codes[:500], codes[500:600], codes[600:605] = GENERATED["qcd"].code, GENERATED["z"].code, GENERATED["ttbar"].code
+    sm = [generated(tmp_path / "cocktail.h5", synthetic_events(1500, seed=41), codes),
+          generated(tmp_path / "ttbar.h5", synthetic_events(400, seed=42), np.full(400, GENERATED["ttbar"].code))]
+    build_report(tmp_path / "report", [artifact_dir], sm, [files["signal"]], check_events=0, accept_rate="400kHz",
+                 progress=lambda _: None)
+    data = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert data["background_file"] == "cocktail.h5, ttbar.h5"
+    model = next(iter(data["models"].values()))
+    assert model["background"].startswith("weighted to the stream's process shares")
+    expected = evaluate([load_artifact(artifact_dir)], sm, [files["signal"]], 1e-2).models
+    for variant in ("quantized", "float"):
+        ours, theirs = model["variants"][variant]["signals"]["hardjets"], expected[f"dense-ae/{variant}"]["signals"]
+        assert ours["auc"] == pytest.approx(theirs["hardjets"]["auc"])
+        assert ours["working_point"]["tpr"] == theirs["hardjets"]["working_point"]["tpr"]
+    assert model["statistics"]["min_supported_fpr"] > 10 / 1900  # effective counts: fewer than the events
+    with pytest.raises(UsageError, match="one --background file, not a weighted set"):
+        build_report(tmp_path / "again", [artifact_dir], sm, [files["signal"]], menu="run3", progress=lambda _: None)

@@ -17,8 +17,10 @@ __all__ = ("add_arguments", "run")
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--model", type=Path, action="append", metavar="ARTIFACT_DIR",
                         help="model artifact directory; repeat to compare models")
-    parser.add_argument("--background", type=Path, metavar="SM.h5",
-                        help="SM events (the held-out split when it is the training file)")
+    parser.add_argument("--background", type=Path, action="append", metavar="SM.h5",
+                        help="SM events (the held-out split when it is the training file); repeat to give a set "
+                             "weighted to the stream's process shares, as `trigger calibrate --background` "
+                             "(not with --menu)")
     parser.add_argument("--signal", type=Path, action="append", metavar="FILE",
                         help="signal events; repeatable, one file per process")
     parser.add_argument("--replay", type=Path, metavar="RUN_DIR", help="replay run with summary.json")

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 __all__ = ("build_report",)
 
 
-def build_report(out_dir: str | Path, models: Sequence[str | Path | Any], background: str | Path,
+def build_report(out_dir: str | Path, models: Sequence[str | Path | Any],
+                 background: str | Path | Sequence[str | Path],
                  signals: Sequence[str | Path], *, replay: str | Path | None = None,
                  firmware: Sequence[str | Path | None] = (), sweep: str | Path | None = None,
                  menu: str | Path | None = None, check_events: int = 2000,
@@ -44,18 +45,7 @@ def build_report(out_dir: str | Path, models: Sequence[str | Path | Any], backgr
     from trigger.report.write import prepare_out_dir, write_report
     from trigger.schema import DATASET
 
-    if not models or not signals:
-        msg = "a report needs at least one model and one signal file"
-        raise UsageError(msg)
-    if len(firmware) > len(models):
-        msg = (
-            f"{len(firmware)} --firmware directories for {len(models)} models; give at "
-            "most one per --model, in the same order"
-        )
-        raise UsageError(msg)
-    if check_events < 0:
-        msg = "--check-events must be >= 0"
-        raise UsageError(msg)
+    backgrounds = _checked(models, background, signals, firmware, menu, check_events)
     out_dir = Path(out_dir)
     prepare_out_dir(out_dir, overwrite)
     wp_fpr = fpr_for_rate(parse_rate(accept_rate), parse_rate(bx_rate))
@@ -72,28 +62,52 @@ def build_report(out_dir: str | Path, models: Sequence[str | Path | Any], backgr
     labels = distinct_labels([a.name for a in artifacts], [a.path for a in artifacts])
     summaries = {}
     for label, artifact, fw in zip(labels, artifacts, firmware_entries, strict=True):
-        summaries[label] = model_summary(artifact, label, background, inputs[artifact.reads], wp_fpr, max_events,
+        summaries[label] = model_summary(artifact, label, backgrounds, inputs[artifact.reads], wp_fpr, max_events,
                                          emulated_variant(artifact, check_events, progress), progress,
                                          l1_menu, parse_rate(bx_rate),
                                          signal_events if artifact.reads != DATASET else None)
         summaries[label]["firmware"] = fw
-    combined = _or_views(list(zip(labels, artifacts, strict=True)), Path(background), inputs, wp_fpr, max_events,
+    combined = _or_views(list(zip(labels, artifacts, strict=True)), backgrounds, inputs, wp_fpr, max_events,
                          progress)
     files = {name: (Path(p), len(signal_events[name])) for name, p in zip(signal_events, signals, strict=True)}
     menu_info = None
     if l1_menu is not None:
-        with open_events(background) as events:
+        with open_events(backgrounds[0]) as events:
             menu_info = {**l1_menu.describe(), "background_process": str(events.attrs.get("process", "unknown"))}
-    data = assemble(summaries, background, files, wp_fpr, accept_rate, bx_rate, replay_info, sweep_info, menu_info,
+    data = assemble(summaries, backgrounds, files, wp_fpr, accept_rate, bx_rate, replay_info, sweep_info, menu_info,
                     combined)
     progress("drawing figures")
     return write_report(out_dir, data)
 
 
-def _or_views(models: list[tuple[str, TriggerModel]], background: Path, inputs: dict[str, dict[str, NDArray[Any]]],
-              wp_fpr: float, max_events: int | None, progress: Callable[[str], None]) -> list[dict[str, Any]]:
+def _checked(models: Sequence[Any], background: str | Path | Sequence[str | Path], signals: Sequence[str | Path],
+             firmware: Sequence[Any], menu: Any, check_events: int) -> list[Path]:
+    """The background files, once the arguments are known to make a report (else a :class:`UsageError`)."""
+    if not models or not signals:
+        msg = "a report needs at least one model and one signal file"
+        raise UsageError(msg)
+    if len(firmware) > len(models):
+        msg = (
+            f"{len(firmware)} --firmware directories for {len(models)} models; give at "
+            "most one per --model, in the same order"
+        )
+        raise UsageError(msg)
+    if check_events < 0:
+        msg = "--check-events must be >= 0"
+        raise UsageError(msg)
+    backgrounds = [Path(background)] if isinstance(background, str | Path) else [Path(p) for p in background]
+    if len(backgrounds) > 1 and menu is not None:
+        msg = "the L1 menu view takes one --background file, not a weighted set"
+        raise UsageError(msg)
+    return backgrounds
+
+
+def _or_views(models: list[tuple[str, TriggerModel]], backgrounds: list[Path],
+              inputs: dict[str, dict[str, NDArray[Any]]], wp_fpr: float, max_events: int | None,
+              progress: Callable[[str], None]) -> list[dict[str, Any]]:
     """Each region model beside each object model, both deciding on their firmware: their OR at the
-    working point shared between them (``models.combined``) on the SM events neither trained on."""
+    working point shared between them (``models.combined``) on the SM events neither trained on
+    (one background file: a weighted set has no OR view yet)."""
     from firmware.bundle import bundle_for
     from models.background import held_out_span
     from models.combined import or_of_triggers
@@ -101,7 +115,10 @@ def _or_views(models: list[tuple[str, TriggerModel]], background: Path, inputs: 
     from trigger.schema import DATASET, REGIONS_DATASET
 
     firmware = [(label, model) for label, model in models if "quantized" in model.variants]
-    views = []
+    views: list[dict[str, Any]] = []
+    if len(backgrounds) > 1:
+        return views
+    background = backgrounds[0]
     with open_events(background) as events:
         for (object_label, objects), (region_label, regions) in product(firmware, firmware):
             if objects.reads != DATASET or regions.reads != REGIONS_DATASET:

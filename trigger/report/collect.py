@@ -107,7 +107,8 @@ def _only_reference(models: dict[str, Any]) -> dict[str, Any] | None:
     return {"trigger": trigger, "variant": decider, "rows": rows}
 
 
-def assemble(models: dict[str, dict[str, Any]], background: str | Path, signals: dict[str, tuple[Path, int]],
+def assemble(models: dict[str, dict[str, Any]], background: str | Path | Sequence[str | Path],
+             signals: dict[str, tuple[Path, int]],
              wp_fpr: float, accept_rate: str, bx_rate: str, replay: dict[str, Any] | None,
              sweep: dict[str, Any] | None = None, menu: dict[str, Any] | None = None,
              combined: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -121,7 +122,8 @@ def assemble(models: dict[str, dict[str, Any]], background: str | Path, signals:
         "trigger_version": __version__,
         "working_point": {"accept_rate": accept_rate, "bx_rate": bx_rate, "fpr": wp_fpr,
                           "bx_rate_hz": parse_rate(bx_rate)},
-        "background_file": Path(background).name,
+        "background_file": ", ".join(Path(p).name for p in ([background] if isinstance(background, str | Path)
+                                                             else background)),
         "signals": {name: {"file": path.name, "events": n} for name, (path, n) in signals.items()},
         "models": models,
         "comparison": _comparison(models) if len(models) > 1 else None,
