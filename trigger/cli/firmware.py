@@ -85,14 +85,13 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from firmware.convert import to_hls
-    from models.region_artifact import RegionArtifact, load_model
-    from trigger.errors import UsageError
+    from models.artifact import load_artifact
+    from models.region_artifact import load_model
 
+    if args.verb in ("export", "inputs"):  # the objects' 57 inputs: load_artifact refuses a region model
+        object_model = load_artifact(args.model)
+        return _export(object_model, args) if args.verb == "export" else _inputs(object_model, args)
     artifact = load_model(args.model)
-    if args.verb in ("export", "inputs") and isinstance(artifact, RegionArtifact):
-        msg = (f"{args.model}: a region model (it reads CaloRegions); `firmware {args.verb}` takes an object "
-               "model's firmware only")
-        raise UsageError(msg)
     if args.verb == "convert":
         model = to_hls(artifact, args.out, args.part, args.clock_ns)
         print(f"HLS project written to {args.out}; C-simulation built ({model.config.get_project_name()})")
@@ -101,10 +100,6 @@ def run(args: argparse.Namespace) -> int:
         return _synth(artifact, args)
     if args.verb == "estimate":
         return _estimate(artifact, args)
-    if not isinstance(artifact, RegionArtifact) and args.verb == "export":
-        return _export(artifact, args)
-    if not isinstance(artifact, RegionArtifact) and args.verb == "inputs":
-        return _inputs(artifact, args)
     from firmware.check import check_firmware, csim_vs_emulator
     from trigger.events import open_events
 
