@@ -163,7 +163,8 @@ class Casts:
         kernel's); None when it needs numpy's general casts (an accumulator that can wrap, a
         narrower Dense result, other rounding or overflow modes, bounds ``dtype`` cannot hold)."""
         t, typed = kernel.result, np.dtype(kernel.weight.dtype if dtype is None else dtype).type
-        if kernel.accum_may_wrap or kernel.mid is not None or t.rounding not in (Rounding.TRN, Rounding.RND_CONV):
+        if (kernel.accum_may_wrap or kernel.mid is not None or kernel.post is not None
+                or t.rounding not in (Rounding.TRN, Rounding.RND_CONV)):
             return None
         low, high = -np.inf, np.inf
         if kernel.may_overflow:

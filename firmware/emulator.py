@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from firmware.element_cast import ElementCast
 from firmware.head import ERROR, PRIOR_LAYERS, TOTAL, score_divisor
 from firmware.kernel import Bounds, Kernel, as_dense, dense_kernel, fixed_type, may_overflow, round_to
 from trigger.errors import TriggerError
@@ -32,8 +33,9 @@ from trigger.npz import load_arrays, save_arrays
 
 __all__ = ("Emulator", "Kernel", "ScoreHead", "fixed_type")
 
-FORMAT = "trigger.Emulator/3"  # the .npz written by Emulator.save (2: with the score and decision; 3: the prior)
-READABLE_FORMATS = ("trigger.Emulator/2",)  # read too: nothing they lack is required
+# the .npz written by Emulator.save (2: with the score and decision; 3: the prior; 4: HGQ's quantizers)
+FORMAT = "trigger.Emulator/4"
+READABLE_FORMATS = ("trigger.Emulator/3", "trigger.Emulator/2")  # read too: nothing they lack is required
 
 F64 = NDArray[np.float64]
 LINEAR_LAYERS = ("Dense", "Conv2D", "BatchNormalization")  # emulated as Dense kernels (firmware.kernel)
@@ -166,10 +168,7 @@ class Emulator:
     @classmethod
     def load(cls, path: str | Path) -> Emulator:
         """Read what :meth:`save` wrote; anything else is a :class:`TriggerError`."""
-        try:
-            meta, data = load_arrays(path, FORMAT)
-        except TriggerError:
-            meta, data = load_arrays(path, READABLE_FORMATS[0])  # an earlier bundle: no prior
+        meta, data = _load_any_format(path)
         try:
             kernels = tuple(_undescribe(described, str(n), data) for n, described in enumerate(meta["kernels"]))
             head: dict[str, Any] = dict(meta["head"])
@@ -250,6 +249,19 @@ class Emulator:
         return np.asarray(self.head.values(m), np.float64)
 
 
+def _load_any_format(path: str | Path) -> tuple[dict[str, Any], dict[str, NDArray[Any]]]:
+    """The emulator file's contents in this format or an earlier readable one (else this format's error)."""
+    try:
+        return load_arrays(path, FORMAT)
+    except TriggerError as err:
+        for kind in READABLE_FORMATS:
+            try:
+                return load_arrays(path, kind)
+            except TriggerError:
+                continue
+        raise err from None
+
+
 def _describe(kernel: Kernel, key: str, arrays: dict[str, NDArray[Any]]) -> dict[str, Any]:
     """A kernel's JSON description; its arrays go into ``arrays`` under ``key``."""
     described: dict[str, Any] = {}
@@ -257,6 +269,9 @@ def _describe(kernel: Kernel, key: str, arrays: dict[str, NDArray[Any]]) -> dict
         value = getattr(kernel, f.name)
         if isinstance(value, np.ndarray):
             arrays[f"{key}.{f.name}"] = value
+        elif isinstance(value, ElementCast):
+            described[f.name], post_arrays = value.describe()
+            arrays.update({f"{key}.post.{name}": a for name, a in post_arrays.items()})
         elif f.name == "out_bounds":
             arrays[f"{key}.low"], arrays[f"{key}.high"] = value
         else:
@@ -269,6 +284,10 @@ def _undescribe(described: dict[str, Any], key: str, data: dict[str, NDArray[Any
                           for k, v in described.items()}
     kw.update(weight=data[f"{key}.weight"], bias=data[f"{key}.bias"],
               out_bounds=(data[f"{key}.low"], data[f"{key}.high"]))
+    if kw.get("post"):
+        prefix = f"{key}.post."
+        kw["post"] = ElementCast.undescribe(kw["post"], {k.removeprefix(prefix): v for k, v in data.items()
+                                                         if k.startswith(prefix)})
     return Kernel(**kw)
 
 
@@ -287,14 +306,19 @@ def _chain(layers: list[Any], i: int, x_type: FixedType, bounds: Bounds) -> tupl
         if i + 1 < len(layers) and layers[i + 1].class_name == "Activation":
             activation = layers[i + 1]
             name = activation.get_attr("activation")
-            if name not in ("relu", "linear", None):
+            if (name or "linear").lower() not in ("relu", "linear"):  # Keras' ReLU layer: "ReLU"
                 msg = f"cannot emulate activation {name!r} of {activation.name}"
                 raise TriggerError(msg)
             result = fixed_type(activation.get_output_variable().type.precision)
         kernel = dense_kernel(layer, x_type, bounds, dense_result, activation, result)
-        kernels.append(kernel)
-        x_type, bounds = result, kernel.out_bounds
         i += 2 if activation is not None else 1
+        if i < len(layers) and layers[i].class_name == "FixedPointQuantizer":  # HGQ: a type per element
+            quantizer = layers[i]
+            kernel = kernel.with_post(ElementCast.of(quantizer, result,
+                                                     fixed_type(quantizer.get_output_variable().type.precision)))
+            i += 1
+        kernels.append(kernel)
+        x_type, bounds = kernel.result, kernel.out_bounds
     return tuple(kernels), i
 
 

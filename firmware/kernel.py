@@ -19,13 +19,14 @@ overflow, and float32 is used wherever the bounds prove it exact.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
 
+from firmware.element_cast import ElementCast
 from trigger.errors import TriggerError
 from trigger.fixed import FixedType, Overflow, Rounding, round_scaled
 
@@ -84,8 +85,19 @@ class Kernel:
     mid_to_result: float  # 2**(result.frac - mid.frac)
     relu: bool
     result: FixedType
-    may_overflow: bool  # False when the bounds prove every result is in range
+    may_overflow: bool  # False when the bounds prove every cast (to ``cast_type``) is in range
     out_bounds: Bounds
+    post: ElementCast | None = None  # an HGQ quantizer after the activation: ``result`` is its type
+
+    @property
+    def cast_type(self) -> FixedType:
+        """The type the activation casts to: ``result``, or the per-element quantizer's source."""
+        return self.result if self.post is None else self.post.source
+
+    def with_post(self, post: ElementCast) -> Kernel:
+        """This kernel followed by an HGQ quantizer (cast from ``cast_type``)."""
+        low, high = post.bounds(*self.out_bounds)
+        return replace(self, post=post, result=post.result, out_bounds=(low, high))
 
     def __call__(self, q: NDArray[Any]) -> NDArray[Any]:
         q = q.astype(self.weight.dtype, copy=False)
@@ -111,13 +123,15 @@ class Kernel:
         if self.mid is not None:
             out = _cast(out, self.mid, self.mid_may_overflow)
             out *= self.mid_to_result
+        t = self.cast_type
         if self.relu:
             np.maximum(out, 0, out=out)
-            t = self.result
             if self.may_overflow and t.overflow is Overflow.SAT and t.int_min <= 0:
                 # rounding keeps values >= 0, so saturation only needs the upper bound
-                return np.minimum(round_to(out, t.rounding), t.int_max, out=out)
-        return _cast(out, self.result, self.may_overflow)
+                out = np.minimum(round_to(out, t.rounding), t.int_max, out=out)
+                return out if self.post is None else self.post(out)
+        out = _cast(out, t, self.may_overflow)
+        return out if self.post is None else self.post(out)
 
 
 def dense_kernel(layer: Any, x_type: FixedType, bounds: Bounds, dense_result: FixedType,
@@ -165,7 +179,7 @@ def dense_kernel(layer: Any, x_type: FixedType, bounds: Bounds, dense_result: Fi
         mid_to_result = 2.0 ** (result.fractional - mid.fractional)
         low_1 = np.clip(low_1, mid.int_min, mid.int_max) * mid_to_result - 1
         high_1 = np.clip(high_1, mid.int_min, mid.int_max) * mid_to_result + 1
-    relu = activation is not None and activation.get_attr("activation") == "relu"
+    relu = activation is not None and (activation.get_attr("activation") or "").lower() == "relu"
     out_low = np.floor(np.maximum(low_1, 0) if relu else low_1)
     out_high = np.ceil(np.maximum(high_1, 0) if relu else high_1)
     return Kernel(

@@ -100,6 +100,8 @@ def _layer(kernel: Kernel, input_bounds: NDArray[np.float64]) -> IntegerLayer | 
     t = kernel.result
     if kernel.accum_may_wrap or kernel.mid is not None:
         return f"{kernel.name}: an accumulator that can wrap or a narrower Dense result"
+    if kernel.post is not None:
+        return f"{kernel.name}: a type per element (HGQ)"
     if t.rounding not in _ROUNDINGS or (kernel.may_overflow and t.overflow not in (Overflow.SAT, Overflow.SAT_SYM)):
         return f"{kernel.name}: rounding {t.rounding.value} / overflow {t.overflow.value}"
     weight, bias = np.asarray(kernel.weight, np.float64), np.asarray(kernel.bias, np.float64)

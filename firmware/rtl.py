@@ -72,6 +72,15 @@ def _trace_kernel(x: Any, t: FixedType, k: Kernel) -> Any:
         y = _cast(y, k.mid)
     if k.relu:
         y = relu(y)
+    y = _cast(y, k.cast_type)
+    if k.post is None:
+        return y
+    p = k.post  # HGQ: each element cast to its own type; elements of 0 bits are 0
+    signed = p.keep_sign.astype(bool)
+    frac = np.where(p.bits > 0, p.bits - p.integer, 0)
+    integer = np.where(p.bits > 0, p.integer - signed, -frac)
+    y = y.quantize(signed.astype(int), integer, frac, overflow_mode=p.overflow.name,
+                   round_mode=_DA4ML_ROUNDING[p.rounding])
     return _cast(y, k.result)
 
 

@@ -67,9 +67,12 @@ def layer_saturation(bundle: FirmwareBundle, particles: NDArray[np.floating[Any]
             out = np.clip(mid, *kernel.mid.kept_range) * kernel.mid_to_result
         if kernel.relu:
             out = np.maximum(out, 0)
-        rounded = round_scaled(np.asarray(out, np.float64), kernel.result.rounding)
-        saturated |= _beyond(rounded, kernel.result)
-        stages.append(Stage(kernel.name, kernel.result, saturated, _largest(rounded) * kernel.result.lsb))
+        cast = kernel.cast_type
+        rounded = round_scaled(np.asarray(out, np.float64), cast.rounding)
+        saturated |= _beyond(rounded, cast)
+        if kernel.post is not None:  # HGQ: each element's own type
+            saturated |= kernel.post.beyond(np.clip(rounded, *cast.kept_range))
+        stages.append(Stage(kernel.name, kernel.result, saturated, _largest(rounded) * cast.lsb))
         x = np.asarray(kernel(x), np.float64)
     head = emulator.head
     e = x * 2.0 ** (head.error.fractional - emulator.output_type.fractional)
