@@ -38,8 +38,9 @@ DEFAULT_PART = "xcvu9p-flga2104-2L-e"
 DEFAULT_CLOCK_NS = 5.0
 
 
-def _network(artifact: Artifact) -> Any:
-    """The quantized Keras network whose outputs feed the score: the AE, the VAE's mu branch, the student."""
+def _network(artifact: Artifact) -> tuple[Any, dict[str, str]]:
+    """The quantized Keras network whose outputs feed the score -- the AE, the VAE's mu branch, the
+    student -- and the types of its layers where hls4ml does not read them off quantizers (HGQ)."""
     if "quantized" not in artifact.networks:
         msg = f"{artifact.path}: a float-only model has no firmware; train a quantized one"
         raise TriggerError(msg)
@@ -49,12 +50,17 @@ def _network(artifact: Artifact) -> Any:
                f"the firmware computes {' or '.join(FIRMWARE_SCORES)}")
         raise TriggerError(msg)
     nets = artifact.networks["quantized"]
+    if artifact.config.model.quantizer == "hgq":
+        from firmware.hgq import hgq_firmware_network
+        from models.hgq import proxy_network
+
+        return hgq_firmware_network(proxy_network(nets.trainable), _input_grid(artifact))
     if artifact.config.model.kind == "vae":
         import tensorflow as tf
 
         mu = nets.scorer.get_layer("z_mean").output
-        return tf.keras.Model(nets.scorer.input, mu, name=f"{artifact.config.model.name}_mu")
-    return nets.trainable
+        return tf.keras.Model(nets.scorer.input, mu, name=f"{artifact.config.model.name}_mu"), {}
+    return nets.trainable, {}
 
 
 def _reconstruction(artifact: Artifact) -> bool:
@@ -86,15 +92,19 @@ def firmware_network(artifact: TriggerModel, threshold: float | None = None,
         threshold = artifact.threshold("quantized") if "quantized" in artifact.thresholds else float("inf")
     if isinstance(artifact, RegionArtifact):
         return _region_network(artifact, threshold)
-    network = _network(artifact)
+    network, network_precisions = _network(artifact)
     types = head_types(artifact, network, precisions)
     reconstruction = _reconstruction(artifact)
     divisor = score_divisor(reconstruction, int(network.output.shape[-1]))
     if artifact.prior is None:
-        return with_decision(network, reconstruction, types, threshold_mantissa(threshold, types.score, divisor))
-    prior = PriorTables.of(artifact.prior, types.score, divisor)
-    mantissa = threshold_mantissa(threshold, prior.total_type(types.score), divisor)
-    return with_decision(network, reconstruction, types, mantissa, prior, artifact.scaler.input_type)
+        model, head_precisions = with_decision(network, reconstruction, types,
+                                               threshold_mantissa(threshold, types.score, divisor))
+    else:
+        prior = PriorTables.of(artifact.prior, types.score, divisor)
+        mantissa = threshold_mantissa(threshold, prior.total_type(types.score), divisor)
+        model, head_precisions = with_decision(network, reconstruction, types, mantissa, prior,
+                                               artifact.scaler.input_type)
+    return model, network_precisions | head_precisions
 
 
 def hls_config(artifact: TriggerModel, network: Any,
@@ -153,18 +163,20 @@ def convert(artifact: TriggerModel, out_dir: str | Path, part: str = DEFAULT_PAR
 
 def convert_network(network: Any, input_type: FixedType, out_dir: str | Path, project: str,
                     precisions: dict[str, str] | None = None, part: str = DEFAULT_PART,
-                    clock_ns: float = DEFAULT_CLOCK_NS, compile: bool = False) -> Any:
+                    clock_ns: float = DEFAULT_CLOCK_NS, compile: bool = False, bit_exact: bool = False) -> Any:
     """Any Keras ``network`` on ``input_type``'s grid as an hls4ml ``ModelGraph``, configured as
     every model here is (:func:`network_hls_config`); nothing is written unless ``compile``, which
-    writes the project and builds its C-simulation with g++. The working directory is kept (hls4ml
-    changes it)."""
+    writes the project and builds its C-simulation with g++. ``bit_exact``: hls4ml derives every
+    type from an HGQ proxy's quantizers instead (``firmware.hgq``). The working directory is kept
+    (hls4ml changes it)."""
     import hls4ml
 
     cwd = Path.cwd()
     try:
         model = hls4ml.converters.convert_from_keras_model(
             network, hls_config=network_hls_config(network, input_type, precisions), output_dir=str(out_dir),
-            backend="Vitis", io_type="io_parallel", part=part, clock_period=clock_ns, project_name=project)
+            backend="Vitis", io_type="io_parallel", part=part, clock_period=clock_ns, project_name=project,
+            bit_exact=bit_exact)
         if compile:
             model.compile()
         return model

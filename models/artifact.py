@@ -31,6 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.config import Config
+from models.hgq import RANGES_SUFFIX, load_ranges, save_ranges
 from models.multiplicity import MultiplicityPrior
 from models.networks import Networks, build_networks
 from models.scores import anomaly_score
@@ -50,7 +51,7 @@ FORMAT = "trigger.artifact"
 VERSION = 1
 #: the manifest's ``kind`` of a calorimeter-region model (``models.region_artifact``)
 REGION_KIND = "regions"
-PACKAGES = ("trigger-anomaly", "numpy", "tensorflow", "keras", "qkeras", "hls4ml", "h5py", "scikit-learn")
+PACKAGES = ("trigger-anomaly", "numpy", "tensorflow", "keras", "qkeras", "hgq", "hls4ml", "h5py", "scikit-learn")
 
 
 @dataclass
@@ -136,6 +137,10 @@ def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
 
 
+def _is_hgq(config: Config, variant: str) -> bool:
+    return variant == "quantized" and config.model.quantizer == "hgq"
+
+
 def save_artifact(path: str | Path, config: Config, scaler: Scaler, networks: dict[str, Networks],
                   thresholds: dict[str, ThresholdEstimate], history: dict[str, Any],
                   metrics: dict[str, Any], data: dict[str, Any], prior: MultiplicityPrior | None = None) -> Path:
@@ -144,6 +149,8 @@ def save_artifact(path: str | Path, config: Config, scaler: Scaler, networks: di
     path.mkdir(parents=True, exist_ok=True)
     for variant, nets in networks.items():
         nets.trainable.save_weights(path / f"{variant}.weights.h5")
+        if _is_hgq(config, variant):
+            save_ranges(nets.trainable, path / f"{variant}{RANGES_SUFFIX}")
     _write_json(path / "config.json", config.as_dict())
     scaler.save(path / "scaler.json")
     if prior is not None:
@@ -251,6 +258,8 @@ def load_artifact(path: str | Path) -> Artifact:
         except (OSError, ValueError) as err:
             msg = f"{path}: cannot load {variant}.weights.h5 ({err})"
             raise ArtifactError(msg) from err
+        if _is_hgq(config, variant):
+            load_ranges(nets.trainable, path / f"{variant}{RANGES_SUFFIX}")
         networks[variant] = nets
     if not networks:
         msg = f"{path}: the manifest lists no models"

@@ -38,6 +38,12 @@ class ModelConfig:
     latent: int = 3
     decoder: tuple[int, ...] = (16, 32)
     quantized: bool = True  # False: a float model only (the seed baselines)
+    # "qkeras": one width per layer (QKeras); "hgq": a width per weight and per activation, trained
+    # with HGQ's resource penalty (models.hgq); weight_bits and activation_bits then set where the
+    # trained widths start
+    quantizer: Literal["qkeras", "hgq"] = "qkeras"
+    hgq_beta: float = 0.0  # HGQ: the resource (EBOPs) penalty's weight in the loss
+    hgq_cover: float = 1.0  # HGQ: activation ranges = the training events' range times this
     weight_bits: int = 8  # QKeras quantized_bits(bits, integer, alpha=1) for kernels and biases
     weight_integer: int = 1
     activation_bits: int = 8  # quantized_relu(bits, integer) -> ap_ufixed<bits, integer>
@@ -108,6 +114,7 @@ class ModelConfig:
                    f"model.input_init_scale above 0 (got {self.input_init_scale})")
             raise UsageError(msg)
         self._check_multiplicity()
+        self._check_quantizer()
         for text in (self.input_type, self.error_type, self.score_type):
             if text:
                 FixedType.parse(text)
@@ -116,6 +123,18 @@ class ModelConfig:
         if not self.multiplicity_weight >= 0 or (self.multiplicity_weight and self.kind in FLOAT_KINDS):
             msg = (f"model.multiplicity_weight must be >= 0 (got {self.multiplicity_weight}) and is for the "
                    f"models that go to firmware, not a {self.kind}")
+            raise UsageError(msg)
+
+    def _check_quantizer(self) -> None:
+        if self.quantizer not in ("qkeras", "hgq"):
+            msg = f"model.quantizer {self.quantizer!r}: choose qkeras or hgq"
+            raise UsageError(msg)
+        if self.quantizer == "hgq" and (self.kind not in ("ae", "student") or not self.input_type):
+            msg = (f"model.quantizer = \"hgq\" is for the dense autoencoder and student with a model.input_type, "
+                   f"not a {self.kind}{'' if self.input_type else ' without an input grid'}")
+            raise UsageError(msg)
+        if not self.hgq_beta >= 0 or not self.hgq_cover >= 1:
+            msg = f"model.hgq_beta must be >= 0 and model.hgq_cover >= 1 (got {self.hgq_beta}, {self.hgq_cover})"
             raise UsageError(msg)
 
     @property

@@ -233,6 +233,11 @@ def build_networks(cfg: ModelConfig, quantized: bool) -> Networks:
     if cfg.kind in ("cnn-ae", "transformer-ae"):  # float references: no quantized variant
         model = (_cnn_ae if cfg.kind == "cnn-ae" else _transformer_ae)(cfg, _LayerFactory(cfg, quantized=False))
         return Networks(model, model)
+    if quantized and cfg.quantized and cfg.quantizer == "hgq":  # a width per weight and activation
+        from models.hgq import hgq_network
+
+        model = hgq_network(cfg)
+        return Networks(model, model)
     make = _LayerFactory(cfg, quantized and cfg.quantized)
     inputs = keras.Input((N_INPUTS,), name="inputs")
     x = inputs

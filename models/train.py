@@ -25,11 +25,14 @@ from numpy.typing import NDArray
 from models.artifact import Artifact, file_sha256, load_artifact, save_artifact
 from models.config import Config, ModelConfig
 from models.distill import Distillation, load_teacher, teacher_scores
+from models.hgq import callbacks as hgq_callbacks
+from models.hgq import copy_dense_weights, trace_ranges
 from models.multiplicity import MultiplicityPrior
 from models.networks import Networks, build_networks
 from models.stream import CHUNK_EVENTS, EventBatches
 from trigger.errors import UsageError
 from trigger.events import open_events
+from trigger.fixed import FixedType
 from trigger.preprocess import Scaler
 from trigger.rates import fpr_for_rate, parse_rate
 from trigger.thresholds import ThresholdEstimate, threshold_for
@@ -103,13 +106,18 @@ def _fit(config: Config, variant: str, data: dict[str, Any], out_dir: Path,
     tc, mc = config.training, config.model
     tf.keras.utils.set_random_seed(tc.seed)
     nets = build_networks(mc, quantized=variant == "quantized")
-    if start_from is not None:  # quantization-aware fine-tuning of the trained float twin
+    hgq = variant == "quantized" and mc.quantizer == "hgq"
+    if start_from is not None and hgq:  # the same Dense layers, with HGQ's bit widths beside them
+        copy_dense_weights(start_from.trainable, nets.trainable)
+    elif start_from is not None:  # quantization-aware fine-tuning of the trained float twin
         nets.trainable.set_weights(start_from.trainable.get_weights())
     qat = start_from is not None
     rate = tc.qat_learning_rate if qat and tc.qat_learning_rate > 0 else tc.learning_rate
     epochs = tc.qat_epochs if qat and tc.qat_epochs >= 0 else tc.epochs
     nets.trainable.compile(optimizer=tf.keras.optimizers.Adam(rate), loss=_loss(mc.loss))
     if epochs == 0:  # post-training quantization: the twin's weights as they are
+        if hgq:
+            _trace(nets.trainable, mc, data, log)
         losses = [float(np.ravel(nets.trainable.evaluate(data[name], verbose=0))[0]) for name in ("train", "validation")]
         print(f"  [{variant}] the float twin's weights quantized, not retrained: loss {losses[0]:.5f}  "
               f"val_loss {losses[1]:.5f}", file=log, flush=True)
@@ -120,12 +128,21 @@ def _fit(config: Config, variant: str, data: dict[str, Any], out_dir: Path,
         tf.keras.callbacks.ReduceLROnPlateau(factor=tc.lr_factor, patience=tc.lr_patience, verbose=0),
         tf.keras.callbacks.ModelCheckpoint(str(checkpoint), save_best_only=True, save_weights_only=True),
         _epoch_logger(variant, epochs, log),
+        *(hgq_callbacks() if hgq else []),
     ]
     fit = nets.trainable.fit(data["train"], validation_data=data["validation"], epochs=epochs,
                              callbacks=callbacks, verbose=0)
     nets.trainable.load_weights(checkpoint)  # the best epoch, whether or not training stopped early
+    if hgq:
+        _trace(nets.trainable, mc, data, log)
     history = {k: [float(v) for v in values] for k, values in fit.history.items()}
     return nets, history
+
+
+def _trace(model: Any, mc: ModelConfig, data: dict[str, Any], log: Any) -> None:
+    """An HGQ model's integer bits: the ranges its chosen weights reach on the training events."""
+    ebops = trace_ranges(model, data["train"], mc.hgq_cover, FixedType.parse(mc.input_type))
+    print(f"  [quantized] HGQ ranges traced on the training events: {ebops:,.0f} EBOPs", file=log, flush=True)
 
 
 def _distillation(config: Config, data_path: Path, split: Split,
