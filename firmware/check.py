@@ -12,6 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from firmware.bundle import FirmwareBundle, converted_with_bundle
+from models.artifact import Artifact
 from models.region_artifact import TriggerModel
 
 __all__ = ("PairComparison", "check_firmware", "compare_paths", "csim_and_bundle", "csim_outputs", "csim_vs_emulator")
@@ -51,11 +52,12 @@ def compare_paths(artifact: TriggerModel, hls_model: Any, events: NDArray[Any], 
     it is above the threshold."""
     emulator = firmware.emulator
     x64 = artifact.inputs(events).astype(np.float64)
-    qkeras = artifact.score(events, "quantized", batch_size=batch_size)
+    keras = artifact.score(events, "quantized", batch_size=batch_size)
     csim = csim_outputs(hls_model, x64)
     compiled = firmware.scores(events)
-    scores = {"qkeras": qkeras, "csim": emulator.scores(csim), "emulator": compiled}
-    decisions = {"qkeras": qkeras > firmware.threshold, "csim": csim[:, 1] == 1,
+    name = "hgq" if isinstance(artifact, Artifact) and artifact.config.model.quantizer == "hgq" else "qkeras"
+    scores = {name: keras, "csim": emulator.scores(csim), "emulator": compiled}
+    decisions = {name: keras > firmware.threshold, "csim": csim[:, 1] == 1,
                  "emulator": compiled > emulator.threshold_value}
     pairs = []
     for a, b in combinations(scores, 2):

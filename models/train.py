@@ -218,7 +218,7 @@ def train(config: Config, data_path: str | Path, out_dir: str | Path, log: Any =
             scores = np.concatenate([artifact.score(batch.particles, variant)
                                      for batch in events.iter_batches(CHUNK_EVENTS, *split.test)])
         thresholds[variant] = threshold_for(  # `trigger calibrate` redoes the quantized one on the emulator
-            scores, fpr, path="qkeras" if variant == "quantized" else variant,
+            scores, fpr, path=mc.quantizer if variant == "quantized" else variant,
             events=f"held-out test split [{split.test[0]}, {split.test[1]}) of {data_path.name}")
         metrics[variant] = {
             "parameters": int(networks[variant].trainable.count_params()),

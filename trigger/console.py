@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import warnings
 from collections.abc import Mapping
@@ -34,7 +35,10 @@ def add_verbs(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], p
 
 
 def quiet_libraries() -> None:
-    """TensorFlow's start-up log lines and Keras's harmless warning, when it serialises a QKeras
-    layer, that the quantizer is not a constraint: noise on a command line."""
+    """TensorFlow's start-up log lines, Keras's harmless warning, when it serialises a QKeras
+    layer, that the quantizer is not a constraint, and TensorFlow's notes that HGQ's functions were
+    traced again for a new shape: noise on a command line."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     warnings.filterwarnings("ignore", message=".*keras.constraints.serialize", category=UserWarning)
+    logging.getLogger("tensorflow").addFilter(lambda record: "triggered tf.function retracing" not in
+                                              record.getMessage())
