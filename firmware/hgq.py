@@ -14,6 +14,7 @@ the bit-exact flow off (``network_hls_config``). The quantizers that stay hold a
 from __future__ import annotations
 
 import tempfile
+from dataclasses import replace
 from typing import Any
 
 from firmware.kernel import fixed_type
@@ -34,21 +35,31 @@ def derived_precisions(proxy: Any, input_type: FixedType) -> dict[str, str]:
     with tempfile.TemporaryDirectory(prefix="hgq-proxy-") as tmp:
         model = convert_network(proxy, input_type, tmp, "proxy", bit_exact=True)
     precisions: dict[str, str] = {}
+    previous = input_type
     for layer in model.get_layers():
+        result = fixed_type(layer.get_output_variable().type.precision)
         if layer.class_name == "Input":
-            derived = fixed_type(layer.get_output_variable().type.precision)
-            if (derived.width, derived.integer, derived.signed) != (input_type.width, input_type.integer,
-                                                                   input_type.signed):
-                msg = f"the HGQ model's input quantizer gives {derived}, not the scaler's grid {input_type}"
+            if (result.width, result.integer, result.signed) != (input_type.width, input_type.integer,
+                                                                 input_type.signed):
+                msg = f"the HGQ model's input quantizer gives {result}, not the scaler's grid {input_type}"
                 raise TriggerError(msg)
-            continue
-        result = str(fixed_type(layer.get_output_variable().type.precision))
-        precisions[layer.name] = result
-        if layer.class_name == "Dense":
-            precisions[f"{layer.name}_linear"] = result  # the linear activation hls4ml adds without the flow
-            for key, attr in _LAYER_TYPES.items():
-                precisions[f"{layer.name}.{key}"] = str(fixed_type(layer.get_attr(attr).precision))
+        elif layer.class_name == "Dense":
+            types = {key: fixed_type(layer.get_attr(attr).precision) for key, attr in _LAYER_TYPES.items()}
+            types["accum"] = _exact_products(types["accum"], previous.fractional + types["weight"].fractional)
+            precisions |= {f"{layer.name}.{key}": str(t) for key, t in types.items()}
+            precisions[f"{layer.name}_linear"] = str(result)  # the linear activation hls4ml adds without the flow
+        if layer.class_name != "Input":
+            precisions[layer.name] = str(result)
+        previous = result
     return precisions
+
+
+def _exact_products(accum: FixedType, product_fractional: int) -> FixedType:
+    """``accum`` with the fractional bits of a product. The bit-exact flow drops the products' low
+    bits where the result type drops them after the sum, but hls4ml's latency Dense casts each
+    product to ``accum_t`` before adding, and truncated products do not sum to the truncated sum."""
+    extra = product_fractional - accum.fractional
+    return accum if extra <= 0 else replace(accum, width=accum.width + extra)
 
 
 def hgq_firmware_network(proxy: Any, input_type: FixedType) -> tuple[Any, dict[str, str]]:

@@ -16,6 +16,7 @@ from firmware.compiled import CompiledEmulator
 from firmware.convert import to_hls
 from firmware.element_cast import ElementCast
 from firmware.emulator import Emulator
+from firmware.hgq import derived_precisions
 from firmware.native import NativeScorer
 from models.artifact import load_artifact
 from models.config import load_config
@@ -80,6 +81,24 @@ def test_hgq_firmware_csim_equals_the_emulator_bit_for_bit(hgq_dir: Path, hgq_hl
     np.testing.assert_array_equal(emulator.predict(x), csim)
     emulator.save(tmp_path / "emulator.npz")
     np.testing.assert_array_equal(Emulator.load(tmp_path / "emulator.npz").predict(x), csim)
+
+
+def test_every_dense_of_the_hgq_firmware_sums_its_products_exactly(hgq_dir: Path) -> None:
+    """hls4ml's latency Dense casts each product to accum_t before the sum: the types read off the
+    bit-exact flow keep every product's bits, so the sum is the proxy's exact one."""
+    artifact = load_artifact(hgq_dir)
+    precisions = derived_precisions(proxy_network(artifact.networks["quantized"].trainable),
+                                    artifact.scaler.input_type)
+    previous = artifact.scaler.input_type
+    dense = 0
+    for name in [n for n in precisions if "." not in n]:
+        if f"{name}.accum" in precisions:
+            dense += 1
+            product = previous.fractional + FixedType.parse(precisions[f"{name}.weight"]).fractional
+            assert FixedType.parse(precisions[f"{name}.accum"]).fractional >= product, name
+        if not name.endswith("_linear"):
+            previous = FixedType.parse(precisions[name])
+    assert dense == 4
 
 
 def test_hgq_firmware_scores_alike_on_every_path(hgq_dir: Path) -> None:
