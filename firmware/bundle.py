@@ -55,8 +55,8 @@ __all__ = ("BUNDLE_DIR", "FirmwareBundle", "build_bundle", "bundle_for", "bundle
 BUNDLE_DIR = "firmware"
 MANIFEST, EMULATOR, SCALER = "firmware.json", "emulator.npz", "scaler.json"
 #: the artifact files the firmware is made from: a bundle whose record of them differs is stale
-SOURCE_FILES = ("config.json", "scaler.json", "region.json", "quantized.weights.h5")
-PACKAGES = ("hls4ml", "qkeras", "tensorflow", "numpy")
+SOURCE_FILES = ("config.json", "scaler.json", "region.json", "quantized.weights.h5", "quantized.ranges.npz")
+PACKAGES = ("hls4ml", "qkeras", "hgq", "tensorflow", "numpy")
 
 F64 = NDArray[np.float64]
 
