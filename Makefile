@@ -106,9 +106,10 @@ validation-sample: $(STAMP)
 ## evaluate them (about 45 minutes on 2 cores, most of it the CNN and Transformer autoencoders)
 ARTIFACTS := models/artifacts
 SIGNALS   := $(foreach s,ato4l leptoquark htautau htaunu,--signal $(SAMPLE)/$(s).h5)
-MODELS    := tiny-ae tiny-ae-qat dense-ae dense-ae-w4 vae ffn-baseline cnn-ae transformer-ae flow student
+MODELS    := tiny-ae tiny-ae-qat hgq-ae dense-ae dense-ae-w4 vae ffn-baseline cnn-ae transformer-ae flow student
 models: calibration-sample
 	$(BIN)/trigger train --config models/configs/tiny_ae.toml --data $(SAMPLE)/sm_cocktail.h5 --out $(ARTIFACTS)/tiny-ae --overwrite
+	$(BIN)/trigger train --config models/configs/hgq_ae.toml --data $(SAMPLE)/sm_cocktail.h5 --out $(ARTIFACTS)/hgq-ae --overwrite
 	$(BIN)/trigger train --config models/configs/tiny_ae_qat.toml --data $(SAMPLE)/sm_cocktail.h5 --out $(ARTIFACTS)/tiny-ae-qat --overwrite
 	$(BIN)/trigger train --config models/configs/dense_ae.toml --data $(SAMPLE)/sm_cocktail.h5 --out $(ARTIFACTS)/dense-ae --overwrite
 	$(BIN)/trigger train --config models/configs/dense_ae_w4.toml --data $(SAMPLE)/sm_cocktail.h5 --out $(ARTIFACTS)/dense-ae-w4 --overwrite
