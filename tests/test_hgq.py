@@ -42,9 +42,12 @@ def hgq_hls(hgq_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     return to_hls(load_artifact(hgq_dir), tmp_path_factory.mktemp("hgq-fw") / "hls")
 
 
-def test_hgq_is_only_for_the_dense_models_on_an_input_grid() -> None:
+def test_hgq_is_only_for_the_dense_autoencoder_on_an_input_grid() -> None:
     with pytest.raises(UsageError, match="hgq"):
         load_config(None, ['model.quantizer="hgq"', 'model.kind="vae"', 'model.score="mu2"'])
+    with pytest.raises(UsageError, match="not a student"):
+        load_config(None, ['model.quantizer="hgq"', 'model.kind="student"', 'model.score="distilled"',
+                           "model.latent=1", "model.decoder=[]"])
     with pytest.raises(UsageError, match="input grid"):
         load_config(None, ['model.quantizer="hgq"', 'model.input_type=""'])
     with pytest.raises(UsageError, match="qkeras or hgq"):
