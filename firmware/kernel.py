@@ -177,8 +177,9 @@ def dense_kernel(layer: Any, x_type: FixedType, bounds: Bounds, dense_result: Fi
     if mid is not None:
         mid_may_overflow = may_overflow(low_1, high_1, mid)
         mid_to_result = 2.0 ** (result.fractional - mid.fractional)
-        low_1 = np.clip(low_1, mid.int_min, mid.int_max) * mid_to_result - 1
-        high_1 = np.clip(high_1, mid.int_min, mid.int_max) * mid_to_result + 1
+        # exact bounds: the Dense result's mantissas, scaled by a power of two (floored and ceiled below)
+        low_1 = np.clip(low_1, mid.int_min, mid.int_max) * mid_to_result
+        high_1 = np.clip(high_1, mid.int_min, mid.int_max) * mid_to_result
     relu = activation is not None and (activation.get_attr("activation") or "").lower() == "relu"
     out_low = np.floor(np.maximum(low_1, 0) if relu else low_1)
     out_high = np.ceil(np.maximum(high_1, 0) if relu else high_1)

@@ -67,6 +67,9 @@ class IntegerLayer:
     relu: bool
     low: int
     high: int
+    post: tuple[tuple[int, int, int, int], ...] = ()  # HGQ: per output (shift, low, high, scale-up bits)
+    post_rounding: int = 0
+    mid: tuple[int, int, int, int] | None = None  # a narrower Dense result first: (rounding, low, high, bits to result)
 
     def source(self, name: str, inputs: str) -> str:
         """C++ statements computing ``name[j]`` for each output from the Lanes array ``inputs``."""
@@ -78,8 +81,19 @@ class IntegerLayer:
                 w = int(self.weight[i, j])
                 terms.append(f"{inputs}[{i}]" if w == 1 else f"{inputs}[{i}] * {w}")
             lines.append(f"    {name}[{j}] = {' + '.join(terms)};")
-        lines.append(f"    for (int j = 0; j < {n_out}; ++j) {name}[j] = cast<{self.shift}, {self.rounding}, "
-                     f"{str(self.relu).lower()}, {self.low}, {self.high}>({name}[j]);")
+        relu = str(self.relu).lower()
+        if self.mid is None:
+            lines.append(f"    for (int j = 0; j < {n_out}; ++j) {name}[j] = cast<{self.shift}, {self.rounding}, "
+                         f"{relu}, {self.low}, {self.high}>({name}[j]);")
+        else:  # the Dense's result type, then the activation's cast from it
+            rounding, low, high, bits = self.mid
+            second = (f"cast<0, {self.rounding}, {relu}, {self.low}, {self.high}>({name}[j] * {1 << bits})"
+                      if bits >= 0 else f"cast<{-bits}, {self.rounding}, {relu}, {self.low}, {self.high}>({name}[j])")
+            lines.append(f"    for (int j = 0; j < {n_out}; ++j) {{ {name}[j] = cast<{self.shift}, {rounding}, false, "
+                         f"{low}, {high}>({name}[j]); {name}[j] = {second}; }}")
+        for j, (shift, low, high, up) in enumerate(self.post):  # each element to its own type, then the result's
+            lines.append(f"    {name}[{j}] = cast<{shift}, {self.post_rounding}, false, {low}, {high}>({name}[{j}])"
+                         f" * {1 << up};")
         return "\n".join(lines)
 
 
@@ -97,11 +111,12 @@ def _bound(t: FixedType) -> int:
 
 def _layer(kernel: Kernel, input_bounds: NDArray[np.float64]) -> IntegerLayer | str:
     """The kernel on integer mantissas, or why its arithmetic cannot be proven exact in int32."""
-    t = kernel.result
-    if kernel.accum_may_wrap or kernel.mid is not None:
-        return f"{kernel.name}: an accumulator that can wrap or a narrower Dense result"
-    if kernel.post is not None:
-        return f"{kernel.name}: a type per element (HGQ)"
+    t = kernel.cast_type
+    if kernel.accum_may_wrap:
+        return f"{kernel.name}: an accumulator that can wrap"
+    post, mid = _element_casts(kernel), _mid_cast(kernel)
+    if isinstance(post, str) or isinstance(mid, str):
+        return post if isinstance(post, str) else str(mid)
     if t.rounding not in _ROUNDINGS or (kernel.may_overflow and t.overflow not in (Overflow.SAT, Overflow.SAT_SYM)):
         return f"{kernel.name}: rounding {t.rounding.value} / overflow {t.overflow.value}"
     weight, bias = np.asarray(kernel.weight, np.float64), np.asarray(kernel.bias, np.float64)
@@ -113,7 +128,43 @@ def _layer(kernel: Kernel, input_bounds: NDArray[np.float64]) -> IntegerLayer | 
         return f"{kernel.name}: its accumulator could leave int32"
     low, high = t.kept_range if kernel.may_overflow else (-_INT32 - 1, _INT32)
     return IntegerLayer(w.astype(np.int64), b.astype(np.int64), shift, _ROUNDINGS[t.rounding], kernel.relu,
-                        low, high)
+                        low, high, post, _ROUNDINGS[kernel.post.rounding] if kernel.post else 0, mid)
+
+
+def _mid_cast(kernel: Kernel) -> tuple[int, int, int, int] | str | None:
+    """A Dense result narrower than its accumulator (``Kernel.mid``) as (rounding, saturation
+    bounds, fractional bits from it to the activation's type); None without one; or why not."""
+    m = kernel.mid
+    if m is None:
+        return None
+    if m.rounding not in _ROUNDINGS or (kernel.mid_may_overflow and m.overflow not in (Overflow.SAT, Overflow.SAT_SYM)):
+        return f"{kernel.name}: Dense result rounding {m.rounding.value} / overflow {m.overflow.value}"
+    bits = kernel.cast_type.fractional - m.fractional
+    if m.width + max(bits, 0) > _MAX_SHIFT:
+        return f"{kernel.name}: its Dense result could leave int32 on the activation's grid"
+    low, high = m.kept_range if kernel.mid_may_overflow else (-_INT32 - 1, _INT32)
+    return _ROUNDINGS[m.rounding], low, high, bits
+
+
+def _element_casts(kernel: Kernel) -> tuple[tuple[int, int, int, int], ...] | str:
+    """An HGQ quantizer after the kernel (``ElementCast``) as, per output, the shift down to the
+    element's grid, its saturation bounds and the shift up to the result's grid; or why not."""
+    p = kernel.post
+    if p is None:
+        return ()
+    if p.rounding not in (Rounding.TRN, Rounding.RND) or p.overflow not in (Overflow.SAT, Overflow.SAT_SYM):
+        return f"{kernel.name}: per-element rounding {p.rounding.value} / overflow {p.overflow.value}"
+    casts = []
+    for k, b, i in zip(p.keep_sign, p.bits, p.integer, strict=True):
+        if b == 0:
+            casts.append((0, 0, 0, 0))
+            continue
+        t = FixedType(int(b), int(i), bool(k), p.rounding, p.overflow)
+        down, up = p.source.fractional - t.fractional, p.result.fractional - t.fractional
+        if down < 0 or up < 0 or up > _MAX_SHIFT:
+            return f"{kernel.name}: an element's type {t} is finer than {p.source} or {p.result}"
+        casts.append((down, *t.kept_range, up))
+    return tuple(casts)
 
 
 def _hex(values: Any) -> str:

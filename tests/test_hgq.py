@@ -17,7 +17,7 @@ from firmware.convert import to_hls
 from firmware.element_cast import ElementCast
 from firmware.emulator import Emulator
 from firmware.hgq import derived_precisions
-from firmware.native import NativeScorer
+from firmware.native import NativeScorer, unsupported
 from models.artifact import load_artifact
 from models.config import load_config
 from models.hgq import proxy_network
@@ -105,8 +105,9 @@ def test_every_dense_of_the_hgq_firmware_sums_its_products_exactly(hgq_dir: Path
 
 
 def test_hgq_firmware_scores_alike_on_every_path(hgq_dir: Path) -> None:
-    """The compiled scorer falls back to the emulator's casts for per-element types and the
-    native kernel declines them: every path gives the emulator's scores."""
+    """The compiled scorer falls back to the emulator's casts for per-element types, the native
+    kernel shifts and clamps each element, the da4ml trace casts it: every path gives the
+    emulator's scores."""
     from da4ml.trace import comb_trace
 
     from firmware.rtl import trace_network
@@ -117,7 +118,9 @@ def test_hgq_firmware_scores_alike_on_every_path(hgq_dir: Path) -> None:
     expected = bundle.emulator.predict(x)
     compiled = CompiledEmulator(bundle.particle_scaler, bundle.emulator)
     np.testing.assert_array_equal(compiled.scores(events), bundle.emulator.scores(expected))
-    assert NativeScorer.of(bundle.particle_scaler, bundle.emulator, compiled.compiled_scores) is None
+    native = NativeScorer.of(bundle.particle_scaler, bundle.emulator, compiled.compiled_scores)
+    assert native is not None, unsupported(bundle.particle_scaler, bundle.emulator)
+    np.testing.assert_array_equal(native(events), compiled.compiled_scores(events))
     np.testing.assert_array_equal(comb_trace(*trace_network(bundle.emulator)).predict(x), expected)
 
 
