@@ -79,5 +79,5 @@ def hgq_firmware_network(proxy: Any, input_type: FixedType) -> tuple[Any, dict[s
     for copy, layer in copies:
         copy.set_weights(layer.get_weights())
     network = tf.keras.Model(inputs, x, name=proxy.name)
-    return network, {k: v for k, v in precisions.items() if k.partition(".")[0].removesuffix("_linear")
-                     in {layer.name for layer in network.layers}}
+    names = {layer.name for layer in network.layers}
+    return network, {k: v for k, v in precisions.items() if k.partition(".")[0].removesuffix("_linear") in names}

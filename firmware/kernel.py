@@ -126,11 +126,11 @@ class Kernel:
         t = self.cast_type
         if self.relu:
             np.maximum(out, 0, out=out)
-            if self.may_overflow and t.overflow is Overflow.SAT and t.int_min <= 0:
-                # rounding keeps values >= 0, so saturation only needs the upper bound
-                out = np.minimum(round_to(out, t.rounding), t.int_max, out=out)
-                return out if self.post is None else self.post(out)
-        out = _cast(out, t, self.may_overflow)
+        if self.relu and self.may_overflow and t.overflow is Overflow.SAT and t.int_min <= 0:
+            # rounding keeps values >= 0, so saturation only needs the upper bound
+            out = np.minimum(round_to(out, t.rounding), t.int_max, out=out)
+        else:
+            out = _cast(out, t, self.may_overflow)
         return out if self.post is None else self.post(out)
 
 

@@ -154,16 +154,13 @@ def _element_casts(kernel: Kernel) -> tuple[tuple[int, int, int, int], ...] | st
         return ()
     if p.rounding not in (Rounding.TRN, Rounding.RND) or p.overflow not in (Overflow.SAT, Overflow.SAT_SYM):
         return f"{kernel.name}: per-element rounding {p.rounding.value} / overflow {p.overflow.value}"
-    casts = []
-    for k, b, i in zip(p.keep_sign, p.bits, p.integer, strict=True):
-        if b == 0:
-            casts.append((0, 0, 0, 0))
-            continue
-        t = FixedType(int(b), int(i), bool(k), p.rounding, p.overflow)
+    casts = [(0, 0, 0, 0)] * len(p.bits)  # an element of no bits is 0
+    for t, columns in p.types.items():
         down, up = p.source.fractional - t.fractional, p.result.fractional - t.fractional
         if down < 0 or up < 0 or up > _MAX_SHIFT:
             return f"{kernel.name}: an element's type {t} is finer than {p.source} or {p.result}"
-        casts.append((down, *t.kept_range, up))
+        for j in columns:
+            casts[j] = (down, *t.kept_range, up)
     return tuple(casts)
 
 

@@ -75,12 +75,10 @@ def _trace_kernel(x: Any, t: FixedType, k: Kernel) -> Any:
     y = _cast(y, k.cast_type)
     if k.post is None:
         return y
-    p = k.post  # HGQ: each element cast to its own type; elements of 0 bits are 0
-    signed = p.keep_sign.astype(bool)
-    frac = np.where(p.bits > 0, p.bits - p.integer, 0)
-    integer = np.where(p.bits > 0, p.integer - signed, -frac)
-    y = y.quantize(signed.astype(int), integer, frac, overflow_mode=p.overflow.name,
-                   round_mode=_DA4ML_ROUNDING[p.rounding])
+    kif = np.zeros((3, len(k.post.bits)), int)  # HGQ: each element to its own type; one of no bits is 0
+    for element_type, columns in k.post.types.items():
+        kif[:, columns] = np.array(_kif(element_type))[:, None]
+    y = y.quantize(*kif, overflow_mode=k.post.overflow.name, round_mode=_DA4ML_ROUNDING[k.post.rounding])
     return _cast(y, k.result)
 
 
