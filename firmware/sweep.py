@@ -1,6 +1,6 @@
 """A multi-objective architecture search with Optuna: trigger efficiency against firmware logic.
 
-Each trial trains the base configuration with the trial's widths, latent size and bit widths
+Each trial trains the base configuration with the trial's widths, latent size and quantization
 (quantization-aware, as ``trigger train`` does), then measures, on the path that decides:
 
 - the **mean signal efficiency at the working point**: the bit-exact emulator's scores, the
@@ -8,6 +8,11 @@ Each trial trains the base configuration with the trial's widths, latent size an
   when given), averaged over the signal files;
 - the **logic**: da4ml's cost of the network with its score and decision (adder bits, the
   quantity the open-source estimate's LUT count follows), and the latency of its pipeline.
+
+A trial quantizes with QKeras (one width per layer: the weight and activation bits are searched)
+or with HGQ (a width per weight and per activation, trained: the weight of its resource penalty,
+``hgq_beta``, is searched on a log scale); a sweep may mix both, the quantizer then being one
+more choice of each trial.
 
 Optuna's NSGA-II sampler looks for the Pareto front of (efficiency up, cost down). ``check``
 synthesizes some of the front's points with yosys (the full open-source estimate) so the cost
@@ -20,7 +25,7 @@ import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -29,21 +34,30 @@ from models.config import Config
 from trigger.contracts import Sweep
 from trigger.errors import UsageError
 
-__all__ = ("SPACE", "TrialResult", "pareto_front", "run_sweep")
+if TYPE_CHECKING:
+    import optuna
 
-#: parameter -> (low, high, step) of the search
-SPACE: dict[str, tuple[int, int, int]] = {
+__all__ = ("HGQ_SPACE", "QKERAS_SPACE", "SHAPE_SPACE", "TrialResult", "pareto_front", "run_sweep")
+
+#: parameter -> (low, high, step) of the search, whatever the quantizer
+SHAPE_SPACE: dict[str, tuple[int, int, int]] = {
     "width": (8, 32, 4),  # the hidden layer(s) of encoder and decoder
     "latent": (2, 6, 1),
+}
+#: QKeras's one width per layer: parameter -> (low, high, step)
+QKERAS_SPACE: dict[str, tuple[int, int, int]] = {
     "weight_bits": (4, 8, 1),  # QKeras re-seeds its initializer identically below 4 bits
     "activation_bits": (4, 8, 1),
 }
+#: HGQ's trained widths: the resource penalty's weight, (low, high) searched log-uniformly
+HGQ_SPACE: dict[str, tuple[float, float]] = {"hgq_beta": (1e-7, 1e-4)}
+QUANTIZERS = ("qkeras", "hgq")
 
 
 @dataclass(frozen=True)
 class TrialResult:
     number: int
-    params: dict[str, int]
+    params: dict[str, int | float | str]  # the shape, "quantizer", and that quantizer's parameters
     efficiency: float  # mean over the signals at the working point
     efficiencies: dict[str, float]
     cost: float  # da4ml's adder-bit cost, score and decision included
@@ -51,11 +65,26 @@ class TrialResult:
     auc: dict[str, float]
 
 
-def _config(base: Config, params: dict[str, int], epochs: int) -> Config:
+def suggest(trial: optuna.Trial, quantizers: Sequence[str]) -> dict[str, int | float | str]:
+    """The trial's shape, quantizer (the only one given, else a choice) and that quantizer's parameters."""
+    params: dict[str, int | float | str] = {
+        name: trial.suggest_int(name, low, high, step=step) for name, (low, high, step) in SHAPE_SPACE.items()}
+    quantizer = quantizers[0] if len(quantizers) == 1 else trial.suggest_categorical("quantizer", list(quantizers))
+    params["quantizer"] = quantizer
+    if quantizer == "hgq":
+        params.update({name: trial.suggest_float(name, low, high, log=True) for name, (low, high) in HGQ_SPACE.items()})
+    else:
+        params.update({name: trial.suggest_int(name, low, high, step=step)
+                       for name, (low, high, step) in QKERAS_SPACE.items()})
+    return params
+
+
+def _config(base: Config, params: dict[str, Any], epochs: int) -> Config:
     depth = len(base.model.encoder)
+    quantization = {name: params[name] for name in (*QKERAS_SPACE, *HGQ_SPACE) if name in params}
     model = replace(base.model, name=f"{base.model.name}-sweep", encoder=(params["width"],) * depth,
-                    decoder=(params["width"],) * depth, latent=params["latent"], weight_bits=params["weight_bits"],
-                    activation_bits=params["activation_bits"])
+                    decoder=(params["width"],) * depth, latent=params["latent"], quantizer=params["quantizer"],
+                    **quantization)
     return Config(model, replace(base.training, epochs=epochs))
 
 
@@ -102,15 +131,25 @@ def pareto_front(results: Sequence[TrialResult]) -> list[TrialResult]:
 
 def run_sweep(base: Config, data: Path, signal_paths: Sequence[Path], out: Path, trials: int, epochs: int,
               fpr: float, calibration: Path | None = None, seed: int = 1, latency_cutoff: float = 5.0,
-              clock_ns: float = 5.0, check: int = 0, progress: Callable[[str], None] = print) -> Sweep:
+              clock_ns: float = 5.0, check: int = 0, quantizers: Sequence[str] = (),
+              progress: Callable[[str], None] = print) -> Sweep:
     """Run ``trials`` trials; write ``sweep.json`` (every trial, the Pareto front, the ``check``
-    cheapest front points' yosys estimates) into ``out``."""
+    cheapest front points' yosys estimates) into ``out``. ``quantizers``: those the trials may
+    use (default: the base configuration's)."""
     import optuna
 
     from models.evaluate import read_signals
 
     if base.model.kind not in ("ae", "vae") or not base.model.quantized:
         msg = f"the sweep searches quantized autoencoders; {base.model.name} is a {base.model.kind}"
+        raise UsageError(msg)
+    quantizers = tuple(dict.fromkeys(quantizers or (base.model.quantizer,)))
+    unknown = [q for q in quantizers if q not in QUANTIZERS]
+    if unknown:
+        msg = f"unknown quantizer {unknown[0]!r}: choose from {', '.join(QUANTIZERS)}"
+        raise UsageError(msg)
+    if "hgq" in quantizers and (base.model.kind != "ae" or not base.model.input_type):
+        msg = f"HGQ trials need a dense autoencoder with a model.input_type; {base.model.name} is not one"
         raise UsageError(msg)
     if trials < 1 or epochs < 1:
         msg = "--trials and --epochs must be at least 1"
@@ -119,13 +158,13 @@ def run_sweep(base: Config, data: Path, signal_paths: Sequence[Path], out: Path,
     results: list[TrialResult] = []
 
     def objective(trial: optuna.Trial) -> tuple[float, float]:
-        params = {name: trial.suggest_int(name, low, high, step=step) for name, (low, high, step) in SPACE.items()}
+        params = suggest(trial, quantizers)
         measured = evaluate_trial(_config(base, params, epochs), data, signals, calibration, fpr,
                                   out / f"trial-{trial.number}", latency_cutoff, clock_ns)
         result = TrialResult(trial.number, params, float(np.mean(list(measured["efficiencies"].values()))),
                              measured["efficiencies"], measured["cost"], measured["latency_ns"], measured["auc"])
         results.append(result)
-        progress(f"trial {trial.number}: {params} -> mean efficiency {result.efficiency:.4f}, "
+        progress(f"trial {trial.number}: {describe(params)} -> mean efficiency {result.efficiency:.4f}, "
                  f"da4ml cost {result.cost:,.0f}, latency {result.latency_ns:.0f} ns")
         return result.efficiency, result.cost
 
@@ -135,13 +174,22 @@ def run_sweep(base: Config, data: Path, signal_paths: Sequence[Path], out: Path,
     study.optimize(objective, n_trials=trials)
     front = pareto_front(results)
     checked = [_check(r, data, out, latency_cutoff, clock_ns, progress) for r in front[:check]]
-    summary = Sweep(base=base.model.name, space={k: list(v) for k, v in SPACE.items()}, epochs=epochs, working_point_fpr=fpr,
+    space: dict[str, Any] = {k: list(v) for k, v in SHAPE_SPACE.items()}
+    space["quantizer"] = list(quantizers)
+    space.update({k: list(v) for k, v in QKERAS_SPACE.items()} if "qkeras" in quantizers else {})
+    space.update({k: [*v, "log"] for k, v in HGQ_SPACE.items()} if "hgq" in quantizers else {})
+    summary = Sweep(base=base.model.name, space=space, epochs=epochs, working_point_fpr=fpr,
                     background=str(calibration or data), signals=list(signals),
                     objectives=["mean efficiency at the working point (emulator)", "da4ml cost (adder bits)"],
                     trials=[r.__dict__ for r in results], pareto=[r.number for r in front], checked=checked)
     out.mkdir(parents=True, exist_ok=True)
     summary.save(out / "sweep.json")
     return summary
+
+
+def describe(params: dict[str, Any]) -> str:
+    """A trial's parameters in one short line (HGQ's beta in scientific notation)."""
+    return ", ".join(f"{k} {v:.1e}" if isinstance(v, float) else f"{k} {v}" for k, v in params.items())
 
 
 def _check(result: TrialResult, data: Path, out: Path, latency_cutoff: float, clock_ns: float,

@@ -137,3 +137,21 @@ def test_element_cast_rounds_saturates_and_zeroes_each_element_by_its_own_type()
     assert cast.beyond(np.round(values * 64)).tolist() == [False, True, False]
     low, high = cast.bounds(np.array([-640.0, -640.0, -640.0]), np.array([640.0, 640.0, 640.0]))
     assert low.tolist() == [0.0, -32.0, 0.0] and high.tolist() == [28.0, 28.0, 0.0]
+
+
+@pytest.mark.slow
+def test_an_hgq_sweep_trial_is_trained_with_its_beta_and_measured_on_its_firmware(
+        files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from firmware import sweep
+
+    monkeypatch.setattr(sweep, "SHAPE_SPACE", {"width": (4, 4, 1), "latent": (2, 2, 1)})
+    summary = sweep.run_sweep(load_config(None, HGQ_MODEL), files["sm"], [files["signal"]], tmp_path / "sweep",
+                              trials=1, epochs=1, fpr=0.01, quantizers=("hgq",), progress=lambda _: None)
+    trial = summary.trials[0]
+    assert trial["params"]["quantizer"] == "hgq" and 1e-7 <= trial["params"]["hgq_beta"] <= 1e-4
+    trained = load_artifact(tmp_path / "sweep" / "trial-0").config
+    assert trained.model.quantizer == "hgq" and trained.model.hgq_beta == trial["params"]["hgq_beta"]
+    assert 0 <= trial["efficiency"] <= 1 and trial["cost"] > 0 and summary.space["quantizer"] == ["hgq"]
+    with pytest.raises(UsageError, match="unknown quantizer"):
+        sweep.run_sweep(load_config(None, HGQ_MODEL), files["sm"], [files["signal"]], tmp_path / "x", trials=1,
+                        epochs=1, fpr=0.01, quantizers=("hqg",))

@@ -406,8 +406,8 @@ def test_the_sweep_writes_a_pareto_front(files: dict[str, Path], tmp_path: Path,
     from firmware import sweep
     from trigger.contracts import Sweep
 
-    monkeypatch.setattr(sweep, "SPACE", {"width": (4, 8, 4), "latent": (2, 3, 1), "weight_bits": (4, 5, 1),
-                                         "activation_bits": (4, 5, 1)})  # a tiny space: two trials
+    monkeypatch.setattr(sweep, "SHAPE_SPACE", {"width": (4, 8, 4), "latent": (2, 3, 1)})  # a tiny space
+    monkeypatch.setattr(sweep, "QKERAS_SPACE", {"weight_bits": (4, 5, 1), "activation_bits": (4, 5, 1)})
     config = load_config(Path(__file__).parents[1] / "models/configs/tiny_ae_qat.toml", ["training.max_events=600"])
     summary = sweep.run_sweep(config, files["sm"], [files["signal"]], tmp_path / "sweep", trials=2, epochs=1,
                               fpr=0.01, progress=lambda _: None)
@@ -417,7 +417,25 @@ def test_the_sweep_writes_a_pareto_front(files: dict[str, Path], tmp_path: Path,
     assert written["pareto"] and set(written["pareto"]) <= {t["number"] for t in written["trials"]}
     for trial in written["trials"]:
         assert 0 <= trial["efficiency"] <= 1 and trial["cost"] > 0 and trial["latency_ns"] > 0
-        assert 4 <= trial["params"]["width"] <= 8
+        assert 4 <= trial["params"]["width"] <= 8 and trial["params"]["quantizer"] == "qkeras"
+
+
+def test_a_sweep_trial_picks_its_quantizer_and_only_that_quantizers_parameters() -> None:
+    import optuna
+
+    from firmware.sweep import _config, suggest
+
+    base = load_config(Path(__file__).parents[1] / "models/configs/hgq_ae.toml")
+    hgq = suggest(optuna.trial.FixedTrial({"width": 8, "latent": 2, "quantizer": "hgq", "hgq_beta": 3e-6}),
+                  ("qkeras", "hgq"))
+    assert hgq == {"width": 8, "latent": 2, "quantizer": "hgq", "hgq_beta": 3e-6}
+    model = _config(base, hgq, epochs=1).model
+    assert (model.quantizer, model.hgq_beta, model.encoder, model.latent) == ("hgq", 3e-6, (8,), 2)
+    fixed = {"width": 12, "latent": 3, "weight_bits": 5, "activation_bits": 6}
+    qkeras = suggest(optuna.trial.FixedTrial(fixed), ("qkeras",))  # one quantizer: not a choice
+    assert qkeras == {**fixed, "quantizer": "qkeras"}
+    model = _config(base, qkeras, epochs=1).model
+    assert (model.quantizer, model.weight_bits, model.activation_bits) == ("qkeras", 5, 6)
 
 
 def test_the_pareto_front_keeps_only_unbeaten_trials() -> None:

@@ -23,7 +23,7 @@ SUBCOMMANDS = {
     "evaluate": ("evaluate", "ROC AUC and signal efficiency at fixed SM FPR, per signal"),
     "menu-rates": ("menu_rates", "each seed's and the emulated L1 menu's total rate on a sample, with errors"),
     "calibrate": ("calibrate", "calibrate a model's threshold to a trigger accept rate"),
-    "sweep": ("sweep", "Optuna search of widths and bit widths: efficiency against firmware logic"),
+    "sweep": ("sweep", "Optuna search of widths and quantization (QKeras, HGQ): efficiency against firmware logic"),
     "supervised": ("supervised", "train the supervised upper bound: a classifier per signal (not a trigger)"),
     "firmware": ("firmware", "hls4ml conversion, C-simulation and the bit-exact emulator check"),
     "report": ("report", "self-contained HTML report: ROC, efficiencies, firmware, replay, comparison"),

@@ -237,8 +237,12 @@ def sweep_figure(sweep: dict[str, Any]) -> Figure:
     fig = Figure(figsize=(6.5, 4.5))
     ax = fig.add_subplot()
     trials = {t["number"]: t for t in sweep["trials"]}
-    ax.scatter([t["cost"] for t in trials.values()], [t["efficiency"] for t in trials.values()], c="0.6",
-               label=f"{len(trials)} trials")
+    by_quantizer: dict[str, list[dict[str, Any]]] = {}
+    for t in trials.values():
+        by_quantizer.setdefault(t["params"].get("quantizer", "qkeras"), []).append(t)
+    for (quantizer, group), marker in zip(sorted(by_quantizer.items()), "os^", strict=False):
+        ax.scatter([t["cost"] for t in group], [t["efficiency"] for t in group], c="0.6", marker=marker,
+                   label=f"{len(group)} {'HGQ' if quantizer == 'hgq' else 'QKeras'} trials")
     front = sorted((trials[n] for n in sweep["pareto"]), key=lambda t: t["cost"])
     ax.plot([t["cost"] for t in front], [t["efficiency"] for t in front], "o-", c="C3", label="Pareto front")
     for checked in sweep["checked"]:
