@@ -186,6 +186,24 @@ def test_signals_pass_the_lepton_trigger(tmp_path: Path, name: str) -> None:
     assert report.attrs["signal"] is True and report.attrs["process"] == name
 
 
+def test_a_signal_without_the_lepton_trigger_keeps_every_event_it_generates(tmp_path: Path) -> None:
+    untriggered = tmp_path / "all.h5"
+    assert trigger_main(["generate", "--process", "htaunu", "--events", "30", "--chunk-size", "30",
+                         "--no-lepton-trigger", "--no-regions", "--quiet", "-o", str(untriggered)]) == 0
+    report = validate_file(untriggered)
+    assert report.ok and report.n_events == 30 and report.triggered < 30  # most leptons of tau decays are soft
+    with h5py.File(untriggered) as h5:
+        assert json.loads(h5.attrs["generation"])["lepton_trigger"] is False
+        assert h5.attrs["trigger"] == "none: every generated event kept"
+    triggered = tmp_path / "triggered.h5"
+    generate(GenerationPlan("htaunu", events=2, seed=1, chunk_size=2, calo=None), triggered, show_progress=False)
+    with h5py.File(triggered) as h5:
+        assert "lepton_trigger" not in json.loads(h5.attrs["generation"])  # files made before the option match
+    for process in ("sm-cocktail", "qcd"):
+        with pytest.raises(UsageError, match="defined by the single-lepton trigger"):
+            GenerationPlan(process, events=2, seed=1, lepton_trigger=False)
+
+
 def test_unknown_process_and_bad_counts_are_usage_errors() -> None:
     with pytest.raises(UsageError, match="unknown process 'wprime'; choose one of: sm-cocktail"):
         get_process("wprime")

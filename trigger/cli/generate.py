@@ -16,7 +16,8 @@ __all__ = ("add_arguments", "add_run_arguments", "run")
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.epilog = (
         "Processes: " + ", ".join(f"{p.name} ({p.description})" for p in (COCKTAIL, *GENERATED.values()))
-        + ". Counts are of events that pass the single-lepton trigger (zerobias: of every event). The same seed "
+        + ". Counts are of events that pass the single-lepton trigger (zerobias and --no-lepton-trigger: of every "
+        "event). The same seed "
         "and chunk size give byte-identical events for any --jobs."
     )
     parser.add_argument("--process", required=True, choices=[COCKTAIL.name, *GENERATED],
@@ -30,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--no-regions", action="store_true",
                         help="do not write CaloRegions, the (N, 18, 14) calorimeter region image of each event "
                              "(the objects are the same bytes either way)")
+    parser.add_argument("--no-lepton-trigger", action="store_true",
+                        help="keep every event, as the Level-1 trigger sees them, not only those passing the "
+                             "single-lepton trigger (signals and W, Z, ttbar; zerobias has none anyway)")
 
 
 def add_run_arguments(parser: argparse.ArgumentParser, items: str, chunk_size: int, events_help: str) -> None:
@@ -59,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(msg)
         pileup = PileupSpec.of_library(args.pileup, args.pileup_library)
     plan = GenerationPlan(args.process, args.events, args.seed, args.chunk_size, pileup=pileup,
-                          calo=None if args.no_regions else CaloConfig())
+                          calo=None if args.no_regions else CaloConfig(), lepton_trigger=not args.no_lepton_trigger)
     result = generate(plan, args.output, jobs=args.jobs, resume=args.resume,
                       overwrite=args.overwrite, show_progress=not args.quiet, scheduler=args.scheduler)
     tried = sum(result.tried.values())

@@ -7,7 +7,7 @@ derive only from (seed, process, k), so the same seed gives byte-identical
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -63,6 +63,7 @@ class Chunk:
     detector: DetectorConfig
     pileup: PileupSpec | None = None
     calo: CaloConfig | None = None  # None: no CaloRegions
+    lepton_trigger: bool = True  # False: every event kept, as the Level-1 trigger sees them
 
     def seed_sequence(self, sub: int) -> np.random.SeedSequence:
         return np.random.SeedSequence(self.seed, spawn_key=(self.process_code, self.index, sub))
@@ -79,10 +80,20 @@ class GenerationPlan:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     pileup: PileupSpec | None = None  # overlaid minimum-bias interactions
     calo: CaloConfig | None = field(default_factory=CaloConfig)  # None: no CaloRegions (--no-regions)
+    lepton_trigger: bool = True  # False: keep every event (--no-lepton-trigger)
 
     def __post_init__(self) -> None:
         get_process(self.process)
         check_plan(self.events, self.chunk_size, self.seed)
+        if not self.lepton_trigger and self.process in (COCKTAIL.name, "qcd"):
+            msg = (f"{self.process} is defined by the single-lepton trigger (its mix, QCD's forced fake electron); "
+                   "generate zerobias for what the Level-1 trigger sees")
+            raise UsageError(msg)
+
+    @property
+    def triggered(self) -> bool:
+        """Whether only events passing the single-lepton trigger are kept."""
+        return self.lepton_trigger and get_process(self.process).lepton_trigger
 
     @property
     def n_chunks(self) -> int:
@@ -98,14 +109,17 @@ class GenerationPlan:
         hi = min(lo + self.chunk_size, self.events)
         before, after = self._cumulative(lo), self._cumulative(hi)
         counts = tuple((name, after[name] - before[name]) for name in after)
-        return Chunk(index, self.seed, get_process(self.process).code, counts, self.detector, self.pileup, self.calo)
+        return Chunk(index, self.seed, get_process(self.process).code, counts, self.detector, self.pileup, self.calo,
+                     self.lepton_trigger)
 
     def as_attrs(self) -> dict[str, Any]:
-        """What the output bytes depend on (a file without regions records no ``calo_regions``, as before them)."""
+        """What the output bytes depend on (a file without regions records no ``calo_regions``, as before them;
+        ``lepton_trigger`` is recorded only when turned off)."""
         pileup = {} if self.pileup is None else {"pileup": self.pileup.as_attrs()}
         calo = {} if self.calo is None else {"calo_regions": self.calo.as_attrs()}
+        untriggered = {} if self.lepton_trigger else {"lepton_trigger": False}
         return {"process": self.process, "events_requested": self.events, "seed": self.seed,
-                "chunk_size": self.chunk_size, "detector": asdict(self.detector), **pileup, **calo}
+                "chunk_size": self.chunk_size, "detector": asdict(self.detector), **pileup, **calo, **untriggered}
 
 
 @dataclass
@@ -135,7 +149,7 @@ def run_chunk(chunk: Chunk, progress: Any = None) -> ChunkResult:
     for name, n in chunk.counts:
         if n == 0:
             continue
-        process = GENERATED[name]
+        process = GENERATED[name] if chunk.lepton_trigger else replace(GENERATED[name], lepton_trigger=False)
         seeds = chunk.seed_sequence(process.code)
         overlay = None if chunk.pileup is None else Overlay(chunk.pileup, seeds)
         calo = None if chunk.calo is None else RegionMaker(chunk.calo, seeds)
@@ -167,7 +181,8 @@ def _file_attrs(plan: GenerationPlan) -> dict[str, Any]:
         note = note.replace("no Delphes, no pileup", f"no Delphes; pileup: Poisson(mu = {plan.pileup.mu:g}) "
                                                       "minimum-bias interactions overlaid before it, see 'pileup'")
         pileup = {"pileup": plan.pileup.describe()}
-    trigger = ("at least one isolated electron (|eta|<3) or muon (|eta|<2.1), pT > 23 GeV" if process.lepton_trigger
+    trigger = ("at least one isolated electron (|eta|<3) or muon (|eta|<2.1), pT > 23 GeV" if plan.triggered
+               else "none: every generated event kept" if process.lepton_trigger
                else "none: zero bias, every generated event kept")
     return {
         "generator": f"trigger generate {__version__} with Pythia8 (pythia8mc {pythia_version()})",
