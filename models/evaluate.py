@@ -127,9 +127,11 @@ def evaluate(artifacts: Sequence[TriggerModel], background_path: str | Path | Se
              signal_paths: Sequence[str | Path], working_fpr: float,
              fpr_points: Sequence[float] = FPR_POINTS, max_events: int | None = None,
              supervised: Sequence[SupervisedArtifact] = (), scorer: Scorer = network_scorer,
-             menu: Menu | None = None, bx_rate_hz: float = BX_RATE_HZ) -> Evaluation:
+             menu: Menu | None = None, bx_rate_hz: float = BX_RATE_HZ, recalibrate: bool = False) -> Evaluation:
     """Evaluate every variant of every artifact on the same events (each scored by ``scorer``), and
-    each ``supervised`` classifier on the held-out events of its own signal. With an L1 ``menu``,
+    each ``supervised`` classifier on the held-out events of its own signal; the working point is at
+    each model's stored calibration, or with ``recalibrate`` at the threshold these SM events give
+    (a zero-bias sample at the signals' pileup: each model at the same L1 rate). With an L1 ``menu``,
     each signal also gets the menu's efficiency and the pure efficiency at the working point, and
     each model ``menu_background``: the same on the SM events, as rates at ``bx_rate_hz``. Several
     background files are one set weighted to the stream by process (``models.background``)."""
@@ -157,8 +159,9 @@ def evaluate(artifacts: Sequence[TriggerModel], background_path: str | Path | Se
             scored_by, score = scorer(artifact, variant)
             bkg = score(background)
             scores = {signal: score(events) for signal, events in signal_events.items()}
-            signals = {signal: summarise_signal(bkg, s, fpr_points, working_fpr, artifact.thresholds.get(variant),
-                                                sm.weights) for signal, s in scores.items()}
+            calibrated = None if recalibrate else artifact.thresholds.get(variant)
+            signals = {signal: summarise_signal(bkg, s, fpr_points, working_fpr, calibrated, sm.weights)
+                       for signal, s in scores.items()}
             models[label] = {
                 "path": str(artifact.path), "variant": variant, "reads": artifact.reads,
                 "kind": artifact.kind, "score": artifact.variant_score(variant),

@@ -51,6 +51,24 @@ def test_evaluation_json_has_the_documented_keys(artifact_dir: Path, files: dict
     assert "held-out test split" in results.models["dense-ae/float"]["background"]
 
 
+def test_recalibrated_evaluation_sets_each_threshold_on_the_background_given(
+        artifact_dir: Path, files: dict[str, Path]) -> None:
+    from models.background import read_background
+    from trigger.thresholds import threshold_for
+
+    artifact = load_artifact(artifact_dir)
+    fpr = artifact.thresholds["float"].target_fpr  # the stored working point
+    stored = evaluate([artifact], files["sm"], [files["signal"]], fpr)
+    here = evaluate([artifact], files["sm"], [files["signal"]], fpr, recalibrate=True)
+    for variant in artifact.variants:
+        at_stored = stored.models[f"dense-ae/{variant}"]["signals"]["hardjets"]["working_point"]
+        at_here = here.models[f"dense-ae/{variant}"]["signals"]["hardjets"]["working_point"]
+        assert at_stored["threshold_from"].startswith("the artifact's calibration")
+        assert at_here["threshold_from"] == "these SM events"
+        background = artifact.score(read_background(artifact, [files["sm"]], None).events, variant)
+        assert at_here["threshold"] == threshold_for(background, fpr).threshold
+
+
 def test_evaluation_separates_an_obvious_signal(artifact_dir: Path, files: dict[str, Path]) -> None:
     results = evaluate([load_artifact(artifact_dir)], files["sm"], [files["signal"]], 2.5e-5)
     assert results.signals["hardjets"]["auc"] > 0.6

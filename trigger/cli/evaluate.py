@@ -36,6 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--bx-rate", default="40MHz", help="bunch-crossing rate")
     parser.add_argument("--max-events", type=int, default=None, help="cap events read per file")
     parser.add_argument("--json", type=Path, help="write the full results here")
+    parser.add_argument("--recalibrate", action="store_true",
+                        help="set each model's working-point threshold on these --background events instead of its "
+                             "stored calibration: on a zero-bias sample at the signals' pileup, every model at the "
+                             "same Level-1 rate")
     parser.add_argument("--menu", default=None, metavar="FILE",
                         help="an emulated L1 menu (TOML file, or `run3` for the bundled one): adds per signal "
                              "the menu's efficiency and the anomaly trigger's pure efficiency (accepted by it, "
@@ -78,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
     menu = load_menu(args.menu) if args.menu else None
     bx_hz = parse_rate(args.bx_rate)
     results = evaluate(artifacts, args.background, args.signal, fpr, max_events=args.max_events,
-                       supervised=supervised, scorer=deployed_scorer, menu=menu, bx_rate_hz=bx_hz)
+                       supervised=supervised, scorer=deployed_scorer, menu=menu, bx_rate_hz=bx_hz,
+                       recalibrate=args.recalibrate)
     results.working_point = {"accept_rate": args.accept_rate, "bx_rate": args.bx_rate}
     print(format_table(results))
     if menu is not None:
