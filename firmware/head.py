@@ -47,7 +47,7 @@ ERROR, SCORE, DECISION, TOTAL = "error", "score", "decision", "total"
 PRIOR_LAYERS = ("prior_sign", "prior_filled", "prior_count", "prior")
 ACCEPT = f"{DECISION}_relu"  # the name hls4ml gives the Dense's ReLU
 #: the scores the firmware computes; the others need what is not on chip
-FIRMWARE_SCORES = ("mse", "mu2", "distilled")
+FIRMWARE_SCORES = ("mse", "mu2", "distilled", "residual")
 ACCEPT_TYPE = "ap_ufixed<1,1,AP_TRN,AP_SAT>"
 MAX_SCORE_BITS = 24  # the threshold travels as a float32 Keras bias: exact below 2**24
 
@@ -108,7 +108,7 @@ class PriorTables:
 
 def score_divisor(reconstruction: bool, terms: int) -> int:
     """The firmware score (a sum of squares) over this is the software's: the mean over the
-    ``terms`` errors for a reconstruction (mse), the sum itself for mu2 and distilled."""
+    ``terms`` errors for a reconstruction (mse), the sum itself for mu2, distilled and residual."""
     return terms if reconstruction else 1
 
 

@@ -18,12 +18,13 @@ from trigger.fixed import FixedType
 
 __all__ = ("FLOAT_KINDS", "Config", "ModelConfig", "TrainingConfig", "load_config")
 
-Kind = Literal["ae", "vae", "student", "ffn-baseline", "cnn-ae", "transformer-ae", "flow"]
-Score = Literal["mse", "masked_mse", "ffn", "mu2", "kl", "nll", "distilled"]
-KINDS: tuple[str, ...] = ("ae", "vae", "student", "ffn-baseline", "cnn-ae", "transformer-ae", "flow")
+Kind = Literal["ae", "vae", "student", "vicreg", "ffn-baseline", "cnn-ae", "transformer-ae", "flow"]
+Score = Literal["mse", "masked_mse", "ffn", "mu2", "kl", "nll", "distilled", "residual"]
+KINDS: tuple[str, ...] = ("ae", "vae", "student", "vicreg", "ffn-baseline", "cnn-ae", "transformer-ae", "flow")
 #: float-only references (seed 003, and the density model): no quantized variant, no firmware
 FLOAT_KINDS = frozenset({"ffn-baseline", "cnn-ae", "transformer-ae", "flow"})
-SCORES_BY_KIND = {"ae": ("mse", "masked_mse"), "vae": ("mu2", "kl"), "student": ("distilled",), "ffn-baseline": ("ffn",),
+SCORES_BY_KIND = {"ae": ("mse", "masked_mse"), "vae": ("mu2", "kl"), "student": ("distilled",), "vicreg": ("residual",),
+                  "ffn-baseline": ("ffn",),
                   "cnn-ae": ("mse", "masked_mse", "ffn"), "transformer-ae": ("mse", "masked_mse", "ffn"),
                   "flow": ("nll",)}
 
@@ -75,6 +76,14 @@ class ModelConfig:
     # the multiplicity prior added to the score (models/multiplicity.py): this many times the SM
     # surprise of the event's lepton and jet counts, in nats; 0: none
     multiplicity_weight: float = 0.0
+    # vicreg (models/vicreg.py, AXOL1TL v5): model.encoder is the feature extractor (its last width: the
+    # features), model.decoder and model.latent the latent autoencoder's hidden widths and bottleneck;
+    # the extractor trains for vicreg_epochs with a projector of this width, on two views of each event
+    # (each object but the MET dropped with probability vicreg_mask, pT smeared by vicreg_blur, turned in phi)
+    vicreg_epochs: int = 30
+    vicreg_projector: int = 32
+    vicreg_mask: float = 0.1
+    vicreg_blur: float = 0.1
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -115,6 +124,7 @@ class ModelConfig:
             raise UsageError(msg)
         self._check_multiplicity()
         self._check_quantizer()
+        self._check_vicreg()
         for text in (self.input_type, self.error_type, self.score_type):
             if text:
                 FixedType.parse(text)
@@ -123,6 +133,13 @@ class ModelConfig:
         if not self.multiplicity_weight >= 0 or (self.multiplicity_weight and self.kind in FLOAT_KINDS):
             msg = (f"model.multiplicity_weight must be >= 0 (got {self.multiplicity_weight}) and is for the "
                    f"models that go to firmware, not a {self.kind}")
+            raise UsageError(msg)
+
+    def _check_vicreg(self) -> None:
+        if self.kind == "vicreg" and (not self.encoder or self.vicreg_epochs < 1 or self.vicreg_projector < 1
+                                      or not 0 <= self.vicreg_mask < 1 or not self.vicreg_blur >= 0):
+            msg = ("a vicreg model takes model.encoder = [..., features], model.vicreg_epochs >= 1, "
+                   "model.vicreg_projector >= 1, 0 <= model.vicreg_mask < 1 and model.vicreg_blur >= 0")
             raise UsageError(msg)
 
     def _check_quantizer(self) -> None:
@@ -150,6 +167,9 @@ class ModelConfig:
     def parameters_hint(self) -> str:
         if self.kind == "student":
             return "-".join(str(w) for w in (57, *self.encoder, 1))
+        if self.kind == "vicreg":
+            return "-".join(str(w) for w in (57, *self.encoder, *self.decoder, self.latent, *reversed(self.decoder),
+                                             self.encoder[-1]))
         if self.kind == "flow":
             return f"{self.blocks} affine couplings, conditioners 57-{'-'.join(map(str, self.encoder))}-114"
         widths = (57, *self.encoder, self.latent, *self.decoder, 57)

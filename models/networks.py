@@ -4,7 +4,8 @@ Only layers hls4ml converts exactly are used: Dense/QDense, ReLU/quantized_relu 
 linear bottleneck; no BatchNorm (it left small C-sim differences, DESIGN 4), and no
 quantized linear activation (hls4ml drops it, keeping the accumulator precision).
 A VAE is trained whole; only its encoder (57 -> mu) is meant for the firmware. A student is a
-dense net to one linear output that regresses its teacher's score (models.distill). The float
+dense net to one linear output that regresses its teacher's score (models.distill). A vicreg
+model is its feature extractor and latent autoencoder as one network (models.vicreg). The float
 references add the seed-003 CNN and Transformer autoencoders and a RealNVP normalizing flow.
 """
 
@@ -224,6 +225,19 @@ def _flow(cfg: ModelConfig) -> Any:
     return keras.Model(inputs, outputs, name=f"{cfg.name}_float")
 
 
+def _residual_layers(cfg: ModelConfig, make: _LayerFactory, features: Any) -> Any:
+    """A vicreg model's latent autoencoder after its ``features``, as the firmware computes it: each
+    layer also carries the features (``models.vicreg.residual_weights``), the outputs are AE(f) - f."""
+    n = cfg.encoder[-1]
+    x = features
+    for i, width in enumerate(cfg.decoder, 1):
+        x = make.relu(f"ae_act{i}")(make.dense(width + n, f"ae_dense{i}")(x))
+    x = make.dense(cfg.latent + n, "latent")(x)  # linear, like the autoencoders' bottleneck
+    for i, width in enumerate(reversed(cfg.decoder), 1):
+        x = make.relu(f"dec_act{i}")(make.dense(width + n, f"dec_dense{i}")(x))
+    return make.dense(n, "outputs")(x)
+
+
 def build_networks(cfg: ModelConfig, quantized: bool) -> Networks:
     """The networks of ``cfg``; ``quantized=False`` gives the float twin of the same shape."""
     keras = _keras()
@@ -246,6 +260,9 @@ def build_networks(cfg: ModelConfig, quantized: bool) -> Networks:
         x = make.relu(f"enc_act{i}")(make.dense(width, f"enc_dense{i}", scale)(x))
     if cfg.kind == "student":  # one linear output, the firmware's score is its square
         model = keras.Model(inputs, make.dense(1, DISTILLED)(x), name=cfg.name + ("" if make.quantized else "_float"))
+        return Networks(model, model)
+    if cfg.kind == "vicreg":
+        model = keras.Model(inputs, _residual_layers(cfg, make, x), name=cfg.name + ("" if make.quantized else "_float"))
         return Networks(model, model)
     if cfg.kind == "vae":
         mu = make.dense(cfg.latent, "z_mean")(x)

@@ -23,6 +23,7 @@ SCORES = {
     "kl": "VAE encoder: KL divergence of the latent distribution from N(0, 1)",
     "nll": "flow: negative log-likelihood of the scaled inputs, -log p(x)",
     "distilled": "student: the square of its output, which learns the log of its teacher's score",
+    "residual": "VICReg features' latent autoencoder (AXOL1TL v5): its squared errors summed over the features",
 }
 
 
@@ -32,8 +33,9 @@ MASKED_SCORES = frozenset({"masked_mse"})
 
 def anomaly_score(score: str, inputs: F, outputs: F | Sequence[F], mask: NDArray[np.bool_] | None) -> F:
     """Per-event anomaly score (float64) from the scorer network's ``outputs``."""
-    if score in ("mu2", "kl", "distilled"):  # a VAE's encoder outputs (mu, log_var), a student its one output
-        mu = np.asarray(outputs if score == "distilled" else outputs[0], np.float64)
+    if score in ("mu2", "kl", "distilled", "residual"):  # a VAE's encoder outputs (mu, log_var); a student
+        # its one output; a vicreg network its autoencoder's residuals
+        mu = np.asarray(outputs if score in ("distilled", "residual") else outputs[0], np.float64)
         if score != "kl":  # as the firmware computes it: the outputs' sum of squares
             return cast(F, np.sum(mu * mu, axis=1))
         log_var = np.asarray(outputs[1], np.float64)

@@ -167,6 +167,64 @@ def fit_prior(mc: ModelConfig, scaler: Scaler, data_path: Path, span: tuple[int,
     return MultiplicityPrior.fit(inputs, mc.multiplicity_weight, mc.score_step)
 
 
+Fitted = tuple[dict[str, Networks], dict[str, dict[str, list[float]]], dict[str, float]]
+
+
+def _fit_variants(config: Config, variants: tuple[str, ...], data_path: Path, split: Split, scaler: Scaler,
+                  targets: dict[str, NDArray[np.float32]], out_dir: Path, log: Any) -> Fitted:
+    """Each variant trained on the streamed, prepared inputs: the float twin first, the quantized model from it."""
+    tc, mc = config.training, config.model
+    cache = tempfile.TemporaryDirectory(dir=out_dir, prefix=".inputs-")  # the prepared inputs, removed below
+    streams = {"train": EventBatches(data_path, split.train, scaler, mc.loss, tc.batch_size, seed=tc.seed,
+                                     cache=Path(cache.name) / "train", targets=targets.get("train")),
+               "validation": EventBatches(data_path, split.validation, scaler, mc.loss, tc.batch_size,
+                                          cache=Path(cache.name) / "validation", targets=targets.get("validation"))}
+    for stream in streams.values():
+        stream.prepare()
+    data = {name: stream.dataset() for name, stream in streams.items()}
+    networks: dict[str, Networks] = {}
+    history: dict[str, dict[str, list[float]]] = {}
+    seconds: dict[str, float] = {}
+    for variant in reversed(variants):  # the float twin first: the quantized model starts from it
+        start = time.monotonic()
+        networks[variant], history[variant] = _fit(config, variant, data, out_dir, log,
+                                                   start_from=networks.get("float"))
+        seconds[variant] = time.monotonic() - start
+    del data, streams
+    cache.cleanup()
+    return networks, history, seconds
+
+
+def _fit_vicreg(config: Config, data_path: Path, split: Split, scaler: Scaler, log: Any) -> Fitted:
+    """A vicreg model (``models.vicreg``): the chain trained in float on the raw training events, held in
+    memory (bound them with ``training.max_events``), then its weights quantized as they are."""
+    from models.vicreg import train_chain
+
+    tc, mc = config.training, config.model
+    if mc.quantized and tc.qat_epochs != 0:
+        msg = "a vicreg model's quantized network is its float twin's weights quantized: set training.qat_epochs = 0"
+        raise UsageError(msg)
+    start = time.monotonic()
+    with open_events(data_path) as events:
+        particles = {name: np.asarray(events.read(*getattr(split, name)), np.float32)
+                     for name in ("train", "validation")}
+    weights, chain_history = train_chain(mc, scaler, particles, tc.epochs, tc.batch_size, tc.learning_rate,
+                                         tc.early_stopping_patience, tc.seed, log)
+    networks, history = {"float": build_networks(mc, quantized=False)}, {"float": chain_history}
+    networks["float"].trainable.set_weights(weights)
+    seconds = {"float": time.monotonic() - start}
+    if mc.quantized:
+        networks["quantized"] = build_networks(mc, quantized=True)
+        networks["quantized"].trainable.set_weights(weights)
+        residual = {name: float(np.mean(np.sum(np.square(networks["quantized"].scorer.predict(
+            scaler.transform(raw), batch_size=4096, verbose=0)), axis=1))) for name, raw in particles.items()}
+        history["quantized"] = {"loss": [residual["train"]], "val_loss": [residual["validation"]]}
+        seconds["quantized"] = 0.0
+        print(f"  [quantized] the float twin's weights quantized: mean score {residual['train']:.5f}  "
+              f"validation {residual['validation']:.5f}", file=log, flush=True)
+    return networks, history, seconds
+
+
 def train(config: Config, data_path: str | Path, out_dir: str | Path, log: Any = sys.stdout) -> Artifact:
     """Train every variant of ``config`` on the SM events of ``data_path``; write ``out_dir``."""
     out_dir = Path(out_dir)
@@ -185,26 +243,14 @@ def train(config: Config, data_path: str | Path, out_dir: str | Path, log: Any =
         prior = fit_prior(mc, scaler, data_path, split.train)
     distillation, targets = _distillation(config, data_path, split, log) if mc.kind == "student" else (None, {})
     out_dir.mkdir(parents=True, exist_ok=True)
-    cache = tempfile.TemporaryDirectory(dir=out_dir, prefix=".inputs-")  # the prepared inputs, removed below
-    streams = {"train": EventBatches(data_path, split.train, scaler, mc.loss, tc.batch_size, seed=tc.seed,
-                                     cache=Path(cache.name) / "train", targets=targets.get("train")),
-               "validation": EventBatches(data_path, split.validation, scaler, mc.loss, tc.batch_size,
-                                          cache=Path(cache.name) / "validation", targets=targets.get("validation"))}
-    for stream in streams.values():
-        stream.prepare()
-    data = {name: stream.dataset() for name, stream in streams.items()}
     variants = ("quantized", "float") if mc.quantized else ("float",)
     networks: dict[str, Networks]
     history: dict[str, dict[str, list[float]]]
     seconds: dict[str, float]
-    networks, history, seconds = {}, {}, {}
-    for variant in reversed(variants):  # the float twin first: the quantized model starts from it
-        start = time.monotonic()
-        networks[variant], history[variant] = _fit(config, variant, data, out_dir, log,
-                                                   start_from=networks.get("float"))
-        seconds[variant] = time.monotonic() - start
-    del data, streams
-    cache.cleanup()
+    if mc.kind == "vicreg":
+        networks, history, seconds = _fit_vicreg(config, data_path, split, scaler, log)
+    else:
+        networks, history, seconds = _fit_variants(config, variants, data_path, split, scaler, targets, out_dir, log)
     networks = {variant: networks[variant] for variant in variants}  # the quantized model first
     artifact = Artifact(out_dir, config, scaler, networks, prior=prior)
     fpr = fpr_for_rate(parse_rate(tc.accept_rate), parse_rate(tc.bx_rate))
