@@ -196,8 +196,8 @@ def _fit_variants(config: Config, variants: tuple[str, ...], data_path: Path, sp
 
 
 def _fit_vicreg(config: Config, data_path: Path, split: Split, scaler: Scaler, log: Any) -> Fitted:
-    """A vicreg model (``models.vicreg``): the chain trained in float on the raw training events, held in
-    memory (bound them with ``training.max_events``), then its weights quantized as they are."""
+    """A vicreg model (``models.vicreg``): the chain trained on the raw training events, held in memory
+    (bound them with ``training.max_events``); the quantized network's weights are quantized as they are."""
     from models.vicreg import train_chain
 
     tc, mc = config.training, config.model
@@ -211,16 +211,16 @@ def _fit_vicreg(config: Config, data_path: Path, split: Split, scaler: Scaler, l
     weights, chain_history = train_chain(mc, scaler, particles, tc.epochs, tc.batch_size, tc.learning_rate,
                                          tc.early_stopping_patience, tc.seed, log)
     networks, history = {"float": build_networks(mc, quantized=False)}, {"float": chain_history}
-    networks["float"].trainable.set_weights(weights)
+    networks["float"].trainable.set_weights(weights["float"])
     seconds = {"float": time.monotonic() - start}
     if mc.quantized:
         networks["quantized"] = build_networks(mc, quantized=True)
-        networks["quantized"].trainable.set_weights(weights)
+        networks["quantized"].trainable.set_weights(weights["quantized"])
         residual = {name: float(np.mean(np.sum(np.square(networks["quantized"].scorer.predict(
             scaler.transform(raw), batch_size=4096, verbose=0)), axis=1))) for name, raw in particles.items()}
         history["quantized"] = {"loss": [residual["train"]], "val_loss": [residual["validation"]]}
         seconds["quantized"] = 0.0
-        print(f"  [quantized] the float twin's weights quantized: mean score {residual['train']:.5f}  "
+        print(f"  [quantized] the weights quantized: mean score {residual['train']:.5f}  "
               f"validation {residual['validation']:.5f}", file=log, flush=True)
     return networks, history, seconds
 

@@ -131,8 +131,10 @@ def _latent_widths(mc: ModelConfig) -> tuple[int, ...]:
 
 
 def _train_latent_ae(mc: ModelConfig, features: dict[str, NDArray[np.float32]], epochs: int, batch: int, rate: float,
-                     patience: int, log: Any) -> tuple[list[Any], dict[str, list[float]]]:
-    """The latent autoencoder on the SM's features (hidden ReLU, linear bottleneck and output)."""
+                     patience: int, log: Any, start: list[Any] | None = None,
+                     label: str = "latent AE") -> tuple[list[Any], dict[str, list[float]]]:
+    """The latent autoencoder on the SM's features (hidden ReLU, linear bottleneck and output),
+    from ``start``'s weights if given."""
     import tensorflow as tf
 
     keras = tf.keras
@@ -142,12 +144,14 @@ def _train_latent_ae(mc: ModelConfig, features: dict[str, NDArray[np.float32]], 
     layers = [keras.layers.Dense(w, activation=None if i in (bottleneck, len(widths) - 1) else "relu")
               for i, w in enumerate(widths)]
     model = keras.Model(inputs, _apply(layers, inputs))
+    for layer, weights in zip(layers, start or [], strict=False):
+        layer.set_weights(weights)
     model.compile(keras.optimizers.Adam(rate), "mse")
     fit = model.fit(features["train"], features["train"], batch_size=batch, epochs=epochs, verbose=0,
                     validation_data=(features["validation"], features["validation"]),
                     callbacks=[keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True)])
     history = {k: [float(v) for v in values] for k, values in fit.history.items()}
-    print(f"  [latent AE] {len(history['loss'])} epochs, best val_loss {min(history['val_loss']):.5f}", file=log,
+    print(f"  [{label}] {len(history['loss'])} epochs, best val_loss {min(history['val_loss']):.5f}", file=log,
           flush=True)
     return [layer.get_weights() for layer in layers], history
 
@@ -174,9 +178,12 @@ def residual_weights(features: list[Any], latent_ae: list[Any]) -> list[NDArray[
 
 def train_chain(mc: ModelConfig, scaler: Scaler, particles: dict[str, NDArray[np.float32]], epochs: int,
                 batch: int, rate: float, patience: int, seed: int,
-                log: Any) -> tuple[list[NDArray[np.float32]], dict[str, list[float]]]:
+                log: Any) -> tuple[dict[str, list[NDArray[np.float32]]], dict[str, list[float]]]:
     """Train the extractor (VICReg, ``model.vicreg_epochs``) and the latent autoencoder (at most
-    ``epochs``) on the raw training events; the residual network's weights and the history."""
+    ``epochs``) on the raw training events: the residual network's weights per variant, and the
+    history. The quantized network's autoencoder is the float one trained on further on the
+    features as the quantized extractor computes them (rounded to the activations' grid), which
+    its residuals are measured against on chip."""
     import tensorflow as tf
 
     tf.keras.utils.set_random_seed(seed)
@@ -191,10 +198,31 @@ def train_chain(mc: ModelConfig, scaler: Scaler, particles: dict[str, NDArray[np
     first, second = (scaler.transform(augment(particles["validation"], val_rng, mc.vicreg_mask, mc.vicreg_blur))
                      for _ in range(2))
     extractor, losses, val_losses = _train_features(mc, views, (first, second), mc.vicreg_epochs, batch, rate, seed, log)
-    features = {name: _forward(extractor, scaler.transform(raw)) for name, raw in particles.items()}
+    inputs = {name: scaler.transform(raw) for name, raw in particles.items()}
+    features = {name: _forward(extractor, x) for name, x in inputs.items()}
     latent_ae, history = _train_latent_ae(mc, features, epochs, batch, rate, patience, log)
     history |= {"vicreg_loss": losses, "vicreg_val_loss": val_losses}
-    return residual_weights(extractor, latent_ae), history
+    weights = {"float": residual_weights(extractor, latent_ae)}
+    if mc.quantized:
+        quantized = _quantized_features(mc, weights["float"], inputs)
+        tuned, tuned_history = _train_latent_ae(mc, quantized, epochs, batch, rate, patience, log, start=latent_ae,
+                                                label="latent AE on the quantized features")
+        weights["quantized"] = residual_weights(extractor, tuned)
+        history |= {f"quantized_features_{k}": v for k, v in tuned_history.items()}
+    return weights, history
+
+
+def _quantized_features(mc: ModelConfig, weights: list[NDArray[np.float32]],
+                        inputs: dict[str, NDArray[np.float32]]) -> dict[str, NDArray[np.float32]]:
+    """The features as the quantized network computes them (QKeras's own quantizers)."""
+    import tensorflow as tf
+
+    from models.networks import build_networks
+
+    network = build_networks(mc, quantized=True).scorer
+    network.set_weights(weights)
+    extractor = tf.keras.Model(network.input, network.get_layer(f"enc_act{len(mc.encoder)}").output)
+    return {name: extractor.predict(x, batch_size=4096, verbose=0) for name, x in inputs.items()}
 
 
 def _forward(layers: list[Any], x: NDArray[np.float32]) -> NDArray[np.float32]:
