@@ -79,6 +79,16 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "signal": write_events(root / "sig.h5", signal, "hardjets")}
 
 
+def train_quietly(overrides: list[str], data: Path, out: Path) -> Path:
+    """A model of the default configuration with ``overrides`` trained on ``data`` into ``out``, its log discarded."""
+    from models.config import load_config
+    from models.train import train
+
+    with Path(os.devnull).open("w") as log:
+        train(load_config(None, overrides), data, out, log=log)
+    return out
+
+
 def train_tiny(data: Path, out: Path, *settings: str) -> Path:
     """The tiny dense AE (``TINY_MODEL`` and ``settings``) trained on ``data`` through the command line."""
     from trigger.cli import main

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_MODEL, synthetic_events
+from conftest import TINY_MODEL, synthetic_events, train_quietly
 
 from firmware.bundle import build_bundle
 from firmware.check import csim_outputs
@@ -21,7 +20,6 @@ from firmware.native import NativeScorer, unsupported
 from models.artifact import load_artifact
 from models.config import load_config
 from models.hgq import proxy_network
-from models.train import train
 from trigger.errors import ArtifactError, UsageError
 from trigger.fixed import FixedType, Overflow, Rounding
 
@@ -31,10 +29,7 @@ HGQ_MODEL = [*TINY_MODEL, 'model.quantizer="hgq"', "model.hgq_beta=1e-6", 'model
 
 @pytest.fixture(scope="module")
 def hgq_dir(files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("hgq") / "model"
-    with Path(os.devnull).open("w") as log:
-        train(load_config(None, HGQ_MODEL), files["sm"], out, log=log)
-    return out
+    return train_quietly(HGQ_MODEL, files["sm"], tmp_path_factory.mktemp("hgq") / "model")
 
 
 @pytest.fixture(scope="module")

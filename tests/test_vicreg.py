@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import synthetic_events
+from conftest import synthetic_events, train_quietly
 
 from firmware.bundle import build_bundle
 from firmware.check import csim_outputs
@@ -19,7 +18,6 @@ from firmware.native import NativeScorer, unsupported
 from models.artifact import load_artifact
 from models.config import load_config
 from models.networks import build_networks
-from models.train import train
 from models.vicreg import augment, residual_weights, vicreg_loss
 from trigger.errors import UsageError
 from trigger.schema import PHI, PT
@@ -32,10 +30,7 @@ VICREG_MODEL = ['model.kind="vicreg"', 'model.score="residual"', "model.encoder=
 
 @pytest.fixture(scope="module")
 def vicreg_dir(files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("vicreg") / "model"
-    with Path(os.devnull).open("w") as log:
-        train(load_config(None, VICREG_MODEL), files["sm"], out, log=log)
-    return out
+    return train_quietly(VICREG_MODEL, files["sm"], tmp_path_factory.mktemp("vicreg") / "model")
 
 
 def test_augmented_events_stay_valid_and_keep_what_is_not_augmented() -> None:
