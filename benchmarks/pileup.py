@@ -84,8 +84,25 @@ def main() -> int:
                 print(f"    {name:<11} menu {cell['menu']['fraction']:.4f}  anomaly {cell['anomaly']['fraction']:.4f}  "
                       f"pure {cell['pure']['fraction']:.4f} [{cell['pure']['low']:.4f}, {cell['pure']['high']:.4f}]")
     if args.json:
-        write_result(args.json, results)
+        write_result(args.json, results, headline(results["by_mu"], format_rate))
     return 0
+
+
+def headline(by_mu: dict[str, Any], format_rate: Any) -> dict[str, str]:
+    """README's rows: at the highest <mu> measured, each model's ato4l efficiency and pure efficiency at
+    1 kHz of that zero bias, and the rate each stored threshold takes there."""
+    if not by_mu:
+        return {}
+    mu = max(by_mu, key=int)
+    rows = {}
+    for label, model in by_mu[mu].items():
+        name = label.split("/")[0]
+        cell = model["signals"].get("ato4l")
+        if cell is not None:
+            rows[f"{name} at <mu> = {mu}, 1 kHz of zero bias: ato4l kept / kept by no L1 seed"] = (
+                f"{100 * cell['anomaly']['fraction']:.2f} % / {100 * cell['pure']['fraction']:.2f} %")
+        rows[f"{name}'s stored threshold at <mu> = {mu} takes"] = format_rate(model["stored_threshold_rate_hz"])
+    return rows
 
 
 if __name__ == "__main__":
