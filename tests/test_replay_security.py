@@ -13,8 +13,11 @@ from trigger.errors import UsageError
 
 @pytest.mark.slow
 def test_curve_encrypted_tcp_run(tmp_path: Path, artifact_dir: Path, files: dict) -> None:
-    summary = whole_run(tmp_path, artifact_dir, files["sm"], "run", transport="tcp", curve=True)
-    assert summary.accounting_ok and summary.events_decided == 1500
+    # long enough (the file looped) that the reference, which the trigger path never waits for, is READY
+    # before the last batch even on a loaded machine: 1,500 events once were over before it connected
+    summary = whole_run(tmp_path, artifact_dir, files["sm"], "run", transport="tcp", curve=True, events=15000,
+                        loop=True)
+    assert summary.accounting_ok and summary.events_decided == 15000
     assert summary.reference_events > 0  # the reference's three sockets got through too
     assert not list((tmp_path / "run").rglob("*.key*"))  # the run's keys live in memory only
 
