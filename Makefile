@@ -78,13 +78,13 @@ pileup-library: $(STAMP)
 
 ## zerobias-samples: the Level-1 view's samples in data/zerobias/ (not bundled: about 2.5 h on 2 cores, resumable;
 ## their records are): zero bias at <mu> = 60 to train on (100,000, seed 21) and to calibrate on (1,000,000,
-## seed 22), zero bias at <mu> = 0 and 20 (300,000 each, seeds 23 and 24), and the four signals at <mu> = 0, 20
+## seed 22), zero bias at <mu> = 0 (300,000, seed 23) and 20 (150,000, seed 24), and the four signals at <mu> = 0, 20
 ## and 60 without the lepton trigger (10,000 each, seed 3); each checked against its record when there is one
 ZEROBIAS := data/zerobias
 ZB_GENERATE = $(BIN)/trigger generate --jobs $(JOBS) --pileup-library $(PILEUP_LIBRARY) --no-regions --chunk-size 5000 --quiet
 zerobias-samples: pileup-library
 	mkdir -p $(ZEROBIAS)
-	for s in 21:100000:60:train 22:1000000:60:calibration 23:300000:0:calibration 24:300000:20:calibration; do \
+	for s in 21:100000:60:train 22:1000000:60:calibration 23:300000:0:calibration 24:150000:20:calibration; do \
 	    set -- $$(echo $$s | tr : ' '); f=$(ZEROBIAS)/zerobias_pu$$3_$$4.h5; \
 	    $(ZB_GENERATE) --process zerobias --events $$2 --seed $$1 --pileup $$3 -o $$f $$( [ -f $$f ] && echo --resume ) || exit 1; \
 	    [ ! -f $${f%.h5}.json ] || $(BIN)/trigger checksum $$f --check $${f%.h5}.json || exit 1; \
