@@ -146,8 +146,8 @@ class ModelConfig:
         if self.quantizer not in ("qkeras", "hgq"):
             msg = f"model.quantizer {self.quantizer!r}: choose qkeras or hgq"
             raise UsageError(msg)
-        if self.quantizer == "hgq" and (self.kind != "ae" or not self.input_type):
-            msg = (f"model.quantizer = \"hgq\" is for the dense autoencoder with a model.input_type, "
+        if self.quantizer == "hgq" and (self.kind not in ("ae", "student") or not self.input_type):
+            msg = (f"model.quantizer = \"hgq\" is for the dense autoencoder and student with a model.input_type, "
                    f"not a {self.kind}{'' if self.input_type else ' without an input grid'}")
             raise UsageError(msg)
         if not self.hgq_beta >= 0 or not self.hgq_cover >= 1:

@@ -44,8 +44,7 @@ def _quantizer_conf(init_bits: int, trainable: bool = True, per_element: bool = 
 
 
 def hgq_network(cfg: ModelConfig) -> Any:
-    """The HGQ twin of ``models.networks``' dense autoencoder (a student's shape is built too, but
-    its firmware is not checked yet, so the configuration refuses it): the same layer names, each
+    """The HGQ twin of ``models.networks``' dense autoencoder or student: the same layer names, each
     Dense with its ReLU in one ``HDense``, after an input quantizer on the scaler's grid."""
     import tensorflow as tf
     from HGQ.layers import HDense, HQuantize

@@ -37,12 +37,11 @@ def hgq_hls(hgq_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     return to_hls(load_artifact(hgq_dir), tmp_path_factory.mktemp("hgq-fw") / "hls")
 
 
-def test_hgq_is_only_for_the_dense_autoencoder_on_an_input_grid() -> None:
+def test_hgq_is_only_for_the_dense_autoencoder_and_student_on_an_input_grid() -> None:
     with pytest.raises(UsageError, match="hgq"):
         load_config(None, ['model.quantizer="hgq"', 'model.kind="vae"', 'model.score="mu2"'])
-    with pytest.raises(UsageError, match="not a student"):
-        load_config(None, ['model.quantizer="hgq"', 'model.kind="student"', 'model.score="distilled"',
-                           "model.latent=1", "model.decoder=[]"])
+    with pytest.raises(UsageError, match="not a vicreg"):
+        load_config(None, ['model.quantizer="hgq"', 'model.kind="vicreg"', 'model.score="residual"'])
     with pytest.raises(UsageError, match="input grid"):
         load_config(None, ['model.quantizer="hgq"', 'model.input_type=""'])
     with pytest.raises(UsageError, match="qkeras or hgq"):
@@ -150,3 +149,30 @@ def test_an_hgq_sweep_trial_is_trained_with_its_beta_and_measured_on_its_firmwar
     with pytest.raises(UsageError, match="unknown quantizer"):
         sweep.run_sweep(load_config(None, HGQ_MODEL), files["sm"], [files["signal"]], tmp_path / "x", trials=1,
                         epochs=1, fpr=0.01, quantizers=("hqg",))
+
+
+def test_an_hgq_student_goes_to_firmware_bit_for_bit(artifact_dir: Path, files: dict[str, Path],
+                                                      tmp_path: Path) -> None:
+    """A student's one output is both the network's end and the term the head squares: HGQ's type for
+    it reaches the firmware, and C-sim, emulator, compiled and native scorers agree."""
+    student_dir = train_quietly(['model.kind="student"', 'model.score="distilled"', "model.encoder=[8]",
+                                 "model.latent=1", "model.decoder=[]", 'model.quantizer="hgq"', "model.hgq_beta=1e-6",
+                                 'model.input_type="ap_fixed<12,5>"', "training.epochs=3", "training.qat_epochs=2",
+                                 "training.batch_size=64", f"training.teacher={artifact_dir}"],
+                                files["sm"], tmp_path / "student")
+    student = load_artifact(student_dir)
+    events = synthetic_events(3000, seed=17)
+    events[::9, 9:, 0] *= 30.0  # beyond the training range: the output saturates where HGQ says
+    x = student.inputs(events).astype(np.float64)
+    hls_model = to_hls(student, tmp_path / "hls", threshold=float(np.median(student.score(events))))
+    csim = csim_outputs(hls_model, x)
+    np.testing.assert_array_equal(Emulator.from_hls_model(hls_model).predict(x), csim)
+    assert 0.2 < csim[:, 1].mean() < 0.8  # the decision near the median score
+    bundle = build_bundle(student)
+    compiled = CompiledEmulator(bundle.particle_scaler, bundle.emulator)
+    np.testing.assert_array_equal(compiled.scores(events), bundle.emulator.scores(bundle.emulator.predict(x)))
+    native = NativeScorer.of(bundle.particle_scaler, bundle.emulator, compiled.compiled_scores)
+    if native is None:  # a weight's fine fraction can widen an accumulator past what the kernel holds
+        assert "int32" in str(unsupported(bundle.particle_scaler, bundle.emulator))
+    else:
+        np.testing.assert_array_equal(native(events), compiled.compiled_scores(events))
