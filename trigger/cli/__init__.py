@@ -18,7 +18,7 @@ SUBCOMMANDS = {
     "generate": ("generate", "generate stand-in events with Pythia8 in the ADC2021 layout"),
     "pileup-library": ("pileup_library", "generate minimum-bias interactions once, to overlay as pileup"),
     "inspect": ("inspect", "summarise an event file and check its layout"),
-    "train": ("train", "train a quantized autoencoder and its float twin on SM events"),
+    "train": ("train", "train a quantized model and its float twin on SM events (AE, VAE, student, v5 chain)"),
     "train-regions": ("train_regions", "train CICADA's teacher and its quantized student on calorimeter regions"),
     "evaluate": ("evaluate", "ROC AUC and signal efficiency at fixed SM FPR, per signal"),
     "menu-rates": ("menu_rates", "each seed's and the emulated L1 menu's total rate on a sample, with errors"),
