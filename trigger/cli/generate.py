@@ -67,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     result = generate(plan, args.output, jobs=args.jobs, resume=args.resume,
                       overwrite=args.overwrite, show_progress=not args.quiet, scheduler=args.scheduler)
     tried = sum(result.tried.values())
-    print(f"{result.path}: {result.events} events of {args.process} "
-          f"({result.events / max(tried, 1):.1%} of {tried} generated passed the trigger) "
+    kept = (f"{result.events / max(tried, 1):.1%} of {tried} generated passed the trigger" if plan.triggered
+            else f"every one of {tried} generated kept: no trigger")
+    print(f"{result.path}: {result.events} events of {args.process} ({kept}) "
           f"in {result.seconds:.0f} s" + ("" if result.complete else " [incomplete: use --resume]"))
     return 0 if result.complete else 130
