@@ -31,26 +31,23 @@ MODELS = [ROOT / "models" / "artifacts" / name for name in ("tiny-ae", "zb-ae")]
 
 
 def at_pileup(models: list[Any], background: Path, signals: list[Path], fpr: float) -> dict[str, Any]:
-    """One <mu>: the menu view at 1 kHz of this zero bias, and the stored thresholds' rates."""
+    """One <mu>: the menu view at 1 kHz of this zero bias, and each stored threshold's rate on it."""
     from firmware.bundle import deployed_scorer
     from models.evaluate import evaluate
     from trigger.menu import load_menu
     from trigger.rates import BX_RATE_HZ
 
-    menu = load_menu("run3")
-    here = evaluate(models, background, signals, fpr, scorer=deployed_scorer, menu=menu, recalibrate=True)
-    stored = evaluate(models, background, signals[:1], fpr, scorer=deployed_scorer)
+    here = evaluate(models, background, signals, fpr, scorer=deployed_scorer, menu=load_menu("run3"),
+                    recalibrate=True)
     out: dict[str, Any] = {}
     for label, model in here.models.items():
         if model["variant"] != "quantized":
             continue
         cells = {name: {**s["menu"], "threshold": s["working_point"]["threshold"]}
                  for name, s in model["signals"].items()}
-        deployed = next(iter(stored.models[label]["signals"].values()))["working_point"]
-        out[label] = {"signals": cells, "background": model["menu_background"],
-                      "stored_threshold": deployed["threshold"],
-                      "stored_threshold_rate_hz": deployed["fpr_on_these_events"]["fpr"] * BX_RATE_HZ,
-                      "stored_threshold_fraction": deployed["fpr_on_these_events"]}
+        deployed = next(iter(model["signals"].values()))["working_point"].get("stored_threshold")
+        out[label] = {"signals": cells, "background": model["menu_background"], "stored_threshold": deployed,
+                      "stored_threshold_rate_hz": None if deployed is None else deployed["fpr"] * BX_RATE_HZ}
     return out
 
 
@@ -76,21 +73,24 @@ def main() -> int:
             continue
         results["by_mu"][str(mu)] = at_pileup(models, background, signals, fpr)
         for label, model in results["by_mu"][str(mu)].items():
-            b = model["background"]
+            b, stored = model["background"], model["stored_threshold"]
             print(f"<mu> = {mu:>2}  {label:<20} threshold {next(iter(model['signals'].values()))['threshold']:.4g}  "
-                  f"pure rate {format_rate(b['pure']['rate_hz'])} of {format_rate(b['anomaly']['rate_hz'])}; its stored "
-                  f"threshold {model['stored_threshold']:.4g} takes {format_rate(model['stored_threshold_rate_hz'])}")
+                  f"pure rate {format_rate(b['pure']['rate_hz'])} of {format_rate(b['anomaly']['rate_hz'])}; " +
+                  ("no stored threshold at this rate" if stored is None else
+                   f"its stored threshold {stored['threshold']:.4g} takes {format_rate(model['stored_threshold_rate_hz'])}"))
             for name, cell in model["signals"].items():
                 print(f"    {name:<11} menu {cell['menu']['fraction']:.4f}  anomaly {cell['anomaly']['fraction']:.4f}  "
                       f"pure {cell['pure']['fraction']:.4f} [{cell['pure']['low']:.4f}, {cell['pure']['high']:.4f}]")
     if args.json:
-        write_result(args.json, results, headline(results["by_mu"], format_rate))
+        write_result(args.json, results, headline(results["by_mu"]))
     return 0
 
 
-def headline(by_mu: dict[str, Any], format_rate: Any) -> dict[str, str]:
+def headline(by_mu: dict[str, Any]) -> dict[str, str]:
     """README's rows: at the highest <mu> measured, each model's ato4l efficiency and pure efficiency at
     1 kHz of that zero bias, and the rate each stored threshold takes there."""
+    from trigger.rates import format_rate
+
     if not by_mu:
         return {}
     mu = max(by_mu, key=int)
@@ -101,7 +101,8 @@ def headline(by_mu: dict[str, Any], format_rate: Any) -> dict[str, str]:
         if cell is not None:
             rows[f"{name} at <mu> = {mu}, 1 kHz of zero bias: ato4l kept / kept by no L1 seed"] = (
                 f"{100 * cell['anomaly']['fraction']:.2f} % / {100 * cell['pure']['fraction']:.2f} %")
-        rows[f"{name}'s stored threshold at <mu> = {mu} takes"] = format_rate(model["stored_threshold_rate_hz"])
+        if model["stored_threshold_rate_hz"] is not None:
+            rows[f"{name}'s stored threshold at <mu> = {mu} takes"] = format_rate(model["stored_threshold_rate_hz"])
     return rows
 
 

@@ -88,22 +88,29 @@ def efficiency(signal: F, cut: ThresholdEstimate) -> dict[str, Any]:
 
 
 def _working_point(background: F, signal: F, working_fpr: float, calibrated: ThresholdEstimate | None,
-                   weights: F | None = None) -> dict[str, Any]:
+                   weights: F | None = None, recalibrate: bool = False) -> dict[str, Any]:
     """The efficiency at the trigger working point: at the artifact's calibrated threshold when it was
     calibrated for this FPR (its statistics are the calibration sample's, which may be far larger
-    than ``background``), else at the threshold for ``working_fpr`` on ``background``."""
-    if calibrated is None or not math.isclose(calibrated.target_fpr, working_fpr, rel_tol=1e-9):
-        return {"fpr": working_fpr, **efficiency(signal, threshold_for(background, working_fpr, weights=weights)),
-                "threshold_from": "these SM events"}
-    return {"fpr": working_fpr, **efficiency(signal, calibrated),
-            "threshold_from": f"the artifact's calibration on {calibrated.events or 'SM events'}",
-            "fpr_on_these_events": rate_at(background, calibrated.threshold, weights).as_dict()}
+    than ``background``), else, or with ``recalibrate``, at the threshold for ``working_fpr`` on
+    ``background``; then the calibrated threshold's rate on ``background`` is kept beside it."""
+    stored = calibrated is not None and math.isclose(calibrated.target_fpr, working_fpr, rel_tol=1e-9)
+    if calibrated is not None and stored and not recalibrate:
+        return {"fpr": working_fpr, **efficiency(signal, calibrated),
+                "threshold_from": f"the artifact's calibration on {calibrated.events or 'SM events'}",
+                "fpr_on_these_events": rate_at(background, calibrated.threshold, weights).as_dict()}
+    point = {"fpr": working_fpr, **efficiency(signal, threshold_for(background, working_fpr, weights=weights)),
+             "threshold_from": "these SM events"}
+    if calibrated is not None and stored:
+        point["stored_threshold"] = rate_at(background, calibrated.threshold, weights).as_dict()
+    return point
 
 
 def summarise_signal(background: F, signal: F, fpr_points: Sequence[float], working_fpr: float,
-                     calibrated: ThresholdEstimate | None = None, weights: F | None = None) -> dict[str, Any]:
+                     calibrated: ThresholdEstimate | None = None, weights: F | None = None,
+                     recalibrate: bool = False) -> dict[str, Any]:
     """AUC with its error, TPR at each resolvable FPR and at the trigger working point (at the
-    ``calibrated`` threshold when it is for ``working_fpr``); ``weights``: the SM events' weights
+    ``calibrated`` threshold when it is for ``working_fpr``, unless ``recalibrate``: see
+    :func:`_working_point`); ``weights``: the SM events' weights
     (``models.background.read_background``), the AUC's error from their effective count."""
     labels = np.r_[np.zeros(len(background)), np.ones(len(signal))]
     sample_weight = None if weights is None else np.r_[weights, np.ones(len(signal))]
@@ -118,7 +125,7 @@ def summarise_signal(background: F, signal: F, fpr_points: Sequence[float], work
         "auc": auc,
         "auc_error": hanley_mcneil_error(auc, len(signal), n_background),
         "tpr_at_fpr": tpr_at_fpr,
-        "working_point": _working_point(background, signal, working_fpr, calibrated, weights),
+        "working_point": _working_point(background, signal, working_fpr, calibrated, weights, recalibrate),
         "events": len(signal),
     }
 
@@ -131,7 +138,8 @@ def evaluate(artifacts: Sequence[TriggerModel], background_path: str | Path | Se
     """Evaluate every variant of every artifact on the same events (each scored by ``scorer``), and
     each ``supervised`` classifier on the held-out events of its own signal; the working point is at
     each model's stored calibration, or with ``recalibrate`` at the threshold these SM events give
-    (a zero-bias sample at the signals' pileup: each model at the same L1 rate). With an L1 ``menu``,
+    (a zero-bias sample at the signals' pileup: each model at the same L1 rate), the stored
+    threshold's rate on them kept beside it (``stored_threshold``). With an L1 ``menu``,
     each signal also gets the menu's efficiency and the pure efficiency at the working point, and
     each model ``menu_background``: the same on the SM events, as rates at ``bx_rate_hz``. Several
     background files are one set weighted to the stream by process (``models.background``)."""
@@ -159,9 +167,8 @@ def evaluate(artifacts: Sequence[TriggerModel], background_path: str | Path | Se
             scored_by, score = scorer(artifact, variant)
             bkg = score(background)
             scores = {signal: score(events) for signal, events in signal_events.items()}
-            calibrated = None if recalibrate else artifact.thresholds.get(variant)
-            signals = {signal: summarise_signal(bkg, s, fpr_points, working_fpr, calibrated, sm.weights)
-                       for signal, s in scores.items()}
+            signals = {signal: summarise_signal(bkg, s, fpr_points, working_fpr, artifact.thresholds.get(variant),
+                                                sm.weights, recalibrate) for signal, s in scores.items()}
             models[label] = {
                 "path": str(artifact.path), "variant": variant, "reads": artifact.reads,
                 "kind": artifact.kind, "score": artifact.variant_score(variant),

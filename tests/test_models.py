@@ -67,6 +67,8 @@ def test_recalibrated_evaluation_sets_each_threshold_on_the_background_given(
         assert at_here["threshold_from"] == "these SM events"
         background = artifact.score(read_background(artifact, [files["sm"]], None).events, variant)
         assert at_here["threshold"] == threshold_for(background, fpr).threshold
+        assert at_here["stored_threshold"] == at_stored["fpr_on_these_events"]  # where the stored one lands here
+        assert "stored_threshold" not in at_stored
 
 
 def test_evaluation_separates_an_obvious_signal(artifact_dir: Path, files: dict[str, Path]) -> None:
