@@ -89,20 +89,24 @@ def _apply(layers: list[Any], x: Any) -> Any:
 
 def _train_features(mc: ModelConfig, views: Any, validation: tuple[NDArray[Any], NDArray[Any]], epochs: int,
                     batch: int, rate: float, seed: int, log: Any) -> tuple[list[Any], list[float], list[float]]:
-    """The extractor's layers trained with VICReg; ``views(epoch)`` gives that epoch's two views."""
+    """The extractor's layers trained with VICReg; ``views()`` gives each epoch's two views."""
     import tensorflow as tf
 
     keras = tf.keras
     extractor = _dense_stack(keras, mc.encoder, "feature")
     projector = _dense_stack(keras, (mc.vicreg_projector, mc.vicreg_projector), "projector", last_relu=False)
     optimizer = keras.optimizers.Adam(rate)
-    _apply(projector, _apply(extractor, tf.zeros((1, validation[0].shape[1]))))  # builds the weights
+
+    def project(x: Any) -> Any:
+        return _apply(projector, _apply(extractor, x))
+
+    project(tf.zeros((1, validation[0].shape[1])))  # builds the weights
     variables = [v for layer in (*extractor, *projector) for v in layer.trainable_variables]
 
     @tf.function  # type: ignore[untyped-decorator]  # TensorFlow is untyped
     def step(a: Any, b: Any) -> Any:
         with tf.GradientTape() as tape:
-            loss = vicreg_loss(_apply(projector, _apply(extractor, a)), _apply(projector, _apply(extractor, b)))
+            loss = vicreg_loss(project(a), project(b))
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
         return loss
 
@@ -110,10 +114,10 @@ def _train_features(mc: ModelConfig, views: Any, validation: tuple[NDArray[Any],
     rng = np.random.default_rng(seed)
     for epoch in range(epochs):
         start = time.monotonic()
-        a, b = views(epoch)
+        a, b = views()
         order = rng.permutation(len(a))
         total = [float(step(a[idx], b[idx])) for idx in np.array_split(order, max(1, len(a) // batch))]
-        val = float(vicreg_loss(*(_apply(projector, _apply(extractor, v)) for v in validation)))
+        val = float(vicreg_loss(*(project(v) for v in validation)))
         losses.append(float(np.mean(total)))
         val_losses.append(val)
         if val < best:
@@ -189,7 +193,7 @@ def train_chain(mc: ModelConfig, scaler: Scaler, particles: dict[str, NDArray[np
     tf.keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
 
-    def views(_epoch: int) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    def views() -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         raw = particles["train"]
         return (scaler.transform(augment(raw, rng, mc.vicreg_mask, mc.vicreg_blur)),
                 scaler.transform(augment(raw, rng, mc.vicreg_mask, mc.vicreg_blur)))

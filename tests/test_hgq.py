@@ -146,7 +146,7 @@ def test_an_hgq_sweep_trial_is_trained_with_its_beta_and_measured_on_its_firmwar
     trained = load_artifact(tmp_path / "sweep" / "trial-0").config
     assert trained.model.quantizer == "hgq" and trained.model.hgq_beta == trial["params"]["hgq_beta"]
     assert 0 <= trial["efficiency"] <= 1 and trial["cost"] > 0 and summary.space["quantizer"] == ["hgq"]
-    with pytest.raises(UsageError, match="unknown quantizer"):
+    with pytest.raises(UsageError, match="'hqg': choose qkeras or hgq"):
         sweep.run_sweep(load_config(None, HGQ_MODEL), files["sm"], [files["signal"]], tmp_path / "x", trials=1,
                         epochs=1, fpr=0.01, quantizers=("hqg",))
 

@@ -85,7 +85,7 @@ class GenerationPlan:
     def __post_init__(self) -> None:
         get_process(self.process)
         check_plan(self.events, self.chunk_size, self.seed)
-        if not self.lepton_trigger and self.process in (COCKTAIL.name, "qcd"):
+        if not self.lepton_trigger and (self.process == COCKTAIL.name or get_process(self.process).fake_electron):
             msg = (f"{self.process} is defined by the single-lepton trigger (its mix, QCD's forced fake electron); "
                    "generate zerobias for what the Level-1 trigger sees")
             raise UsageError(msg)
