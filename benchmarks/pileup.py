@@ -1,12 +1,13 @@
-"""How pileup moves the anomaly trigger: efficiency and pure efficiency at 1 kHz at each <mu>.
+"""How pileup moves the anomaly trigger: ``trigger pileup-scan`` on the project's samples, recorded.
 
 For each <mu> with samples (``DIR/zerobias_pu{MU}_calibration.h5`` and ``DIR/{signal}_pu{MU}.h5``,
 signals generated without the lepton trigger, as the Level-1 trigger sees them; ``make
 zerobias-samples`` makes them), every model's firmware scores the zero-bias crossings and the
-signals, and ``trigger evaluate --menu run3 --recalibrate`` gives, per signal, the menu's
-efficiency, the anomaly trigger's at the threshold that takes 1 kHz of that zero bias, and its pure
-efficiency (accepted by it and by no seed); per model the threshold, its pure rate, and the rate
-that model's stored threshold (its own calibration, as deployed) takes at that pileup.
+signals (``models.pileup_scan``): per signal the menu's efficiency, the anomaly trigger's at the
+threshold that takes 1 kHz of that zero bias, and its pure efficiency (accepted by it and by no
+seed); per model the threshold, its pure rate, and the rate that model's stored threshold (its own
+calibration, as deployed) takes at that pileup. The JSON's results are the scan itself, which
+``trigger report --pileup-scan`` reads.
 
     python benchmarks/pileup.py [--dir data/zerobias] [--mu 0 --mu 20 --mu 60] [--model DIR ...]
                                 [--json benchmarks/results/pileup.json]
@@ -30,30 +31,13 @@ SIGNALS = ("ato4l", "leptoquark", "htautau", "htaunu")
 MODELS = [ROOT / "models" / "artifacts" / name for name in ("tiny-ae", "zb-ae")]
 
 
-def at_pileup(models: list[Any], background: Path, signals: list[Path], fpr: float) -> dict[str, Any]:
-    """One <mu>: the menu view at 1 kHz of this zero bias, and each stored threshold's rate on it."""
-    from firmware.bundle import deployed_scorer
-    from models.evaluate import evaluate
-    from trigger.menu import load_menu
-    from trigger.rates import BX_RATE_HZ
-
-    here = evaluate(models, background, signals, fpr, scorer=deployed_scorer, menu=load_menu("run3"),
-                    recalibrate=True)
-    out: dict[str, Any] = {}
-    for label, model in here.models.items():
-        if model["variant"] != "quantized":
-            continue
-        cells = {name: {**s["menu"], "threshold": s["working_point"]["threshold"]}
-                 for name, s in model["signals"].items()}
-        deployed = next(iter(model["signals"].values()))["working_point"].get("stored_threshold")
-        out[label] = {"signals": cells, "background": model["menu_background"], "stored_threshold": deployed,
-                      "stored_threshold_rate_hz": None if deployed is None else deployed["fpr"] * BX_RATE_HZ}
-    return out
-
-
 def main() -> int:
+    from firmware.bundle import deployed_scorer
+    from models.pileup_scan import group_by_pileup, scan_pileup
     from models.region_artifact import load_model
-    from trigger.rates import format_rate, fpr_for_rate, parse_rate
+    from trigger.cli.pileup_scan import format_scan
+    from trigger.menu import load_menu
+    from trigger.rates import fpr_for_rate, parse_rate
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dir", type=Path, default=ROOT / "data" / "zerobias", help="where the samples are")
@@ -61,42 +45,34 @@ def main() -> int:
     parser.add_argument("--model", type=Path, action="append", help="models (default: tiny-ae and zb-ae)")
     parser.add_argument("--json", type=Path, default=None, help="write the numbers here")
     args = parser.parse_args()
-    fpr = fpr_for_rate(parse_rate("1kHz"), parse_rate("40MHz"))
-    models = [load_model(path) for path in (args.model or [m for m in MODELS if m.exists()])]
-    results: dict[str, Any] = {"fpr": fpr, "menu": "run3", "by_mu": {}}
+    backgrounds, signals = [], []
     for mu in args.mu or (0, 20, 60):
-        background = args.dir / f"zerobias_pu{mu}_calibration.h5"
-        signals = [args.dir / f"{name}_pu{mu}.h5" for name in SIGNALS]
-        missing = [p.name for p in (background, *signals) if not p.exists()]
+        here = [args.dir / f"zerobias_pu{mu}_calibration.h5", *(args.dir / f"{name}_pu{mu}.h5" for name in SIGNALS)]
+        missing = [p.name for p in here if not p.exists()]
         if missing:
             print(f"<mu> = {mu}: skipped, missing {', '.join(missing)}")
             continue
-        results["by_mu"][str(mu)] = at_pileup(models, background, signals, fpr)
-        for label, model in results["by_mu"][str(mu)].items():
-            b, stored = model["background"], model["stored_threshold"]
-            print(f"<mu> = {mu:>2}  {label:<20} threshold {next(iter(model['signals'].values()))['threshold']:.4g}  "
-                  f"pure rate {format_rate(b['pure']['rate_hz'])} of {format_rate(b['anomaly']['rate_hz'])}; " +
-                  ("no stored threshold at this rate" if stored is None else
-                   f"its stored threshold {stored['threshold']:.4g} takes {format_rate(model['stored_threshold_rate_hz'])}"))
-            for name, cell in model["signals"].items():
-                print(f"    {name:<11} menu {cell['menu']['fraction']:.4f}  anomaly {cell['anomaly']['fraction']:.4f}  "
-                      f"pure {cell['pure']['fraction']:.4f} [{cell['pure']['low']:.4f}, {cell['pure']['high']:.4f}]")
+        backgrounds.append(here[0])
+        signals.extend(here[1:])
+    models = [load_model(path) for path in (args.model or [m for m in MODELS if m.exists()])]
+    fpr = fpr_for_rate(parse_rate("1kHz"), parse_rate("40MHz"))
+    scan = scan_pileup(models, group_by_pileup(backgrounds, signals), fpr, load_menu("run3"), deployed_scorer)
+    print(format_scan(scan))
     if args.json:
-        write_result(args.json, results, headline(results["by_mu"]))
+        write_result(args.json, scan.as_dict(), headline(scan.points))
     return 0
 
 
-def headline(by_mu: dict[str, Any]) -> dict[str, str]:
+def headline(points: list[dict[str, Any]]) -> dict[str, str]:
     """README's rows: at the highest <mu> measured, each model's ato4l efficiency and pure efficiency at
     1 kHz of that zero bias, and the rate each stored threshold takes there."""
     from trigger.rates import format_rate
 
-    if not by_mu:
+    if not points:
         return {}
-    mu = max(by_mu, key=int)
+    mu = f"{points[-1]['mu']:g}"
     rows = {}
-    for label, model in by_mu[mu].items():
-        name = label.split("/")[0]
+    for name, model in points[-1]["models"].items():
         cell = model["signals"].get("ato4l")
         if cell is not None:
             rows[f"{name} at <mu> = {mu}, 1 kHz of zero bias: ato4l kept / kept by no L1 seed"] = (

@@ -22,6 +22,7 @@ SUBCOMMANDS = {
     "train-regions": ("train_regions", "train CICADA's teacher and its quantized student on calorimeter regions"),
     "evaluate": ("evaluate", "ROC AUC and signal efficiency at fixed SM FPR, per signal"),
     "menu-rates": ("menu_rates", "each seed's and the emulated L1 menu's total rate on a sample, with errors"),
+    "pileup-scan": ("pileup_scan", "each model at the same L1 rate at every pileup: efficiency, pure efficiency, rates"),
     "calibrate": ("calibrate", "calibrate a model's threshold to a trigger accept rate"),
     "sweep": ("sweep", "Optuna search of widths and quantization (QKeras, HGQ): efficiency against firmware logic"),
     "supervised": ("supervised", "train the supervised upper bound: a classifier per signal (not a trigger)"),

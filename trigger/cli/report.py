@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
                         help="vendor reports or estimate.json; repeat in --model order")
     parser.add_argument("--sweep", type=Path, metavar="SWEEP_JSON",
                         help="an architecture search's sweep.json (trigger sweep): its Pareto front is drawn")
+    parser.add_argument("--pileup-scan", type=Path, metavar="SCAN_JSON",
+                        help="a pileup scan (trigger pileup-scan --json): each model at the same L1 rate at every "
+                             "<mu>, with its pure efficiency and the rate its stored threshold takes")
     parser.add_argument("--menu", default=None, metavar="NAME|FILE.toml",
                         help="an emulated L1 menu (`run3` for the bundled one, or a TOML file): adds the Level-1 "
                              "view, what each model keeps that no seed of the menu takes")
@@ -58,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
             msg = f"{', '.join(missing)} required (or --rebuild REPORT_JSON)"
             raise UsageError(msg)
         page = build_report(args.out, args.model, args.background, args.signal, replay=args.replay,
-                            firmware=args.firmware, sweep=args.sweep, menu=args.menu, check_events=args.check_events,
+                            firmware=args.firmware, sweep=args.sweep, pileup_scan=args.pileup_scan, menu=args.menu, check_events=args.check_events,
                             accept_rate=args.accept_rate, bx_rate=args.bx_rate, max_events=args.max_events,
                             overwrite=args.overwrite)
     print(f"report written: {page}")

@@ -10,6 +10,7 @@ parses these files.
 - ``estimate.json``: :class:`Estimate`, by ``firmware.estimate``
 - ``evaluation.json``: :class:`Evaluation`, by ``models.evaluate`` (``trigger evaluate --json``)
 - ``sweep.json``: :class:`Sweep`, by ``firmware.sweep``
+- ``pileup_scan.json``: :class:`PileupScan`, by ``models.pileup_scan`` (``trigger pileup-scan --json``)
 - ``report.json``: :class:`ReportData`, by ``trigger.report``
 """
 
@@ -18,8 +19,8 @@ from __future__ import annotations
 from trigger.contracts.bundles import FirmwareManifest, ReplayManifest
 from trigger.contracts.record import Record, read_json_object
 from trigger.contracts.report_data import ReportData
-from trigger.contracts.results import Estimate, Evaluation, Sweep
+from trigger.contracts.results import Estimate, Evaluation, PileupScan, Sweep
 from trigger.contracts.run_summary import RunSummary
 
-__all__ = ("Estimate", "Evaluation", "FirmwareManifest", "Record", "ReplayManifest", "ReportData", "RunSummary",
-           "Sweep", "read_json_object")
+__all__ = ("Estimate", "Evaluation", "FirmwareManifest", "PileupScan", "Record", "ReplayManifest", "ReportData",
+           "RunSummary", "Sweep", "read_json_object")

@@ -19,7 +19,8 @@ class ReportData(Record):
 
     ``models`` maps a label to a model's summary (``models.summary.model_summary`` plus its
     ``firmware`` entry); ``replay`` is the run's summary with its accounting and latency histogram,
-    ``sweep`` an architecture search (``trigger.contracts.Sweep``), ``comparison`` the models side by side,
+    ``sweep`` an architecture search (``trigger.contracts.Sweep``), ``pileup`` a pileup scan
+    (``trigger.contracts.PileupScan``), ``comparison`` the models side by side,
     ``menu`` the L1 menu whose view each model's variants carry (``menu``, ``menu_background``).
     """
 
@@ -38,6 +39,7 @@ class ReportData(Record):
     sweep: dict[str, Any] | None = None
     menu: dict[str, Any] | None = None  # the L1 menu (Menu.describe, background_process) of the Level-1 view
     combined: list[dict[str, Any]] | None = None  # object and region triggers' OR at a shared rate, per pair
+    pileup: dict[str, Any] | None = None  # a pileup scan (trigger.contracts.PileupScan) and its file name
     images: list[str] = field(default_factory=list)  # the PNG figures beside report.json
 
     def problem(self) -> str | None:

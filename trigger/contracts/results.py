@@ -1,4 +1,4 @@
-"""What the evaluation, the open-source estimate and the architecture search leave on disk."""
+"""What the evaluation, the pileup scan, the open-source estimate and the architecture search leave on disk."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from trigger.contracts.record import Record
 
-__all__ = ("Estimate", "Evaluation", "Sweep")
+__all__ = ("Estimate", "Evaluation", "PileupScan", "Sweep")
 
 #: what each trial of a sweep holds (``firmware.sweep.TrialResult``)
 TRIAL_KEYS = ("number", "params", "efficiency", "cost", "latency_ns")
@@ -33,6 +33,35 @@ class Evaluation(Record):
     models: dict[str, Any]
     working_point: dict[str, Any] = field(default_factory=dict)  # the accept and bunch-crossing rates
     menu: dict[str, Any] | None = None  # ``--menu``: the emulated L1 menu; pure figures are in each entry
+
+
+@dataclass
+class PileupScan(Record):
+    """``trigger pileup-scan --json``: the Level-1 view at each pileup (``models.pileup_scan``).
+
+    ``points`` holds, per ⟨μ⟩ in increasing order, its zero-bias and signal file names and per model
+    its deciding variant's threshold at the accept rate of that zero bias, ``background`` (the menu's,
+    the trigger's and the pure rate), per signal the menu's, the trigger's and the pure efficiency
+    (:func:`trigger.menu.pure_efficiency`), and the rate its stored threshold takes there.
+    """
+
+    FORMAT = "trigger.pileup_scan"
+    VERSION = 1
+
+    working_point_fpr: float
+    bx_rate_hz: float
+    menu: dict[str, Any]
+    points: list[dict[str, Any]]
+
+    def problem(self) -> str | None:
+        for point in self.points:
+            missing = [key for key in ("mu", "background", "signals", "models") if key not in point]
+            if missing:
+                return f"a point lacks {', '.join(missing)}"
+        mus = [point["mu"] for point in self.points]
+        if mus != sorted(set(mus)):
+            return "the points are not in increasing, distinct <mu>"
+        return None
 
 
 @dataclass

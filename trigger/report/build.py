@@ -26,12 +26,13 @@ def build_report(out_dir: str | Path, models: Sequence[str | Path | Any],
                  background: str | Path | Sequence[str | Path],
                  signals: Sequence[str | Path], *, replay: str | Path | None = None,
                  firmware: Sequence[str | Path | None] = (), sweep: str | Path | None = None,
-                 menu: str | Path | None = None, check_events: int = 2000,
+                 pileup_scan: str | Path | None = None, menu: str | Path | None = None, check_events: int = 2000,
                  accept_rate: str = "1kHz", bx_rate: str = "40MHz", max_events: int | None = None,
                  overwrite: bool = False, progress: Callable[[str], None] = print) -> Path:
     """Run each stage's summary for ``models`` (artifact directories or loaded artifacts; ``firmware[i]``
     belongs to ``models[i]``) and write the report to ``out_dir``; return the page's path. ``menu``
-    (a TOML file, or ``run3``) adds the Level-1 view: what the anomaly trigger keeps that no seed does."""
+    (a TOML file, or ``run3``) adds the Level-1 view: what the anomaly trigger keeps that no seed does;
+    ``pileup_scan`` (``trigger pileup-scan --json``) how pileup moves it."""
     from firmware.summary import emulated_variant, firmware_info
     from models.artifact import Artifact
     from models.evaluate import read_signals
@@ -41,7 +42,7 @@ def build_report(out_dir: str | Path, models: Sequence[str | Path | Any],
     from trigger.menu import load_menu
     from trigger.rates import fpr_for_rate, parse_rate
     from trigger.report.collect import assemble, distinct_labels
-    from trigger.report.inputs import read_replay, read_sweep
+    from trigger.report.inputs import read_pileup_scan, read_replay, read_sweep
     from trigger.report.write import prepare_out_dir, write_report
     from trigger.schema import DATASET
 
@@ -54,6 +55,7 @@ def build_report(out_dir: str | Path, models: Sequence[str | Path | Any],
     l1_menu = load_menu(menu) if menu is not None else None
     replay_info = read_replay(replay) if replay is not None else None
     sweep_info = read_sweep(sweep) if sweep is not None else None
+    pileup_info = read_pileup_scan(pileup_scan) if pileup_scan is not None else None
     progress(f"loading {len(models)} model(s)")
     artifacts = [m if isinstance(m, Artifact | RegionArtifact) else load_model(m) for m in models]
     firmware_entries = [firmware_info(a, d) for a, d in zip(artifacts, fw_dirs, strict=True)]
@@ -75,7 +77,7 @@ def build_report(out_dir: str | Path, models: Sequence[str | Path | Any],
         with open_events(backgrounds[0]) as events:
             menu_info = {**l1_menu.describe(), "background_process": str(events.attrs.get("process", "unknown"))}
     data = assemble(summaries, backgrounds, files, wp_fpr, accept_rate, bx_rate, replay_info, sweep_info, menu_info,
-                    combined)
+                    combined, pileup_info)
     progress("drawing figures")
     return write_report(out_dir, data)
 

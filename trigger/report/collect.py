@@ -111,11 +111,11 @@ def assemble(models: dict[str, dict[str, Any]], background: str | Path | Sequenc
              signals: dict[str, tuple[Path, int]],
              wp_fpr: float, accept_rate: str, bx_rate: str, replay: dict[str, Any] | None,
              sweep: dict[str, Any] | None = None, menu: dict[str, Any] | None = None,
-             combined: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+             combined: list[dict[str, Any]] | None = None, pileup: dict[str, Any] | None = None) -> dict[str, Any]:
     """The report dict: ``models`` (label -> model summary with its ``firmware`` entry), the signal
     files (name -> (path, events)), the working point, and the replay run, the architecture
-    search (``read_sweep``), the L1 menu (``Menu.describe``) and the object and region triggers'
-    OR (``models.combined.or_of_triggers`` per pair), if any."""
+    search (``read_sweep``), the L1 menu (``Menu.describe``), the object and region triggers'
+    OR (``models.combined.or_of_triggers`` per pair) and the pileup scan (``read_pileup_scan``), if any."""
     return {
         "title": "Anomaly-detection trigger report",
         "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
@@ -131,4 +131,5 @@ def assemble(models: dict[str, dict[str, Any]], background: str | Path | Sequenc
         "sweep": sweep,
         "menu": menu,
         "combined": combined or None,
+        "pileup": pileup,
     }

@@ -5,13 +5,13 @@ No templates and no network: one string with inline CSS; every text is escaped.
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from html import escape
 from typing import Any
 
-from trigger.rates import format_rate
 from trigger.report.inputs import RESOURCES
+from trigger.report.level1 import menu_section, pileup_section
+from trigger.report.markup import NA, image, model_name, note, number, table, verdict
 from trigger.report.plots import figure_name
 from trigger.thresholds import FPR_POINTS
 
@@ -22,6 +22,7 @@ SECTIONS = {
     "inputs": "Inputs and working point",
     "performance": "Physics performance",
     "menu": "Level-1 menu view",
+    "pileup": "Pileup",
     "combined": "Objects and calorimeter regions",
     "roc": "ROC curves",
     "scores": "Score distributions",
@@ -31,7 +32,6 @@ SECTIONS = {
     "comparison": "Model comparison",
     "sweep": "Architecture search",
 }
-NA = "not available"
 CSS = """
 body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.9em}
@@ -41,41 +41,6 @@ img{max-width:100%;border:1px solid #eee;margin:.3em}
 .note{color:#555;font-size:.9em}.bad{color:#b00;font-weight:bold}.good{color:#070;font-weight:bold}
 nav a{margin-right:1em}
 """
-
-
-def _num(value: Any, spec: str = ".4g") -> str:
-    if value is None:
-        return NA
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return format(value, spec)
-
-
-def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    head = "".join(f"<th>{escape(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _p(text: str, css: str = "note") -> str:
-    return f'<p class="{css}">{escape(text)}</p>'
-
-
-def _img(images: dict[str, bytes], name: str, alt: str) -> str:
-    if name not in images:
-        return ""
-    data = base64.b64encode(images[name]).decode("ascii")
-    return f'<img src="data:image/png;base64,{data}" alt="{escape(alt)}" title="{escape(name)}">'
-
-
-def _verdict(ok: bool, good: str, bad: str) -> str:
-    return f'<span class="{"good" if ok else "bad"}">{escape(good if ok else bad)}</span>'
-
-
-def _model_name(label: str, model: dict[str, Any]) -> str:
-    return f"{label} ({model['baseline']})" if model["baseline"] else label
 
 
 def _efficiency(point: dict[str, Any]) -> str:
@@ -88,110 +53,74 @@ def _efficiency(point: dict[str, Any]) -> str:
 def _variant_rows(data: dict[str, Any]) -> Iterable[tuple[str, str, dict[str, Any]]]:
     for label, model in data["models"].items():
         for variant, summary in model["variants"].items():
-            yield _model_name(label, model), variant, summary["signals"]
+            yield model_name(label, model), variant, summary["signals"]
 
 
 def _inputs(data: dict[str, Any]) -> str:
     wp = data["working_point"]
-    rows = [(_model_name(label, m), m["path"], m["architecture"], m["precision"],
+    rows = [(model_name(label, m), m["path"], m["architecture"], m["precision"],
              ", ".join(f"{v} {n:,}" for v, n in m["parameters"].items()), m["score_meaning"],
              f"{m['background_events']:,}: {m['background']}") for label, m in data["models"].items()]
     signals = [(name, s["file"], s["events"]) for name, s in data["signals"].items()]
-    return (_p(f"Working point: {wp['accept_rate']} of {wp['bx_rate']} bunch crossings, i.e. an SM "
+    return (note(f"Working point: {wp['accept_rate']} of {wp['bx_rate']} bunch crossings, i.e. an SM "
                f"false-positive rate of {wp['fpr']:.3g}. Background: {data['background_file']}.", "")
-            + _table(("model", "directory", "layers", "precision", "parameters", "score",
+            + table(("model", "directory", "layers", "precision", "parameters", "score",
                       "held-out SM events"), rows)
-            + _table(("signal", "file", "events"), signals))
+            + table(("signal", "file", "events"), signals))
 
 
 def _performance(data: dict[str, Any]) -> str:
     signals = list(data["signals"])
     rows = list(_variant_rows(data))
-    def table(cell: Callable[[dict[str, Any]], str]) -> str:
-        return _table(("model", "variant", *signals),
+    def by_signal(cell: Callable[[dict[str, Any]], str]) -> str:
+        return table(("model", "variant", *signals),
                       [(m, v, *(cell(s[n]) for n in signals)) for m, v, s in rows])
 
-    auc = table(lambda s: f"{s['auc']:.4f} ± {s['auc_error']:.4f}")
-    wp = table(lambda s: _efficiency(s["working_point"]))
+    auc = by_signal(lambda s: f"{s['auc']:.4f} ± {s['auc_error']:.4f}")
+    wp = by_signal(lambda s: _efficiency(s["working_point"]))
     notes = sorted({s[n]["working_point"]["note"] for _, _, s in rows for n in signals
                     if not s[n]["working_point"]["supported"]})
     out = ("<h3>ROC AUC (Hanley-McNeil standard error)</h3>" + auc
            + f"<h3>Efficiency at the working point (FPR {data['working_point']['fpr']:.3g}), "
              "68 % Clopper-Pearson interval</h3>" + wp)
     if notes:
-        out += _p("* not supported by the SM statistics: " + "; ".join(n.rstrip(".") for n in notes)
+        out += note("* not supported by the SM statistics: " + "; ".join(n.rstrip(".") for n in notes)
                   + ". The intervals cover the signal statistics only.")
     supported = [f"{f:g}" for f in FPR_POINTS
                  if all(s[n]["tpr_at_fpr"][f"{f:g}"]["supported"] for _, _, s in rows for n in signals)]
     if supported:
         key = supported[-1]
         out += (f"<h3>Efficiency at FPR {key}, the lowest FPR the held-out SM events support</h3>"
-                + table(lambda s: _efficiency(s["tpr_at_fpr"][key])))
+                + by_signal(lambda s: _efficiency(s["tpr_at_fpr"][key])))
     return out
-
-
-def _fraction(part: dict[str, Any]) -> str:
-    return f"{100 * part['fraction']:.2f} % [{100 * part['low']:.2f}, {100 * part['high']:.2f}]"
-
-
-def _menu(data: dict[str, Any]) -> str:
-    """Per model (the variant that decides as the trigger would), per signal: the trigger's, the
-    menu's and the pure efficiency; on the SM events, the trigger's pure rate."""
-    menu = data.get("menu")
-    if not menu:
-        return _p("No L1 menu given (trigger report --menu run3, or a menu file): with one, this section "
-                  "shows what the anomaly trigger keeps that no seed of the menu takes.")
-    signals = list(data["signals"])
-    rows = []
-    for label, model in data["models"].items():
-        variant = next((v for v in ("emulator", "quantized", "float") if v in model["variants"]),
-                       model["default_variant"])
-        summary = model["variants"][variant]
-        if "menu_background" not in summary:
-            continue
-        cells = [" / ".join(_fraction(s["menu"][key]) for key in ("anomaly", "menu", "pure"))
-                 if (s := summary["signals"].get(name)) and "menu" in s else NA for name in signals]
-        sm = summary["menu_background"]
-        rows.append((_model_name(label, model), variant, *cells,
-                     (f"{format_rate(sm['pure']['rate_hz'])} of {format_rate(sm['anomaly']['rate_hz'])} "
-                     f"({sm['pure']['count']:,} of {sm['anomaly']['count']:,} events)")))
-    header = ("model", "variant", *(f"{n}: trigger / menu / pure" for n in signals), "SM: pure rate of the trigger's")
-    note = (f"L1 menu {menu['name']} ({menu['source']}: {', '.join(menu['seeds'])}), emulated on this project's "
-            "objects. Per signal, at each model's working point: the fraction the anomaly trigger accepts, the "
-            "fraction any seed accepts, and the pure fraction, accepted by the trigger and by no seed (68 % "
-            "Clopper-Pearson intervals).")
-    if menu.get("background_process") != "zerobias":
-        note += (f" The SM events are {menu.get('background_process')!r}, not zero bias: their rates are fractions "
-                 "of that sample times the bunch-crossing rate, not Level-1 rates.")
-    return _p(note) + _table(header, rows)
 
 
 def _combined(data: dict[str, Any]) -> str:
     """Each object trigger with each region trigger: what each, their OR and each alone keeps at a shared rate."""
     views = data.get("combined")
     if not views:
-        return _p("No region model given (trigger train-regions; its files need CaloRegions): with one beside an "
+        return note("No region model given (trigger train-regions; its files need CaloRegions): with one beside an "
                   "object model, this section shows their OR at a shared rate and what each keeps alone.")
     html = ""
     for view in views:
         head = f"{escape(view['objects'])} (objects) and {escape(view['regions'])} (regions)"
         if "signals" not in view:
-            html += _p(f"{head}: {escape(view['note'])}")
+            html += note(f"{head}: {escape(view['note'])}")
             continue
         cells = ("objects", "regions", "either", "both", "objects_only", "regions_only")
         rows = [(name, *(f"{100 * s[c]['eff']:.2f} % [{100 * s[c]['low']:.2f}, {100 * s[c]['high']:.2f}]"
                          for c in cells)) for name, s in view["signals"].items()]
         support = "" if view["supported"] else (" Statistically limited: fewer than 10 SM events are expected "
                                                 "above each threshold; a larger held-out SM sample resolves it.")
-        html += _p(f"{head}, each deciding on its firmware at an equal share of FPR {view['fpr']:.3g} of the same "
+        html += note(f"{head}, each deciding on its firmware at an equal share of FPR {view['fpr']:.3g} of the same "
                    f"{view['sm_events']:,} held-out SM events (events [{view['sm_span'][0]}, {view['sm_span'][1]}) "
                    f"of the SM file): {view['sm_each']} each, {view['sm_either']} by either.{support}")
-        html += _table(("signal", "objects", "regions", "OR", "both", "objects only", "regions only"), rows)
+        html += table(("signal", "objects", "regions", "OR", "both", "objects only", "regions only"), rows)
     return html
 
 
 def _figures(images: dict[str, bytes], kind: str, names: Iterable[str]) -> str:
-    return "".join(_img(images, figure_name(kind, n), f"{kind} {n}") for n in names)
+    return "".join(image(images, figure_name(kind, n), f"{kind} {n}") for n in names)
 
 
 def _agreement(data: dict[str, Any], images: dict[str, bytes]) -> str:
@@ -202,22 +131,22 @@ def _agreement(data: dict[str, Any], images: dict[str, bytes]) -> str:
                          a["scores_differ"], f"{a['max_abs_difference']:.3g}"))
         check = model["exactness"]
         if check:
-            verdict = _verdict(check["csim_vs_emulator_exact"], "bit-exact", "NOT exact")
+            exact = verdict(check["csim_vs_emulator_exact"], "bit-exact", "NOT exact")
             checks.append(f"<h3>{escape(label)}: C-simulation vs emulator on {check['events']:,} held-out SM "
-                          f"events: {verdict}</h3>"
-                          + _table(("pair", "events", "scores differ", "decisions differ",
+                          f"events: {exact}</h3>"
+                          + table(("pair", "events", "scores differ", "decisions differ",
                                     "largest |difference|"),
                                    [(f"{p['first']} vs {p['second']}", p["events"], p["scores_differ"],
                                      p["decisions_differ"], f"{p['max_abs_difference']:.3g}")
                                     for p in check["pairs"]]))
         elif model["scatter"]:
-            checks.append(_p(f"{label}: C-simulation check not run (--check-events 0)."))
-        figures.append(_img(images, figure_name("agreement", label), f"agreement {label}"))
+            checks.append(note(f"{label}: C-simulation check not run (--check-events 0)."))
+        figures.append(image(images, figure_name("agreement", label), f"agreement {label}"))
     if not rows:
-        return _p("No quantized model given: nothing to compare.")
-    return (_p("All held-out SM and signal events; each path decides at its own calibrated threshold "
+        return note("No quantized model given: nothing to compare.")
+    return (note("All held-out SM and signal events; each path decides at its own calibrated threshold "
                "(the emulator at the quantized one).")
-            + _table(("model", "pair", "events", "identical decisions", "decisions differ", "scores differ",
+            + table(("model", "pair", "events", "identical decisions", "decisions differ", "scores differ",
                       "largest |difference|"), rows)
             + "".join(checks) + "".join(figures))
 
@@ -239,33 +168,33 @@ def _firmware(data: dict[str, Any]) -> str:
         if fw["source"] is None:
             rows.append((label, fw["label"], *(["–"] * (4 + len(RESOURCES)))))  # noqa: RUF001  (an en dash)
             continue
-        rows.append((label, fw["label"], fw.get("part") or NA, _num(fw.get("clock_ns")),
-                     _num(fw.get("latency_cycles")), _num(fw.get("latency_ns")),
+        rows.append((label, fw["label"], fw.get("part") or NA, number(fw.get("clock_ns")),
+                     number(fw.get("latency_cycles")), number(fw.get("latency_ns")),
                      *(_resource(fw, r) for r in RESOURCES)))
         if fw.get("rtl_check"):
             rtl = fw["rtl_check"]
             scope = ("score and decision in the RTL" if fw.get("includes_decision")
                      else "network only: the score and decision are not in the RTL")
-            extra.append(_p(f"{label}: RTL simulation ({rtl.get('simulator')}) on {rtl.get('events')} "
+            extra.append(note(f"{label}: RTL simulation ({rtl.get('simulator')}) on {rtl.get('events')} "
                             f"events ({scope}): scores differ in {rtl.get('scores_differ', NA)}, decisions in "
                             f"{rtl.get('decisions_differ', NA)} ({rtl.get('mismatches')} events differ).", ""))
         if fw.get("targets"):
-            extra.append(_table(("target", "limit", "value", "met"),
-                                [(t.get("name"), t.get("limit"), t.get("value"), _num(t.get("met")))
+            extra.append(table(("target", "limit", "value", "met"),
+                                [(t.get("name"), t.get("limit"), t.get("value"), number(t.get("met")))
                                  for t in fw["targets"]]))
         if fw.get("timing"):
             t = fw["timing"]
-            extra.append(_p(f"{label}: Vivado timing WNS {t['wns_ns']} ns, WHS {t['whs_ns']} ns: "
+            extra.append(note(f"{label}: Vivado timing WNS {t['wns_ns']} ns, WHS {t['whs_ns']} ns: "
                             f"{'met' if t['met'] else 'NOT met'}.", ""))
     header = ("model", "source", "part", "clock [ns]", "latency [cycles]", "latency [ns]",
               *(f"{r} (% of part)" for r in RESOURCES))
-    return _table(header, rows) + "".join(extra)
+    return table(header, rows) + "".join(extra)
 
 
 def _replay(data: dict[str, Any], images: dict[str, bytes]) -> str:
     replay = data["replay"]
     if replay is None:
-        return _p("No replay run given (--replay RUN_DIR).")
+        return note("No replay run given (--replay RUN_DIR).")
     s, acc = replay["summary"], replay["accounting"]
     lat = s["batch_latency_ms"]
     rows = [
@@ -285,34 +214,34 @@ def _replay(data: dict[str, Any], images: dict[str, bytes]) -> str:
         ("quarantine reasons", ", ".join(f"{k}: {v}" for k, v in s["quarantine_reasons"].items()) or "none"),
     ]
     if acc["reported_ok"] is None:  # rebuilt from the journal: the source's count of events read died with it
-        invariant = _p(f"Accounting invariant not known: {s.get('note') or 'the source did not report its count'}. "
+        invariant = note(f"Accounting invariant not known: {s.get('note') or 'the source did not report its count'}. "
                        f"{acc['decided_plus_quarantined']:,} events were decided or quarantined before it stopped.")
     else:
         holds = acc["holds"] and acc["reported_ok"]
         invariant = (f"<p>Accounting invariant events in = decided + quarantined: {acc['events_in']:,} vs "
                      f"{acc['decided_plus_quarantined']:,} (run reports accounting_ok={acc['reported_ok']}): "
-                     + _verdict(holds, "holds", "VIOLATED") + "</p>")
-    figure = _p("No batch_latency_ms.npy in the run: no latency histogram.")
+                     + verdict(holds, "holds", "VIOLATED") + "</p>")
+    figure = note("No batch_latency_ms.npy in the run: no latency histogram.")
     if replay["latency_histogram"]:
-        figure = _img(images, figure_name("replay_latency"), "replay batch latency")
-    return _table(("quantity", "value"), rows) + invariant + figure
+        figure = image(images, figure_name("replay_latency"), "replay batch latency")
+    return table(("quantity", "value"), rows) + invariant + figure
 
 
 def _comparison(data: dict[str, Any], images: dict[str, bytes]) -> str:
     if not data["comparison"]:
-        return _p("One model given: nothing to compare.")
+        return note("One model given: nothing to compare.")
     signals = list(data["signals"])
     rows = [(r["model"] + (f" ({r['baseline']})" if r["baseline"] else ""), r["variant"], r["precision"],
              f"{r['parameters']:,}", f"{r['mean_auc']:.4f}",
              *(f"{r['tpr_at_wp'][n]:.4f}" for n in signals),
              f"{r['mean_tpr_at_wp']:.4f}" + ("" if r["wp_supported"] else " *"),
-             _num(r["lut"]), _num(r["latency_ns"]), r["firmware_source"],
+             number(r["lut"]), number(r["latency_ns"]), r["firmware_source"],
              ", ".join(c for c in ("parameters", "lut") if r.get(f"pareto_{c}")) or "no")
             for r in data["comparison"]["rows"]]
     header = ("model", "variant", "precision", "parameters", "mean AUC", *(f"TPR@WP {n}" for n in signals),
               "mean TPR@WP", "LUT", "latency [ns]", "firmware numbers", "Pareto-optimal in")
-    return (_table(header, rows) + _p("* working point not supported by the SM statistics (see above).")
-            + _img(images, figure_name("comparison_pareto"), "Pareto plot") + _latency(data, images)
+    return (table(header, rows) + note("* working point not supported by the SM statistics (see above).")
+            + image(images, figure_name("comparison_pareto"), "Pareto plot") + _latency(data, images)
             + _only_reference(data))
 
 
@@ -323,10 +252,10 @@ def _latency(data: dict[str, Any], images: dict[str, bytes]) -> str:
     rows = [(p["model"], p["variant"], p["path"], f"{p['latency_ns']:,.1f}", f"{p['mean_tpr_at_wp']:.4f}",
              f"{p['mean_auc']:.4f}", p["source"]) for p in points]
     header = ("model", "variant", "path", "latency per event [ns]", "mean TPR@WP", "mean AUC", "latency from")
-    return ("<h3>Accuracy against latency</h3>" + _table(header, rows)
-            + _p("FPGA: the pipeline's latency from the firmware numbers. CPU/GPU: the time per event of "
+    return ("<h3>Accuracy against latency</h3>" + table(header, rows)
+            + note("FPGA: the pipeline's latency from the firmware numbers. CPU/GPU: the time per event of "
                  "scoring whole files in this report's run (batched; a throughput, not one event's latency).")
-            + _img(images, figure_name("comparison_latency"), "accuracy against latency"))
+            + image(images, figure_name("comparison_latency"), "accuracy against latency"))
 
 
 def _only_reference(data: dict[str, Any]) -> str:
@@ -339,25 +268,25 @@ def _only_reference(data: dict[str, Any]) -> str:
                else "n/a" for n in signals)) for r in only["rows"]]
     header = ("reference", *(f"{n}: only reference / only trigger / both" for n in signals))
     return ("<h3>Signal events only the reference catches</h3>"
-            + _p(f"Each at its own working-point threshold, against the trigger {only['trigger']}/{only['variant']} "
+            + note(f"Each at its own working-point threshold, against the trigger {only['trigger']}/{only['variant']} "
                  "(the firmware's decision), event by event on the same signal files.")
-            + _table(header, rows))
+            + table(header, rows))
 
 
 def _sweep(data: dict[str, Any], images: dict[str, bytes]) -> str:
     sweep = data.get("sweep")
     if not sweep:
-        return _p("No architecture search given (trigger report --sweep SWEEP_JSON, from trigger sweep).")
+        return note("No architecture search given (trigger report --sweep SWEEP_JSON, from trigger sweep).")
     trials = {t["number"]: t for t in sweep["trials"]}
     luts = {c["trial"]: c for c in sweep["checked"]}
     front = sorted((trials[n] for n in sweep["pareto"]), key=lambda t: t["cost"])
     rows = [(t["number"], ", ".join(f"{k} {v}" for k, v in t["params"].items()), f"{t['efficiency']:.4f}",
-             f"{t['cost']:,.0f}", _num(t["latency_ns"]),
+             f"{t['cost']:,.0f}", number(t["latency_ns"]),
              f"{luts[t['number']]['LUT']:,}" if t["number"] in luts else NA) for t in front]
     header = ("trial", "parameters", "mean efficiency at WP", "da4ml cost", "latency [ns]", "LUT (yosys)")
-    return (_p(f"{sweep['file']}: {len(trials)} trials of {sweep['base']}, {sweep['epochs']} epochs each, "
+    return (note(f"{sweep['file']}: {len(trials)} trials of {sweep['base']}, {sweep['epochs']} epochs each, "
                f"objectives: {'; '.join(sweep['objectives'])}. The Pareto front, by cost:")
-            + _table(header, rows) + _img(images, figure_name("sweep"), "architecture search"))
+            + table(header, rows) + image(images, figure_name("sweep"), "architecture search"))
 
 
 def render_html(data: dict[str, Any], images: dict[str, bytes]) -> str:
@@ -365,9 +294,10 @@ def render_html(data: dict[str, Any], images: dict[str, bytes]) -> str:
     body = {
         "inputs": _inputs(data),
         "performance": _performance(data),
-        "menu": _menu(data),
+        "menu": menu_section(data),
+        "pileup": pileup_section(data, images),
         "combined": _combined(data),
-        "roc": _p("Solid: quantized; dashed: float twin; dotted: firmware emulation. Dots: the working "
+        "roc": note("Solid: quantized; dashed: float twin; dotted: firmware emulation. Dots: the working "
                   "point. Grey band: fewer than 10 held-out SM events above threshold.")
                + _figures(images, "roc", data["signals"]),
         "scores": _figures(images, "scores", data["models"]),
@@ -383,6 +313,6 @@ def render_html(data: dict[str, Any], images: dict[str, bytes]) -> str:
     title = escape(data["title"])
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
             f"<style>{CSS}</style></head><body><h1>{title}</h1>"
-            + _p(f"Written {data['created']} by trigger {data['trigger_version']}. Every number on this page "
+            + note(f"Written {data['created']} by trigger {data['trigger_version']}. Every number on this page "
                  "is in report.json next to it.")
             + f"<nav>{nav}</nav>{sections}</body></html>\n")

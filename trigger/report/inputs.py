@@ -1,7 +1,7 @@
 """The report's inputs: each stage's file read through its contract (``trigger.contracts``),
 plus what the report derives from it.
 
-A replay run (``summary.json``), an architecture search (``sweep.json``) and the report's own
+A replay run (``summary.json``), an architecture search (``sweep.json``), a pileup scan and the report's own
 ``report.json``, from which a report can be rendered again without TensorFlow. Anything
 unusable is an :class:`~trigger.errors.InputFileError` naming the file.
 """
@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from trigger.contracts import ReportData, RunSummary, Sweep
+from trigger.contracts import PileupScan, ReportData, RunSummary, Sweep
 from trigger.errors import InputFileError
 
-__all__ = ("RESOURCES", "read_replay", "read_report_data", "read_sweep")
+__all__ = ("RESOURCES", "read_pileup_scan", "read_replay", "read_report_data", "read_sweep")
 
 #: resources the report shows, in this order
 RESOURCES = ("LUT", "FF", "DSP", "BRAM_36K")
@@ -66,6 +66,12 @@ def read_sweep(path: str | Path) -> dict[str, Any]:
     numbers of those on the Pareto front, and the front points whose cost yosys checked."""
     path = Path(path)
     return {"file": path.name, **Sweep.load(path).as_dict()}
+
+
+def read_pileup_scan(path: str | Path) -> dict[str, Any]:
+    """A pileup scan's JSON (``trigger pileup-scan --json``), checked."""
+    path = Path(path)
+    return {"file": path.name, **PileupScan.load(path).as_dict()}
 
 
 def read_report_data(path: str | Path) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullFormatter, StrMethodFormatter
 
-__all__ = ("figure_name", "render_all", "sweep_figure")
+__all__ = ("figure_name", "pileup_figure", "render_all", "sweep_figure")
 
 LINESTYLES = {"quantized": "-", "float": "--", "emulator": ":"}
 SIZE = (7.0, 5.0)
@@ -258,6 +258,55 @@ def sweep_figure(sweep: dict[str, Any]) -> Figure:
     return fig
 
 
+def pileup_figure(scan: dict[str, Any]) -> Figure:
+    """A pileup scan: per signal the trigger's (solid) and pure (dashed) efficiency of each model and
+    the menu's (grey) against <mu>, and the rate each model's stored threshold takes there."""
+    points = scan["points"]
+    signals = list(dict.fromkeys(name for p in points for m in p["models"].values() for name in m["signals"]))
+    models = list(dict.fromkeys(name for p in points for name in p["models"]))
+    fig = Figure(figsize=(3.2 * (len(signals) + 1), 3.6))
+    panels = fig.subplots(1, len(signals) + 1, squeeze=False)[0]
+    floor = 1e-4  # an efficiency of 0 drawn at 0.01 %
+
+    def series(model: str, signal: str | None, key: str) -> tuple[list[float], list[float]]:
+        """<mu> and the model's ``key`` fraction of ``signal`` (or, with no signal, its stored threshold's rate)."""
+        xs, ys = [], []
+        for p in points:
+            entry = p["models"].get(model)
+            if entry is None or (signal is not None and signal not in entry["signals"]):
+                continue
+            value = entry[key] if signal is None else entry["signals"][signal][key]["fraction"]
+            if value is not None:
+                xs.append(p["mu"])
+                ys.append(value)
+        return xs, ys
+
+    for ax, signal in zip(panels, signals, strict=False):
+        for i, model in enumerate(models):
+            for key, style in (("anomaly", "o-"), ("pure", "s--")):
+                xs, ys = series(model, signal, key)
+                ax.plot(xs, [100 * max(y, floor) for y in ys], style, color=f"C{i}",
+                        label=f"{model} {'trigger' if key == 'anomaly' else 'pure'}")
+        xs, ys = series(models[0], signal, "menu")
+        ax.plot(xs, [100 * y for y in ys], ":", color="0.5", label="L1 menu")
+        ax.set_yscale("log")
+        ax.set_title(signal, fontsize=9)
+        ax.set_xlabel("<mu>")
+    panels[0].set_ylabel("efficiency [%]")
+    panels[0].legend(fontsize=6)
+    rates = panels[-1]
+    for i, model in enumerate(models):
+        xs, ys = series(model, None, "stored_threshold_rate_hz")
+        rates.plot(xs, ys, "o-", color=f"C{i}", label=model)
+    rates.axhline(scan["working_point_fpr"] * scan["bx_rate_hz"], color="0.5", ls=":", label="the accept rate")
+    rates.set_yscale("log")
+    rates.set_xlabel("<mu>")
+    rates.set_title("rate its stored threshold takes [Hz]", fontsize=9)
+    rates.legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
 def render_all(data: dict[str, Any]) -> dict[str, bytes]:
     """Every figure the data supports: file name -> PNG bytes."""
     images: dict[str, bytes] = {}
@@ -276,4 +325,6 @@ def render_all(data: dict[str, Any]) -> dict[str, bytes]:
                 images[figure_name("comparison_latency")] = _png(latency_accuracy_figure(data))
         if data.get("sweep"):
             images[figure_name("sweep")] = _png(sweep_figure(data["sweep"]))
+        if data.get("pileup"):
+            images[figure_name("pileup")] = _png(pileup_figure(data["pileup"]))
     return images
