@@ -269,7 +269,7 @@ def _library(source: str) -> Any:
     if isinstance(library, str):
         return library
     library.native_prepare.restype = ctypes.c_int
-    library.native_scores.argtypes = [ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p]
+    library.native_scores.argtypes = [ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
     library.native_scores.restype = ctypes.c_int64
     library.native_prepare()
     return library
@@ -343,8 +343,16 @@ class NativeScorer:
         """The firmware's scores (software units) of raw events, after the input rule."""
         values = event_values(particles)
         scores = np.empty(len(values))
-        with_nan = self._library.native_scores(len(values), values.ctypes.data, scores.ctypes.data)
+        with_nan = self._library.native_scores(len(values), values.ctypes.data, scores.ctypes.data, None)
         if with_nan:
             rows = np.flatnonzero(np.isnan(scores))
             scores[rows] = self._fallback(values[rows])
         return scores
+
+    def checked(self, particles: NDArray[np.floating[Any]]) -> tuple[F64, NDArray[np.bool_]]:
+        """The scores of the events whose values (after the input rule) are all finite, and which
+        those are, in one pass; the other events' scores are left unspecified."""
+        values = event_values(particles)
+        scores, finite = np.empty(len(values)), np.empty(len(values), np.bool_)
+        self._library.native_scores(len(values), values.ctypes.data, scores.ctypes.data, finite.ctypes.data)
+        return scores, finite

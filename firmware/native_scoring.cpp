@@ -23,7 +23,9 @@
 //   (floor), capped; with a multiplicity prior, the prior's mantissa for the event's counts of
 //   filled slots added and capped again; written in the software's units: m * lsb / divisor.
 // An event with a NaN in a filled slot gets a NaN score and is counted: the caller rescores it
-// on the compiled numpy path, which defines what NaN does.
+// on the compiled numpy path, which defines what NaN does. Asked for it, the kernel also says of
+// each event whether all 76 of its values are finite (the replay quarantines the others), in the
+// same pass over the event that projects it, so the caller need not read the batch again.
 
 #include <cmath>
 #include <cstdint>
@@ -173,6 +175,17 @@ struct Angles {
     }
 };
 
+// Whether all of an event's values are finite (no exponent of all ones), without a branch per value.
+inline bool all_finite(const float* __restrict event) {
+    uint32_t special = 0;
+    for (int i = 0; i < kSlots * kFeatures; ++i) {
+        uint32_t u;
+        std::memcpy(&u, event + i, sizeof u);
+        special |= static_cast<uint32_t>((u & 0x7f800000u) == 0x7f800000u);
+    }
+    return special == 0;
+}
+
 // Lane b of q from one event: pT now, the angles into `angles`; false on a NaN.
 inline bool project(const float* __restrict event, int32_t (*__restrict q)[kBlock], int b, Angles& angles) {
     uint32_t filled = 0;  // the slots with pT > 0, found without a branch per slot
@@ -209,8 +222,9 @@ int native_prepare() {
 }
 
 // Scores of n events (n x 19 x 4 float32, C order) into scores; returns how many events had a NaN
-// in a filled slot (their scores are NaN).
-int64_t native_scores(int64_t n, const float* particles, double* scores) {
+// in a filled slot (their scores are NaN). With `finite` (else null), finite[i] = 1 when all of
+// event i's values are finite, else 0.
+int64_t native_scores(int64_t n, const float* particles, double* scores, uint8_t* finite) {
     alignas(64) int32_t q[kInputs][kBlock];
     Angles angles;  // on the stack: thread-local storage in a shared library costs a call per access
     int64_t with_nan = 0;
@@ -219,7 +233,9 @@ int64_t native_scores(int64_t n, const float* particles, double* scores) {
         bool nan[kBlock] = {};
         std::memset(q, 0, sizeof q);  // the inputs of empty slots
         for (int b = 0; b < kBlock; ++b) {
-            if (b < lanes && project(particles + (start + b) * kSlots * kFeatures, q, b, angles)) continue;
+            const float* event = particles + (start + b) * kSlots * kFeatures;
+            if (finite != nullptr && b < lanes) finite[start + b] = all_finite(event);
+            if (b < lanes && project(event, q, b, angles)) continue;
             nan[b] = b < lanes;
             for (int k = 0; k < kInputs; ++k) q[k][b] = 0;  // a lane without an event, or with a NaN
         }

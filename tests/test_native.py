@@ -57,6 +57,22 @@ def test_native_scores_of_the_bundled_default_equal_the_emulator(tmp_path: Path)
     _assert_exact(path, _events(path))
 
 
+def test_native_says_which_events_are_finite_in_the_pass_that_scores_them(bundle: Path) -> None:
+    """Every non-finite value, in a filled or an empty slot, in any feature, flags its event; the
+    finite events' scores are the scorer's."""
+    path = load_emulated(bundle)
+    events = synthetic_events(2000, seed=4)
+    rng = np.random.default_rng(4)
+    rows = rng.choice(len(events), 300, replace=False)
+    for row, value in zip(rows, rng.choice([np.nan, np.inf, -np.inf], len(rows)), strict=True):
+        events[row, rng.integers(19), rng.integers(4)] = value
+    assert path.native is not None
+    scores, finite = path.native.checked(events)
+    np.testing.assert_array_equal(finite, np.isfinite(events).all(axis=(1, 2)))
+    assert 0 < finite.sum() < len(events)
+    np.testing.assert_array_equal(scores[finite], path.compiled_scores(events[finite]))
+
+
 @pytest.mark.parametrize("reconstruction", [True, False])
 @pytest.mark.parametrize("rounding", [Rounding.TRN, Rounding.RND, Rounding.RND_CONV])
 def test_native_layers_and_score_round_and_saturate_as_the_emulator(bundle: Path, reconstruction: bool,

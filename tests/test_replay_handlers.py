@@ -66,6 +66,27 @@ def test_huge_finite_values_are_scored_not_quarantined(bundle: Path) -> None:
     np.testing.assert_array_equal(scores, path.scores(events))
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_non_finite_events_get_nan_whichever_path_scores(bundle: Path, native: bool,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the native kernel (which finds them in its scoring pass) or without it, events with a
+    NaN or an infinity anywhere score NaN and the others their scores; float64 values beyond
+    float32's range are finite."""
+    path = load_emulated(bundle)
+    if not native:
+        monkeypatch.setattr(type(path), "native", None)
+    events = synthetic_events(200, seed=12).astype(np.float64)
+    events[5, 0, 2] = np.nan
+    events[9, 14, 3] = -np.inf  # the class of an empty jet slot
+    events[11, 1, 0] = 1e300  # finite, inf once rounded to float32
+    scores = finite_scores(path, events)
+    bad = np.zeros(len(events), bool)
+    bad[[5, 9]] = True
+    assert np.isnan(scores[bad]).all() and np.isfinite(scores[~bad]).all()
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(scores[~bad], load_emulated(bundle).compiled_scores(events[~bad]))
+
+
 def test_a_worker_rehearses_a_whole_batch(bundle: Path) -> None:
     """The rehearsal events are valid events; the worker scores them packed and not, and would
     refuse to start if its own rehearsal were rejected."""
