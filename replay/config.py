@@ -106,8 +106,10 @@ class ReplayConfig:
     """Pipeline limits and timeouts; impossible values are rejected here."""
 
     rate: ReplayRate = field(default_factory=lambda: parse_replay_rate("40MHz-sim"))
-    batch_size: int = 16384  # per-batch costs (messages, wake-ups) amortized; 0.4 ms of beam at 40 MHz
-    credits: int = 2  # batches a worker may hold at once
+    batch_size: int = 32768  # per-batch costs (messages, wake-ups) amortized; 0.8 ms of beam at 40 MHz
+    # batches a worker may hold at once: with 4 x 32768 events queued a worker is never idle while
+    # the source and ZeroMQ move the next batch (docs/decisions.md, "Batch size and credits")
+    credits: int = 4
     hwm: int = 8  # messages queued per socket before a send blocks
     max_events_per_frame: int = 65536
     ack_timeout_s: float = 10.0  # a batch not decided this long after sending is sent again
