@@ -11,12 +11,13 @@ cocktail's is weighted by the ADC2021 fractions. 1.0 would mean the project adds
 Pileup (``--only pileup`` for it alone): a minimum-bias library of ``--library-interactions`` is
 made on ``--jobs`` workers (interactions/s), then ``--pileup-events`` zero-bias events with
 Poisson(``--pileup-mu``) interactions overlaid from it (events/s, end to end as
-``trigger generate`` runs them: Pythia's initialisation per chunk included), and, in one process,
+``trigger generate`` runs them, in chunks of ``--pileup-chunk-size`` and without regions, as ``make
+zerobias-samples`` makes them: Pythia's initialisation per chunk included), and, in one process,
 where a zero-bias event's time goes (Pythia, the final state, drawing the pileup, the particles'
 masses, the compiled anti-kt jet finder, the rest of the detector).
 
     python benchmarks/generator.py [--events 300] [--repeat 2] [--seed 7] [--no-python-loop] [--json FILE]
-    python benchmarks/generator.py --only pileup [--pileup-mu 60] [--pileup-events 2000] [--jobs 2]
+    python benchmarks/generator.py --only pileup [--pileup-mu 60] [--pileup-events 20000] [--jobs 2]
 """
 
 from __future__ import annotations
@@ -124,18 +125,20 @@ def measure_pileup(args: argparse.Namespace) -> dict[str, Any]:
               f"particles each) in {library.seconds:.1f} s on {args.jobs} workers: {per_s:.0f} interactions/s",
               flush=True)
         spec = PileupSpec.of_library(args.pileup_mu, library.path)
-        plan = GenerationPlan("zerobias", args.pileup_events, args.seed, pileup=spec)
+        plan = GenerationPlan("zerobias", args.pileup_events, args.seed, chunk_size=args.pileup_chunk_size,
+                              pileup=spec, calo=None)  # --no-regions, as the recipe
         result = generate(plan, Path(tmp) / "zerobias.h5", jobs=args.jobs, show_progress=False)
         zb_per_s = result.events / result.seconds
         print(f"zero bias <mu> = {args.pileup_mu:g}: {result.events} events in {result.seconds:.1f} s on "
-              f"{args.jobs} workers: {zb_per_s:.1f} events/s", flush=True)
+              f"{args.jobs} workers, chunks of {args.pileup_chunk_size}: {zb_per_s:.1f} events/s", flush=True)
         stages = zero_bias_stages(spec, args.profile_events, args.seed)
     print(f"one zero-bias event at <mu> = {args.pileup_mu:g} ({stages['particles_per_event']:.0f} particles), "
           "ms: " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items() if k != "particles_per_event"))
     return {"jobs": args.jobs, "library_interactions": library.interactions,
             "library_particles_per_interaction": library.particles / library.interactions,
             "library_seconds": library.seconds, "library_interactions_per_s": per_s, "mu": args.pileup_mu,
-            "zerobias_events": result.events, "zerobias_seconds": result.seconds, "zerobias_events_per_s": zb_per_s,
+            "zerobias_events": result.events, "zerobias_chunk_size": args.pileup_chunk_size,
+            "zerobias_seconds": result.seconds, "zerobias_events_per_s": zb_per_s,
             "zerobias_ms_per_event_one_process": stages}
 
 
@@ -176,7 +179,9 @@ def main() -> int:
                         help="skip the generator with the Python final-state loop")
     parser.add_argument("--only", choices=("cocktail", "pileup"), help="one of the two measurements (default both)")
     parser.add_argument("--pileup-mu", type=float, default=60.0, help="mean pileup of the zero-bias measurement")
-    parser.add_argument("--pileup-events", type=int, default=2000, help="zero-bias events generated")
+    parser.add_argument("--pileup-events", type=int, default=20000, help="zero-bias events generated")
+    parser.add_argument("--pileup-chunk-size", type=int, default=5000,
+                        help="events per chunk (each chunk initialises Pythia once), as make zerobias-samples")
     parser.add_argument("--library-interactions", type=int, default=4000, help="minimum-bias interactions made")
     parser.add_argument("--profile-events", type=int, default=200, help="zero-bias events timed step by step")
     parser.add_argument("--jobs", type=int, default=2, help="workers for the library and the zero-bias sample")
