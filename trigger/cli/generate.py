@@ -28,6 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
                              "before the detector")
     parser.add_argument("--pileup-library", type=Path, metavar="FILE",
                         help="the pileup library (trigger pileup-library); on Dask, at this path on every worker")
+    parser.add_argument("--pileup-subtraction", action="store_true",
+                        help="with --pileup: take the event's pT density (a grid median) times the area off each "
+                             "jet and each lepton's isolation sum, as an experiment's pileup mitigation (MET is "
+                             "not corrected); recorded in the file's attributes")
     parser.add_argument("--no-regions", action="store_true",
                         help="do not write CaloRegions, the (N, 18, 14) calorimeter region image of each event "
                              "(the objects are the same bytes either way)")
@@ -57,11 +61,11 @@ def add_run_arguments(parser: argparse.ArgumentParser, items: str, chunk_size: i
 
 def run(args: argparse.Namespace) -> int:
     pileup = None
-    if args.pileup is not None or args.pileup_library is not None:
+    if args.pileup is not None or args.pileup_library is not None or args.pileup_subtraction:
         if args.pileup is None or args.pileup_library is None:
-            msg = "--pileup MU and --pileup-library FILE go together"
+            msg = "--pileup MU and --pileup-library FILE go together (and --pileup-subtraction needs them)"
             raise UsageError(msg)
-        pileup = PileupSpec.of_library(args.pileup, args.pileup_library)
+        pileup = PileupSpec.of_library(args.pileup, args.pileup_library, subtraction=args.pileup_subtraction)
     plan = GenerationPlan(args.process, args.events, args.seed, args.chunk_size, pileup=pileup,
                           calo=None if args.no_regions else CaloConfig(), lepton_trigger=not args.no_lepton_trigger)
     result = generate(plan, args.output, jobs=args.jobs, resume=args.resume,

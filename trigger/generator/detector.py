@@ -5,6 +5,11 @@ anti-kt jets. Objects follow the ADC2021 definitions (arXiv:2107.02157): isolate
 electrons (|eta| < 3) and muons (|eta| < 2.1) above 3 GeV, anti-kt R = 0.4 jets above
 15 GeV with |eta| < 4, MET from the visible particles; Gaussian smearing stands in for
 the detector response. An event is kept when it passes a single-lepton trigger.
+
+With pileup, the event's transverse-momentum density ``rho`` (:func:`rho_grid_median`, the
+median over a grid of cells, as FastJet's grid-median estimator) can be subtracted: each jet
+loses ``rho`` times its area (pi R^2) before its threshold, each lepton's isolation sum
+``rho`` times the cone's area. MET is not corrected.
 """
 
 from __future__ import annotations
@@ -18,7 +23,10 @@ from numpy.typing import NDArray
 
 from trigger.schema import BLOCKS, CLASS, ETA, N_FEATURES, N_OBJECTS, PHI, PT
 
-__all__ = ("DetectorConfig", "Particles", "isolated", "reconstruct")
+__all__ = ("RHO_CELL", "DetectorConfig", "Particles", "isolated", "reconstruct", "rho_grid_median")
+
+#: the grid of the rho estimate: cells of 0.5 in eta by 2 pi / 12 in phi over the visible acceptance
+RHO_CELL = (0.5, 2 * np.pi / 12)
 
 F64 = NDArray[np.float64]
 
@@ -70,26 +78,44 @@ def _delta_r(eta1: F64, phi1: F64, eta2: F64, phi2: F64) -> F64:
     return np.hypot(eta1 - eta2, dphi)
 
 
-def isolated(final: Particles, candidates: NDArray[np.intp], cfg: DetectorConfig) -> NDArray[np.bool_]:
+def rho_grid_median(final: Particles, cfg: DetectorConfig) -> float:
+    """The event's pT density [GeV per unit of eta-phi area]: the median over the cells of
+    :data:`RHO_CELL` within |eta| < ``visible_eta_max`` of each cell's scalar pT sum over its area."""
+    d_eta, d_phi = RHO_CELL
+    n_eta, n_phi = int(np.ceil(2 * cfg.visible_eta_max / d_eta)), round(2 * np.pi / d_phi)
+    inside = np.abs(final.eta) < cfg.visible_eta_max
+    i_eta = ((final.eta[inside] + cfg.visible_eta_max) * (n_eta / (2 * cfg.visible_eta_max))).astype(np.int64)
+    i_phi = ((final.phi[inside] + np.pi) * (n_phi / (2 * np.pi))).astype(np.int64)
+    cells = np.minimum(i_eta, n_eta - 1) * n_phi + np.clip(i_phi, 0, n_phi - 1)
+    sums = np.bincount(cells, weights=final.pt[inside], minlength=n_eta * n_phi)
+    area = (2 * cfg.visible_eta_max / n_eta) * (2 * np.pi / n_phi)
+    return float(np.median(sums) / area)
+
+
+def isolated(final: Particles, candidates: NDArray[np.intp], cfg: DetectorConfig,
+             rho: float = 0.0) -> NDArray[np.bool_]:
     """Whether each particle at ``candidates`` is isolated: the scalar pT sum of the other visible particles
-    within Delta R < ``isolation_cone`` below ``isolation_max`` of its own pT."""
+    within Delta R < ``isolation_cone``, less ``rho`` times the cone's area, below ``isolation_max`` of its
+    own pT."""
     keep = np.zeros(len(candidates), dtype=bool)
+    pileup = rho * np.pi * cfg.isolation_cone**2
     for k, i in enumerate(candidates):
         dr = _delta_r(final.eta, final.phi, final.eta[i], final.phi[i])
         cone = (dr < cfg.isolation_cone) & (np.arange(len(dr)) != i)
-        keep[k] = final.pt[cone].sum() < cfg.isolation_max * final.pt[i]
+        around = final.pt[cone].sum()
+        keep[k] = (around - pileup if rho > 0 else around) < cfg.isolation_max * final.pt[i]
     return keep
 
 
 def _leptons(
     final: Particles, is_flavour: NDArray[np.bool_], resolution: float, pt_min: float, eta_max: float,
-    rng: np.random.Generator, cfg: DetectorConfig,
+    rng: np.random.Generator, cfg: DetectorConfig, rho: float = 0.0,
 ) -> Particles:
     """Isolated, smeared leptons of one flavour (``is_flavour``) passing the acceptance, pT-ordered."""
     candidates = np.flatnonzero(is_flavour & (final.pt > pt_min) & (np.abs(final.eta) < eta_max + 0.1))
     if len(candidates) == 0:  # most generated events: nothing to smear, no random number drawn
         return Particles(final.pid[:0], final.pt[:0], final.eta[:0], final.phi[:0])
-    idx = candidates[isolated(final, candidates, cfg)]
+    idx = candidates[isolated(final, candidates, cfg, rho)]
     n = len(idx)
     pt = final.pt[idx] * (1.0 + resolution * rng.standard_normal(n))
     eta = final.eta[idx] + cfg.lepton_angle_resolution * rng.standard_normal(n)
@@ -97,6 +123,13 @@ def _leptons(
     ok = (pt > pt_min) & (np.abs(eta) < eta_max)
     order = np.argsort(-pt[ok], kind="stable")
     return Particles(final.pid[idx][ok][order], pt[ok][order], eta[ok][order], phi[ok][order])
+
+
+def _subtract_pileup(jets: Particles, rho: float, cfg: DetectorConfig) -> Particles:
+    """Each jet less ``rho`` times its area (pi R^2), those still above ``jet_truth_pt_min`` kept."""
+    pt = jets.pt - rho * np.pi * cfg.jet_r**2
+    keep = pt > cfg.jet_truth_pt_min
+    return Particles(jets.pid[keep], pt[keep], jets.eta[keep], jets.phi[keep])
 
 
 def _smear_jets(truth_jets: Particles, rng: np.random.Generator, cfg: DetectorConfig) -> Particles:
@@ -150,11 +183,12 @@ def _met(final: Particles, rng: np.random.Generator, cfg: DetectorConfig) -> tup
 
 
 def _select_leptons(final: Particles, rng: np.random.Generator,
-                    cfg: DetectorConfig) -> tuple[Particles, Particles]:
+                    cfg: DetectorConfig, rho: float = 0.0) -> tuple[Particles, Particles]:
     abs_pid = np.abs(final.pid)
     electrons = _leptons(final, abs_pid == 11, cfg.electron_pt_resolution, cfg.electron_pt_min,
-                         cfg.electron_eta_max, rng, cfg)
-    muons = _leptons(final, abs_pid == 13, cfg.muon_pt_resolution, cfg.muon_pt_min, cfg.muon_eta_max, rng, cfg)
+                         cfg.electron_eta_max, rng, cfg, rho)
+    muons = _leptons(final, abs_pid == 13, cfg.muon_pt_resolution, cfg.muon_pt_min, cfg.muon_eta_max, rng, cfg,
+                     rho)
     return electrons, muons
 
 
@@ -164,19 +198,22 @@ def _passes_trigger(electrons: Particles, muons: Particles, cfg: DetectorConfig)
 
 
 def reconstruct(final: Particles, truth_jets: Callable[[], Particles], rng: np.random.Generator,
-                cfg: DetectorConfig, fake_electron: bool = False, lepton_trigger: bool = True) -> NDArray[np.float32] | None:
+                cfg: DetectorConfig, fake_electron: bool = False, lepton_trigger: bool = True,
+                rho: float = 0.0) -> NDArray[np.float32] | None:
     """The (19, 4) ADC2021 row block of an event, or None if it fails the lepton trigger.
 
     ``truth_jets`` is called only for events that can still pass, as clustering is costly.
     With ``fake_electron`` an event without a triggering lepton has one of its jets
     above the trigger threshold reconstructed as an electron (a lepton-enriched QCD template).
-    Without ``lepton_trigger`` (zero bias) every event is kept.
+    Without ``lepton_trigger`` (zero bias) every event is kept. A positive ``rho`` is subtracted
+    from the jets and the isolation sums (see the module's note); 0 leaves them as they are.
     """
-    electrons, muons = _select_leptons(final, rng, cfg)
+    electrons, muons = _select_leptons(final, rng, cfg, rho)
     triggered = _passes_trigger(electrons, muons, cfg) or not lepton_trigger
     if not triggered and not fake_electron:
         return None
-    jets = _smear_jets(truth_jets(), rng, cfg)
+    jets = truth_jets() if rho <= 0 else _subtract_pileup(truth_jets(), rho, cfg)
+    jets = _smear_jets(jets, rng, cfg)
     if not triggered:
         faked = _fake_electron(jets, electrons, rng, cfg)
         if faked is None:

@@ -29,7 +29,7 @@ from trigger.errors import TriggerError, UsageError
 from trigger.generator.detector import Particles
 from trigger.generator.library import COLUMNS, COUNTS, FORMAT, open_library
 
-__all__ = ("OVERLAY_NOTE", "Overlay", "Pileup", "PileupLibrary", "PileupSpec")
+__all__ = ("OVERLAY_NOTE", "SUBTRACTION_NOTE", "Overlay", "Pileup", "PileupLibrary", "PileupSpec")
 
 OVERLAY_NOTE = (
     "Pileup premixed: Poisson(mu) minimum-bias interactions drawn at random (with replacement) from the "
@@ -40,20 +40,33 @@ OVERLAY_NOTE = (
 )
 
 
+SUBTRACTION_NOTE = (
+    "Pileup subtracted: the event's pT density rho (the median over cells of 0.5 in eta by 2 pi/12 in phi, "
+    "|eta| < the visible acceptance, of each cell's scalar pT sum over its area) times the area is taken "
+    "off each jet before its threshold (pi R^2) and off each lepton's isolation sum (the cone's); MET is "
+    "not corrected."
+)
+
+
 @dataclass(frozen=True)
 class PileupSpec:
-    """The pileup of a sample: ``mu`` interactions per event on average, from the library at ``library``."""
+    """The pileup of a sample: ``mu`` interactions per event on average, from the library at ``library``;
+    with ``subtraction``, the detector takes the event's pT density off jets and isolation sums."""
 
     mu: float
     library: str
     library_sha256: str
     interactions: int
+    subtraction: bool = False
 
     @classmethod
-    def of_library(cls, mu: float, path: str | Path) -> PileupSpec:
+    def of_library(cls, mu: float, path: str | Path, subtraction: bool = False) -> PileupSpec:
         """The pileup of ``mu`` from a complete library file; anything else is a :class:`UsageError`."""
         if not (np.isfinite(mu) and mu >= 0):
             msg = f"--pileup must be a mean number of interactions >= 0, got {mu}"
+            raise UsageError(msg)
+        if subtraction and mu == 0:
+            msg = "--pileup-subtraction needs pileup to subtract: --pileup MU with MU > 0"
             raise UsageError(msg)
         with open_library(path) as h5:
             attrs = dict(h5.attrs)
@@ -67,17 +80,21 @@ class PileupSpec:
         if interactions == 0:
             msg = f"{path}: the pileup library holds no interactions"
             raise UsageError(msg)
-        return cls(float(mu), str(path), str(attrs["content_sha256"]), interactions)
+        return cls(float(mu), str(path), str(attrs["content_sha256"]), interactions, subtraction)
 
     def as_attrs(self) -> dict[str, Any]:
-        """What the output bytes depend on (the library by its content, not by where it lies)."""
-        return {"mu": self.mu, "library_sha256": self.library_sha256, "library_interactions": self.interactions}
+        """What the output bytes depend on (the library by its content, not by where it lies;
+        ``subtraction`` only when on, so files made without it record what they always did)."""
+        subtracted = {"subtraction": "rho_area"} if self.subtraction else {}
+        return {"mu": self.mu, "library_sha256": self.library_sha256, "library_interactions": self.interactions,
+                **subtracted}
 
     def describe(self) -> dict[str, Any]:
         """The file attribute ``pileup``: the settings, the library and its own settings, the method."""
         with open_library(self.library) as h5:
             made = json.loads(h5.attrs["generation"])
-        return {**self.as_attrs(), "library": self.library, "library_generation": made, "method": OVERLAY_NOTE}
+        method = OVERLAY_NOTE + (" " + SUBTRACTION_NOTE if self.subtraction else "")
+        return {**self.as_attrs(), "library": self.library, "library_generation": made, "method": method}
 
 
 class PileupLibrary:
@@ -118,7 +135,7 @@ class Overlay:
     """Draws each event's pileup from its own seed: ``SeedSequence(entropy, spawn_key=(*key, event))``."""
 
     def __init__(self, spec: PileupSpec, seeds: np.random.SeedSequence) -> None:
-        self.mu = spec.mu
+        self.mu, self.subtraction = spec.mu, spec.subtraction
         self.library = PileupLibrary.load(spec.library, spec.library_sha256)
         self._entropy, self._key = seeds.entropy, (*seeds.spawn_key, 1)  # child 0 smears the detector
 

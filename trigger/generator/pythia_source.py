@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from trigger.errors import TriggerError
-from trigger.generator.detector import DetectorConfig, Particles, reconstruct
+from trigger.generator.detector import DetectorConfig, Particles, reconstruct, rho_grid_median
 from trigger.generator.final_state import FinalStateReader, append_final
 from trigger.generator.jets import PileupJets
 from trigger.generator.processes import Process
@@ -187,12 +187,16 @@ class PythiaSource:
         kept = 0
         finals = self.final_states()
         while kept < n:
-            final, truth_jets = next(finals), self._truth_jets
-            if self.overlay is not None and len((pileup := self.overlay.draw(self.tried - 1)).indices):
-                final = pileup.merged(final)  # nothing overlaid: exactly the event without pileup
-                truth_jets = functools.partial(self._jets_with_pileup, final, pileup)
+            final, truth_jets, rho = next(finals), self._truth_jets, 0.0
+            if self.overlay is not None:
+                pileup = self.overlay.draw(self.tried - 1)
+                if len(pileup.indices):
+                    final = pileup.merged(final)  # nothing overlaid: exactly the event without pileup
+                    truth_jets = functools.partial(self._jets_with_pileup, final, pileup)
+                if self.overlay.subtraction:  # measured on every event, as a detector would
+                    rho = rho_grid_median(final, self.detector)
             event = reconstruct(final, truth_jets, rng, self.detector, fake_electron=self.process.fake_electron,
-                                lepton_trigger=self.process.lepton_trigger)
+                                lepton_trigger=self.process.lepton_trigger, rho=rho)
             if event is not None:
                 out[kept] = event
                 if images is not None and calo is not None:
