@@ -25,15 +25,16 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 
 def commit() -> str:
-    """``git rev-parse HEAD`` of the project, ``+dirty`` added when the tree has uncommitted changes;
-    ``unknown`` outside a git checkout."""
+    """``git rev-parse HEAD`` of the project, ``+dirty`` added when the tree has uncommitted changes
+    other than recorded results (``benchmarks/results/``: another benchmark's output changes nothing
+    measured); ``unknown`` outside a git checkout."""
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True,
                               timeout=60).stdout.strip()
 
     try:
         head = git("rev-parse", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)benchmarks/results")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return head + ("+dirty" if dirty else "")
