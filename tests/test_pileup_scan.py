@@ -100,7 +100,7 @@ def test_files_are_grouped_by_their_pileup_or_as_given(samples: dict[str, Path],
     plain = write(tmp_path / "adc2021_PU20.h5", synthetic_events(10), "hardjets", None)
     groups = group_by_pileup([samples["zb0"], f"20={samples['zb60']}"], [f"20={plain}", samples["sig0"]])
     assert groups == {0.0: (samples["zb0"], [samples["sig0"]]), 20.0: (samples["zb60"], [plain])}
-    with pytest.raises(InputFileError, match="no 'pileup' attribute.*MU=FILE"):
+    with pytest.raises(InputFileError, match=r"no 'pileup' attribute.*MU=FILE"):
         group_by_pileup([plain], [samples["sig0"]])
     with pytest.raises(UsageError, match="at <mu> = 60, where no zero-bias file was given"):
         group_by_pileup([samples["zb0"]], [samples["sig60"]])
