@@ -92,7 +92,6 @@ def run(args: argparse.Namespace) -> int:
         results.menu = {**menu.describe(), "bx_rate_hz": bx_hz, "background_process": process}
         print(format_menu_table(results))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         results.save(args.json)
         print(f"results written to {args.json}")
     return 0

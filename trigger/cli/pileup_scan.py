@@ -51,14 +51,9 @@ def run(args: argparse.Namespace) -> int:
     scan = scan_pileup(models, groups, fpr, menu, deployed_scorer, bx_rate_hz=bx_hz, max_events=args.max_events)
     print(format_scan(scan))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         scan.save(args.json)
         print(f"scan written to {args.json}")
     return 0
-
-
-def _percent(part: dict[str, float]) -> str:
-    return f"{100 * part['fraction']:.2f} %"
 
 
 def format_scan(scan: PileupScan) -> str:
@@ -75,6 +70,7 @@ def format_scan(scan: PileupScan) -> str:
                          f"{format_rate(b['pure']['rate_hz'])} of {format_rate(b['anomaly']['rate_hz'])}  "
                          f"its stored threshold {stored}")
             for signal, cell in model["signals"].items():
-                lines.append(f"    {signal:<22} menu {_percent(cell['menu']):>8}  trigger "
-                             f"{_percent(cell['anomaly']):>8}  pure {_percent(cell['pure']):>8}")
+                percents = (f"{100 * cell[key]['fraction']:.2f} %" for key in ("menu", "anomaly", "pure"))
+                lines.append(f"    {signal:<22} " + "  ".join(f"{label} {text:>8}" for label, text in
+                                                          zip(("menu", "trigger", "pure"), percents, strict=True)))
     return "\n".join(lines)

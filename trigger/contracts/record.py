@@ -67,8 +67,10 @@ class Record:
         return {"format": self.FORMAT, "version": self.VERSION, **asdict(self)}
 
     def save(self, path: str | Path) -> Path:
-        """Write the record (replacing the file in one step: a reader never sees half of it)."""
+        """Write the record (replacing the file in one step: a reader never sees half of it), its
+        folder made if missing."""
         path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.partial")
         partial.write_text(json.dumps(self.as_dict(), indent=1, default=_json_default) + "\n")
         partial.replace(path)
