@@ -338,7 +338,7 @@ def test_subtracting_rho_gives_back_the_isolation_pileup_took(library_file: Path
     assert before < 0.5 < after
 
 
-def test_subtraction_is_recorded_takes_jets_off_and_needs_pileup(library_file: Path, zero_bias: Path,
+def test_subtraction_is_recorded_takes_jets_and_met_off_and_needs_pileup(library_file: Path, zero_bias: Path,
                                                                  tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(UsageError, match="needs pileup to subtract"):
@@ -353,4 +353,6 @@ def test_subtraction_is_recorded_takes_jets_off_and_needs_pileup(library_file: P
     assert attrs["generation"]["pileup"]["subtraction"] == "rho_area" and "rho" in attrs["pileup"]["method"]
     with h5py.File(path) as h5, h5py.File(zero_bias) as h5_plain:
         jets, jets_plain = h5["Particles"][:, 9:, 0], h5_plain["Particles"][:, 9:, 0]
+        met, met_plain = h5["Particles"][:, 0, 0], h5_plain["Particles"][:, 0, 0]
     assert jets.sum() < jets_plain.sum() and (jets > 0).sum() <= (jets_plain > 0).sum()
+    assert np.median(met) < np.median(met_plain)  # summed over cells less the pileup's density

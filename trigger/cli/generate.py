@@ -30,8 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
                         help="the pileup library (trigger pileup-library); on Dask, at this path on every worker")
     parser.add_argument("--pileup-subtraction", action="store_true",
                         help="with --pileup: take the event's pT density (a grid median) times the area off each "
-                             "jet and each lepton's isolation sum, as an experiment's pileup mitigation (MET is "
-                             "not corrected); recorded in the file's attributes")
+                             "jet, each lepton's isolation sum and each calorimeter cell MET is summed over, as an "
+                             "experiment's pileup mitigation; recorded in the file's attributes")
     parser.add_argument("--no-regions", action="store_true",
                         help="do not write CaloRegions, the (N, 18, 14) calorimeter region image of each event "
                              "(the objects are the same bytes either way)")

@@ -9,7 +9,8 @@ the detector response. An event is kept when it passes a single-lepton trigger.
 With pileup, the event's transverse-momentum density ``rho`` (:func:`rho_grid_median`, the
 median over a grid of cells, as FastJet's grid-median estimator) can be subtracted: each jet
 loses ``rho`` times its area (pi R^2) before its threshold, each lepton's isolation sum
-``rho`` times the cone's area. MET is not corrected.
+``rho`` times the cone's area, and MET is summed over the grid's cells, each less ``rho``
+times its area.
 """
 
 from __future__ import annotations
@@ -78,17 +79,23 @@ def _delta_r(eta1: F64, phi1: F64, eta2: F64, phi2: F64) -> F64:
     return np.hypot(eta1 - eta2, dphi)
 
 
-def rho_grid_median(final: Particles, cfg: DetectorConfig) -> float:
-    """The event's pT density [GeV per unit of eta-phi area]: the median over the cells of
-    :data:`RHO_CELL` within |eta| < ``visible_eta_max`` of each cell's scalar pT sum over its area."""
+def _cells(final: Particles, cfg: DetectorConfig) -> tuple[NDArray[np.bool_], NDArray[np.int64], int, float]:
+    """The grid of :data:`RHO_CELL` over |eta| < ``visible_eta_max``: which particles are inside it,
+    their cells' indices, the number of cells and a cell's area."""
     d_eta, d_phi = RHO_CELL
     n_eta, n_phi = int(np.ceil(2 * cfg.visible_eta_max / d_eta)), round(2 * np.pi / d_phi)
     inside = np.abs(final.eta) < cfg.visible_eta_max
     i_eta = ((final.eta[inside] + cfg.visible_eta_max) * (n_eta / (2 * cfg.visible_eta_max))).astype(np.int64)
     i_phi = ((final.phi[inside] + np.pi) * (n_phi / (2 * np.pi))).astype(np.int64)
     cells = np.minimum(i_eta, n_eta - 1) * n_phi + np.clip(i_phi, 0, n_phi - 1)
-    sums = np.bincount(cells, weights=final.pt[inside], minlength=n_eta * n_phi)
-    area = (2 * cfg.visible_eta_max / n_eta) * (2 * np.pi / n_phi)
+    return inside, cells, n_eta * n_phi, (2 * cfg.visible_eta_max / n_eta) * (2 * np.pi / n_phi)
+
+
+def rho_grid_median(final: Particles, cfg: DetectorConfig) -> float:
+    """The event's pT density [GeV per unit of eta-phi area]: the median over the cells of
+    :data:`RHO_CELL` within |eta| < ``visible_eta_max`` of each cell's scalar pT sum over its area."""
+    inside, cells, n_cells, area = _cells(final, cfg)
+    sums = np.bincount(cells, weights=final.pt[inside], minlength=n_cells)
     return float(np.median(sums) / area)
 
 
@@ -173,12 +180,31 @@ def _fake_electron(jets: Particles, electrons: Particles, rng: np.random.Generat
     return _take(merged, order), _take(jets, not_chosen)
 
 
-def _met(final: Particles, rng: np.random.Generator, cfg: DetectorConfig) -> tuple[float, float]:
+def _met(final: Particles, rng: np.random.Generator, cfg: DetectorConfig,
+         rho: float = 0.0) -> tuple[float, float]:
+    """MET from the visible particles, smeared by ``met_resolution`` times the root of their scalar sum;
+    with a positive ``rho``, from the cells of the rho grid, each cell's pT less ``rho`` times its area
+    (cells below it count for nothing), as a pileup-subtracted calorimeter sum."""
+    if rho > 0:
+        return _met_less_pileup(final, rng, cfg, rho)
     inside = np.abs(final.eta) < cfg.visible_eta_max
     pt, phi = final.pt[inside], final.phi[inside]
     sigma = cfg.met_resolution * np.sqrt(pt.sum())
     mx = -np.sum(pt * np.cos(phi)) + sigma * rng.standard_normal()
     my = -np.sum(pt * np.sin(phi)) + sigma * rng.standard_normal()
+    return float(np.hypot(mx, my)), float(np.arctan2(my, mx))
+
+
+def _met_less_pileup(final: Particles, rng: np.random.Generator, cfg: DetectorConfig,
+                     rho: float) -> tuple[float, float]:
+    inside, cells, n_cells, area = _cells(final, cfg)
+    pt, phi = final.pt[inside], final.phi[inside]
+    scalar = np.bincount(cells, weights=pt, minlength=n_cells)
+    kept = np.clip(1.0 - rho * area / np.where(scalar > 0, scalar, 1.0), 0.0, 1.0)  # each cell's share left
+    sx = np.bincount(cells, weights=pt * np.cos(phi), minlength=n_cells) @ kept
+    sy = np.bincount(cells, weights=pt * np.sin(phi), minlength=n_cells) @ kept
+    sigma = cfg.met_resolution * np.sqrt(scalar @ kept)
+    mx, my = -sx + sigma * rng.standard_normal(), -sy + sigma * rng.standard_normal()
     return float(np.hypot(mx, my)), float(np.arctan2(my, mx))
 
 
@@ -206,7 +232,8 @@ def reconstruct(final: Particles, truth_jets: Callable[[], Particles], rng: np.r
     With ``fake_electron`` an event without a triggering lepton has one of its jets
     above the trigger threshold reconstructed as an electron (a lepton-enriched QCD template).
     Without ``lepton_trigger`` (zero bias) every event is kept. A positive ``rho`` is subtracted
-    from the jets and the isolation sums (see the module's note); 0 leaves them as they are.
+    from the jets, the isolation sums and the MET's cells (see the module's note); 0 leaves them as
+    they are.
     """
     electrons, muons = _select_leptons(final, rng, cfg, rho)
     triggered = _passes_trigger(electrons, muons, cfg) or not lepton_trigger
@@ -221,7 +248,7 @@ def reconstruct(final: Particles, truth_jets: Callable[[], Particles], rng: np.r
         electrons, jets = faked
     leptons = Particles(*(np.concatenate(pair) for pair in zip(electrons, muons, strict=True)))
     jets = _remove_overlaps(jets, leptons, cfg)
-    met_pt, met_phi = _met(final, rng, cfg)
+    met_pt, met_phi = _met(final, rng, cfg, rho)
     met = Particles(np.zeros(1, np.int64), np.array([met_pt]), np.zeros(1), np.array([met_phi]))
     if np.float32(met_pt) == 0:  # nothing visible (a diffractive zero-bias event): an empty row, as ADC2021's
         met = _take(met, np.zeros(1, dtype=bool))

@@ -43,8 +43,8 @@ OVERLAY_NOTE = (
 SUBTRACTION_NOTE = (
     "Pileup subtracted: the event's pT density rho (the median over cells of 0.5 in eta by 2 pi/12 in phi, "
     "|eta| < the visible acceptance, of each cell's scalar pT sum over its area) times the area is taken "
-    "off each jet before its threshold (pi R^2) and off each lepton's isolation sum (the cone's); MET is "
-    "not corrected."
+    "off each jet before its threshold (pi R^2), off each lepton's isolation sum (the cone's), and off "
+    "each cell of that grid before MET is summed over them (cells below it count for nothing)."
 )
 
 
