@@ -54,6 +54,8 @@ def describe(cut: Any, codes: np.ndarray, scores: np.ndarray, weights: np.ndarra
                            "share": float(w[mine].sum() / w[above].sum()) if above.any() else 0.0}
     return {"threshold": cut.threshold, "threshold_low": cut.threshold_low, "threshold_high": cut.threshold_high,
             "fpr": cut.achieved.fpr, "fpr_low": cut.achieved.fpr_low, "fpr_high": cut.achieved.fpr_high,
+            "rate_error": (cut.achieved.fpr_high - cut.achieved.fpr_low) / 2 / cut.achieved.fpr
+            if cut.achieved.fpr > 0 else None,  # half the 68 % interval, relative
             "events_above": int(np.count_nonzero(above)), "effective_above": effective_count(w[above]),
             "processes_above": processes}
 
@@ -113,15 +115,27 @@ def main() -> int:
                 low, high = clopper_pearson(k, len(s))
                 point["signals"][name] = {"eff": k / len(s), "low": low, "high": high}
             entry["points"].append(point)
+            error = "n/a" if point["rate_error"] is None else f"{100 * point['rate_error']:.1f} %"
             print(f"  {label:<28} FPR {fpr:g}: threshold {cut.threshold:.4g} [{cut.threshold_low:.4g}, "
-                  f"{cut.threshold_high:.4g}], effective SM above {point['effective_above']:.1f} ("
+                  f"{cut.threshold_high:.4g}], rate error ±{error}, effective SM above {point['effective_above']:.1f} ("
                   + ", ".join(f"{k} {100 * v['share']:.0f} % of {v['events']}" for k, v in point["processes_above"].items())
                   + f"), other seed {point['other_seed']['observed']} "
                   f"for {point['other_seed']['expected']:.1f} expected; "
                   + "  ".join(f"{n} {100 * e['eff']:.2f} %" for n, e in point["signals"].items()))
     if args.json:
-        write_result(args.json, results)
+        write_result(args.json, results, headline(results["sets"]))
     return 0
+
+
+def headline(sets: dict[str, Any]) -> dict[str, str]:
+    """README's rows: the relative error of the 1 kHz threshold's rate, on each set."""
+    rows = {}
+    for label, entry in sets.items():
+        point = next(p for p in entry["points"] if p["fpr_target"] == FPRS[0])
+        if point["rate_error"] is not None:
+            rows[f"default's 1 kHz threshold, rate error (68 %), {label.split(':')[0]} set"] = (
+                f"±{100 * point['rate_error']:.1f} % ({point['effective_above']:.0f} effective SM events above)")
+    return rows
 
 
 if __name__ == "__main__":

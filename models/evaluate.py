@@ -134,7 +134,8 @@ def evaluate(artifacts: Sequence[TriggerModel], background_path: str | Path | Se
              signal_paths: Sequence[str | Path], working_fpr: float,
              fpr_points: Sequence[float] = FPR_POINTS, max_events: int | None = None,
              supervised: Sequence[SupervisedArtifact] = (), scorer: Scorer = network_scorer,
-             menu: Menu | None = None, bx_rate_hz: float = BX_RATE_HZ, recalibrate: bool = False) -> Evaluation:
+             menu: Menu | None = None, bx_rate_hz: float = BX_RATE_HZ, recalibrate: bool = False,
+             deciding_only: bool = False) -> Evaluation:
     """Evaluate every variant of every artifact on the same events (each scored by ``scorer``), and
     each ``supervised`` classifier on the held-out events of its own signal; the working point is at
     each model's stored calibration, or with ``recalibrate`` at the threshold these SM events give
@@ -142,7 +143,8 @@ def evaluate(artifacts: Sequence[TriggerModel], background_path: str | Path | Se
     threshold's rate on them kept beside it (``stored_threshold``). With an L1 ``menu``,
     each signal also gets the menu's efficiency and the pure efficiency at the working point, and
     each model ``menu_background``: the same on the SM events, as rates at ``bx_rate_hz``. Several
-    background files are one set weighted to the stream by process (``models.background``)."""
+    background files are one set weighted to the stream by process (``models.background``). With
+    ``deciding_only``, each artifact's quantized variant alone (its only variant if it has none)."""
     paths = [background_path] if isinstance(background_path, (str, Path)) else list(background_path)
     if len(paths) > 1 and (menu is not None or supervised):
         msg = "the L1 menu view and the supervised bounds take one --background file, not a weighted set"
@@ -162,7 +164,10 @@ def evaluate(artifacts: Sequence[TriggerModel], background_path: str | Path | Se
         name = artifact.name
         if any(label.startswith(name + "/") for label in models):  # two models of one name
             name = f"{name}@{artifact.path.name}"
-        for variant in artifact.variants:
+        variants = artifact.variants
+        if deciding_only:
+            variants = ["quantized"] if "quantized" in variants else variants[:1]
+        for variant in variants:
             label = f"{name}/{variant}"
             scored_by, score = scorer(artifact, variant)
             bkg = score(background)

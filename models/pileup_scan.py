@@ -80,21 +80,17 @@ def scan_pileup(models: Sequence[TriggerModel], groups: dict[float, tuple[Path, 
     points = []
     for mu, (background, signals) in groups.items():
         here = evaluate(models, background, signals, fpr, max_events=max_events, scorer=scorer, menu=menu,
-                        bx_rate_hz=bx_rate_hz, recalibrate=True)
+                        bx_rate_hz=bx_rate_hz, recalibrate=True, deciding_only=True)
         points.append({"mu": mu, "background": background.name, "signals": [p.name for p in signals],
                        "models": _deciding_variants(here.models, bx_rate_hz)})
     return PileupScan(working_point_fpr=fpr, bx_rate_hz=bx_rate_hz, menu=menu.describe(), points=points)
 
 
 def _deciding_variants(models: dict[str, Any], bx_rate_hz: float) -> dict[str, Any]:
-    """Per model, its quantized variant's (else its only variant's) figures at one ⟨μ⟩."""
-    chosen: dict[str, dict[str, Any]] = {}
+    """Per model (``evaluate``'s ``NAME/VARIANT`` labels, one variant each), its figures at one ⟨μ⟩."""
+    out = {}
     for label, model in models.items():
         name = label.rsplit("/", 1)[0]
-        if name not in chosen or model["variant"] == "quantized":
-            chosen[name] = model
-    out = {}
-    for name, model in chosen.items():
         working_point = next(iter(model["signals"].values()))["working_point"]
         stored = working_point.get("stored_threshold")
         out[name] = {
