@@ -63,9 +63,9 @@ def _inputs(data: dict[str, Any]) -> str:
              f"{m['background_events']:,}: {m['background']}") for label, m in data["models"].items()]
     signals = [(name, s["file"], s["events"]) for name, s in data["signals"].items()]
     return (note(f"Working point: {wp['accept_rate']} of {wp['bx_rate']} bunch crossings, i.e. an SM "
-               f"false-positive rate of {wp['fpr']:.3g}. Background: {data['background_file']}.", "")
+                 f"false-positive rate of {wp['fpr']:.3g}. Background: {data['background_file']}.", "")
             + table(("model", "directory", "layers", "precision", "parameters", "score",
-                      "held-out SM events"), rows)
+                     "held-out SM events"), rows)
             + table(("signal", "file", "events"), signals))
 
 
@@ -74,7 +74,7 @@ def _performance(data: dict[str, Any]) -> str:
     rows = list(_variant_rows(data))
     def by_signal(cell: Callable[[dict[str, Any]], str]) -> str:
         return table(("model", "variant", *signals),
-                      [(m, v, *(cell(s[n]) for n in signals)) for m, v, s in rows])
+                     [(m, v, *(cell(s[n]) for n in signals)) for m, v, s in rows])
 
     auc = by_signal(lambda s: f"{s['auc']:.4f} ± {s['auc_error']:.4f}")
     wp = by_signal(lambda s: _efficiency(s["working_point"]))
@@ -100,7 +100,7 @@ def _combined(data: dict[str, Any]) -> str:
     views = data.get("combined")
     if not views:
         return note("No region model given (trigger train-regions; its files need CaloRegions): with one beside an "
-                  "object model, this section shows their OR at a shared rate and what each keeps alone.")
+                    "object model, this section shows their OR at a shared rate and what each keeps alone.")
     html = ""
     for view in views:
         head = f"{escape(view['objects'])} (objects) and {escape(view['regions'])} (regions)"
@@ -113,8 +113,8 @@ def _combined(data: dict[str, Any]) -> str:
         support = "" if view["supported"] else (" Statistically limited: fewer than 10 SM events are expected "
                                                 "above each threshold; a larger held-out SM sample resolves it.")
         html += note(f"{head}, each deciding on its firmware at an equal share of FPR {view['fpr']:.3g} of the same "
-                   f"{view['sm_events']:,} held-out SM events (events [{view['sm_span'][0]}, {view['sm_span'][1]}) "
-                   f"of the SM file): {view['sm_each']} each, {view['sm_either']} by either.{support}")
+                     f"{view['sm_events']:,} held-out SM events (events [{view['sm_span'][0]}, {view['sm_span'][1]}) "
+                     f"of the SM file): {view['sm_each']} each, {view['sm_either']} by either.{support}")
         html += table(("signal", "objects", "regions", "OR", "both", "objects only", "regions only"), rows)
     return html
 
@@ -135,19 +135,19 @@ def _agreement(data: dict[str, Any], images: dict[str, bytes]) -> str:
             checks.append(f"<h3>{escape(label)}: C-simulation vs emulator on {check['events']:,} held-out SM "
                           f"events: {exact}</h3>"
                           + table(("pair", "events", "scores differ", "decisions differ",
-                                    "largest |difference|"),
-                                   [(f"{p['first']} vs {p['second']}", p["events"], p["scores_differ"],
-                                     p["decisions_differ"], f"{p['max_abs_difference']:.3g}")
-                                    for p in check["pairs"]]))
+                                   "largest |difference|"),
+                                  [(f"{p['first']} vs {p['second']}", p["events"], p["scores_differ"],
+                                    p["decisions_differ"], f"{p['max_abs_difference']:.3g}")
+                                   for p in check["pairs"]]))
         elif model["scatter"]:
             checks.append(note(f"{label}: C-simulation check not run (--check-events 0)."))
         figures.append(image(images, figure_name("agreement", label), f"agreement {label}"))
     if not rows:
         return note("No quantized model given: nothing to compare.")
     return (note("All held-out SM and signal events; each path decides at its own calibrated threshold "
-               "(the emulator at the quantized one).")
+                 "(the emulator at the quantized one).")
             + table(("model", "pair", "events", "identical decisions", "decisions differ", "scores differ",
-                      "largest |difference|"), rows)
+                     "largest |difference|"), rows)
             + "".join(checks) + "".join(figures))
 
 
@@ -176,16 +176,16 @@ def _firmware(data: dict[str, Any]) -> str:
             scope = ("score and decision in the RTL" if fw.get("includes_decision")
                      else "network only: the score and decision are not in the RTL")
             extra.append(note(f"{label}: RTL simulation ({rtl.get('simulator')}) on {rtl.get('events')} "
-                            f"events ({scope}): scores differ in {rtl.get('scores_differ', NA)}, decisions in "
-                            f"{rtl.get('decisions_differ', NA)} ({rtl.get('mismatches')} events differ).", ""))
+                              f"events ({scope}): scores differ in {rtl.get('scores_differ', NA)}, decisions in "
+                              f"{rtl.get('decisions_differ', NA)} ({rtl.get('mismatches')} events differ).", ""))
         if fw.get("targets"):
             extra.append(table(("target", "limit", "value", "met"),
-                                [(t.get("name"), t.get("limit"), t.get("value"), number(t.get("met")))
-                                 for t in fw["targets"]]))
+                               [(t.get("name"), t.get("limit"), t.get("value"), number(t.get("met")))
+                                for t in fw["targets"]]))
         if fw.get("timing"):
             t = fw["timing"]
             extra.append(note(f"{label}: Vivado timing WNS {t['wns_ns']} ns, WHS {t['whs_ns']} ns: "
-                            f"{'met' if t['met'] else 'NOT met'}.", ""))
+                              f"{'met' if t['met'] else 'NOT met'}.", ""))
     header = ("model", "source", "part", "clock [ns]", "latency [cycles]", "latency [ns]",
               *(f"{r} (% of part)" for r in RESOURCES))
     return table(header, rows) + "".join(extra)
@@ -215,7 +215,7 @@ def _replay(data: dict[str, Any], images: dict[str, bytes]) -> str:
     ]
     if acc["reported_ok"] is None:  # rebuilt from the journal: the source's count of events read died with it
         invariant = note(f"Accounting invariant not known: {s.get('note') or 'the source did not report its count'}. "
-                       f"{acc['decided_plus_quarantined']:,} events were decided or quarantined before it stopped.")
+                         f"{acc['decided_plus_quarantined']:,} events were decided or quarantined before it stopped.")
     else:
         holds = acc["holds"] and acc["reported_ok"]
         invariant = (f"<p>Accounting invariant events in = decided + quarantined: {acc['events_in']:,} vs "
@@ -254,7 +254,7 @@ def _latency(data: dict[str, Any], images: dict[str, bytes]) -> str:
     header = ("model", "variant", "path", "latency per event [ns]", "mean TPR@WP", "mean AUC", "latency from")
     return ("<h3>Accuracy against latency</h3>" + table(header, rows)
             + note("FPGA: the pipeline's latency from the firmware numbers. CPU/GPU: the time per event of "
-                 "scoring whole files in this report's run (batched; a throughput, not one event's latency).")
+                   "scoring whole files in this report's run (batched; a throughput, not one event's latency).")
             + image(images, figure_name("comparison_latency"), "accuracy against latency"))
 
 
@@ -269,7 +269,7 @@ def _only_reference(data: dict[str, Any]) -> str:
     header = ("reference", *(f"{n}: only reference / only trigger / both" for n in signals))
     return ("<h3>Signal events only the reference catches</h3>"
             + note(f"Each at its own working-point threshold, against the trigger {only['trigger']}/{only['variant']} "
-                 "(the firmware's decision), event by event on the same signal files.")
+                   "(the firmware's decision), event by event on the same signal files.")
             + table(header, rows))
 
 
@@ -285,7 +285,7 @@ def _sweep(data: dict[str, Any], images: dict[str, bytes]) -> str:
              f"{luts[t['number']]['LUT']:,}" if t["number"] in luts else NA) for t in front]
     header = ("trial", "parameters", "mean efficiency at WP", "da4ml cost", "latency [ns]", "LUT (yosys)")
     return (note(f"{sweep['file']}: {len(trials)} trials of {sweep['base']}, {sweep['epochs']} epochs each, "
-               f"objectives: {'; '.join(sweep['objectives'])}. The Pareto front, by cost:")
+                 f"objectives: {'; '.join(sweep['objectives'])}. The Pareto front, by cost:")
             + table(header, rows) + image(images, figure_name("sweep"), "architecture search"))
 
 
@@ -298,7 +298,7 @@ def render_html(data: dict[str, Any], images: dict[str, bytes]) -> str:
         "pileup": pileup_section(data, images),
         "combined": _combined(data),
         "roc": note("Solid: quantized; dashed: float twin; dotted: firmware emulation. Dots: the working "
-                  "point. Grey band: fewer than 10 held-out SM events above threshold.")
+                    "point. Grey band: fewer than 10 held-out SM events above threshold.")
                + _figures(images, "roc", data["signals"]),
         "scores": _figures(images, "scores", data["models"]),
         "agreement": _agreement(data, images),
@@ -314,5 +314,5 @@ def render_html(data: dict[str, Any], images: dict[str, bytes]) -> str:
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
             f"<style>{CSS}</style></head><body><h1>{title}</h1>"
             + note(f"Written {data['created']} by trigger {data['trigger_version']}. Every number on this page "
-                 "is in report.json next to it.")
+                   "is in report.json next to it.")
             + f"<nav>{nav}</nav>{sections}</body></html>\n")

@@ -17,7 +17,7 @@ def menu_section(data: dict[str, Any]) -> str:
     menu = data.get("menu")
     if not menu:
         return note("No L1 menu given (trigger report --menu run3, or a menu file): with one, this section "
-                  "shows what the anomaly trigger keeps that no seed of the menu takes.")
+                    "shows what the anomaly trigger keeps that no seed of the menu takes.")
     signals = list(data["signals"])
     rows = []
     for label, model in data["models"].items():
