@@ -119,6 +119,7 @@ def test_calibrate_weights_a_set_of_samples_to_the_stream(artifact_dir: Path, tm
     """A cocktail of the four SM processes and an oversampled ttbar file: the threshold comes from
     their events weighted to the stream's shares, with effective counts; files that cannot be told
     apart by process are refused with the reason."""
+    from firmware.bundle import deployed_scorer
     from trigger.events import EventWriter
     from trigger.generator.processes import COCKTAIL_FRACTIONS, GENERATED
 
@@ -144,7 +145,8 @@ def test_calibrate_weights_a_set_of_samples_to_the_stream(artifact_dir: Path, tm
     assert quantized.achieved.fpr == pytest.approx(0.01, rel=0.3)
     assert quantized.achieved.effective_accepted < quantized.achieved.accepted + 1e-9
     signal = write_events(tmp_path / "signal.h5", synthetic_events(300, seed=34) * [3.0, 1, 1, 1], "hardjets")
-    results = evaluate([load_artifact(copy)], [cocktail, ttbar], [signal], 0.01)
+    # scored as calibrate scored them (the firmware emulator), so the same events are above the threshold
+    results = evaluate([load_artifact(copy)], [cocktail, ttbar], [signal], 0.01, scorer=deployed_scorer)
     model = next(iter(results.models.values()))
     assert results.background_file == "cocktail.h5, ttbar.h5" and model["background"].startswith("weighted")
     on_these = model["signals"]["hardjets"]["working_point"]["fpr_on_these_events"]
