@@ -17,6 +17,7 @@ Both are loaded from a replay bundle (``replay.bundle``) with numpy alone.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -30,7 +31,8 @@ from models.scores import MASKED_SCORES, anomaly_score
 from trigger.preprocess import Scaler, event_values, input_mask
 from trigger.schema import BLOCKS, CLASS, DATASET, ETA, N_OBJECTS, PHI, PT, REGIONS_DATASET
 
-__all__ = ("EmulatedPath", "ReferencePath", "RegionPath", "ScoringPath", "grid_mantissas", "rehearsal_events", "warm_up")
+__all__ = ("EmulatedPath", "ReferencePath", "RegionPath", "ScoringPath", "checked_first", "grid_mantissas",
+           "rehearsal_events", "warm_up")
 
 F64 = NDArray[np.float64]
 
@@ -44,6 +46,8 @@ class ScoringPath(Protocol):
 
     def scores(self, particles: NDArray[Any]) -> F64: ...
 
+    def checked_scores(self, particles: NDArray[Any]) -> tuple[F64, NDArray[np.bool_]]: ...
+
 
 @dataclass(frozen=True)
 class EmulatedPath(CompiledEmulator):
@@ -55,6 +59,13 @@ class EmulatedPath(CompiledEmulator):
     @property
     def reads(self) -> str:
         return DATASET
+
+    def checked_scores(self, particles: NDArray[np.floating[Any]]) -> tuple[F64, NDArray[np.bool_]]:
+        """Which events have only finite values (after the input rule) and their scores: in the
+        native kernel's scoring pass where there is one, else checked first."""
+        if self.native is None:
+            return checked_first(self.scores, particles)
+        return self.native.checked(particles)
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,10 @@ class RegionPath:
     def scores(self, counts: NDArray[Any]) -> F64:
         return self.firmware.scores(counts)
 
+    def checked_scores(self, counts: NDArray[Any]) -> tuple[F64, NDArray[np.bool_]]:
+        """Region counts are integers: every event is finite."""
+        return self.scores(counts), np.ones(len(counts), np.bool_)
+
 
 class ReferencePath:
     """The float twin on ``backend`` ("numpy" or "tensorflow") with the float threshold."""
@@ -86,6 +101,10 @@ class ReferencePath:
     @property
     def reads(self) -> str:
         return DATASET
+
+    def checked_scores(self, particles: NDArray[np.floating[Any]]) -> tuple[F64, NDArray[np.bool_]]:
+        """Which events have only finite values and their scores (NaN for the others)."""
+        return checked_first(self.scores, particles)
 
     def scores(self, particles: NDArray[np.floating[Any]]) -> F64:
         particles = event_values(particles)  # the input rule: float32 first
@@ -110,6 +129,20 @@ class ReferencePath:
             outputs = outputs[0]
         scores = anomaly_score(self.score, x, outputs, _mask(self.score, particles))
         return scores if self.prior is None else scores + self.prior.values(x)
+
+
+def checked_first(scores: Callable[[NDArray[np.floating[Any]]], F64],
+                  particles: NDArray[np.floating[Any]]) -> tuple[F64, NDArray[np.bool_]]:
+    """Which events have only finite values, and ``scores`` of those (NaN for the others): one BLAS
+    pass over the batch first (a huge finite value that overflows it is checked event by event)."""
+    flat = particles.reshape(-1)
+    if np.isfinite(np.dot(flat, flat)):
+        return scores(particles), np.ones(len(particles), np.bool_)
+    finite = np.isfinite(particles).all(axis=(1, 2))
+    out = np.full(len(particles), np.nan)
+    with np.errstate(all="ignore"):
+        out[finite] = scores(particles[finite])
+    return out, finite
 
 
 def rehearsal_events(n: int) -> NDArray[np.float32]:

@@ -32,7 +32,7 @@ from replay.config import MAX_CONTROL_BYTES, ReplayConfig
 from replay.narrowing import Narrowed, NarrowingError
 from replay.packing import PackingError, unpack_events, unpack_regions
 from replay.process import settle_heap
-from replay.scoring import EmulatedPath, ScoringPath, rehearsal_events
+from replay.scoring import ScoringPath, rehearsal_events
 from replay.security import Curve, secure_client
 from replay.stream import Events, RegionEvents
 from replay.wire import (
@@ -158,33 +158,18 @@ def _narrowed(values: NDArray[np.floating[Any]], kept: Sequence[NDArray[Any]]) -
 def finite_scores(path: ScoringPath, particles: NDArray[np.floating[Any]],
                   narrowed: Narrowed | None = None) -> NDArray[np.float64]:
     """Scores of the events without NaN/inf (in their original values, for narrowed events);
-    NaN for the others (they go to quarantine). The firmware's native kernel says which events
-    are finite in the pass that scores them; other paths check the batch first."""
-    native = path.native if isinstance(path, EmulatedPath) else None
-    scores: NDArray[np.float64] | None = None
-    if native is not None:
-        with np.errstate(over="ignore"):  # float64 values beyond float32's range: checked below
-            scores, finite = native.checked(particles)
-        if finite.all():
-            return scores
-    else:
-        flat = particles.reshape(-1)
-        if np.isfinite(np.dot(flat, flat)):  # one BLAS pass; a huge finite value that overflows it goes below
-            return path.scores(particles)
-        finite = np.isfinite(particles).all(axis=(1, 2))
-    rescued = np.zeros(0, np.intp)
-    if not finite.all():  # finite values beyond float32's range are finite
-        doubtful = np.flatnonzero(~finite)
-        originals = particles[doubtful] if narrowed is None else narrowed.restore(doubtful)
-        rescued = doubtful[np.isfinite(originals).all(axis=(1, 2))]
-        finite[rescued] = True
-    with np.errstate(all="ignore"):
-        if scores is None:
-            out = np.full(len(particles), np.nan)
-            out[finite] = path.scores(particles[finite])
-            return out
-        out = np.where(finite, scores, np.nan)
-        if len(rescued):
+    NaN for the others (they go to quarantine)."""
+    with np.errstate(over="ignore"):  # float64 values beyond float32's range: checked below
+        scores, finite = path.checked_scores(particles)
+    if finite.all():
+        return scores
+    doubtful = np.flatnonzero(~finite)  # finite values beyond float32's range are finite
+    originals = particles[doubtful] if narrowed is None else narrowed.restore(doubtful)
+    rescued = doubtful[np.isfinite(originals).all(axis=(1, 2))]
+    finite[rescued] = True
+    out = np.where(finite, scores, np.nan)
+    if len(rescued):
+        with np.errstate(all="ignore"):
             out[rescued] = path.scores(particles[rescued])
     return out
 
