@@ -76,17 +76,18 @@ def scan_pileup(models: Sequence[TriggerModel], groups: dict[float, tuple[Path, 
                 menu: Menu, scorer: Scorer, bx_rate_hz: float = BX_RATE_HZ,
                 max_events: int | None = None) -> PileupScan:
     """Each model's deciding variant (the quantized one, scored as ``scorer`` scores it, e.g. as the
-    firmware does; the float variant for a float-only model) at each ⟨μ⟩ of ``groups``."""
+    firmware does; the float variant for a float-only model; ``evaluate``'s ``deciding_only``) at
+    each ⟨μ⟩ of ``groups``."""
     points = []
     for mu, (background, signals) in groups.items():
         here = evaluate(models, background, signals, fpr, max_events=max_events, scorer=scorer, menu=menu,
                         bx_rate_hz=bx_rate_hz, recalibrate=True, deciding_only=True)
         points.append({"mu": mu, "background": background.name, "signals": [p.name for p in signals],
-                       "models": _deciding_variants(here.models, bx_rate_hz)})
+                       "models": _per_model(here.models, bx_rate_hz)})
     return PileupScan(working_point_fpr=fpr, bx_rate_hz=bx_rate_hz, menu=menu.describe(), points=points)
 
 
-def _deciding_variants(models: dict[str, Any], bx_rate_hz: float) -> dict[str, Any]:
+def _per_model(models: dict[str, Any], bx_rate_hz: float) -> dict[str, Any]:
     """Per model (``evaluate``'s ``NAME/VARIANT`` labels, one variant each), its figures at one ⟨μ⟩."""
     out = {}
     for label, model in models.items():

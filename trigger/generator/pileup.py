@@ -51,7 +51,8 @@ SUBTRACTION_NOTE = (
 @dataclass(frozen=True)
 class PileupSpec:
     """The pileup of a sample: ``mu`` interactions per event on average, from the library at ``library``;
-    with ``subtraction``, the detector takes the event's pT density off jets and isolation sums."""
+    with ``subtraction``, the detector takes the event's pT density off jets, isolation sums and the
+    MET's cells."""
 
     mu: float
     library: str
