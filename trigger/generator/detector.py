@@ -109,8 +109,7 @@ def isolated(final: Particles, candidates: NDArray[np.intp], cfg: DetectorConfig
     for k, i in enumerate(candidates):
         dr = _delta_r(final.eta, final.phi, final.eta[i], final.phi[i])
         cone = (dr < cfg.isolation_cone) & (np.arange(len(dr)) != i)
-        around = final.pt[cone].sum()
-        keep[k] = (around - pileup if rho > 0 else around) < cfg.isolation_max * final.pt[i]
+        keep[k] = final.pt[cone].sum() - pileup < cfg.isolation_max * final.pt[i]  # x - 0.0 is x
     return keep
 
 
