@@ -4,7 +4,8 @@
 // Exact: the pair with the smallest d_ij = min(1/kt_i^2, 1/kt_j^2) dR_ij^2 / R^2 is always a particle and its
 // geometric nearest neighbour (FastJet's lemma), so each pseudojet keeps its nearest neighbour within R, and
 // a binary heap the smallest d of each. What makes it fast here is the bookkeeping of who needs a new
-// neighbour when two pseudojets merge: fine tiles (R/4) searched ring by ring until no closer tile is left,
+// neighbour when two pseudojets merge: tiles of R/2, each an array of its members' coordinates (scanned
+// contiguously), searched ring by ring until no closer tile is left,
 // a list per pseudojet of those whose neighbour it is, and per tile an upper bound of its members' neighbour
 // distances, so that a new pseudojet is offered only to the tiles where it can be someone's nearest.
 #include <algorithm>
@@ -23,8 +24,12 @@ struct Clustering {
     int n, ny, nphi, rings, top = 0, counts[kBins] = {};
     double r2, wy, wphi, ymin;
     std::vector<double> px, py, pz, e, rap, phi, inv_kt2, nn_dist, tile_max, key;
-    std::vector<int> nn, bin, tile, tile_next, tile_prev, tile_head, rev_next, rev_prev, rev_head, heap, pos, orphans,
-        column_of;
+    std::vector<int> nn, bin, tile, slot, rev_next, rev_prev, rev_head, heap, pos, orphans, column_of;
+    struct Member {  // a pseudojet in its tile, with the coordinates its distances need (contiguous to scan)
+        double rap, phi;
+        int index;
+    };
+    std::vector<std::vector<Member>> members;
 
     static constexpr int kMaxRings = 6;
 
@@ -94,7 +99,7 @@ struct Clustering {
     Clustering(int n_, const double* px_, const double* py_, const double* pz_, const double* e_, double r)
         : n(n_), r2(r * r), px(px_, px_ + n_), py(py_, py_ + n_), pz(pz_, pz_ + n_), e(e_, e_ + n_),
           rap(n_), phi(n_), inv_kt2(n_), nn_dist(n_, r * r), key(n_), nn(n_, -1), bin(n_, -1), tile(n_),
-          tile_next(n_), tile_prev(n_), rev_next(n_), rev_prev(n_), rev_head(n_, -1), pos(n_, -1) {
+          slot(n_), rev_next(n_), rev_prev(n_), rev_head(n_, -1), pos(n_, -1) {
         for (int i = 0; i < n; ++i) kinematics(i);
         double lo = 0., hi = 0.;
         if (n > 0) {
@@ -110,7 +115,7 @@ struct Clustering {
         wphi = kTwoPi / nphi;
         rings = std::min(kMaxRings, static_cast<int>(std::ceil(r / std::min(wy, wphi))) + 1);
         for (int k = 0; k < nphi + 2 * rings + 2; ++k) column_of.push_back(((k - rings - 1) % nphi + nphi) % nphi);
-        tile_head.assign(ny * nphi, -1);
+        members.resize(ny * nphi);
         tile_max.assign(ny * nphi, 0.);
         for (int i = 0; i < n; ++i) tile_insert(i);
         for (int i = 0; i < n; ++i) {
@@ -138,12 +143,13 @@ struct Clustering {
         inv_kt2[i] = kt2 > 0. ? 1. / kt2 : 1e300;
     }
 
-    double dist(int i, int j) const {
-        double dphi = std::fabs(phi[i] - phi[j]);
+    static double dist(double y1, double p1, double y2, double p2) {
+        double dphi = std::fabs(p1 - p2);
         if (dphi > kPi) dphi = kTwoPi - dphi;
-        const double dy = rap[i] - rap[j];
+        const double dy = y1 - y2;
         return dy * dy + dphi * dphi;
     }
+    double dist(int i, int j) const { return dist(rap[i], phi[i], rap[j], phi[j]); }
 
     int row(double y) const { return std::clamp(static_cast<int>((y - ymin) / wy), 0, ny - 1); }
     int column(double p) const { return std::clamp(static_cast<int>(p / wphi), 0, nphi - 1); }
@@ -151,16 +157,15 @@ struct Clustering {
     void tile_insert(int i) {
         const int t = row(rap[i]) * nphi + column(phi[i]);
         tile[i] = t;
-        tile_prev[i] = -1;
-        tile_next[i] = tile_head[t];
-        if (tile_head[t] >= 0) tile_prev[tile_head[t]] = i;
-        tile_head[t] = i;
+        slot[i] = static_cast<int>(members[t].size());
+        members[t].push_back({rap[i], phi[i], i});
     }
 
     void tile_remove(int i) {
-        if (tile_prev[i] >= 0) tile_next[tile_prev[i]] = tile_next[i];
-        else tile_head[tile[i]] = tile_next[i];
-        if (tile_next[i] >= 0) tile_prev[tile_next[i]] = tile_prev[i];
+        std::vector<Member>& v = members[tile[i]];
+        v[slot[i]] = v.back();
+        slot[v[slot[i]].index] = slot[i];
+        v.pop_back();
     }
 
     void rev_insert(int i) {  // i joins the list of those whose nearest neighbour is nn[i]
@@ -213,11 +218,11 @@ struct Clustering {
             if (ring > 0 && reach(a, ring) >= best) break;
             ring_tiles(a, ring, [&](int t, double d2) {
                 if (d2 >= best) return;
-                for (int j = tile_head[t]; j >= 0; j = tile_next[j]) {
-                    const double d = dist(i, j);
-                    if (d < best && j != i) {
+                for (const Member& m : members[t]) {
+                    const double d = dist(a.y, a.p, m.rap, m.phi);
+                    if (d < best && m.index != i) {
                         best = d;
-                        best_j = j;
+                        best_j = m.index;
                     }
                 }
             });
@@ -306,8 +311,9 @@ struct Clustering {
             ring_tiles(a, ring, [&](int t, double d2) {
                 if (d2 >= tile_max[t]) return;
                 double most = 0.;
-                for (int m = tile_head[t]; m >= 0; m = tile_next[m]) {
-                    const double d = dist(i, m);
+                for (const Member& member : members[t]) {
+                    const int m = member.index;
+                    const double d = dist(a.y, a.p, member.rap, member.phi);
                     if (d < nn_dist[m] && m != i) {
                         rev_remove(m);
                         assign(m, i, d);
