@@ -14,9 +14,10 @@ or with HGQ (a width per weight and per activation, trained: the weight of its r
 ``hgq_beta``, is searched on a log scale); a sweep may mix both, the quantizer then being one
 more choice of each trial.
 
-Optuna's NSGA-II sampler looks for the Pareto front of (efficiency up, cost down). ``check``
-synthesizes some of the front's points with yosys (the full open-source estimate) so the cost
-is checked against LUTs where it matters.
+Optuna's NSGA-II sampler looks for the Pareto front of (efficiency up, cost down). Models trained
+elsewhere (the bundled ones, other kinds than the search's) can join the front: each is measured as a
+trial is, on the same events, and listed with its name. ``check`` synthesizes some of the front's
+points with yosys (the full open-source estimate) so the cost is checked against LUTs where it matters.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ from trigger.errors import UsageError
 
 if TYPE_CHECKING:
     import optuna
+
+    from firmware.bundle import FirmwareBundle
+    from models.artifact import Artifact
 
 __all__ = ("HGQ_SPACE", "QKERAS_SPACE", "SHAPE_SPACE", "TrialResult", "pareto_front", "run_sweep")
 
@@ -62,6 +66,7 @@ class TrialResult:
     cost: float  # da4ml's adder-bit cost, score and decision included
     latency_ns: float
     auc: dict[str, float]
+    artifact: str = ""  # a model measured beside the trials (its directory), not trained by the sweep
 
 
 def suggest(trial: optuna.Trial, quantizers: Sequence[str]) -> dict[str, int | float | str]:
@@ -95,17 +100,23 @@ def _chunked_scores(score: Callable[[NDArray[Any]], NDArray[np.float64]], events
 def evaluate_trial(config: Config, data: Path, signals: dict[str, NDArray[Any]], calibration: Path | None,
                    fpr: float, out: Path, latency_cutoff: float, clock_ns: float) -> dict[str, Any]:
     """Train ``config`` into ``out`` and measure its efficiency, cost and latency (see module doc)."""
-    from da4ml.trace import comb_trace, to_pipeline
-    from sklearn.metrics import roc_auc_score
-
     from firmware.bundle import build_bundle
-    from firmware.rtl import trace_network
-    from models.background import background_events
     from models.train import train
-    from trigger.thresholds import threshold_for
 
     artifact = train(config, data, out, log=io.StringIO())
-    firmware = build_bundle(artifact, clock_ns=clock_ns)
+    return measure(artifact, build_bundle(artifact, clock_ns=clock_ns), data, signals, calibration, fpr,
+                   latency_cutoff, clock_ns)
+
+
+def measure(artifact: Artifact, firmware: FirmwareBundle, data: Path, signals: dict[str, NDArray[Any]],
+            calibration: Path | None, fpr: float, latency_cutoff: float, clock_ns: float) -> dict[str, Any]:
+    """A model's efficiency at the working point on its firmware's scores, its cost and its latency."""
+    from sklearn.metrics import roc_auc_score
+
+    from firmware.rtl import pipelined
+    from models.background import background_events
+    from trigger.thresholds import threshold_for
+
     score = firmware.scores
     background, _ = background_events(artifact, calibration or data)
     sm = _chunked_scores(score, background)
@@ -115,9 +126,16 @@ def evaluate_trial(config: Config, data: Path, signals: dict[str, NDArray[Any]],
         signal = score(events)
         efficiencies[name] = float(np.mean(signal > threshold))
         auc[name] = float(roc_auc_score(np.r_[np.zeros(len(sm)), np.ones(len(signal))], np.r_[sm, signal]))
-    comb = comb_trace(*trace_network(firmware.emulator))
-    stages = len(to_pipeline(comb, latency_cutoff, verbose=False).solutions)
-    return {"efficiencies": efficiencies, "auc": auc, "cost": float(comb.cost), "latency_ns": (stages + 1) * clock_ns}
+    design = pipelined(firmware.emulator, latency_cutoff, clock_ns)
+    return {"efficiencies": efficiencies, "auc": auc, "cost": float(design.comb.cost),
+            "latency_ns": design.latency_cycles * clock_ns}
+
+
+def _result(number: int, params: dict[str, int | float | str], measured: dict[str, Any],
+            artifact: str = "") -> TrialResult:
+    efficiencies = measured["efficiencies"]
+    return TrialResult(number, params, float(np.mean(list(efficiencies.values()))), efficiencies, measured["cost"],
+                       measured["latency_ns"], measured["auc"], artifact)
 
 
 def pareto_front(results: Sequence[TrialResult]) -> list[TrialResult]:
@@ -128,15 +146,31 @@ def pareto_front(results: Sequence[TrialResult]) -> list[TrialResult]:
     return sorted((r for r, optimal in zip(results, flags, strict=True) if optimal), key=lambda r: r.cost)
 
 
+def included_models(paths: Sequence[Path]) -> list[Artifact]:
+    """The models to measure beside the trials: each must have firmware (a quantized object model)."""
+    from models.artifact import load_artifact
+
+    models = []
+    for path in paths:
+        artifact = load_artifact(path)
+        if not artifact.config.model.quantized:
+            msg = f"--include {path}: {artifact.name} is a float model; the front holds models with firmware"
+            raise UsageError(msg)
+        models.append(artifact)
+    return models
+
+
 def run_sweep(base: Config, data: Path, signal_paths: Sequence[Path], out: Path, trials: int, epochs: int,
               fpr: float, calibration: Path | None = None, seed: int = 1, latency_cutoff: float = 5.0,
               clock_ns: float = 5.0, check: int = 0, quantizers: Sequence[str] = (),
-              progress: Callable[[str], None] = print) -> Sweep:
+              progress: Callable[[str], None] = print, include: Sequence[Path] = ()) -> Sweep:
     """Run ``trials`` trials; write ``sweep.json`` (every trial, the Pareto front, the ``check``
     cheapest front points' yosys estimates) into ``out``. ``quantizers``: those the trials may
-    use (default: the base configuration's)."""
+    use (default: the base configuration's); ``include``: trained models measured beside them
+    (numbered after the trials)."""
     import optuna
 
+    from firmware.bundle import bundle_for
     from models.evaluate import read_signals
 
     if base.model.kind not in ("ae", "vae") or not base.model.quantized:
@@ -148,6 +182,7 @@ def run_sweep(base: Config, data: Path, signal_paths: Sequence[Path], out: Path,
     if trials < 1 or epochs < 1:
         msg = "--trials and --epochs must be at least 1"
         raise UsageError(msg)
+    included = included_models(include)  # refused before any trial trains
     signals = read_signals(signal_paths)
     results: list[TrialResult] = []
 
@@ -155,8 +190,7 @@ def run_sweep(base: Config, data: Path, signal_paths: Sequence[Path], out: Path,
         params = suggest(trial, quantizers)
         measured = evaluate_trial(_config(base, params, epochs), data, signals, calibration, fpr,
                                   out / f"trial-{trial.number}", latency_cutoff, clock_ns)
-        result = TrialResult(trial.number, params, float(np.mean(list(measured["efficiencies"].values()))),
-                             measured["efficiencies"], measured["cost"], measured["latency_ns"], measured["auc"])
+        result = _result(trial.number, params, measured)
         results.append(result)
         progress(f"trial {trial.number}: {describe(params)} -> mean efficiency {result.efficiency:.4f}, "
                  f"da4ml cost {result.cost:,.0f}, latency {result.latency_ns:.0f} ns")
@@ -166,6 +200,14 @@ def run_sweep(base: Config, data: Path, signal_paths: Sequence[Path], out: Path,
     study = optuna.create_study(directions=("maximize", "minimize"),
                                 sampler=optuna.samplers.NSGAIISampler(seed=seed))
     study.optimize(objective, n_trials=trials)
+    for number, artifact in enumerate(included, start=trials):
+        measured = measure(artifact, bundle_for(artifact), data, signals, calibration, fpr, latency_cutoff, clock_ns)
+        model = artifact.config.model
+        result = _result(number, {"model": model.name, "kind": model.kind, "quantizer": model.quantizer}, measured,
+                         str(artifact.path))
+        results.append(result)
+        progress(f"{model.name} (included): mean efficiency {result.efficiency:.4f}, "
+                 f"da4ml cost {result.cost:,.0f}, latency {result.latency_ns:.0f} ns")
     front = pareto_front(results)
     checked = [_check(r, data, out, latency_cutoff, clock_ns, progress) for r in front[:check]]
     space: dict[str, Any] = {k: list(v) for k, v in SHAPE_SPACE.items()}
@@ -188,7 +230,7 @@ def describe(params: dict[str, Any]) -> str:
 
 def _check(result: TrialResult, data: Path, out: Path, latency_cutoff: float, clock_ns: float,
            progress: Callable[[str], None]) -> dict[str, Any]:
-    """The full open-source estimate (RTL checked on 300 events, yosys) of one trial's model."""
+    """The full open-source estimate (RTL checked on 300 events, yosys) of one trial's (or included) model."""
     from firmware.estimate import estimate
     from models.artifact import load_artifact
     from trigger.events import open_events
@@ -196,8 +238,9 @@ def _check(result: TrialResult, data: Path, out: Path, latency_cutoff: float, cl
     with open_events(data) as events:
         particles = events.read(0, min(300, events.n_events))
     progress(f"checking trial {result.number}'s cost with yosys (minutes)")
-    found = estimate(load_artifact(out / f"trial-{result.number}"), out / f"trial-{result.number}" / "estimate",
-                     particles, clock_ns=clock_ns, latency_cutoff=latency_cutoff, progress=lambda _: None)
+    folder = out / f"trial-{result.number}"
+    found = estimate(load_artifact(result.artifact or folder), folder / "estimate", particles, clock_ns=clock_ns,
+                     latency_cutoff=latency_cutoff, progress=lambda _: None)
     return {"trial": result.number, "cost": result.cost, "LUT": found.resources["LUT"],
             "lut_per_cost": found.resources["LUT"] / result.cost, "latency_ns": found.latency_ns,
             "rtl_mismatches": found.rtl_check["mismatches"]}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_MODEL, synthetic_events, write_events
+from conftest import TINY_MODEL, synthetic_events, train_tiny, write_events
 
 from models.artifact import load_artifact
 from models.config import load_config
@@ -424,7 +424,8 @@ def test_the_seed_000_dnn_learns_a_separable_signal_and_round_trips(tmp_path: Pa
 
 
 @pytest.mark.slow
-def test_the_sweep_writes_a_pareto_front(files: dict[str, Path], tmp_path: Path, monkeypatch) -> None:
+def test_the_sweep_writes_a_pareto_front(files: dict[str, Path], artifact_dir: Path, tmp_path: Path,
+                                         monkeypatch) -> None:
     from firmware import sweep
     from trigger.contracts import Sweep
 
@@ -432,14 +433,38 @@ def test_the_sweep_writes_a_pareto_front(files: dict[str, Path], tmp_path: Path,
     monkeypatch.setattr(sweep, "QKERAS_SPACE", {"weight_bits": (4, 5, 1), "activation_bits": (4, 5, 1)})
     config = load_config(Path(__file__).parents[1] / "models/configs/tiny_ae_qat.toml", ["training.max_events=600"])
     summary = sweep.run_sweep(config, files["sm"], [files["signal"]], tmp_path / "sweep", trials=2, epochs=1,
-                              fpr=0.01, progress=lambda _: None)
+                              fpr=0.01, progress=lambda _: None, include=[artifact_dir])
     assert Sweep.load(tmp_path / "sweep" / "sweep.json") == summary
     written = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
-    assert written["format"] == "trigger.sweep" and len(written["trials"]) == 2
+    assert written["format"] == "trigger.sweep" and len(written["trials"]) == 3
     assert written["pareto"] and set(written["pareto"]) <= {t["number"] for t in written["trials"]}
+    *trials, included = written["trials"]
     for trial in written["trials"]:
         assert 0 <= trial["efficiency"] <= 1 and trial["cost"] > 0 and trial["latency_ns"] > 0
+    for trial in trials:
         assert 4 <= trial["params"]["width"] <= 8 and trial["params"]["quantizer"] == "qkeras"
+        assert not trial["artifact"]
+    # the included model is measured as a trial is: its firmware's scores at the same working point
+    from firmware.bundle import bundle_for
+    from models.background import background_events
+    from models.evaluate import read_signals
+    from trigger.thresholds import threshold_for
+
+    model = load_artifact(artifact_dir)
+    firmware, (background, _) = bundle_for(model), background_events(model, files["sm"])
+    threshold = threshold_for(firmware.scores(background), 0.01).threshold
+    signal = next(iter(read_signals([files["signal"]]).values()))
+    assert included["number"] == 2 and included["artifact"] == str(artifact_dir)
+    assert included["params"]["model"] == model.name and included["params"]["kind"] == "ae"
+    assert included["efficiency"] == pytest.approx(np.mean(firmware.scores(signal) > threshold))
+
+
+def test_the_sweep_includes_only_models_with_firmware(files: dict[str, Path], tmp_path: Path) -> None:
+    from firmware.sweep import included_models
+
+    float_model = train_tiny(files["sm"], tmp_path / "float", "model.quantized=false")
+    with pytest.raises(UsageError, match=r"--include .*float: .* is a float model; the front holds models with "):
+        included_models([float_model])
 
 
 def test_a_sweep_trial_picks_its_quantizer_and_only_that_quantizers_parameters() -> None:

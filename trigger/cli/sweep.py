@@ -6,6 +6,8 @@ against da4ml's cost of its firmware (score and decision included; about one LUT
 ``--check K`` runs the full open-source estimate (RTL check and yosys) on the K cheapest points
 of the Pareto front. A QKeras trial searches its weight and activation bits, an HGQ trial the
 weight of HGQ's resource penalty (its bits are trained); ``--quantizer both`` mixes the two.
+``--include DIR`` measures a trained model (a bundled one, or a kind the search does not
+build, as AXOL1TL v5's chain) on the same events and places it on the same front.
 Writes OUT/sweep.json and OUT/pareto.png; each trial's artifact stays in
 OUT/trial-N.
 """
@@ -34,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--epochs", type=int, default=20, help="training epochs per trial")
     parser.add_argument("--quantizer", choices=("qkeras", "hgq", "both"),
                         help="how the trials quantize (default: as the base configuration does)")
+    parser.add_argument("--include", type=Path, action="append", default=[], metavar="DIR",
+                        help="a trained quantized model measured beside the trials, on the same front; repeatable")
     parser.add_argument("--check", type=int, default=0, metavar="K", help="yosys-check the K cheapest front points")
     parser.add_argument("--accept-rate", default="1kHz", help="working point")
     parser.add_argument("--bx-rate", default="40MHz", help="bunch-crossing rate")
@@ -48,13 +52,14 @@ def run(args: argparse.Namespace) -> int:
     fpr = fpr_for_rate(parse_rate(args.accept_rate), parse_rate(args.bx_rate))
     quantizers = ("qkeras", "hgq") if args.quantizer == "both" else (args.quantizer,) if args.quantizer else ()
     sweep = run_sweep(load_config(args.config), args.data, args.signal, args.out, args.trials, args.epochs, fpr,
-                      args.calibration, args.seed, check=args.check, quantizers=quantizers)
+                      args.calibration, args.seed, check=args.check, quantizers=quantizers, include=args.include)
     sweep_figure(sweep.as_dict()).savefig(args.out / "pareto.png", dpi=120)
     trials = {t["number"]: t for t in sweep.trials}
     print(f"Pareto front ({len(sweep.pareto)} of {len(trials)} trials), by cost:")
     for number in sweep.pareto:
         t = trials[number]
-        print(f"  trial {number}: {describe(t['params'])}  efficiency {t['efficiency']:.4f}  cost {t['cost']:,.0f}  "
+        name = f"trial {number}" if not t.get("artifact") else str(t["params"]["model"])
+        print(f"  {name}: {describe(t['params'])}  efficiency {t['efficiency']:.4f}  cost {t['cost']:,.0f}  "
               f"latency {t['latency_ns']:.0f} ns")
     for c in sweep.checked:
         print(f"  trial {c['trial']} checked with yosys: {c['LUT']:,} LUTs for cost {c['cost']:,.0f} "

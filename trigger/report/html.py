@@ -280,12 +280,13 @@ def _sweep(data: dict[str, Any], images: dict[str, bytes]) -> str:
     trials = {t["number"]: t for t in sweep["trials"]}
     luts = {c["trial"]: c for c in sweep["checked"]}
     front = sorted((trials[n] for n in sweep["pareto"]), key=lambda t: t["cost"])
-    rows = [(t["number"], ", ".join(f"{k} {v}" for k, v in t["params"].items()), f"{t['efficiency']:.4f}",
+    rows = [(t["params"]["model"] if t.get("artifact") else t["number"], ", ".join(f"{k} {v}" for k, v in t["params"].items()), f"{t['efficiency']:.4f}",
              f"{t['cost']:,.0f}", number(t["latency_ns"]),
              f"{luts[t['number']]['LUT']:,}" if t["number"] in luts else NA) for t in front]
-    header = ("trial", "parameters", "mean efficiency at WP", "da4ml cost", "latency [ns]", "LUT (yosys)")
+    header = ("trial (or included model)", "parameters", "mean efficiency at WP", "da4ml cost", "latency [ns]", "LUT (yosys)")
     return (note(f"{sweep['file']}: {len(trials)} trials of {sweep['base']}, {sweep['epochs']} epochs each, "
-                 f"objectives: {'; '.join(sweep['objectives'])}. The Pareto front, by cost:")
+                 f"objectives: {'; '.join(sweep['objectives'])}; trained models included by name. "
+                 "The Pareto front, by cost:")
             + table(header, rows) + image(images, figure_name("sweep"), "architecture search"))
 
 

@@ -239,10 +239,18 @@ def sweep_figure(sweep: dict[str, Any]) -> Figure:
     trials = {t["number"]: t for t in sweep["trials"]}
     by_quantizer: dict[str, list[dict[str, Any]]] = {}
     for t in trials.values():
-        by_quantizer.setdefault(t["params"].get("quantizer", "qkeras"), []).append(t)
+        if not t.get("artifact"):  # models measured beside the trials are named below
+            by_quantizer.setdefault(t["params"].get("quantizer", "qkeras"), []).append(t)
     for (quantizer, group), marker in zip(sorted(by_quantizer.items()), "os^", strict=False):
         ax.scatter([t["cost"] for t in group], [t["efficiency"] for t in group], c="0.6", marker=marker,
                    label=f"{len(group)} {'HGQ' if quantizer == 'hgq' else 'QKeras'} trials")
+    included = [t for t in trials.values() if t.get("artifact")]
+    if included:
+        ax.scatter([t["cost"] for t in included], [t["efficiency"] for t in included], c="C0", marker="D",
+                   label="trained models, included")
+        for t in included:
+            ax.annotate(str(t["params"]["model"]), (t["cost"], t["efficiency"]), fontsize=7, color="C0",
+                        textcoords="offset points", xytext=(4, -9))
     front = sorted((trials[n] for n in sweep["pareto"]), key=lambda t: t["cost"])
     ax.plot([t["cost"] for t in front], [t["efficiency"] for t in front], "o-", c="C3", label="Pareto front")
     for checked in sweep["checked"]:
