@@ -35,14 +35,13 @@ CLOCK_NS, LATENCY_CUTOFF = 5.0, 5.0  # firmware.convert's default clock; firmwar
 
 
 def logic(emulator: Any) -> dict[str, float]:
-    """da4ml's cost of the firmware (network, score, decision) and its pipelined latency."""
-    from da4ml.trace import comb_trace, to_pipeline
+    """da4ml's cost of the firmware (network, score, decision) and its pipelined latency, at the adder depth the
+    estimate picks (``firmware.rtl.pipelined``)."""
+    from firmware.rtl import pipelined
 
-    from firmware.rtl import trace_network
-
-    comb = comb_trace(*trace_network(emulator))
-    stages = len(to_pipeline(comb, LATENCY_CUTOFF, verbose=False).solutions)
-    return {"da4ml_cost": float(comb.cost), "latency_ns": (stages + 1) * CLOCK_NS}
+    design = pipelined(emulator, LATENCY_CUTOFF, CLOCK_NS)
+    return {"da4ml_cost": float(design.comb.cost), "latency_ns": design.latency_cycles * CLOCK_NS,
+            "adder_depth_slack": design.depth_slack}
 
 
 def main() -> int:
