@@ -238,7 +238,7 @@ def _check(result: TrialResult, data: Path, out: Path, latency_cutoff: float, cl
     with open_events(data) as events:
         particles = events.read(0, min(300, events.n_events))
     progress(f"checking trial {result.number}'s cost with yosys (minutes)")
-    folder = out / f"trial-{result.number}"
+    folder = out / (Path(result.artifact).name if result.artifact else f"trial-{result.number}")
     found = estimate(load_artifact(result.artifact or folder), folder / "estimate", particles, clock_ns=clock_ns,
                      latency_cutoff=latency_cutoff, progress=lambda _: None)
     return {"trial": result.number, "cost": result.cost, "LUT": found.resources["LUT"],

@@ -251,7 +251,10 @@ def sweep_figure(sweep: dict[str, Any]) -> Figure:
         for t in included:
             ax.annotate(str(t["params"]["model"]), (t["cost"], t["efficiency"]), fontsize=7, color="C0",
                         textcoords="offset points", xytext=(4, -9))
+    from firmware.estimate import LUT_BUDGET
+
     front = sorted((trials[n] for n in sweep["pareto"]), key=lambda t: t["cost"])
+    ax.axvline(LUT_BUDGET, ls=":", c="0.5", label=f"LUT budget ({LUT_BUDGET:,}: 2 % of a VU9P)")
     ax.plot([t["cost"] for t in front], [t["efficiency"] for t in front], "o-", c="C3", label="Pareto front")
     for checked in sweep["checked"]:
         trial = trials.get(checked["trial"])
