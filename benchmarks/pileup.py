@@ -59,18 +59,28 @@ def main() -> int:
     scan = scan_pileup(models, group_by_pileup(backgrounds, signals), fpr, load_menu("run3"), deployed_scorer)
     print(format_scan(scan))
     if args.json:
-        write_result(args.json, scan.as_dict(), headline(scan.points))
+        write_result(args.json, scan.as_dict(), headline(scan.points, bool(backgrounds) and subtracted(backgrounds[-1])))
     return 0
 
 
-def headline(points: list[dict[str, Any]]) -> dict[str, str]:
+def subtracted(path: Path) -> bool:
+    """Whether the sample was generated with ``--pileup-subtraction``."""
+    import json
+
+    import h5py
+
+    with h5py.File(path, "r") as h5:
+        return json.loads(h5.attrs.get("generation", "{}")).get("pileup", {}).get("subtraction") is not None
+
+
+def headline(points: list[dict[str, Any]], pileup_subtracted: bool = False) -> dict[str, str]:
     """README's rows: at the highest <mu> measured, each model's ato4l efficiency and pure efficiency at
     1 kHz of that zero bias, and the rate each stored threshold takes there."""
     from trigger.rates import format_rate
 
     if not points:
         return {}
-    mu = f"{points[-1]['mu']:g}"
+    mu = f"{points[-1]['mu']:g}" + (" (pileup subtracted)" if pileup_subtracted else "")
     rows = {}
     for name, model in points[-1]["models"].items():
         cell = model["signals"].get("ato4l")
