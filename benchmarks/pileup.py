@@ -64,13 +64,11 @@ def main() -> int:
 
 
 def subtracted(path: Path) -> bool:
-    """Whether the sample was generated with ``--pileup-subtraction``."""
-    import json
+    """Whether the sample was generated with ``--pileup-subtraction`` (its ``pileup`` attribute says so)."""
+    from trigger.events import open_events
 
-    import h5py
-
-    with h5py.File(path, "r") as h5:
-        return json.loads(h5.attrs.get("generation", "{}")).get("pileup", {}).get("subtraction") is not None
+    with open_events(path) as events:
+        return (events.attrs.get("pileup") or {}).get("subtraction") is not None
 
 
 def headline(points: list[dict[str, Any]], pileup_subtracted: bool = False) -> dict[str, str]:

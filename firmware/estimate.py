@@ -130,8 +130,9 @@ def estimate_emulator(emulator: Emulator, name: str, out_dir: str | Path, check_
     out.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
     start = time.monotonic()
-    progress("tracing the network with da4ml (" + ("the cheapest adder depth within 50 ns" if depth_slack is None
-             else f"adder depth slack {depth_slack}") + ") and writing pipelined Verilog")
+    depth = (f"the cheapest adder depth within {LATENCY_TARGET_NS:g} ns" if depth_slack is None
+             else f"adder depth slack {depth_slack}")
+    progress(f"tracing the network with da4ml ({depth}) and writing pipelined Verilog")
     design = write_verilog(emulator, name, out / "rtl", part, clock_ns, latency_cutoff, depth_slack)
     seconds["rtl"] = time.monotonic() - start
     progress(f"building the RTL with Verilator and simulating {len(check_inputs)} events")

@@ -35,7 +35,7 @@ from numpy.typing import NDArray
 from firmware.emulator import Emulator, Kernel
 from models.multiplicity import JET_SLOTS, LEPTON_SLOTS
 from trigger.fixed import FixedType, Overflow, Rounding
-from trigger.native import cache_dir, cached, load_helper
+from trigger.native import FOR_THIS_CPU, cache_dir, cached, load_helper
 from trigger.preprocess import Scaler, event_values
 from trigger.schema import N_FEATURES, N_OBJECTS
 
@@ -44,7 +44,6 @@ __all__ = ("DISABLE", "IntegerLayer", "NativeScorer", "NotNative", "check_events
 
 SOURCE = Path(__file__).with_name("native_scoring.cpp")
 LANES = Path(__file__).with_name("native_lanes.hpp")  # shared by every kernel
-FLAGS = ("-O3", "-march=native", "-ffp-contract=off")
 #: set to 0 to score on the compiled emulator's numpy-based steps instead
 DISABLE = "TRIGGER_NATIVE_SCORING"
 _ROUNDINGS = {Rounding.TRN: 0, Rounding.RND: 1, Rounding.RND_CONV: 2}
@@ -260,7 +259,7 @@ def compile_kernel(template: Path, source: str) -> Any:
                       lambda p: p.write_text(text))
     except OSError as e:
         return f"cannot write the kernel's source: {e}"
-    return load_helper(path, FLAGS)
+    return load_helper(path, FOR_THIS_CPU)
 
 
 def _library(source: str) -> Any:

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from firmware.bundle import FirmwareBundle
     from models.artifact import Artifact
 
-__all__ = ("HGQ_SPACE", "QKERAS_SPACE", "SHAPE_SPACE", "TrialResult", "pareto_front", "run_sweep")
+__all__ = ("HGQ_SPACE", "QKERAS_SPACE", "SHAPE_SPACE", "TrialResult", "pareto_front", "point_name", "run_sweep")
 
 #: parameter -> (low, high, step) of the search, whatever the quantizer
 SHAPE_SPACE: dict[str, tuple[int, int, int]] = {
@@ -136,6 +136,11 @@ def _result(number: int, params: dict[str, int | float | str], measured: dict[st
     efficiencies = measured["efficiencies"]
     return TrialResult(number, params, float(np.mean(list(efficiencies.values()))), efficiencies, measured["cost"],
                        measured["latency_ns"], measured["auc"], artifact)
+
+
+def point_name(point: dict[str, Any]) -> str:
+    """A point of ``sweep.json`` as tables and plots name it: an included model by its name, a trial by number."""
+    return str(point["params"]["model"]) if point.get("artifact") else f"trial {point['number']}"
 
 
 def pareto_front(results: Sequence[TrialResult]) -> list[TrialResult]:

@@ -21,9 +21,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ("build_helper", "cache_dir", "cached", "cpu_signature", "load_helper")
+__all__ = ("FOR_THIS_CPU", "build_helper", "cache_dir", "cached", "cpu_signature", "load_helper")
 
 DEFAULT_FLAGS = ("-O2",)
+#: built for this machine's CPU, without fused multiply-adds (which would change a float result's last bit)
+FOR_THIS_CPU = ("-O3", "-march=native", "-ffp-contract=off")
 
 
 def cache_dir() -> Path:

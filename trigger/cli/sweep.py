@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from firmware.sweep import describe, run_sweep
+    from firmware.sweep import describe, point_name, run_sweep
     from models.config import load_config
     from trigger.report.plots import sweep_figure
 
@@ -58,8 +58,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"Pareto front ({len(sweep.pareto)} of {len(trials)} trials), by cost:")
     for number in sweep.pareto:
         t = trials[number]
-        name = f"trial {number}" if not t.get("artifact") else str(t["params"]["model"])
-        print(f"  {name}: {describe(t['params'])}  efficiency {t['efficiency']:.4f}  cost {t['cost']:,.0f}  "
+        print(f"  {point_name(t)}: {describe(t['params'])}  efficiency {t['efficiency']:.4f}  cost {t['cost']:,.0f}  "
               f"latency {t['latency_ns']:.0f} ns")
     for c in sweep.checked:
         print(f"  trial {c['trial']} checked with yosys: {c['LUT']:,} LUTs for cost {c['cost']:,.0f} "

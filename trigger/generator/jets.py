@@ -21,13 +21,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from trigger.generator.detector import DetectorConfig, Particles
-from trigger.native import load_helper
+from trigger.native import FOR_THIS_CPU, load_helper
 
 __all__ = ("PileupJets", "antikt")
 
 SOURCE = Path(__file__).with_name("antikt.cpp")
-#: built for this CPU, without fused multiply-adds (which would change the last bit of a distance)
-FLAGS = ("-O3", "-march=native", "-ffp-contract=off")
 #: how closely the compiled jets must match SlowJet's on the first event (rounding apart)
 AGREEMENT = 1e-7
 
@@ -35,7 +33,7 @@ AGREEMENT = 1e-7
 @functools.cache
 def _compiled() -> Any:
     """The compiled jet finder, or why it is not available."""
-    library = load_helper(SOURCE, FLAGS)
+    library = load_helper(SOURCE, FOR_THIS_CPU)
     if isinstance(library, str):
         return library
     library.antikt.argtypes = [ctypes.c_int, *[ctypes.c_void_p] * 4, ctypes.c_double, ctypes.c_double, ctypes.c_int,

@@ -274,16 +274,19 @@ def _only_reference(data: dict[str, Any]) -> str:
 
 
 def _sweep(data: dict[str, Any], images: dict[str, bytes]) -> str:
+    from firmware.sweep import point_name
+
     sweep = data.get("sweep")
     if not sweep:
         return note("No architecture search given (trigger report --sweep SWEEP_JSON, from trigger sweep).")
     trials = {t["number"]: t for t in sweep["trials"]}
     luts = {c["trial"]: c for c in sweep["checked"]}
     front = sorted((trials[n] for n in sweep["pareto"]), key=lambda t: t["cost"])
-    rows = [(t["params"]["model"] if t.get("artifact") else t["number"], ", ".join(f"{k} {v}" for k, v in t["params"].items()), f"{t['efficiency']:.4f}",
+    rows = [(point_name(t), ", ".join(f"{k} {v}" for k, v in t["params"].items()), f"{t['efficiency']:.4f}",
              f"{t['cost']:,.0f}", number(t["latency_ns"]),
              f"{luts[t['number']]['LUT']:,}" if t["number"] in luts else NA) for t in front]
-    header = ("trial (or included model)", "parameters", "mean efficiency at WP", "da4ml cost", "latency [ns]", "LUT (yosys)")
+    header = ("trial or included model", "parameters", "mean efficiency at WP", "da4ml cost", "latency [ns]",
+              "LUT (yosys)")
     return (note(f"{sweep['file']}: {len(trials)} trials of {sweep['base']}, {sweep['epochs']} epochs each, "
                  f"objectives: {'; '.join(sweep['objectives'])}; trained models included by name. "
                  "The Pareto front, by cost:")

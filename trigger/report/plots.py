@@ -234,6 +234,9 @@ def latency_accuracy_figure(data: dict[str, Any]) -> Figure:
 def sweep_figure(sweep: dict[str, Any]) -> Figure:
     """An architecture search (``sweep.json``): every trial's cost and efficiency, the Pareto
     front, and the LUTs yosys counted on the front points it checked."""
+    from firmware.estimate import LUT_BUDGET
+    from firmware.sweep import point_name
+
     fig = Figure(figsize=(6.5, 4.5))
     ax = fig.add_subplot()
     trials = {t["number"]: t for t in sweep["trials"]}
@@ -249,10 +252,8 @@ def sweep_figure(sweep: dict[str, Any]) -> Figure:
         ax.scatter([t["cost"] for t in included], [t["efficiency"] for t in included], c="C0", marker="D",
                    label="trained models, included")
         for t in included:
-            ax.annotate(str(t["params"]["model"]), (t["cost"], t["efficiency"]), fontsize=7, color="C0",
+            ax.annotate(point_name(t), (t["cost"], t["efficiency"]), fontsize=7, color="C0",
                         textcoords="offset points", xytext=(4, -9))
-    from firmware.estimate import LUT_BUDGET
-
     front = sorted((trials[n] for n in sweep["pareto"]), key=lambda t: t["cost"])
     ax.axvline(LUT_BUDGET, ls=":", c="0.5", label=f"LUT budget ({LUT_BUDGET:,}: 2 % of a VU9P)")
     ax.plot([t["cost"] for t in front], [t["efficiency"] for t in front], "o-", c="C3", label="Pareto front")
