@@ -126,6 +126,22 @@ def test_interrupted_generation_leaves_a_valid_file_that_resumes_identically(
     assert path.read_bytes() == before  # a complete sample (a bundled one) is read, never rewritten
 
 
+def test_a_complete_sample_extends_to_the_first_events_of_a_larger_one(cocktail: Path, tmp_path: Path) -> None:
+    path = tmp_path / "smaller.h5"
+    smaller = GenerationPlan("sm-cocktail", events=15, seed=5, chunk_size=15)
+    assert generate(smaller, path, show_progress=False).complete
+    with pytest.raises(UsageError, match="other settings"):  # another seed is not an extension
+        generate(GenerationPlan("sm-cocktail", 30, seed=6, chunk_size=15), path, resume=True, show_progress=False)
+    extended = generate(COCKTAIL_PLAN, path, resume=True, show_progress=False)
+    assert extended.complete and extended.events == 30
+    assert _particles(path) == _particles(cocktail)
+    with open_events(path) as f, open_events(cocktail) as whole:
+        assert f.attrs["generation"] == COCKTAIL_PLAN.as_attrs() and f.attrs["complete"] is True
+        assert sum(f.attrs["events_tried"].values()) == sum(whole.attrs["events_tried"].values())
+    with pytest.raises(UsageError, match="other settings"):  # fewer events than the file holds: not a resume
+        generate(smaller, path, resume=True, show_progress=False)
+
+
 def test_a_sample_record_catches_one_changed_value(cocktail: Path, tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     record, changed = tmp_path / "record.json", tmp_path / "changed.h5"

@@ -54,7 +54,8 @@ def add_run_arguments(parser: argparse.ArgumentParser, items: str, chunk_size: i
     parser.add_argument("-o", "--output", type=Path, required=True, help="output HDF5 file")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true",
-                      help="continue an interrupted file made with the same settings")
+                      help="continue an interrupted file made with the same settings, or extend a complete "
+                           "one to more --events (its events stay the larger sample's first ones)")
     mode.add_argument("--overwrite", action="store_true", help="replace an existing file")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 

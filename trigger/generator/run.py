@@ -215,7 +215,9 @@ def _open_output(plan: GenerationPlan, path: Path, resume: bool, overwrite: bool
     if path.exists() and resume:
         writer = EventWriter(path, append=True)
         recorded = writer.attrs.get("generation")
-        if recorded != plan.as_attrs():
+        if _extended_by(recorded, plan):
+            writer.set_attrs({"generation": plan.as_attrs(), "complete": False})
+        elif recorded != plan.as_attrs():
             writer.close()
             raise UsageError(_resume_mismatch(path, recorded, plan))
         return writer
@@ -227,6 +229,14 @@ def _open_output(plan: GenerationPlan, path: Path, resume: bool, overwrite: bool
     if plan.calo is not None:
         writer.set_dataset_attrs(REGIONS_DATASET, region_attrs(plan.calo))
     return writer
+
+
+def _extended_by(recorded: Any, plan: GenerationPlan) -> bool:
+    """Whether ``plan`` asks for more events of a file's settings: each chunk depends only on its position, so
+    the file's events are the first ones of the larger sample and generation continues after them."""
+    if not isinstance(recorded, dict) or not isinstance(requested := recorded.get("events_requested"), int):
+        return False
+    return requested < plan.events and recorded | {"events_requested": plan.events} == plan.as_attrs()
 
 
 def _resume_mismatch(path: Path, recorded: Any, plan: GenerationPlan) -> str:
