@@ -17,6 +17,7 @@ from typing import Any, TextIO
 import numpy as np
 from numpy.typing import NDArray
 
+from models.seeding import seed_training
 from trigger.schema import REGION_N_ETA, REGION_N_PHI
 
 __all__ = ("RegionModels", "RegionTraining", "cicada_teacher", "region_images", "student_targets", "teacher_mse",
@@ -109,10 +110,9 @@ def _fit(model: Any, x: Any, y: Any, validation: tuple[Any, Any], epochs: int, s
 def train_teacher(train: NDArray[np.integer[Any]], validation: NDArray[np.integer[Any]],
                   settings: RegionTraining | None = None, log: TextIO | None = None) -> Any:
     """The teacher trained on SM ``train`` region counts (validated on ``validation``)."""
-    import tensorflow as tf
 
     settings = settings or RegionTraining()
-    tf.keras.utils.set_random_seed(settings.seed)
+    seed_training(settings.seed)
     x, x_val = region_images(train), region_images(validation)
     teacher = cicada_teacher()
     _fit(teacher, x, x, (x_val, x_val), settings.teacher_epochs, settings, "mse", log)
@@ -123,12 +123,11 @@ def train_student(teacher: Any, train: NDArray[np.integer[Any]], validation: NDA
                   settings: RegionTraining | None = None, student: Any = None, log: TextIO | None = None) -> Any:
     """A student (default: ``cicada_student`` with 8-bit weights and 10-bit ReLUs of 6 integer bits,
     CICADA v2's) trained on the teacher's targets of the same SM events."""
-    import tensorflow as tf
 
     from models.regions import cicada_student
 
     settings = settings or RegionTraining()
-    tf.keras.utils.set_random_seed(settings.seed)
+    seed_training(settings.seed)
     x, x_val = region_images(train), region_images(validation)
     y, y_val = student_targets(teacher_mse(teacher, x)), student_targets(teacher_mse(teacher, x_val))
     student = student if student is not None else cicada_student(weight_bits=8, activation=(10, 6))

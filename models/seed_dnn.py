@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from models.seeding import seed_training
+
 __all__ = ("SeedDNN",)
 
 HIDDEN = (746, 746, 746)
@@ -48,7 +50,7 @@ class SeedDNN:
         ``validation`` has not improved for ``patience`` epochs, keeping the best epoch."""
         import tensorflow as tf
 
-        tf.keras.utils.set_random_seed(seed)
+        seed_training(seed)
         mean, scale = x.mean(axis=0), x.std(axis=0)
         scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
         network = _network(x.shape[1])

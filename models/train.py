@@ -29,6 +29,7 @@ from models.hgq import callbacks as hgq_callbacks
 from models.hgq import copy_dense_weights, trace_ranges
 from models.multiplicity import MultiplicityPrior
 from models.networks import Networks, build_networks
+from models.seeding import seed_training
 from models.stream import CHUNK_EVENTS, EventBatches
 from trigger.errors import UsageError
 from trigger.events import open_events
@@ -104,7 +105,7 @@ def _fit(config: Config, variant: str, data: dict[str, Any], out_dir: Path,
     import tensorflow as tf
 
     tc, mc = config.training, config.model
-    tf.keras.utils.set_random_seed(tc.seed)
+    seed_training(tc.seed)
     nets = build_networks(mc, quantized=variant == "quantized")
     hgq = variant == "quantized" and mc.quantizer == "hgq"
     if start_from is not None and hgq:  # the same Dense layers, with HGQ's bit widths beside them

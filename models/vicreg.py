@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.config import ModelConfig
+from models.seeding import seed_training
 from trigger.preprocess import Scaler
 from trigger.schema import BLOCKS, CLASS, PHI, PT
 
@@ -188,9 +189,8 @@ def train_chain(mc: ModelConfig, scaler: Scaler, particles: dict[str, NDArray[np
     history. The quantized network's autoencoder is the float one trained on further on the
     features as the quantized extractor computes them (rounded to the activations' grid), which
     its residuals are measured against on chip."""
-    import tensorflow as tf
 
-    tf.keras.utils.set_random_seed(seed)
+    seed_training(seed)
     rng = np.random.default_rng(seed)
 
     def views() -> tuple[NDArray[np.float32], NDArray[np.float32]]:
