@@ -110,7 +110,6 @@ def _fit(model: Any, x: Any, y: Any, validation: tuple[Any, Any], epochs: int, s
 def train_teacher(train: NDArray[np.integer[Any]], validation: NDArray[np.integer[Any]],
                   settings: RegionTraining | None = None, log: TextIO | None = None) -> Any:
     """The teacher trained on SM ``train`` region counts (validated on ``validation``)."""
-
     settings = settings or RegionTraining()
     seed_training(settings.seed)
     x, x_val = region_images(train), region_images(validation)
@@ -123,7 +122,6 @@ def train_student(teacher: Any, train: NDArray[np.integer[Any]], validation: NDA
                   settings: RegionTraining | None = None, student: Any = None, log: TextIO | None = None) -> Any:
     """A student (default: ``cicada_student`` with 8-bit weights and 10-bit ReLUs of 6 integer bits,
     CICADA v2's) trained on the teacher's targets of the same SM events."""
-
     from models.regions import cicada_student
 
     settings = settings or RegionTraining()

@@ -189,7 +189,6 @@ def train_chain(mc: ModelConfig, scaler: Scaler, particles: dict[str, NDArray[np
     history. The quantized network's autoencoder is the float one trained on further on the
     features as the quantized extractor computes them (rounded to the activations' grid), which
     its residuals are measured against on chip."""
-
     seed_training(seed)
     rng = np.random.default_rng(seed)
 
