@@ -140,6 +140,12 @@ def test_a_complete_sample_extends_to_the_first_events_of_a_larger_one(cocktail:
         assert sum(f.attrs["events_tried"].values()) == sum(whole.attrs["events_tried"].values())
     with pytest.raises(UsageError, match="other settings"):  # fewer events than the file holds: not a resume
         generate(smaller, path, resume=True, show_progress=False)
+    cut = tmp_path / "cut.h5"  # 20 events in chunks of 15: its second chunk is not the larger sample's
+    assert generate(GenerationPlan("sm-cocktail", events=20, seed=5, chunk_size=15), cut, show_progress=False).complete
+    before = cut.read_bytes()
+    with pytest.raises(UsageError, match="not a whole number of chunks"):
+        generate(COCKTAIL_PLAN, cut, resume=True, show_progress=False)
+    assert cut.read_bytes() == before  # refused before anything is written
 
 
 def test_a_sample_record_catches_one_changed_value(cocktail: Path, tmp_path: Path,

@@ -216,6 +216,10 @@ def _open_output(plan: GenerationPlan, path: Path, resume: bool, overwrite: bool
         writer = EventWriter(path, append=True)
         recorded = writer.attrs.get("generation")
         if _extended_by(recorded, plan):
+            if (held := writer.n_events) % plan.chunk_size:  # its last chunk was cut short: not the larger sample's
+                writer.close()
+                msg = f"{path}: holds {held} events, not a whole number of chunks of {plan.chunk_size}; cannot extend it"
+                raise UsageError(msg)
             writer.set_attrs({"generation": plan.as_attrs(), "complete": False})
         elif recorded != plan.as_attrs():
             writer.close()
