@@ -74,8 +74,12 @@ class ModelConfig:
     # zeros of empty slots do not make the density a spike
     flow_noise: float = 0.05
     # the multiplicity prior added to the score (models/multiplicity.py): this many times the SM
-    # surprise of the event's lepton and jet counts, in nats; 0: none
+    # surprise of the event's lepton and jet counts, in nats; 0: none. jet_multiplicity_weight: the
+    # jet count's own weight (unset: the same); accept_unseen_counts: a count no training event had
+    # accepts the event (its prior tops every score the firmware can reach)
     multiplicity_weight: float = 0.0
+    jet_multiplicity_weight: float | None = None
+    accept_unseen_counts: bool = False
     # vicreg (models/vicreg.py, AXOL1TL v5): model.encoder is the feature extractor (its last width: the
     # features), model.decoder and model.latent the latent autoencoder's hidden widths and bottleneck;
     # the extractor trains for vicreg_epochs with a projector of this width, on two views of each event
@@ -130,10 +134,19 @@ class ModelConfig:
                 FixedType.parse(text)
 
     def _check_multiplicity(self) -> None:
-        if not self.multiplicity_weight >= 0 or (self.multiplicity_weight and self.kind in FLOAT_KINDS):
+        jets = self.jet_multiplicity_weight
+        if not self.multiplicity_weight >= 0 or (self.has_prior and self.kind in FLOAT_KINDS):
             msg = (f"model.multiplicity_weight must be >= 0 (got {self.multiplicity_weight}) and is for the "
                    f"models that go to firmware, not a {self.kind}")
             raise UsageError(msg)
+        if jets is not None and not jets >= 0:
+            msg = f"model.jet_multiplicity_weight must be >= 0 (got {jets})"
+            raise UsageError(msg)
+
+    @property
+    def has_prior(self) -> bool:
+        """Whether the score adds a multiplicity prior (``models.multiplicity``)."""
+        return bool(self.multiplicity_weight or self.jet_multiplicity_weight or self.accept_unseen_counts)
 
     def _check_vicreg(self) -> None:
         if self.kind == "vicreg" and (not self.encoder or self.vicreg_epochs < 1 or self.vicreg_projector < 1
@@ -162,6 +175,20 @@ class ModelConfig:
         lsb = FixedType.parse(self.score_type).lsb if self.score_type else \
             2.0 ** (-2 * FixedType.parse(self.error_type).fractional)
         return lsb / 57 if self.score == "mse" else lsb
+
+    @property
+    def score_ceiling(self) -> float:
+        """The largest score the firmware can put out, in the software's units: the top of
+        ``score_type``, else of the exact sum of squares of ``error_type`` (as ``firmware.head``
+        declares them), over the mean's divisor for an autoencoder."""
+        terms = {"mse": 57, "mu2": self.latent, "distilled": 1}.get(self.score, self.encoder[-1] if self.encoder else 1)
+        if self.score_type:
+            top = FixedType.parse(self.score_type).max_value
+        else:
+            error = FixedType.parse(self.error_type)
+            largest = max(-error.int_min, error.int_max) ** 2 * terms
+            top = (2 ** max(int(largest).bit_length(), 1) - 1) * 2.0 ** (-2 * error.fractional)
+        return top / 57 if self.score == "mse" else top
 
     @property
     def parameters_hint(self) -> str:

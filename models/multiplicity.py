@@ -14,11 +14,19 @@ counts. A slot counts as filled when any of its three inputs on the firmware's g
 what the firmware can see, so software and firmware count alike (a filled slot whose three values
 all project to 0 is counted empty by both). Each table value is a whole number of ``step`` (the
 score's resolution in the software's units), so the firmware adds it exactly.
+
+The jet count may carry its own weight (``jet_weight``). With ``accept`` > 0 a count that no SM
+training event had is not weighed but accepted: its value is ``accept``, chosen above every score
+the firmware can reach plus every other count's prior, so such an event passes any threshold.
+Four or more leptons is such a count in the SM cocktail (1 in 10^5 events: below the 1 kHz budget
+alone), and a reconstruction error that must also rank three-lepton and many-jet events need not
+spend its budget ordering them (docs/decisions.md, "The leptoquark and the counts").
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +41,7 @@ __all__ = ("JET_SLOTS", "LEPTON_SLOTS", "MultiplicityPrior", "slot_counts")
 
 LEPTON_SLOTS = tuple(range(1, 9))  # 4 electrons, 4 muons
 JET_SLOTS = tuple(range(9, 19))
-FORMAT, VERSION = "trigger.multiplicity", 1
+FORMAT, VERSION = "trigger.multiplicity", 2  # 1: one weight, no accepted counts
 
 
 def filled_slots(inputs: NDArray[np.floating[Any]]) -> NDArray[np.bool_]:
@@ -49,21 +57,29 @@ def slot_counts(inputs: NDArray[np.floating[Any]]) -> tuple[NDArray[np.intp], ND
     return filled[:, list(LEPTON_SLOTS)].sum(axis=1), filled[:, list(JET_SLOTS)].sum(axis=1)
 
 
-def _surprise(count: NDArray[np.intp], size: int, weight: float, step: float) -> tuple[float, ...]:
+def _surprise(count: NDArray[np.intp], size: int, weight: float, step: float) -> NDArray[np.float64]:
     frequency = (np.bincount(count, minlength=size)[:size] + 0.5) / (len(count) + 0.5 * size)
     surprise = -np.log(frequency) + np.log(frequency.max())
-    return tuple(float(v) for v in np.round(weight * surprise / step) * step)
+    values: NDArray[np.float64] = np.round(weight * surprise / step) * step
+    return values
+
+
+def _unseen(count: NDArray[np.intp], size: int) -> NDArray[np.bool_]:
+    unseen: NDArray[np.bool_] = np.bincount(count, minlength=size)[:size] == 0
+    return unseen
 
 
 @dataclass(frozen=True)
 class MultiplicityPrior:
     """Tables of the prior by lepton count (0..8) and by jet count (0..10), in score units."""
 
-    weight: float
+    weight: float  # on the lepton count's surprise (and the jet count's, unless jet_weight is set)
     step: float  # every table value is a whole number of steps
     leptons: tuple[float, ...]
     jets: tuple[float, ...]
     n_fit: int
+    jet_weight: float | None = None
+    accept: float = 0.0  # the value of a count never seen in training (0: weighed as the others)
 
     def __post_init__(self) -> None:
         if len(self.leptons) != len(LEPTON_SLOTS) + 1 or len(self.jets) != len(JET_SLOTS) + 1:
@@ -75,11 +91,33 @@ class MultiplicityPrior:
             raise ArtifactError(msg)
 
     @classmethod
-    def fit(cls, inputs: NDArray[np.floating[Any]], weight: float, step: float) -> MultiplicityPrior:
-        """The prior of SM training ``inputs`` (N, 57), scaled by ``weight``, on a grid of ``step``."""
+    def fit(cls, inputs: NDArray[np.floating[Any]], weight: float, step: float, jet_weight: float | None = None,
+            ceiling: float | None = None) -> MultiplicityPrior:
+        """The prior of SM training ``inputs`` (N, 57), scaled by ``weight`` (``jet_weight`` for the
+        jets), on a grid of ``step``. With ``ceiling`` (the largest score the model can put out) a
+        count the training events never had is accepted rather than weighed."""
         leptons, jets = slot_counts(inputs)
-        return cls(weight, step, _surprise(leptons, len(LEPTON_SLOTS) + 1, weight, step),
-                   _surprise(jets, len(JET_SLOTS) + 1, weight, step), len(inputs))
+        sizes = (len(LEPTON_SLOTS) + 1, len(JET_SLOTS) + 1)
+        weights = (weight, weight if jet_weight is None else jet_weight)
+        tables = [_surprise(c, n, w, step) for c, n, w in zip((leptons, jets), sizes, weights, strict=True)]
+        accept = 0.0
+        if ceiling is not None:
+            unseen = [_unseen(c, n) for c, n in zip((leptons, jets), sizes, strict=True)]
+            largest = sum(float(t[~u].max(initial=0.0)) for t, u in zip(tables, unseen, strict=True))
+            accept = (math.floor((ceiling + largest) / step) + 1) * step
+            for table, u in zip(tables, unseen, strict=True):
+                table[u] = accept
+        return cls(weight, step, tuple(float(v) for v in tables[0]), tuple(float(v) for v in tables[1]),
+                   len(inputs), jet_weight, accept)
+
+    def accepted(self, inputs: NDArray[np.floating[Any]]) -> NDArray[np.bool_]:
+        """Which events of (N, 57) model inputs have a count the prior accepts outright."""
+        leptons, jets = slot_counts(inputs)
+        if not self.accept:
+            return np.zeros(len(leptons), bool)
+        found: NDArray[np.bool_] = (np.asarray(self.leptons)[leptons] == self.accept) | (
+            np.asarray(self.jets)[jets] == self.accept)
+        return found
 
     def values(self, inputs: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
         """The prior of each event of (N, 57) model inputs."""
@@ -94,11 +132,13 @@ class MultiplicityPrior:
     def load(cls, path: str | Path) -> MultiplicityPrior:
         try:
             data = json.loads(Path(path).read_text())
-            if (data.pop("format", None), data.pop("version", None)) != (FORMAT, VERSION):
-                msg = f"not a {FORMAT} file of version {VERSION}"
+            if data.pop("format", None) != FORMAT or data.pop("version", None) not in (1, VERSION):
+                msg = f"not a {FORMAT} file of version 1 or {VERSION}"
                 raise ValueError(msg)
+            jet_weight = data.get("jet_weight")
             return cls(float(data["weight"]), float(data["step"]), tuple(data["leptons"]), tuple(data["jets"]),
-                       int(data["n_fit"]))
+                       int(data["n_fit"]), None if jet_weight is None else float(jet_weight),
+                       float(data.get("accept", 0.0)))
         except (OSError, ValueError, KeyError, TypeError) as e:
             msg = f"{path}: unusable multiplicity prior ({e})"
             raise ArtifactError(msg) from None

@@ -159,13 +159,14 @@ def _distillation(config: Config, data_path: Path, split: Split,
 
 def fit_prior(mc: ModelConfig, scaler: Scaler, data_path: Path, span: tuple[int, int]) -> MultiplicityPrior | None:
     """The model's multiplicity prior from the training events, on its firmware score's grid; None
-    when ``model.multiplicity_weight`` is 0."""
-    if not mc.multiplicity_weight:
+    when the model has none (``ModelConfig.has_prior``)."""
+    if not mc.has_prior:
         return None
     with open_events(data_path) as events:
         inputs = np.concatenate([scaler.transform(batch.particles)
                                  for batch in events.iter_batches(CHUNK_EVENTS, *span)])
-    return MultiplicityPrior.fit(inputs, mc.multiplicity_weight, mc.score_step)
+    return MultiplicityPrior.fit(inputs, mc.multiplicity_weight, mc.score_step, mc.jet_multiplicity_weight,
+                                 mc.score_ceiling if mc.accept_unseen_counts else None)
 
 
 Fitted = tuple[dict[str, Networks], dict[str, dict[str, list[float]]], dict[str, float]]

@@ -41,6 +41,29 @@ def test_counts_and_tables_from_a_hand_built_sample() -> None:
     assert values.tolist() == [prior.leptons[3] + prior.jets[4], 0.0]
 
 
+def test_unseen_counts_are_accepted_and_jets_weighed_apart() -> None:
+    x = _inputs([1] * 90 + [2] * 9 + [3], [0] * 50 + [2] * 30 + [4] * 20)
+    prior = MultiplicityPrior.fit(x, weight=0.0, step=1 / 64, jet_weight=1.0, ceiling=10.0)
+    seen_jets = [prior.jets[n] for n in (0, 2, 4)]
+    assert prior.leptons[:4] == (prior.accept, 0.0, 0.0, 0.0) and set(prior.leptons[4:]) == {prior.accept}
+    assert seen_jets[0] == 0 < seen_jets[1] < seen_jets[2] and prior.jets[1] == prior.jets[10] == prior.accept
+    assert prior.accept > 10.0 + max(seen_jets) and prior.accept * 64 == round(prior.accept * 64)
+    events = _inputs([4, 3, 1, 2], [4, 4, 3, 0])
+    assert prior.accepted(events).tolist() == [True, False, True, False]
+    assert prior.values(events)[[1, 3]].tolist() == [seen_jets[2], 0.0]
+    assert not MultiplicityPrior.fit(x, 1.0, 1 / 64).accepted(events).any()
+
+
+def test_a_first_version_prior_file_still_loads(tmp_path: Path) -> None:
+    import json
+
+    prior = MultiplicityPrior.fit(_inputs([1, 2], [0, 1]), 1.0, 0.25)
+    data = {"format": "trigger.multiplicity", "version": 1, "weight": 1.0, "step": 0.25,
+            "leptons": prior.leptons, "jets": prior.jets, "n_fit": 2}
+    (tmp_path / "prior.json").write_text(json.dumps(data))
+    assert MultiplicityPrior.load(tmp_path / "prior.json") == prior
+
+
 def test_prior_files_round_trip_and_damage_is_one_line(tmp_path: Path) -> None:
     prior = MultiplicityPrior.fit(_inputs([1, 2], [0, 1]), 1.0, 0.25)
     prior.save(tmp_path / "prior.json")
@@ -159,3 +182,38 @@ def test_the_replay_bundle_scores_both_paths_with_the_prior(prior_artifact, tmp_
     prior = prior_artifact.prior.values(x)
     assert np.mean(prior > 0.5) > 0.5  # the check below would fail without the prior
     np.testing.assert_allclose(emulated.scores(events), prior_artifact.score(events, "quantized"), atol=0.5)
+
+
+@pytest.fixture(scope="module")
+def accepting_artifact(files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory):
+    """A tiny autoencoder whose prior weighs the jets only and accepts the counts training never had."""
+    from models.config import load_config
+    from models.train import train
+
+    config = load_config(ROOT / "models" / "configs" / "tiny_ae.toml",
+                         [*TINY_MODEL, "training.epochs=1", "model.multiplicity_weight=0",
+                          "model.jet_multiplicity_weight=1", "model.accept_unseen_counts=true"])
+    return train(config, files["sm"], tmp_path_factory.mktemp("accepting") / "ae", log=io.StringIO())
+
+
+def test_the_firmware_accepts_unseen_counts_at_any_threshold(accepting_artifact, tmp_path: Path) -> None:
+    """The accepted counts' prior tops the largest score the firmware can reach (the config's
+    ceiling is the firmware's), so such events pass even the highest threshold; C-sim == emulator."""
+    from firmware.convert import to_hls
+    from firmware.emulator import Emulator
+
+    prior = accepting_artifact.prior
+    assert prior.accept > 0 and min(prior.leptons) == min(prior.jets) == 0
+    events = _many_counts(1000, seed=5)
+    x = accepting_artifact.inputs(events).astype(np.float64)
+    unseen = prior.accepted(x)
+    assert 0 < unseen.sum() < len(x)
+    model = to_hls(accepting_artifact, tmp_path / "hls", threshold=accepting_artifact.config.model.score_ceiling)
+    emulator = Emulator.from_hls_model(model)
+    head = emulator.head
+    assert head.squares is not None
+    assert accepting_artifact.config.model.score_ceiling == head.squares.int_max * head.squares.lsb / head.divisor
+    csim = np.column_stack([np.asarray(o).reshape(len(x), -1)[:, 0] for o in model.predict(np.ascontiguousarray(x))])
+    predicted = emulator.predict(x)
+    np.testing.assert_array_equal(csim, predicted)
+    np.testing.assert_array_equal(predicted[:, 1].astype(bool), unseen)
