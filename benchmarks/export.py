@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np
 from record import write_result
 
-MODELS = {"tiny_ae": "tiny-ae", "student": "student"}  # package name -> bundled artifact (tiny-ae: the default)
+MODELS = {"tiny_ae": "tiny-ae", "student": "student"}  # package name -> bundled artifact (student: the default)
 SAMPLES = {"SM": ROOT / "data" / "sample" / "sm_cocktail.h5", "ato4l": ROOT / "data" / "sample" / "ato4l.h5"}
 BUILD_TARGET_S = 60.0
 

@@ -24,8 +24,9 @@ SIGNALS = {
 }
 
 
-#: the model `make demo` and `replay` use unless told otherwise, trained by `make models`
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "artifacts" / "tiny-ae"
+#: the model `make demo` and `replay` use unless told otherwise, trained by `make models`: the
+#: student distilled from the flow, with the multiplicity prior (docs/decisions.md)
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "artifacts" / "student"
 #: the larger 8-bit autoencoder the demo compares the default with (63k LUTs: beyond the FPGA budget)
 LARGER_MODEL = DEFAULT_MODEL.parent / "dense-ae"
 

@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--estimate-events", type=int, default=300,
                         help="events simulated in the RTL for the estimate (0: skip the estimate)")
     parser.add_argument("--estimate", choices=("default", "all"), default="default",
-                        help="models the open-source estimate synthesizes: 'default', the bundled tiny-ae "
+                        help="models the open-source estimate synthesizes: 'default', the bundled student "
                              "built for the FPGA budget (about a minute of Yosys), or 'all', the larger "
                              "dense-ae as well (its 63k LUTs take Yosys many minutes more)")
     parser.add_argument("--out", type=Path, default=Path("runs/demo"),
