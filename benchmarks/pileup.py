@@ -28,7 +28,7 @@ from record import write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 SIGNALS = ("ato4l", "leptoquark", "htautau", "htaunu")
-MODELS = [ROOT / "models" / "artifacts" / name for name in ("tiny-ae", "zb-ae")]
+MODELS = [ROOT / "models" / "artifacts" / name for name in ("student", "tiny-ae", "zb-ae")]  # the default first
 
 
 def main() -> int:
@@ -42,7 +42,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dir", type=Path, default=ROOT / "data" / "zerobias", help="where the samples are")
     parser.add_argument("--mu", type=int, action="append", help="pileup values (default: 0, 20, 60)")
-    parser.add_argument("--model", type=Path, action="append", help="models (default: tiny-ae and zb-ae)")
+    parser.add_argument("--model", type=Path, action="append", help="models (default: the default student, tiny-ae and zb-ae)")
     parser.add_argument("--json", type=Path, default=None, help="write the numbers here")
     args = parser.parse_args()
     backgrounds, signals = [], []

@@ -53,7 +53,7 @@ def main() -> int:
         "--default",
         type=Path,
         default=ROOT / "models" / "artifacts" / "tiny-ae",
-        help="the model to compare with, by its firmware decision",
+        help="the model to compare with, by its firmware decision (tiny-ae: the autoencoder with the same prior)",
     )
     parser.add_argument("--background", type=Path, default=CALIBRATION, help="SM events (never trained on)")
     parser.add_argument("--signal", type=Path, action="append", default=None)

@@ -123,18 +123,30 @@ def main() -> int:
                   f"for {point['other_seed']['expected']:.1f} expected; "
                   + "  ".join(f"{n} {100 * e['eff']:.2f} %" for n, e in point["signals"].items()))
     if args.json:
-        write_result(args.json, results, headline(results["sets"]))
+        write_result(args.json, results, headline(results))
     return 0
 
 
-def headline(sets: dict[str, Any]) -> dict[str, str]:
-    """README's rows: the relative error of the 1 kHz threshold's rate, on each set."""
+def headline(results: dict[str, Any]) -> dict[str, str]:
+    """README's rows: the relative error of the 1 kHz threshold's rate on each set; at the weighted
+    one, the default's efficiencies and what the sample of another seed accepts."""
     rows = {}
-    for label, entry in sets.items():
+    for label, entry in results["sets"].items():
         point = next(p for p in entry["points"] if p["fpr_target"] == FPRS[0])
+        kind = label.split(":")[0]
         if point["rate_error"] is not None:
-            rows[f"default's 1 kHz threshold, rate error (68 %), {label.split(':')[0]} set"] = (
+            rows[f"default's 1 kHz threshold, rate error (68 %), {kind} set"] = (
                 f"±{100 * point['rate_error']:.1f} % ({point['effective_above']:.0f} effective SM events above)")
+        if kind == "weighted" and point["signals"]:
+            efficiencies = {name: 100 * e["eff"] for name, e in point["signals"].items()}
+            first = next(iter(efficiencies))
+            rows[f"default ({results['model']}) at its weighted 1 kHz threshold: {first} / mean of "
+                 f"{len(efficiencies)} signals"] = (
+                f"{efficiencies[first]:.2f} % / {sum(efficiencies.values()) / len(efficiencies):.2f} %")
+        if kind == "weighted":
+            held = point["other_seed"]
+            rows[f"weighted 1 kHz threshold on {results['sample_events']:,} SM events of another seed"] = (
+                f"{held['observed']} accepted, {held['expected']:.1f} expected")
     return rows
 
 
