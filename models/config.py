@@ -75,11 +75,11 @@ class ModelConfig:
     flow_noise: float = 0.05
     # the multiplicity prior added to the score (models/multiplicity.py): this many times the SM
     # surprise of the event's lepton and jet counts, in nats; 0: none. jet_multiplicity_weight: the
-    # jet count's own weight (unset: the same); accept_unseen_counts: a count no training event had
-    # accepts the event (its prior tops every score the firmware can reach)
+    # jet count's own weight (unset: the same); accept_higher_counts: a count above every training
+    # event's accepts the event (its prior tops every score the firmware can reach)
     multiplicity_weight: float = 0.0
     jet_multiplicity_weight: float | None = None
-    accept_unseen_counts: bool = False
+    accept_higher_counts: bool = False
     # vicreg (models/vicreg.py, AXOL1TL v5): model.encoder is the feature extractor (its last width: the
     # features), model.decoder and model.latent the latent autoencoder's hidden widths and bottleneck;
     # the extractor trains for vicreg_epochs with a projector of this width, on two views of each event
@@ -146,7 +146,7 @@ class ModelConfig:
     @property
     def has_prior(self) -> bool:
         """Whether the score adds a multiplicity prior (``models.multiplicity``)."""
-        return bool(self.multiplicity_weight or self.jet_multiplicity_weight or self.accept_unseen_counts)
+        return bool(self.multiplicity_weight or self.jet_multiplicity_weight or self.accept_higher_counts)
 
     def _check_vicreg(self) -> None:
         if self.kind == "vicreg" and (not self.encoder or self.vicreg_epochs < 1 or self.vicreg_projector < 1

@@ -15,12 +15,14 @@ what the firmware can see, so software and firmware count alike (a filled slot w
 all project to 0 is counted empty by both). Each table value is a whole number of ``step`` (the
 score's resolution in the software's units), so the firmware adds it exactly.
 
-The jet count may carry its own weight (``jet_weight``). With ``accept`` > 0 a count that no SM
-training event had is not weighed but accepted: its value is ``accept``, chosen above every score
-the firmware can reach plus every other count's prior, so such an event passes any threshold.
-Four or more leptons is such a count in the SM cocktail (1 in 10^5 events: below the 1 kHz budget
-alone), and a reconstruction error that must also rank three-lepton and many-jet events need not
-spend its budget ordering them (docs/decisions.md, "The leptoquark and the counts").
+The jet count may carry its own weight (``jet_weight``). With ``accept`` > 0 a count above every
+count the SM training events had is not weighed but accepted: its value is ``accept``, chosen above
+every score the firmware can reach plus every other count's prior, so such an event passes any
+threshold. Four or more leptons is such a count in the SM cocktail (1 in 10^5 events: below the
+1 kHz budget alone), and a score that must also rank three-lepton and many-jet events need not
+spend its budget ordering them (docs/decisions.md, "The leptoquark and the counts"). Counts below
+the training's, such as no lepton in a lepton-triggered sample, are weighed as usual: they say what
+the training sample selected, not what is anomalous in the stream.
 """
 
 from __future__ import annotations
@@ -64,9 +66,10 @@ def _surprise(count: NDArray[np.intp], size: int, weight: float, step: float) ->
     return values
 
 
-def _unseen(count: NDArray[np.intp], size: int) -> NDArray[np.bool_]:
-    unseen: NDArray[np.bool_] = np.bincount(count, minlength=size)[:size] == 0
-    return unseen
+def _beyond(count: NDArray[np.intp], size: int) -> NDArray[np.bool_]:
+    """Which counts 0 .. size-1 are above every count in ``count``."""
+    beyond: NDArray[np.bool_] = np.arange(size) > (count.max() if len(count) else -1)
+    return beyond
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ class MultiplicityPrior:
     jets: tuple[float, ...]
     n_fit: int
     jet_weight: float | None = None
-    accept: float = 0.0  # the value of a count never seen in training (0: weighed as the others)
+    accept: float = 0.0  # the value of a count above the training's (0: weighed as the others)
 
     def __post_init__(self) -> None:
         if len(self.leptons) != len(LEPTON_SLOTS) + 1 or len(self.jets) != len(JET_SLOTS) + 1:
@@ -95,18 +98,18 @@ class MultiplicityPrior:
             ceiling: float | None = None) -> MultiplicityPrior:
         """The prior of SM training ``inputs`` (N, 57), scaled by ``weight`` (``jet_weight`` for the
         jets), on a grid of ``step``. With ``ceiling`` (the largest score the model can put out) a
-        count the training events never had is accepted rather than weighed."""
+        count above every count of the training events is accepted rather than weighed."""
         leptons, jets = slot_counts(inputs)
         sizes = (len(LEPTON_SLOTS) + 1, len(JET_SLOTS) + 1)
         weights = (weight, weight if jet_weight is None else jet_weight)
         tables = [_surprise(c, n, w, step) for c, n, w in zip((leptons, jets), sizes, weights, strict=True)]
         accept = 0.0
         if ceiling is not None:
-            unseen = [_unseen(c, n) for c, n in zip((leptons, jets), sizes, strict=True)]
-            largest = sum(float(t[~u].max(initial=0.0)) for t, u in zip(tables, unseen, strict=True))
+            beyond = [_beyond(c, n) for c, n in zip((leptons, jets), sizes, strict=True)]
+            largest = sum(float(t[~b].max(initial=0.0)) for t, b in zip(tables, beyond, strict=True))
             accept = (math.floor((ceiling + largest) / step) + 1) * step
-            for table, u in zip(tables, unseen, strict=True):
-                table[u] = accept
+            for table, b in zip(tables, beyond, strict=True):
+                table[b] = accept
         return cls(weight, step, tuple(float(v) for v in tables[0]), tuple(float(v) for v in tables[1]),
                    len(inputs), jet_weight, accept)
 

@@ -166,7 +166,7 @@ def fit_prior(mc: ModelConfig, scaler: Scaler, data_path: Path, span: tuple[int,
         inputs = np.concatenate([scaler.transform(batch.particles)
                                  for batch in events.iter_batches(CHUNK_EVENTS, *span)])
     return MultiplicityPrior.fit(inputs, mc.multiplicity_weight, mc.score_step, mc.jet_multiplicity_weight,
-                                 mc.score_ceiling if mc.accept_unseen_counts else None)
+                                 mc.score_ceiling if mc.accept_higher_counts else None)
 
 
 Fitted = tuple[dict[str, Networks], dict[str, dict[str, list[float]]], dict[str, float]]

@@ -41,16 +41,17 @@ def test_counts_and_tables_from_a_hand_built_sample() -> None:
     assert values.tolist() == [prior.leptons[3] + prior.jets[4], 0.0]
 
 
-def test_unseen_counts_are_accepted_and_jets_weighed_apart() -> None:
+def test_counts_above_the_training_are_accepted_and_jets_weighed_apart() -> None:
     x = _inputs([1] * 90 + [2] * 9 + [3], [0] * 50 + [2] * 30 + [4] * 20)
     prior = MultiplicityPrior.fit(x, weight=0.0, step=1 / 64, jet_weight=1.0, ceiling=10.0)
-    seen_jets = [prior.jets[n] for n in (0, 2, 4)]
-    assert prior.leptons[:4] == (prior.accept, 0.0, 0.0, 0.0) and set(prior.leptons[4:]) == {prior.accept}
-    assert seen_jets[0] == 0 < seen_jets[1] < seen_jets[2] and prior.jets[1] == prior.jets[10] == prior.accept
-    assert prior.accept > 10.0 + max(seen_jets) and prior.accept * 64 == round(prior.accept * 64)
-    events = _inputs([4, 3, 1, 2], [4, 4, 3, 0])
-    assert prior.accepted(events).tolist() == [True, False, True, False]
-    assert prior.values(events)[[1, 3]].tolist() == [seen_jets[2], 0.0]
+    assert prior.leptons[:4] == (0.0,) * 4 and set(prior.leptons[4:]) == {prior.accept}  # none: weighed (by 0)
+    weighed = prior.jets[:5]  # 1 and 3 jets were never seen either, but are below the training's 4: weighed
+    assert weighed[0] == 0 < weighed[2] < weighed[4] < weighed[3] and 0 < weighed[1] < prior.accept
+    assert set(prior.jets[5:]) == {prior.accept}
+    assert prior.accept > 10.0 + max(weighed) and prior.accept * 64 == round(prior.accept * 64)
+    events = _inputs([4, 3, 1, 2, 0], [4, 4, 3, 0, 6])
+    assert prior.accepted(events).tolist() == [True, False, False, False, True]
+    assert prior.values(events)[[1, 2, 3]].tolist() == [weighed[4], weighed[3], 0.0]
     assert not MultiplicityPrior.fit(x, 1.0, 1 / 64).accepted(events).any()
 
 
@@ -186,34 +187,41 @@ def test_the_replay_bundle_scores_both_paths_with_the_prior(prior_artifact, tmp_
 
 @pytest.fixture(scope="module")
 def accepting_artifact(files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory):
-    """A tiny autoencoder whose prior weighs the jets only and accepts the counts training never had."""
+    """A tiny autoencoder whose prior weighs the jets only and accepts counts above the training's."""
     from models.config import load_config
     from models.train import train
 
     config = load_config(ROOT / "models" / "configs" / "tiny_ae.toml",
                          [*TINY_MODEL, "training.epochs=1", "model.multiplicity_weight=0",
-                          "model.jet_multiplicity_weight=1", "model.accept_unseen_counts=true"])
+                          "model.jet_multiplicity_weight=1", "model.accept_higher_counts=true"])
     return train(config, files["sm"], tmp_path_factory.mktemp("accepting") / "ae", log=io.StringIO())
 
 
-def test_the_firmware_accepts_unseen_counts_at_any_threshold(accepting_artifact, tmp_path: Path) -> None:
+def test_the_firmware_accepts_higher_counts_at_any_threshold(accepting_artifact, tmp_path: Path) -> None:
     """The accepted counts' prior tops the largest score the firmware can reach (the config's
-    ceiling is the firmware's), so such events pass even the highest threshold; C-sim == emulator."""
+    ceiling is the firmware's), so such events pass even the highest threshold; C-sim == emulator.
+    The prior is refitted on the events with at most two leptons, so that three or more are above it."""
+    import dataclasses
+
     from firmware.convert import to_hls
     from firmware.emulator import Emulator
 
-    prior = accepting_artifact.prior
-    assert prior.accept > 0 and min(prior.leptons) == min(prior.jets) == 0
+    assert accepting_artifact.prior.accept > 0 and min(accepting_artifact.prior.jets) == 0
+    mc = accepting_artifact.config.model
     events = _many_counts(1000, seed=5)
     x = accepting_artifact.inputs(events).astype(np.float64)
-    unseen = prior.accepted(x)
-    assert 0 < unseen.sum() < len(x)
-    model = to_hls(accepting_artifact, tmp_path / "hls", threshold=accepting_artifact.config.model.score_ceiling)
+    leptons, _ = slot_counts(x)
+    prior = MultiplicityPrior.fit(x[leptons <= 2], 0.0, mc.score_step, 1.0, mc.score_ceiling)
+    artifact = dataclasses.replace(accepting_artifact, prior=prior)
+    higher = prior.accepted(x)
+    assert np.array_equal(higher[leptons >= 3], np.ones(np.count_nonzero(leptons >= 3), bool))
+    assert 0 < higher.sum() < len(x)
+    model = to_hls(artifact, tmp_path / "hls", threshold=mc.score_ceiling)
     emulator = Emulator.from_hls_model(model)
     head = emulator.head
     assert head.squares is not None
-    assert accepting_artifact.config.model.score_ceiling == head.squares.int_max * head.squares.lsb / head.divisor
+    assert mc.score_ceiling == head.squares.int_max * head.squares.lsb / head.divisor
     csim = np.column_stack([np.asarray(o).reshape(len(x), -1)[:, 0] for o in model.predict(np.ascontiguousarray(x))])
     predicted = emulator.predict(x)
     np.testing.assert_array_equal(csim, predicted)
-    np.testing.assert_array_equal(predicted[:, 1].astype(bool), unseen)
+    np.testing.assert_array_equal(predicted[:, 1].astype(bool), higher)
