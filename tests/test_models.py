@@ -250,8 +250,9 @@ def test_every_bundled_config_trains(config: str, files: dict[str, Path], tmp_pa
 def test_a_student_learns_its_teachers_score_and_its_firmware_squares_it_bit_for_bit(
         artifact_dir: Path, files: dict[str, Path], tmp_path: Path) -> None:
     """The bundled student configuration, taught by the tiny test AE: it records its teacher, its
-    float output follows the teacher's log-score on events it never saw, it round-trips, and the
-    emulator of its firmware (output squared, then the decision) equals hls4ml's C-simulation."""
+    float output follows the teacher's log-score on events it never saw, its score is that output
+    squared plus its multiplicity prior, it round-trips, and the emulator of its firmware (output
+    squared, the prior, then the decision) equals hls4ml's C-simulation."""
     from firmware.check import csim_outputs
     from firmware.convert import to_hls
     from firmware.emulator import Emulator
@@ -269,7 +270,9 @@ def test_a_student_learns_its_teachers_score_and_its_firmware_squares_it_bit_for
     targets = Distillation(teacher, record["offset"]).targets(teacher.score(events))
     output = student.networks["float"].scorer.predict(student.inputs(events), verbose=0)
     assert np.corrcoef(output[:, 0], targets[:, 0])[0, 1] > 0.5  # about 0.68; targets out of step: about 0
-    np.testing.assert_array_equal(student.score(events, "float"), output[:, 0].astype(np.float64) ** 2)
+    assert student.prior is not None  # the default's: the jet count weighed, higher counts accepted
+    squared = output[:, 0].astype(np.float64) ** 2
+    np.testing.assert_array_equal(student.score(events, "float"), squared + student.prior.values(student.inputs(events)))
     np.testing.assert_array_equal(load_artifact(tmp_path / "student").score(events), student.score(events))
     x = student.inputs(events).astype(np.float64)
     hls_model = to_hls(student, tmp_path / "hls", threshold=float(np.median(student.score(events))))
