@@ -134,13 +134,14 @@ class ModelConfig:
                 FixedType.parse(text)
 
     def _check_multiplicity(self) -> None:
-        jets = self.jet_multiplicity_weight
-        if not self.multiplicity_weight >= 0 or (self.has_prior and self.kind in FLOAT_KINDS):
-            msg = (f"model.multiplicity_weight must be >= 0 (got {self.multiplicity_weight}) and is for the "
-                   f"models that go to firmware, not a {self.kind}")
-            raise UsageError(msg)
-        if jets is not None and not jets >= 0:
-            msg = f"model.jet_multiplicity_weight must be >= 0 (got {jets})"
+        for name in ("multiplicity_weight", "jet_multiplicity_weight"):
+            weight = getattr(self, name)
+            if weight is not None and not weight >= 0:
+                msg = f"model.{name} must be >= 0 (got {weight})"
+                raise UsageError(msg)
+        if self.has_prior and self.kind in FLOAT_KINDS:
+            msg = (f"the multiplicity prior (model.multiplicity_weight, jet_multiplicity_weight, accept_higher_counts) "
+                   f"is for the models that go to firmware, not a {self.kind}")
             raise UsageError(msg)
 
     @property
