@@ -28,7 +28,7 @@ from record import write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 SIGNALS = ("ato4l", "leptoquark", "htautau", "htaunu")
-MODELS = [ROOT / "models" / "artifacts" / name for name in ("student", "tiny-ae", "zb-ae")]  # the default first
+OTHER_MODELS = [ROOT / "models" / "artifacts" / name for name in ("tiny-ae", "zb-ae")]  # scanned after the default
 
 
 def main() -> int:
@@ -38,11 +38,12 @@ def main() -> int:
     from trigger.cli.pileup_scan import format_scan
     from trigger.menu import load_menu
     from trigger.rates import fpr_for_rate, parse_rate
+    from trigger.sample import DEFAULT_MODEL
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dir", type=Path, default=ROOT / "data" / "zerobias", help="where the samples are")
     parser.add_argument("--mu", type=int, action="append", help="pileup values (default: 0, 20, 60)")
-    parser.add_argument("--model", type=Path, action="append", help="models (default: the default student, tiny-ae and zb-ae)")
+    parser.add_argument("--model", type=Path, action="append", help="models (default: the bundled default, tiny-ae and zb-ae)")
     parser.add_argument("--json", type=Path, default=None, help="write the numbers here")
     args = parser.parse_args()
     backgrounds, signals = [], []
@@ -54,7 +55,7 @@ def main() -> int:
             continue
         backgrounds.append(here[0])
         signals.extend(here[1:])
-    models = [load_model(path) for path in (args.model or [m for m in MODELS if m.exists()])]
+    models = [load_model(path) for path in (args.model or [m for m in (DEFAULT_MODEL, *OTHER_MODELS) if m.exists()])]
     fpr = fpr_for_rate(parse_rate("1kHz"), parse_rate("40MHz"))
     scan = scan_pileup(models, group_by_pileup(backgrounds, signals), fpr, load_menu("run3"), deployed_scorer)
     print(format_scan(scan))

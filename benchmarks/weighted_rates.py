@@ -137,16 +137,17 @@ def headline(results: dict[str, Any]) -> dict[str, str]:
         if point["rate_error"] is not None:
             rows[f"default's 1 kHz threshold, rate error (68 %), {kind} set"] = (
                 f"±{100 * point['rate_error']:.1f} % ({point['effective_above']:.0f} effective SM events above)")
-        if kind == "weighted" and point["signals"]:
+        if kind != "weighted":
+            continue
+        held = point["other_seed"]
+        rows[f"weighted 1 kHz threshold on {results['sample_events']:,} SM events of another seed"] = (
+            f"{held['observed']} accepted, {held['expected']:.1f} expected")
+        if point["signals"]:
             efficiencies = {name: 100 * e["eff"] for name, e in point["signals"].items()}
             first = next(iter(efficiencies))
             rows[f"default ({results['model']}) at its weighted 1 kHz threshold: {first} / mean of "
                  f"{len(efficiencies)} signals"] = (
                 f"{efficiencies[first]:.2f} % / {sum(efficiencies.values()) / len(efficiencies):.2f} %")
-        if kind == "weighted":
-            held = point["other_seed"]
-            rows[f"weighted 1 kHz threshold on {results['sample_events']:,} SM events of another seed"] = (
-                f"{held['observed']} accepted, {held['expected']:.1f} expected")
     return rows
 
 

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from trigger.errors import TriggerError
-from trigger.fixed import FixedType, Overflow, Rounding
+from trigger.fixed import FixedType, Overflow, Rounding, declared_score_type, sum_of_squares_type
 
 __all__ = ("ACCEPT", "DECISION", "ERROR", "FIRMWARE_SCORES", "PRIOR_LAYERS", "SCORE", "TOTAL", "HeadTypes",
            "PriorTables", "error_layers", "score_divisor", "threshold_mantissa", "with_decision")
@@ -64,16 +64,12 @@ class HeadTypes:
     def declare(cls, error_type: str, score_type: str, terms: int) -> HeadTypes:
         """``error_type`` and ``score_type`` (``""``: the sum's exact width) for ``terms`` squares."""
         error = FixedType.parse(error_type)
-        largest = max(-error.int_min, error.int_max) ** 2 * terms  # in units of lsb**2
-        bits = max(int(largest).bit_length(), 1)
-        accum = FixedType(bits, bits - 2 * error.fractional, signed=False)
-        score = FixedType.parse(score_type) if score_type else FixedType(
-            accum.width, accum.integer, False, Rounding.TRN, Overflow.SAT)
+        score = declared_score_type(error_type, score_type, terms)
         if score.signed or score.width > MAX_SCORE_BITS:
             msg = (f"score type {score}: the score must be unsigned and at most {MAX_SCORE_BITS} bits "
                    f"wide; declare a narrower model.error_type or model.score_type")
             raise TriggerError(msg)
-        return cls(error, accum, score)
+        return cls(error, sum_of_squares_type(error, terms), score)
 
 
 @dataclass(frozen=True)

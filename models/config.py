@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from trigger.errors import UsageError
-from trigger.fixed import FixedType
+from trigger.fixed import FixedType, declared_score_type
 
 __all__ = ("FLOAT_KINDS", "Config", "ModelConfig", "TrainingConfig", "load_config")
 
@@ -169,26 +169,24 @@ class ModelConfig:
             raise UsageError(msg)
 
     @property
+    def firmware_score_type(self) -> FixedType:
+        """The type of the firmware's score before any prior (``firmware.head`` declares the same):
+        ``score_type``, else the exact sum of the squared ``error_type`` terms -- 57 errors for an
+        autoencoder, the latent means for a VAE, one output for a student, the features for vicreg."""
+        terms = {"mse": 57, "mu2": self.latent, "distilled": 1}.get(self.score, self.encoder[-1] if self.encoder else 1)
+        return declared_score_type(self.error_type, self.score_type, terms)
+
+    @property
     def score_step(self) -> float:
-        """The firmware score's resolution in the software's units: one mantissa of ``score_type``
-        (else of the exact sum of squares of ``error_type``), over the number of error terms for an
-        autoencoder's mean (``firmware.head`` declares the same types)."""
-        lsb = FixedType.parse(self.score_type).lsb if self.score_type else \
-            2.0 ** (-2 * FixedType.parse(self.error_type).fractional)
+        """The firmware score's resolution in the software's units: one mantissa of
+        :attr:`firmware_score_type`, over the number of error terms for an autoencoder's mean."""
+        lsb = self.firmware_score_type.lsb
         return lsb / 57 if self.score == "mse" else lsb
 
     @property
     def score_ceiling(self) -> float:
-        """The largest score the firmware can put out, in the software's units: the top of
-        ``score_type``, else of the exact sum of squares of ``error_type`` (as ``firmware.head``
-        declares them), over the mean's divisor for an autoencoder."""
-        terms = {"mse": 57, "mu2": self.latent, "distilled": 1}.get(self.score, self.encoder[-1] if self.encoder else 1)
-        if self.score_type:
-            top = FixedType.parse(self.score_type).max_value
-        else:
-            error = FixedType.parse(self.error_type)
-            largest = max(-error.int_min, error.int_max) ** 2 * terms
-            top = (2 ** max(int(largest).bit_length(), 1) - 1) * 2.0 ** (-2 * error.fractional)
+        """The largest score the firmware can put out, in the software's units."""
+        top = self.firmware_score_type.max_value
         return top / 57 if self.score == "mse" else top
 
     @property

@@ -17,7 +17,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from trigger.errors import UsageError
 
-__all__ = ("FixedType", "Overflow", "Rounding", "round_scaled")
+__all__ = ("FixedType", "Overflow", "Rounding", "declared_score_type", "round_scaled", "sum_of_squares_type")
 
 _Floats = NDArray[np.floating[Any]]
 
@@ -162,3 +162,19 @@ class FixedType:
         """``x`` cast to this type, as float64 (exact: at most 52 significant bits)."""
         scaled = np.asarray(x, dtype=np.float64) * 2.0**self.fractional
         return self.wrap_or_saturate(round_scaled(scaled, self.rounding)) * self.lsb
+
+
+def sum_of_squares_type(error: FixedType, terms: int) -> FixedType:
+    """The unsigned type that holds the sum of ``terms`` squares of ``error`` values exactly."""
+    largest = max(-error.int_min, error.int_max) ** 2 * terms  # in units of lsb**2
+    bits = max(int(largest).bit_length(), 1)
+    return FixedType(bits, bits - 2 * error.fractional, signed=False)
+
+
+def declared_score_type(error_type: str, declared: str, terms: int) -> FixedType:
+    """An anomaly score's type: ``declared``, else the exact sum of ``terms`` squares of
+    ``error_type`` values, truncating and saturating (what the firmware casts the sum to)."""
+    if declared:
+        return FixedType.parse(declared)
+    exact = sum_of_squares_type(FixedType.parse(error_type), terms)
+    return FixedType(exact.width, exact.integer, False, Rounding.TRN, Overflow.SAT)
