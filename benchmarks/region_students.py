@@ -3,8 +3,9 @@
 In CICADA's student shape (``models.regions.cicada_student``) the bit widths of the weights and
 ReLUs, and the dense layer's width, set the logic. This trains CICADA's teacher once on the region
 sample's first 60 % (as ``benchmarks/regions.py``), then one student per ``--precision
-WEIGHT_BITS,RELU_BITS,RELU_INTEGER[,HIDDEN[,CONV_WEIGHT_BITS]]`` (HIDDEN: the dense layer's width,
-CICADA's 16 by default; CONV_WEIGHT_BITS: the convolution's weights, WEIGHT_BITS by default) on its targets, and for each: the firmware's efficiency per signal at FPR 1e-3 and 1e-4 of the
+WEIGHT_BITS,RELU_BITS,RELU_INTEGER[,HIDDEN[,CONV_WEIGHT_BITS[,SPARSITY]]]`` (HIDDEN: the dense layer's
+width, CICADA's 16 by default; CONV_WEIGHT_BITS: the convolution's weights, WEIGHT_BITS by default;
+SPARSITY: per cent of the dense layer's weights pruned while training, ``models.pruning``) on its targets, and for each: the firmware's efficiency per signal at FPR 1e-3 and 1e-4 of the
 held-out SM events (``RegionFirmware``, the native kernel), its OR with the object default at the
 same rate (``trigger.thresholds.shared_rate``), and its logic by da4ml's cost (adder bits, which
 track the open-source estimate's LUTs) and latency at 200 MHz -- the budget is 23,640 LUTs and 50 ns.
@@ -19,6 +20,7 @@ import argparse
 import os
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +51,10 @@ def main() -> int:
     parser.add_argument("--data", type=Path, required=True, help="SM events with CaloRegions (trained on)")
     parser.add_argument("--signal", type=Path, action="append", default=[], help="signal events with CaloRegions")
     parser.add_argument("--heldout", type=Path, action="append", default=[], help="more SM events nothing trained on")
-    parser.add_argument("--precision", action="append", default=None, metavar="W,A,I[,H[,C]]",
+    parser.add_argument("--precision", action="append", default=None, metavar="W,A,I[,H[,C[,S]]]",
                         help="weight bits, ReLU bits, ReLU integer bits of a student, and optionally the dense layer's "
-                             "width (default 16) and the convolution's weight bits (default: the weight bits); "
+                             "width (default 16), the convolution's weight bits (default: the weight bits) and the per cent of "
+                             "the dense layer's weights pruned (default 0); "
                              f"default students: {' '.join(PRECISIONS)}")
     parser.add_argument("--teacher-epochs", type=int, default=20)
     parser.add_argument("--student-epochs", type=int, default=60)
@@ -60,6 +63,7 @@ def main() -> int:
 
     from firmware.bundle import bundle_for
     from models.artifact import load_artifact
+    from models.pruning import kernel_sparsity
     from models.region_distill import RegionTraining, region_images, train_student, train_teacher
     from models.regions import cicada_student
     from trigger.sample import default_model
@@ -76,16 +80,18 @@ def main() -> int:
         weight_bits, relu_bits, relu_integer = values[:3]
         hidden = values[3] if len(values) > 3 else 16
         conv_bits = values[4] if len(values) > 4 else weight_bits
+        sparsity = values[5] / 100 if len(values) > 5 else 0.0
         shape = cicada_student(hidden=hidden, weight_bits=weight_bits, activation=(relu_bits, relu_integer),
                                conv_weight_bits=conv_bits)
-        student = train_student(teacher, train, validation, settings, shape, log=sys.stdout)
+        student = train_student(teacher, train, validation, replace(settings, sparsity=sparsity), shape, log=sys.stdout)
         sm_qkeras = student.predict(region_images(samples["SM"][0]), batch_size=4096, verbose=0)[:, 0].astype(np.float64)
         with tempfile.TemporaryDirectory() as tmp:
             _, firmware = student_firmware(student, sm_qkeras, FPRS[0], Path(tmp) / "hls")
         scores = {k: firmware.scores(r) for k, (r, _) in samples.items()}
         entry = results["students"][text] = {"weight_bits": weight_bits, "relu_bits": relu_bits,
                                              "relu_integer": relu_integer, "hidden": hidden,
-                                             "conv_weight_bits": conv_bits,
+                                             "conv_weight_bits": conv_bits, "sparsity": sparsity,
+                                             "zero_weights": kernel_sparsity(student),
                                              "parameters": int(student.count_params()), **logic(firmware.emulator),
                                              "native_kernel": firmware.native is not None, "points": {}, "or": {}}
         for fpr in FPRS:

@@ -37,6 +37,7 @@ class RegionTraining:
     learning_rate: float = 1e-3
     patience: int = 6  # epochs without a better validation loss before stopping
     seed: int = 1
+    sparsity: float = 0.0  # the student's large layers pruned to this fraction of zeros (models.pruning)
 
 
 @dataclass(frozen=True)
@@ -95,13 +96,13 @@ def student_targets(mse: NDArray[np.floating[Any]]) -> NDArray[np.float32]:
 
 
 def _fit(model: Any, x: Any, y: Any, validation: tuple[Any, Any], epochs: int, settings: RegionTraining,
-         loss: str, log: TextIO | None) -> None:
+         loss: str, log: TextIO | None, callbacks: tuple[Any, ...] = ()) -> None:
     import tensorflow as tf
 
     model.compile(optimizer=tf.keras.optimizers.Adam(settings.learning_rate), loss=loss)
     stop = tf.keras.callbacks.EarlyStopping(patience=settings.patience, restore_best_weights=True)
     history = model.fit(x, y, validation_data=validation, epochs=epochs, batch_size=settings.batch_size,
-                        callbacks=[stop], verbose=0, shuffle=True)
+                        callbacks=[stop, *callbacks], verbose=0, shuffle=True)
     if log is not None:
         losses = history.history["val_loss"]
         print(f"  {model.name}: {len(losses)} epochs, best validation {loss} {min(losses):.5g}", file=log)
@@ -121,7 +122,9 @@ def train_teacher(train: NDArray[np.integer[Any]], validation: NDArray[np.intege
 def train_student(teacher: Any, train: NDArray[np.integer[Any]], validation: NDArray[np.integer[Any]],
                   settings: RegionTraining | None = None, student: Any = None, log: TextIO | None = None) -> Any:
     """A student (default: ``cicada_student`` with 8-bit weights and 10-bit ReLUs of 6 integer bits,
-    CICADA v2's) trained on the teacher's targets of the same SM events."""
+    CICADA v2's) trained on the teacher's targets of the same SM events, its large layers pruned to
+    ``settings.sparsity`` when that is above 0."""
+    from models.pruning import pruned_fit
     from models.regions import cicada_student
 
     settings = settings or RegionTraining()
@@ -129,6 +132,9 @@ def train_student(teacher: Any, train: NDArray[np.integer[Any]], validation: NDA
     x, x_val = region_images(train), region_images(validation)
     y, y_val = student_targets(teacher_mse(teacher, x)), student_targets(teacher_mse(teacher, x_val))
     student = student if student is not None else cicada_student(weight_bits=8, activation=(10, 6))
+    if settings.sparsity > 0:
+        return pruned_fit(student, settings.sparsity, lambda network, callbacks: _fit(
+            network, x, y, (x_val, y_val), settings.student_epochs, settings, "mae", log, tuple(callbacks)))
     _fit(student, x, y, (x_val, y_val), settings.student_epochs, settings, "mae", log)
     return student
 
