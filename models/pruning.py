@@ -3,8 +3,8 @@
 A weight the firmware multiplies by zero costs no logic: hls4ml's and da4ml's constant
 multiplications drop it. :func:`pruned_fit` wraps every ``QDense``/``QConv2D`` with at least
 ``min_weights`` kernel entries in ``tfmot.sparsity.keras.prune_low_magnitude`` at a constant
-``sparsity`` (the smallest weights zeroed, the mask refreshed every ``frequency`` steps from the
-first), trains the wrapped copy, and writes its stripped weights back into the original network,
+``sparsity`` (the smallest weights zeroed at the first step, the mask refreshed every ``frequency``
+steps), trains the wrapped copy, and writes its stripped weights back into the original network,
 which keeps its layers and names. Small layers (the convolution's 16 weights, the output's 16) are
 left whole: each of their weights is shared by many products.
 """
@@ -38,7 +38,9 @@ def pruned_fit(model: Any, sparsity: float, fit: Callable[[Any, list[Any]], None
     if not 0.0 < sparsity < 1.0:
         msg = f"sparsity must be in (0, 1), got {sparsity}"
         raise ValueError(msg)
-    schedule = tfmot.sparsity.keras.ConstantSparsity(sparsity, begin_step=0, frequency=frequency)
+    # the wrapper counts steps from 1: pruned at the first training step, so every epoch early stopping may
+    # restore is already at the sparsity
+    schedule = tfmot.sparsity.keras.ConstantSparsity(sparsity, begin_step=1, frequency=frequency)
 
     def wrap(layer: Any) -> Any:
         copy = layer.__class__.from_config(layer.get_config())

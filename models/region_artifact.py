@@ -66,6 +66,7 @@ class RegionSpec(Record):
     conv_weight_bits: int = 0  # of the convolution; 0: weight_bits
     activation_bits: int = 10  # quantized_relu(bits, integer)
     activation_integer: int = 6
+    sparsity: float = 0.0  # the dense layer's weights pruned to this fraction of zeros while training
     output_type: str = "ap_fixed<12,9,AP_RND,AP_SAT_SYM>"  # the student's output in firmware
     teacher_epochs: int = 20
     student_epochs: int = 60
@@ -79,11 +80,13 @@ class RegionSpec(Record):
     def problem(self) -> str | None:
         if min(self.filters, self.hidden, self.weight_bits, self.activation_bits) < 1 or self.conv_weight_bits < 0:
             return "filters, hidden and the bit widths must be positive"
+        if not 0.0 <= self.sparsity < 1.0:
+            return f"sparsity must be in [0, 1), got {self.sparsity}"
         return None
 
     def training(self) -> RegionTraining:
         return RegionTraining(self.teacher_epochs, self.student_epochs, self.batch_size, self.learning_rate,
-                              self.patience, self.seed)
+                              self.patience, self.seed, self.sparsity)
 
     def student(self) -> Any:
         """The untrained QKeras student of this shape."""

@@ -17,7 +17,8 @@ REGIONS = FixedType.parse(REGION_GRID)  # 10-bit region energies, as CICADA's in
 
 def _student(seed: int) -> Any:
     """The CICADA-shaped student with its seed's random weights (Glorot's ranges) and batch-norm
-    statistics, all drawn here: the same model whatever ran before in the process."""
+    statistics, all drawn here: the same model whatever ran before in the process. Its dense layer
+    is pruned as ``train-regions --sparsity 0.75`` leaves it: the smallest 3 in 4 weights are zero."""
     from models.regions import cicada_student
 
     rng = np.random.default_rng(seed)
@@ -25,7 +26,10 @@ def _student(seed: int) -> Any:
     for name in ("conv", "dense", "output"):
         kernel, bias = model.get_layer(name).get_weights()
         limit = np.sqrt(6 / (np.prod(kernel.shape[:-1]) + kernel.shape[-1]))
-        model.get_layer(name).set_weights([rng.uniform(-limit, limit, kernel.shape), rng.uniform(-0.1, 0.1, bias.shape)])
+        kernel = rng.uniform(-limit, limit, kernel.shape)
+        if name == "dense":
+            kernel[np.abs(kernel) < np.quantile(np.abs(kernel), 0.75)] = 0.0
+        model.get_layer(name).set_weights([kernel, rng.uniform(-0.1, 0.1, bias.shape)])
     model.get_layer("norm").set_weights([rng.uniform(0.5, 2.0, 16), rng.uniform(-1, 1, 16),
                                          rng.uniform(-20, 20, 16), rng.uniform(5, 400, 16)])
     return model

@@ -202,3 +202,11 @@ def test_the_report_puts_the_region_model_beside_the_object_model_and_their_or(
     cells = view["signals"]["hot-region"]
     assert cells["either"]["count"] == cells["objects"]["count"] + cells["regions_only"]["count"]
     assert "Objects and calorimeter regions" in page.read_text()
+
+
+def test_train_regions_refuses_a_sparsity_outside_0_to_1_in_one_line(region_files: dict[str, Path], tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["train-regions", "--data", str(region_files["sm"]), "--out", str(tmp_path / "m"), "--sparsity", "1"]
+    assert trigger_main(args) == 2
+    assert "--sparsity must be in [0, 1), got 1.0" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()

@@ -7,7 +7,9 @@ import pytest
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
+from models.pruning import kernel_sparsity, pruned_fit
 from models.region_distill import RegionTraining, region_images, student_targets, teacher_mse, train_region_models
+from models.regions import cicada_student
 from trigger.schema import REGION_MAX_COUNT
 
 
@@ -44,3 +46,21 @@ def test_the_teacher_learns_sm_and_the_student_follows_it() -> None:
     assert spearmanr(student_sm, sm_mse).statistic > 0.5  # on SM it orders events as its teacher does
     labels = np.r_[np.zeros(len(sm)), np.ones(len(hot))]
     assert roc_auc_score(labels, np.r_[student_sm, student_hot]) > 0.9  # and it never saw a hot region
+
+
+def test_a_pruned_student_zeroes_its_dense_layer_and_still_follows_its_teacher() -> None:
+    train, validation = _sm_like(3000, 1), _sm_like(600, 2)
+    settings = RegionTraining(teacher_epochs=8, student_epochs=12, batch_size=128, sparsity=0.8)
+    models = train_region_models(train, validation, settings)
+    zeros = kernel_sparsity(models.student)
+    assert zeros["dense"] >= 0.8  # 252 x 16: pruned (quantization may zero a few more)
+    assert zeros["conv"] < 0.5  # 16 weights, each in 63 products: left whole
+    assert [layer.name for layer in models.student.layers] == [layer.name for layer in cicada_student().layers]
+    sm = region_images(_sm_like(500, 3))
+    predicted = models.student.predict(sm, verbose=0)[:, 0]
+    assert spearmanr(predicted, teacher_mse(models.teacher, sm)).statistic > 0.5
+
+
+def test_pruning_refuses_a_sparsity_outside_0_to_1() -> None:
+    with pytest.raises(ValueError, match="sparsity must be in"):
+        pruned_fit(cicada_student(), 1.0, lambda *_: None)

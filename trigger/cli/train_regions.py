@@ -22,7 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--weight-bits", type=int, default=8, help="the student's dense weights (QKeras bits)")
     parser.add_argument("--conv-weight-bits", type=int, default=0,
                         help="the student's convolution weights (default: --weight-bits)")
+    parser.add_argument("--activation-bits", type=int, default=10, help="the student's ReLU outputs (QKeras bits)")
+    parser.add_argument("--activation-integer", type=int, default=6, help="integer bits of the student's ReLU outputs")
     parser.add_argument("--hidden", type=int, default=16, help="the student's dense units")
+    parser.add_argument("--sparsity", type=float, default=0.0,
+                        help="prune this fraction of the dense layer's weights to zero while training (0: none)")
     parser.add_argument("--max-events", type=int, default=0, help="use the first N events (default: all)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--name", default="cicada-student", help="the model's name")
@@ -36,8 +40,12 @@ def run(args: argparse.Namespace) -> int:
     if args.out.exists() and any(args.out.iterdir()) and not args.overwrite:
         msg = f"{args.out} exists and is not empty; pass --overwrite to replace it"
         raise UsageError(msg)
+    if not 0.0 <= args.sparsity < 1.0:
+        msg = f"--sparsity must be in [0, 1), got {args.sparsity}"
+        raise UsageError(msg)
     spec = RegionSpec(name=args.name, hidden=args.hidden, weight_bits=args.weight_bits,
-                      conv_weight_bits=args.conv_weight_bits, teacher_epochs=args.teacher_epochs,
+                      conv_weight_bits=args.conv_weight_bits, activation_bits=args.activation_bits,
+                      activation_integer=args.activation_integer, sparsity=args.sparsity, teacher_epochs=args.teacher_epochs,
                       student_epochs=args.student_epochs, seed=args.seed, max_events=args.max_events)
     artifact = train_region_artifact(args.data, args.out, spec, log=sys.stdout)
     print(f"region model written to {artifact.path} (student and teacher; thresholds at FPR 1e-3 of the held-out "
