@@ -1,13 +1,16 @@
 """Events per second of the region firmware's scorers against hls4ml's C-simulation on region images.
 
-The network is the CICADA-shaped student (``models.regions.cicada_student``: QConv2D 4 filters
-2 x 2 stride 2 on the 18 x 14 regions, dense 16 with batch norm, dense 1) with random weights and
-batch-norm statistics -- no trained region model is bundled yet -- ending in the firmware's score
-and decision. Three scorers read the same sparse 10-bit region images, one thread each: the numpy
-emulator, ``firmware.region_scoring.RegionFirmware`` (its native integer kernel) and hls4ml's
-C-simulation. Every event the C-simulation scored is compared with both, score and decision.
+The network is a region model's firmware (``--model DIR``, a calibrated ``trigger train-regions``
+directory: its stored bundle, converted again for the C-simulation) or, without it, the CICADA-shaped
+student (``models.regions.cicada_student``: QConv2D 4 filters 2 x 2 stride 2 on the 18 x 14 regions,
+dense 16 with batch norm, dense 1) with random weights and batch-norm statistics, ending in the
+firmware's score and decision. The events are ``--data``'s ``CaloRegions`` (repeated up to
+``--events``) or random sparse 10-bit images. Three scorers read the same events, one thread each:
+the numpy emulator, ``firmware.region_scoring.RegionFirmware`` (its native integer kernel) and
+hls4ml's C-simulation. Every event the C-simulation scored is compared with both, score and decision.
 
-    python benchmarks/region_emulator.py [--events 50000] [--csim-events 5000] [--json out.json]
+    python benchmarks/region_emulator.py [--model DIR] [--data REGIONS.h5] [--events 50000]
+                                         [--csim-events 5000] [--json out.json]
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -33,21 +37,32 @@ def regions(n: int, seed: int, occupancy: float = 0.15) -> np.ndarray:
     return (rng.integers(0, 1024, (n, 18, 14, 1)) * (rng.random((n, 18, 14, 1)) < occupancy)).astype(np.float64)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=50_000)
-    parser.add_argument("--csim-events", type=int, default=5_000, help="the C-sim is slow: fewer events")
-    parser.add_argument("--batch", type=int, default=8192)
-    parser.add_argument("--json", type=Path, default=None)
-    args = parser.parse_args()
+def read_regions(path: Path, n: int) -> np.ndarray:
+    """The first ``n`` events' CaloRegions of ``path`` (repeated when it has fewer), (N, 18, 14, 1) float64."""
+    from trigger.events import open_events
 
+    with open_events(path) as events:
+        counts = events.read_regions(0, min(n, events.n_events))
+    return np.resize(counts, (n, *counts.shape[1:])).astype(np.float64)[..., None]
+
+
+def model_firmware(path: Path, hls_dir: Path) -> tuple[Any, Any, str]:
+    """A region model's C-simulation and emulator, deciding at its stored threshold, and its name."""
+    from firmware.check import csim_and_bundle
+    from models.region_artifact import load_region_artifact
+
+    artifact = load_region_artifact(path)
+    hls_model, bundle = csim_and_bundle(artifact, hls_dir)
+    return hls_model, bundle.emulator, f"{artifact.name} ({path.name})"
+
+
+def random_firmware(x: np.ndarray, hls_dir: Path) -> tuple[Any, Any, str]:
+    """The CICADA-shaped student with random weights, accepting about 1 % of ``x``: C-simulation, emulator, name."""
     import tensorflow as tf
 
-    from firmware.check import csim_outputs
     from firmware.convert import convert_network
     from firmware.emulator import Emulator
     from firmware.head import HeadTypes, with_decision
-    from firmware.region_scoring import RegionFirmware
     from models.regions import REGION_GRID, cicada_student
     from trigger.fixed import FixedType
 
@@ -56,14 +71,31 @@ def main() -> int:
     rng = np.random.default_rng(3)
     network.get_layer("norm").set_weights([rng.uniform(0.5, 2.0, 16), rng.uniform(-1, 1, 16),
                                            rng.uniform(-20, 20, 16), rng.uniform(5, 400, 16)])
-    x = regions(args.events, seed=4)
     types = HeadTypes.declare("ap_fixed<12,6,AP_RND,AP_SAT_SYM>", "", 1)
     raw = network.predict(x[:5000], verbose=0)[:, 0]
     model, precisions = with_decision(network, False, types, int(np.quantile(raw**2, 0.99) * 2**types.score.fractional))
+    hls_model = convert_network(model, FixedType.parse(REGION_GRID), hls_dir, "cicada_student", precisions,
+                                compile=True)
+    return hls_model, Emulator.from_hls_model(hls_model), "cicada_student (random weights)"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=None, help="a calibrated region model (default: random weights)")
+    parser.add_argument("--data", type=Path, default=None, help="events with CaloRegions (default: random images)")
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--csim-events", type=int, default=5_000, help="the C-sim is slow: fewer events")
+    parser.add_argument("--batch", type=int, default=8192)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+
+    from firmware.check import csim_outputs
+    from firmware.region_scoring import RegionFirmware
+
+    x = read_regions(args.data, args.events) if args.data else regions(args.events, seed=4)
     with tempfile.TemporaryDirectory() as tmp, threadpool_limits(1):
-        hls_model = convert_network(model, FixedType.parse(REGION_GRID), Path(tmp) / "hls", "cicada_student", precisions,
-                                    compile=True)
-        emulator = Emulator.from_hls_model(hls_model)
+        hls_model, emulator, name = (model_firmware(args.model, Path(tmp) / "hls") if args.model
+                                     else random_firmware(x, Path(tmp) / "hls"))
         firmware = RegionFirmware(emulator)
         if firmware.native is None:
             print("the native region kernel is not available here (no g++?)", file=sys.stderr)
@@ -76,7 +108,8 @@ def main() -> int:
     exact = int(np.all(emu_out[: len(xc)] == csim_out, axis=1).sum())
     native = native_scores[: len(xc)]
     native_exact = int(np.sum((native == emulator.scores(csim_out)) & ((native > firmware.threshold) == csim_out[:, 1])))
-    result = {"network": "cicada_student (random weights)", "events": len(x), "csim_events": len(xc),
+    source = args.data.name if args.data else "random sparse images"
+    result = {"network": name, "data": source, "events": len(x), "csim_events": len(xc),
               "batch": args.batch, "emulator_events_per_s": emu_rate, "native_events_per_s": native_rate,
               "csim_events_per_s": csim_rate, "emulator_over_csim": emu_rate / csim_rate,
               "native_over_csim": native_rate / csim_rate, "emulator_exact_events": exact,
@@ -86,9 +119,10 @@ def main() -> int:
           f"score and decision equal on {exact:,} and {native_exact:,} of {len(xc):,} events "
           f"({result['accepted_csim']} accepted)")
     if args.json:
+        label = "region student" if args.model else "region student (random weights)"
         write_result(args.json, result, headline={
-            "region student (random weights): numpy emulator / C-simulation": f"{emu_rate / csim_rate:.0f}x",
-            "region student (random weights): native kernel / C-simulation": f"{native_rate / csim_rate:.0f}x"})
+            f"{label}: numpy emulator / C-simulation": f"{emu_rate / csim_rate:.0f}x",
+            f"{label}: native kernel / C-simulation": f"{native_rate / csim_rate:.0f}x"})
     return 0 if exact == native_exact == len(xc) else 1
 
 
