@@ -47,7 +47,8 @@ def region_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def trained(region_files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("model") / "cicada"
     assert trigger_main(["train-regions", "--data", str(region_files["sm"]), "--out", str(out), "--teacher-epochs",
-                         "6", "--student-epochs", "10", "--weight-bits", "6", "--hidden", "8"]) == 0
+                         "6", "--student-epochs", "10", "--weight-bits", "6", "--hidden", "8", "--conv-weight-bits", "0",
+                         "--sparsity", "0"]) == 0
     return out
 
 
