@@ -195,7 +195,7 @@ models: calibration-sample tail-samples
 	$(BIN)/trigger evaluate $(foreach m,$(MODELS),--model $(ARTIFACTS)/$(m)) --background $(CALIBRATION) $(SIGNALS) --json $(ARTIFACTS)/evaluation.json
 
 ## calibration-regions: the calibration sample's recipe (seed 2, 1,000,000 SM events) with CaloRegions (not
-## bundled: about 3.5 h on 2 cores, resumable: run it again after an interruption), checked against its record
+## bundled: about 3 h on 2 idle cores, resumable: run it again after an interruption), checked against its record
 REGIONS_CALIBRATION := data/calibration/sm_cocktail_calibration_regions.h5
 calibration-regions: $(STAMP)
 	mkdir -p $(dir $(REGIONS_CALIBRATION))
