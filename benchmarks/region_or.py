@@ -67,11 +67,12 @@ def main() -> int:
     results = {"model": args.model.name, "object_model": object_path.name, "background": args.background.name,
                "sm_events": len(samples["SM"][0]), "fpr": fpr, "alone": alone, "or": both}
     if args.json:
-        cell = "{} / {} / {}".format
+        shown = [s for s in signals if s in ("leptoquark", "htautau")] or signals
         write_result(args.json, results, headline={
-            f"{args.accept_rate}, {s}: regions / objects / their OR ({len(samples['SM'][0]):,} SM events)": cell(
-                percent(alone["regions"][s]), percent(alone["objects"][s]), percent(both["signals"][s]["either"]))
-            for s in signals if s in ("leptoquark", "htautau")})
+            f"{args.accept_rate} of {len(samples['SM'][0]):,} SM events, regions / objects / their OR: "
+            + ", ".join(shown): "; ".join(
+                f"{percent(alone['regions'][s])} / {percent(alone['objects'][s])} / "
+                f"{percent(both['signals'][s]['either'])}" for s in shown)})
     return 0
 
 
