@@ -209,5 +209,5 @@ def test_train_regions_refuses_a_sparsity_outside_0_to_1_in_one_line(region_file
                                                                       capsys: pytest.CaptureFixture[str]) -> None:
     args = ["train-regions", "--data", str(region_files["sm"]), "--out", str(tmp_path / "m"), "--sparsity", "1"]
     assert trigger_main(args) == 2
-    assert "--sparsity must be in [0, 1), got 1.0" in capsys.readouterr().err
+    assert "sparsity must be in [0, 1), got 1.0" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()

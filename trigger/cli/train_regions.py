@@ -41,13 +41,14 @@ def run(args: argparse.Namespace) -> int:
     if args.out.exists() and any(args.out.iterdir()) and not args.overwrite:
         msg = f"{args.out} exists and is not empty; pass --overwrite to replace it"
         raise UsageError(msg)
-    if not 0.0 <= args.sparsity < 1.0:
-        msg = f"--sparsity must be in [0, 1), got {args.sparsity}"
-        raise UsageError(msg)
     spec = RegionSpec(name=args.name, hidden=args.hidden, weight_bits=args.weight_bits,
                       conv_weight_bits=args.conv_weight_bits, activation_bits=args.activation_bits,
-                      activation_integer=args.activation_integer, sparsity=args.sparsity, teacher_epochs=args.teacher_epochs,
-                      student_epochs=args.student_epochs, seed=args.seed, max_events=args.max_events)
+                      activation_integer=args.activation_integer, sparsity=args.sparsity,
+                      teacher_epochs=args.teacher_epochs, student_epochs=args.student_epochs, seed=args.seed,
+                      max_events=args.max_events)
+    problem = spec.problem()
+    if problem:
+        raise UsageError(problem)
     artifact = train_region_artifact(args.data, args.out, spec, log=sys.stdout)
     print(f"region model written to {artifact.path} (student and teacher; thresholds at FPR 1e-3 of the held-out "
           f"split until `trigger calibrate`)")
