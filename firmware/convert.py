@@ -11,6 +11,7 @@ a model's multiplicity prior: its two outputs are the score and the trigger bit.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -126,10 +127,15 @@ def _input_grid(artifact: TriggerModel) -> FixedType:
 def network_hls_config(network: Any, input_type: FixedType, precisions: dict[str, str] | None = None) -> dict[str, Any]:
     """:func:`hls_config` for any Keras ``network`` whose inputs are on ``input_type``'s grid."""
     import hls4ml
+    import tensorflow as tf
 
     config: dict[str, Any] = hls4ml.utils.config_from_keras_model(network, granularity="name", backend="Vitis",
                                                   default_precision="ap_fixed<16,6>")
     config["Model"]["Strategy"] = "Latency"
+    for layer in network.layers:  # a convolution fully parallel: one partition, so the top pipelines at II = 1
+        if isinstance(layer, tf.keras.layers.Conv1D | tf.keras.layers.Conv2D):
+            positions = math.prod(layer.output_shape[1:-1])
+            config["LayerName"][layer.name]["ParallelizationFactor"] = positions
     input_layer = network.layers[0].name
     config["LayerName"][input_layer]["Precision"]["result"] = (
         f"{'ap_fixed' if input_type.signed else 'ap_ufixed'}<{input_type.width},{input_type.integer}>")

@@ -120,6 +120,14 @@ def test_firmware_check_compares_the_csim_on_region_events(calibrated: Path, reg
     assert not (tmp_path / "x").exists()
 
 
+def test_the_vendor_scripts_pipeline_the_convolution_at_ii_1(calibrated: Path, tmp_path: Path) -> None:
+    # hls4ml puts a partitioned convolution under DATAFLOW; fully parallel, the top pipelines as a dense one's
+    out = tmp_path / "synth"
+    assert trigger_main(["firmware", "synth", "--model", str(calibrated), "--out", str(out), "--dry-run"]) == 0
+    top = (out / "firmware" / "cicada_student.cpp").read_text()
+    assert "#pragma HLS PIPELINE II=1" in top and "DATAFLOW" not in top
+
+
 @pytest.mark.slow
 def test_a_region_file_replays_deciding_every_event_as_the_firmware(calibrated: Path, region_files: dict[str, Path],
                                                                      tmp_path: Path) -> None:
