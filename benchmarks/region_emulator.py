@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 from emulator import events_per_second
 from record import write_result
+from regions import student_firmware
 from threadpoolctl import threadpool_limits
 
 
@@ -47,36 +48,30 @@ def read_regions(path: Path, n: int) -> np.ndarray:
 
 
 def model_firmware(path: Path, hls_dir: Path) -> tuple[Any, Any, str]:
-    """A region model's C-simulation and emulator, deciding at its stored threshold, and its name."""
+    """A region model's C-simulation and firmware, deciding at its stored threshold, and its name."""
     from firmware.check import csim_and_bundle
+    from firmware.region_scoring import RegionFirmware
     from models.region_artifact import load_region_artifact
 
     artifact = load_region_artifact(path)
     hls_model, bundle = csim_and_bundle(artifact, hls_dir)
-    return hls_model, bundle.emulator, f"{artifact.name} ({path.name})"
+    return hls_model, RegionFirmware(bundle.emulator), f"{artifact.name} ({path.name})"
 
 
 def random_firmware(x: np.ndarray, hls_dir: Path) -> tuple[Any, Any, str]:
-    """The CICADA-shaped student with random weights, accepting about 1 % of ``x``: C-simulation, emulator, name."""
+    """The CICADA-shaped student with random weights, accepting about 1 % of ``x``: C-simulation, firmware, name."""
     import tensorflow as tf
 
-    from firmware.convert import convert_network
-    from firmware.emulator import Emulator
-    from firmware.head import HeadTypes, with_decision
-    from models.regions import REGION_GRID, cicada_student
-    from trigger.fixed import FixedType
+    from models.regions import cicada_student
 
     tf.random.set_seed(3)
     network = cicada_student()
     rng = np.random.default_rng(3)
     network.get_layer("norm").set_weights([rng.uniform(0.5, 2.0, 16), rng.uniform(-1, 1, 16),
                                            rng.uniform(-20, 20, 16), rng.uniform(5, 400, 16)])
-    types = HeadTypes.declare("ap_fixed<12,6,AP_RND,AP_SAT_SYM>", "", 1)
-    raw = network.predict(x[:5000], verbose=0)[:, 0]
-    model, precisions = with_decision(network, False, types, int(np.quantile(raw**2, 0.99) * 2**types.score.fractional))
-    hls_model = convert_network(model, FixedType.parse(REGION_GRID), hls_dir, "cicada_student", precisions,
-                                compile=True)
-    return hls_model, Emulator.from_hls_model(hls_model), "cicada_student (random weights)"
+    raw = network.predict(x[:5000], verbose=0)[:, 0].astype(np.float64)
+    hls_model, firmware = student_firmware(network, raw, 0.01, hls_dir)
+    return hls_model, firmware, "cicada_student (random weights)"
 
 
 def main() -> int:
@@ -90,13 +85,12 @@ def main() -> int:
     args = parser.parse_args()
 
     from firmware.check import csim_outputs
-    from firmware.region_scoring import RegionFirmware
 
     x = read_regions(args.data, args.events) if args.data else regions(args.events, seed=4)
     with tempfile.TemporaryDirectory() as tmp, threadpool_limits(1):
-        hls_model, emulator, name = (model_firmware(args.model, Path(tmp) / "hls") if args.model
+        hls_model, firmware, name = (model_firmware(args.model, Path(tmp) / "hls") if args.model
                                      else random_firmware(x, Path(tmp) / "hls"))
-        firmware = RegionFirmware(emulator)
+        emulator = firmware.emulator
         if firmware.native is None:
             print("the native region kernel is not available here (no g++?)", file=sys.stderr)
             return 1
